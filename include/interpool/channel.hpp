@@ -1,0 +1,135 @@
+// A multi-producer multi-consumer FIFO with an optional bound, blocking put/get
+// with deadlines, and close. Waiting is on event counts (futex), never polling.
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <utility>
+
+#include <interpool/signal.hpp>
+
+namespace interpool {
+
+/// Contract:
+/// - put/get block until they can proceed, the deadline passes, the channel is
+///   closed, or (interruptible waits only) a signal arrives;
+/// - after close(), put fails with Closed; get drains what is left, then Closed;
+/// - an item is moved out of the caller's variable only when put succeeds,
+///   so nothing accepted is lost and nothing refused is consumed;
+/// - size() is a snapshot: it may be stale as soon as it returns.
+/// These methods never touch Python: callers holding a GIL release it around them.
+template <class T>
+class Channel {
+ public:
+  /// maxsize 0 means unbounded.
+  explicit Channel(std::size_t maxsize = 0) : maxsize_(maxsize) {}
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  WaitResult put(T& item, const Deadline& deadline = {}, bool interruptible = false) {
+    for (;;) {
+      std::uint32_t epoch;
+      {
+        std::lock_guard lock(mutex_);
+        if (closed_) return WaitResult::Closed;
+        if (maxsize_ == 0 || items_.size() < maxsize_) {
+          items_.push_back(std::move(item));
+          break;
+        }
+        epoch = not_full_.epoch();
+      }
+      if (deadline.passed()) return WaitResult::Timeout;
+      WaitResult r = not_full_.wait(epoch, deadline, interruptible);
+      if (r == WaitResult::Interrupted) return pass_on(not_full_, r, /*for_put=*/true);
+      // Ready or Timeout: look again, so that a last-moment slot is not missed.
+    }
+    not_empty_.notify_one();
+    return WaitResult::Ready;
+  }
+
+  WaitResult get(T& out, const Deadline& deadline = {}, bool interruptible = false) {
+    for (;;) {
+      std::uint32_t epoch;
+      {
+        std::lock_guard lock(mutex_);
+        if (!items_.empty()) {
+          out = std::move(items_.front());
+          items_.pop_front();
+          break;
+        }
+        if (closed_) return WaitResult::Closed;
+        epoch = not_empty_.epoch();
+      }
+      if (deadline.passed()) return WaitResult::Timeout;
+      WaitResult r = not_empty_.wait(epoch, deadline, interruptible);
+      if (r == WaitResult::Interrupted) return pass_on(not_empty_, r, /*for_put=*/false);
+    }
+    if (maxsize_ != 0) not_full_.notify_one();
+    return WaitResult::Ready;
+  }
+
+  /// Refuses further puts and wakes every waiter. Items already in stay gettable.
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+
+  /// Takes every item out at once (e.g. to cancel them).
+  std::deque<T> drain() {
+    std::deque<T> out;
+    {
+      std::lock_guard lock(mutex_);
+      out.swap(items_);
+    }
+    not_full_.notify_all();
+    return out;
+  }
+
+  /// Visits each item under the lock; `fn` returns false to remove the item.
+  template <class Fn>
+  void retain(Fn&& fn) {
+    {
+      std::lock_guard lock(mutex_);
+      std::erase_if(items_, [&](T& item) { return !fn(item); });
+    }
+    not_full_.notify_all();
+  }
+
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return items_.size();
+  }
+  bool closed() const {
+    std::lock_guard lock(mutex_);
+    return closed_;
+  }
+  std::size_t maxsize() const noexcept { return maxsize_; }
+
+ private:
+  // A waiter that leaves because of a signal may have consumed a notify_one
+  // meant for the condition it waited on; hand it on so no other waiter sleeps
+  // through an item (or a free slot) that is there.
+  WaitResult pass_on(Signal& signal, WaitResult r, bool for_put) {
+    bool ready;
+    {
+      std::lock_guard lock(mutex_);
+      ready = for_put ? (maxsize_ == 0 || items_.size() < maxsize_) : !items_.empty();
+    }
+    if (ready) signal.notify_one();
+    return r;
+  }
+
+  const std::size_t maxsize_;
+  mutable std::mutex mutex_;
+  std::deque<T> items_;
+  bool closed_ = false;
+  Signal not_empty_;
+  Signal not_full_;
+};
+
+}  // namespace interpool

@@ -1,0 +1,64 @@
+// Waiting without polling: deadlines and an event count.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace interpool {
+
+/// When a wait gives up. Default: never.
+class Deadline {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Deadline() = default;
+  static Deadline never() { return {}; }
+  /// Already passed: a wait checks once and returns.
+  static Deadline now() { return Deadline(Clock::now()); }
+  static Deadline at(Clock::time_point t) { return Deadline(t); }
+  /// After `seconds` (<= 0 means now).
+  static Deadline after(double seconds) {
+    if (seconds <= 0) return now();
+    return Deadline(Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(seconds)));
+  }
+
+  bool is_never() const noexcept { return !when_; }
+  bool passed() const { return when_ && Clock::now() >= *when_; }
+  std::optional<Clock::time_point> when() const noexcept { return when_; }
+
+ private:
+  explicit Deadline(Clock::time_point t) : when_(t) {}
+  std::optional<Clock::time_point> when_;
+};
+
+/// How a wait ended.
+enum class WaitResult : std::uint8_t {
+  Ready,        ///< the awaited condition holds (or the waiter was notified)
+  Timeout,      ///< the deadline passed
+  Interrupted,  ///< a signal arrived (only for interruptible waits): check for it, then wait again
+  Closed,       ///< the object was closed
+};
+
+/// An event count: a waiter reads epoch(), checks its condition, and if the
+/// condition does not hold sleeps in wait(epoch). Any notify after epoch() was
+/// read makes wait return at once, so no wake-up is lost and nobody polls.
+/// Waiting uses a futex; with interruptible=true a signal delivered to the
+/// waiting thread ends the wait with Interrupted (for Ctrl-C in Python).
+class Signal {
+ public:
+  std::uint32_t epoch() const noexcept { return seq_.load(std::memory_order_seq_cst); }
+  /// Sleeps until notified after `epoch`, the deadline, or (if interruptible) a signal.
+  WaitResult wait(std::uint32_t epoch, const Deadline& deadline, bool interruptible) noexcept;
+  void notify_one() noexcept;
+  void notify_all() noexcept;
+
+ private:
+  void wake(int count) noexcept;
+  std::atomic<std::uint32_t> seq_{0};
+  std::atomic<std::uint32_t> waiters_{0};
+};
+
+}  // namespace interpool

@@ -1,0 +1,160 @@
+// Interpreter-neutral values: what crosses between interpreters.
+//
+// A Value is plain C++ data. It is built from a Python object in the interpreter
+// that owns the object and rebuilt as a new object in the interpreter that
+// receives it; no Python object is ever shared (engine rule 1).
+#pragma once
+
+#include <complex>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace interpool {
+
+/// Kinds of engine objects that cross interpreters by reference (as handles).
+enum class ObjectKind : std::uint8_t { Queue, Interpreter, SharedBuffer, Sync };
+
+/// Base of every engine object that can cross interpreters by reference.
+/// Lifetime is shared: the object lives while any interpreter holds a handle.
+class Shareable {
+ public:
+  virtual ~Shareable() = default;
+  virtual ObjectKind kind() const noexcept = 0;
+};
+
+class Value;
+
+struct None {
+  friend bool operator==(None, None) { return true; }
+};
+/// An int outside the int64 range, as Python's hex text ("-0x1f...").
+struct BigInt {
+  std::string hex;
+  friend bool operator==(const BigInt&, const BigInt&) = default;
+};
+/// Text as UTF-8; lone surrogates are kept with the "surrogatepass" scheme.
+struct Str {
+  std::string utf8;
+  friend bool operator==(const Str&, const Str&) = default;
+};
+struct Bytes {
+  std::string data;
+  friend bool operator==(const Bytes&, const Bytes&) = default;
+};
+struct ByteArray {
+  std::string data;
+  friend bool operator==(const ByteArray&, const ByteArray&) = default;
+};
+struct Tuple {
+  std::vector<Value> items;
+  friend bool operator==(const Tuple&, const Tuple&);
+};
+struct List {
+  std::vector<Value> items;
+  friend bool operator==(const List&, const List&);
+};
+/// Insertion-ordered key/value pairs.
+struct Dict {
+  std::vector<std::pair<Value, Value>> items;
+  friend bool operator==(const Dict&, const Dict&);
+};
+struct Set {
+  std::vector<Value> items;
+  friend bool operator==(const Set&, const Set&);
+};
+struct FrozenSet {
+  std::vector<Value> items;
+  friend bool operator==(const FrozenSet&, const FrozenSet&);
+};
+/// A reference to an engine object (queue, shared buffer, ...).
+struct Handle {
+  std::shared_ptr<Shareable> object;
+  template <class T>
+  std::shared_ptr<T> get() const {
+    return std::dynamic_pointer_cast<T>(object);
+  }
+  friend bool operator==(const Handle&, const Handle&) = default;
+};
+/// A Python object that has no native form, carried as a pickle (protocol 5).
+/// Kept as its own kind so that receivers can refuse it.
+struct Pickled {
+  std::string data;
+  friend bool operator==(const Pickled&, const Pickled&) = default;
+};
+
+/// The kind of a Value; the order matches the alternatives of Value::Data.
+enum class Kind : std::uint8_t {
+  None,
+  Bool,
+  Int,
+  BigInt,
+  Float,
+  Complex,
+  Str,
+  Bytes,
+  ByteArray,
+  Tuple,
+  List,
+  Dict,
+  Set,
+  FrozenSet,
+  Handle,
+  Pickled,
+};
+
+/// Python-style name of a kind ("int", "tuple", ...).
+std::string_view kind_name(Kind kind) noexcept;
+
+class Value {
+ public:
+  using Data = std::variant<None, bool, std::int64_t, BigInt, double, std::complex<double>, Str,
+                            Bytes, ByteArray, Tuple, List, Dict, Set, FrozenSet, Handle, Pickled>;
+
+  Value() = default;
+  Value(None) {}
+  Value(bool b) : data_(b) {}
+  Value(std::int64_t i) : data_(i) {}
+  Value(int i) : data_(std::int64_t{i}) {}
+  Value(double d) : data_(d) {}
+  Value(std::complex<double> c) : data_(c) {}
+  Value(const char* s) : data_(Str{s}) {}
+  Value(std::string s) : data_(Str{std::move(s)}) {}
+  template <class T>
+    requires(std::is_same_v<T, BigInt> || std::is_same_v<T, Str> || std::is_same_v<T, Bytes> ||
+             std::is_same_v<T, ByteArray> || std::is_same_v<T, Tuple> || std::is_same_v<T, List> ||
+             std::is_same_v<T, Dict> || std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> ||
+             std::is_same_v<T, Handle> || std::is_same_v<T, Pickled>)
+  Value(T v) : data_(std::move(v)) {}
+
+  Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
+  bool is(Kind k) const noexcept { return kind() == k; }
+
+  template <class T>
+  const T& get() const {
+    return std::get<T>(data_);
+  }
+  template <class T>
+  T& get() {
+    return std::get<T>(data_);
+  }
+  template <class T>
+  const T* get_if() const noexcept {
+    return std::get_if<T>(&data_);
+  }
+  const Data& data() const noexcept { return data_; }
+
+  /// True if this value or anything inside it is a pickle.
+  bool contains_pickle() const noexcept;
+
+  friend bool operator==(const Value& a, const Value& b) { return a.data_ == b.data_; }
+
+ private:
+  Data data_;
+};
+
+}  // namespace interpool

@@ -1,0 +1,416 @@
+#include "core/convert.hpp"
+
+#include <atomic>
+#include <climits>
+#include <vector>
+
+namespace interpool {
+
+// ---------------------------------------------------------------------------
+// Small owning reference, local to this file's conversions
+// ---------------------------------------------------------------------------
+
+namespace {
+
+struct Ref {
+  PyObject* p = nullptr;
+  Ref() = default;
+  explicit Ref(PyObject* o) : p(o) {}
+  Ref(const Ref&) = delete;
+  Ref& operator=(const Ref&) = delete;
+  ~Ref() { Py_XDECREF(p); }
+  PyObject* release() { return std::exchange(p, nullptr); }
+  explicit operator bool() const { return p != nullptr; }
+};
+
+std::atomic<HandleCodec*> g_codec{nullptr};
+
+std::string_view type_name(PyObject* obj) {
+  const char* name = Py_TYPE(obj)->tp_name;
+  const char* dot = nullptr;
+  for (const char* c = name; *c; ++c)
+    if (*c == '.') dot = c;
+  return dot ? std::string_view(dot + 1) : std::string_view(name);
+}
+
+bool utf8_of(PyObject* str, std::string& out) {
+  Py_ssize_t size = 0;
+  if (const char* data = PyUnicode_AsUTF8AndSize(str, &size)) {
+    out.assign(data, static_cast<std::size_t>(size));
+    return true;
+  }
+  // Lone surrogates: keep them, as the "surrogatepass" scheme does.
+  PyErr_Clear();
+  Ref bytes(PyUnicode_AsEncodedString(str, "utf-8", "surrogatepass"));
+  if (!bytes) return false;
+  out.assign(PyBytes_AS_STRING(bytes.p), static_cast<std::size_t>(PyBytes_GET_SIZE(bytes.p)));
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Python -> Value
+// ---------------------------------------------------------------------------
+
+class ToValue {
+ public:
+  ToValue(std::string_view where, const ToValueOptions& options)
+      : where_(where), options_(options) {}
+
+  Value convert(PyObject* obj) {
+    if (obj == Py_None) return None{};
+    PyTypeObject* type = Py_TYPE(obj);
+    if (type == &PyBool_Type) return obj == Py_True;
+    if (type == &PyLong_Type) return from_int(obj);
+    if (type == &PyFloat_Type) return PyFloat_AS_DOUBLE(obj);
+    if (type == &PyUnicode_Type) {
+      Str s;
+      if (!utf8_of(obj, s.utf8)) throw PythonErrorSet();
+      return s;
+    }
+    if (type == &PyBytes_Type)
+      return Bytes{std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
+    if (type == &PyByteArray_Type)
+      return ByteArray{std::string(PyByteArray_AS_STRING(obj),
+                                   static_cast<std::size_t>(PyByteArray_GET_SIZE(obj)))};
+    if (type == &PyComplex_Type)
+      return std::complex<double>(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj));
+    if (type == &PyTuple_Type) return Tuple{sequence(obj)};
+    if (type == &PyList_Type) return List{sequence(obj)};
+    if (type == &PyDict_Type) return dict(obj);
+    if (type == &PySet_Type) return Set{set(obj)};
+    if (type == &PyFrozenSet_Type) return FrozenSet{set(obj)};
+    if (HandleCodec* codec = g_codec.load(std::memory_order_acquire); codec && codec->to_handle) {
+      Handle h;
+      int rc = codec->to_handle(obj, &h.object);
+      if (rc < 0) throw PythonErrorSet();
+      if (rc > 0) return h;
+    }
+    return pickle(obj);
+  }
+
+ private:
+  struct Step {
+    PyObject* container;
+    Py_ssize_t index;  // list/tuple position, or -1
+    PyObject* key;     // dict key whose value is visited, or nullptr
+    bool is_key;       // the dict key itself is visited
+  };
+
+  Value from_int(PyObject* obj) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (!overflow) {
+      if (v == -1 && PyErr_Occurred()) throw PythonErrorSet();
+      return static_cast<std::int64_t>(v);
+    }
+    Ref hex(PyNumber_ToBase(obj, 16));
+    if (!hex) throw PythonErrorSet();
+    BigInt b;
+    if (!utf8_of(hex.p, b.hex)) throw PythonErrorSet();
+    return b;
+  }
+
+  // Enters a container: refuses cycles and absurd depth.
+  void enter(PyObject* container) {
+    for (const Step& s : path_)
+      if (s.container == container)
+        fail(container, "it contains itself (a reference cycle); cycles cannot be shared");
+    if (static_cast<int>(path_.size()) >= options_.max_depth)
+      fail(container, "it is nested deeper than " + std::to_string(options_.max_depth) + " levels");
+    path_.push_back(Step{container, -1, nullptr, false});
+  }
+  void leave() { path_.pop_back(); }
+
+  std::vector<Value> sequence(PyObject* obj) {
+    enter(obj);
+    std::vector<Value> items;
+    const bool is_list = PyList_CheckExact(obj);
+    Py_ssize_t n = is_list ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj);
+    items.reserve(static_cast<std::size_t>(n));
+    // Re-read the size each time: pickling an item may run code that changes a list.
+    for (Py_ssize_t i = 0; i < (is_list ? PyList_GET_SIZE(obj) : n); ++i) {
+      path_.back().index = i;
+      Ref item(Py_NewRef(is_list ? PyList_GET_ITEM(obj, i) : PyTuple_GET_ITEM(obj, i)));
+      items.push_back(convert(item.p));
+    }
+    leave();
+    return items;
+  }
+
+  Dict dict(PyObject* obj) {
+    enter(obj);
+    Dict d;
+    d.items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
+    // Snapshot the pairs first: converting may run code (pickling) that changes the dict.
+    Ref pairs(PyDict_Items(obj));
+    if (!pairs) throw PythonErrorSet();
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs.p); ++i) {
+      PyObject* pair = PyList_GET_ITEM(pairs.p, i);
+      PyObject* key = PyTuple_GET_ITEM(pair, 0);
+      Step& step = path_.back();
+      step.key = key;
+      step.is_key = true;
+      Value k = convert(key);
+      path_.back().is_key = false;
+      Value v = convert(PyTuple_GET_ITEM(pair, 1));
+      d.items.emplace_back(std::move(k), std::move(v));
+    }
+    leave();
+    return d;
+  }
+
+  std::vector<Value> set(PyObject* obj) {
+    enter(obj);
+    std::vector<Value> items;
+    items.reserve(static_cast<std::size_t>(PySet_GET_SIZE(obj)));
+    Ref it(PyObject_GetIter(obj));
+    if (!it) throw PythonErrorSet();
+    Py_ssize_t i = 0;
+    while (PyObject* raw = PyIter_Next(it.p)) {
+      Ref item(raw);
+      path_.back().index = i++;
+      items.push_back(convert(item.p));
+    }
+    if (PyErr_Occurred()) throw PythonErrorSet();
+    leave();
+    return items;
+  }
+
+  Value pickle(PyObject* obj) {
+    if (!options_.allow_pickle)
+      fail(obj, "it has no native form and pickling is not allowed here");
+    if (!dumps_) {
+      Ref module(PyImport_ImportModule("pickle"));
+      if (!module) throw PythonErrorSet();
+      dumps_.p = PyObject_GetAttrString(module.p, "dumps");
+      if (!dumps_) throw PythonErrorSet();
+    }
+    Ref protocol(PyLong_FromLong(5));
+    if (!protocol) throw PythonErrorSet();
+    PyObject* args[] = {obj, protocol.p};
+    Ref data(PyObject_Vectorcall(dumps_.p, args, 2, nullptr));
+    if (!data) {
+      Ref exc(PyErr_GetRaisedException());
+      std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
+      std::string hint;
+      if (PyFunction_Check(obj))
+        hint = "; lambdas, closures and nested functions cannot cross interpreters: define the "
+               "function at module level";
+      else
+        hint = "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
+               "bytes, tuple, list, dict, set)";
+      fail(obj, "it does not pickle (" + why + ")" + hint);
+    }
+    if (!PyBytes_Check(data.p)) fail(obj, "pickle.dumps did not return bytes");
+    return Pickled{std::string(PyBytes_AS_STRING(data.p),
+                               static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)))};
+  }
+
+  // Names the place: where + "[3]['grid']" (+ " (a key)").
+  std::string place() const {
+    std::string out(where_);
+    for (const Step& s : path_) {
+      if (s.key) {
+        if (s.is_key) {
+          out += " (a key)";
+          break;
+        }
+        Ref r(PyObject_Repr(s.key));
+        std::string k = r ? to_utf8(r.p) : "?";
+        if (!r) PyErr_Clear();
+        if (k.size() > 40) k = k.substr(0, 37) + "...";
+        out += "[" + k + "]";
+      } else if (PySet_Check(s.container) || PyFrozenSet_Check(s.container)) {
+        out += " (an element)";
+      } else {
+        out += "[" + std::to_string(s.index) + "]";
+      }
+    }
+    return out;
+  }
+
+  [[noreturn]] void fail(PyObject* obj, const std::string& why) {
+    throw NotShareable("cannot share " + place() + " (a '" +
+                       std::string(type_name(obj)) + "' object) with another interpreter: " + why);
+  }
+
+  std::string_view where_;
+  const ToValueOptions& options_;
+  std::vector<Step> path_;
+  Ref dumps_;
+};
+
+// ---------------------------------------------------------------------------
+// Value -> Python
+// ---------------------------------------------------------------------------
+
+PyObject* items_to_tuple(const std::vector<Value>& items) {
+  Ref t(PyTuple_New(static_cast<Py_ssize_t>(items.size())));
+  if (!t) return nullptr;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyObject* o = to_python(items[i]);
+    if (!o) return nullptr;
+    PyTuple_SET_ITEM(t.p, static_cast<Py_ssize_t>(i), o);
+  }
+  return t.release();
+}
+
+PyObject* items_to_list(const std::vector<Value>& items) {
+  Ref l(PyList_New(static_cast<Py_ssize_t>(items.size())));
+  if (!l) return nullptr;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyObject* o = to_python(items[i]);
+    if (!o) return nullptr;
+    PyList_SET_ITEM(l.p, static_cast<Py_ssize_t>(i), o);
+  }
+  return l.release();
+}
+
+PyObject* items_to_set(const std::vector<Value>& items, bool frozen) {
+  Ref s(frozen ? PyFrozenSet_New(nullptr) : PySet_New(nullptr));
+  if (!s) return nullptr;
+  for (const Value& v : items) {
+    Ref o(to_python(v));
+    if (!o || PySet_Add(s.p, o.p) < 0) return nullptr;
+  }
+  return s.release();
+}
+
+PyObject* unpickle(const std::string& data) {
+  Ref module(PyImport_ImportModule("pickle"));
+  if (!module) return nullptr;
+  Ref bytes(PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
+  if (!bytes) return nullptr;
+  return PyObject_CallMethod(module.p, "loads", "O", bytes.p);
+}
+
+}  // namespace
+
+Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {
+  ToValue converter(where, options);
+  return converter.convert(obj);
+}
+
+PyObject* to_python(const Value& value) {
+  switch (value.kind()) {
+    case Kind::None:
+      Py_RETURN_NONE;
+    case Kind::Bool:
+      return PyBool_FromLong(value.get<bool>());
+    case Kind::Int:
+      return PyLong_FromLongLong(value.get<std::int64_t>());
+    case Kind::BigInt:
+      return PyLong_FromString(value.get<BigInt>().hex.c_str(), nullptr, 0);
+    case Kind::Float:
+      return PyFloat_FromDouble(value.get<double>());
+    case Kind::Complex: {
+      auto c = value.get<std::complex<double>>();
+      return PyComplex_FromDoubles(c.real(), c.imag());
+    }
+    case Kind::Str: {
+      const std::string& s = value.get<Str>().utf8;
+      return PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "surrogatepass");
+    }
+    case Kind::Bytes: {
+      const std::string& s = value.get<Bytes>().data;
+      return PyBytes_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    }
+    case Kind::ByteArray: {
+      const std::string& s = value.get<ByteArray>().data;
+      return PyByteArray_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
+    }
+    case Kind::Tuple:
+      return items_to_tuple(value.get<Tuple>().items);
+    case Kind::List:
+      return items_to_list(value.get<List>().items);
+    case Kind::Dict: {
+      Ref d(PyDict_New());
+      if (!d) return nullptr;
+      for (const auto& [k, v] : value.get<Dict>().items) {
+        Ref key(to_python(k));
+        if (!key) return nullptr;
+        Ref val(to_python(v));
+        if (!val || PyDict_SetItem(d.p, key.p, val.p) < 0) return nullptr;
+      }
+      return d.release();
+    }
+    case Kind::Set:
+      return items_to_set(value.get<Set>().items, false);
+    case Kind::FrozenSet:
+      return items_to_set(value.get<FrozenSet>().items, true);
+    case Kind::Handle: {
+      HandleCodec* codec = g_codec.load(std::memory_order_acquire);
+      if (!codec || !codec->to_object) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "an engine object (queue, buffer, ...) arrived, but interpool's Python "
+                        "extension is not loaded in this process: import interpool first");
+        return nullptr;
+      }
+      return codec->to_object(value.get<Handle>().object);
+    }
+    case Kind::Pickled:
+      return unpickle(value.get<Pickled>().data);
+  }
+  PyErr_SetString(PyExc_SystemError, "interpool: unknown value kind");
+  return nullptr;
+}
+
+void set_handle_codec(const HandleCodec& codec) noexcept {
+  // Set once per process by the extension; the copy is never freed because
+  // other threads may be reading it.
+  static HandleCodec stored;
+  static std::atomic_flag set = ATOMIC_FLAG_INIT;
+  if (set.test_and_set()) return;
+  stored = codec;
+  g_codec.store(&stored, std::memory_order_release);
+}
+
+std::string to_utf8(PyObject* obj) {
+  Ref s(PyObject_Str(obj));
+  std::string out;
+  if (!s || !utf8_of(s.p, out)) {
+    PyErr_Clear();
+    return "<unprintable " + std::string(type_name(obj)) + " object>";
+  }
+  return out;
+}
+
+ErrorInfo capture_error() {
+  ErrorInfo info;
+  Ref exc(PyErr_GetRaisedException());
+  if (!exc) {
+    info.type_module = "builtins";
+    info.type_qualname = "SystemError";
+    info.message = "interpool: an error was reported but no exception was set";
+    return info;
+  }
+  PyObject* type = reinterpret_cast<PyObject*>(Py_TYPE(exc.p));
+  if (Ref qualname{PyType_GetQualName(Py_TYPE(exc.p))}) {
+    info.type_qualname = to_utf8(qualname.p);
+  } else {
+    PyErr_Clear();
+    info.type_qualname = std::string(type_name(exc.p));
+  }
+  if (Ref module{PyObject_GetAttrString(type, "__module__")}) {
+    info.type_module = to_utf8(module.p);
+  } else {
+    PyErr_Clear();
+  }
+  info.message = to_utf8(exc.p);
+  if (Ref tb_module{PyImport_ImportModule("traceback")}) {
+    Ref lines(PyObject_CallMethod(tb_module.p, "format_exception", "O", exc.p));
+    Ref empty(PyUnicode_FromString(""));
+    Ref text(lines && empty ? PyUnicode_Join(empty.p, lines.p) : nullptr);
+    if (text) info.traceback = to_utf8(text.p);
+  }
+  PyErr_Clear();
+  if (Ref pickle{PyImport_ImportModule("pickle")}) {
+    Ref data(PyObject_CallMethod(pickle.p, "dumps", "Oi", exc.p, 5));
+    if (data && PyBytes_Check(data.p))
+      info.pickled.assign(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)));
+  }
+  PyErr_Clear();
+  return info;
+}
+
+}  // namespace interpool

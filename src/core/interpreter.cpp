@@ -1,0 +1,135 @@
+#include "core/interpreter.hpp"
+
+#include <interpool/error.hpp>
+#include <interpool/queue.hpp>
+
+#include <string>
+#include <utility>
+
+namespace interpool {
+
+// ---------------------------------------------------------------------------
+// Interpreter
+// ---------------------------------------------------------------------------
+
+Interpreter Interpreter::create() {
+  PyInterpreterConfig config = {};
+  config.use_main_obmalloc = 0;
+  config.allow_fork = 0;
+  config.allow_exec = 0;
+  config.allow_threads = 1;
+  config.allow_daemon_threads = 0;
+  config.check_multi_interp_extensions = 1;
+  config.gil = PyInterpreterConfig_OWN_GIL;
+
+  // Py_NewInterpreterFromConfig copies settings from the current interpreter,
+  // so a thread with no thread state borrows one of the main interpreter for
+  // the call. It detaches the caller's state and attaches the new one.
+  PyThreadState* previous = current_thread_state();
+  PyThreadState* borrowed = nullptr;
+  if (!previous) {
+    borrowed = PyThreadState_New(PyInterpreterState_Main());
+    PyEval_RestoreThread(borrowed);
+    previous = borrowed;
+  }
+
+  PyThreadState* ts = nullptr;
+  PyStatus status = Py_NewInterpreterFromConfig(&ts, &config);
+  Interpreter interp;
+  if (!PyStatus_Exception(status)) {
+    interp.state_ = PyThreadState_GetInterpreter(ts);
+    interp.id_ = PyInterpreterState_GetID(interp.state_);
+    interp.active_ = new std::atomic<int>(0);
+    // Users enter with thread states of their own threads; this one is kept
+    // idle so that the interpreter's thread list never empties (see keeper_).
+    interp.keeper_ = PyEval_SaveThread();
+    PyEval_RestoreThread(previous);
+  }
+  // On failure CPython has already re-attached `previous`.
+  if (borrowed) {
+    PyThreadState_Clear(borrowed);
+    PyThreadState_DeleteCurrent();
+  }
+  if (PyStatus_Exception(status)) {
+    std::string why = status.err_msg ? status.err_msg : "unknown reason";
+    if (status.func) why = std::string(status.func) + ": " + why;
+    throw InterpreterError("cannot create a sub-interpreter: " + why);
+  }
+  return interp;
+}
+
+Interpreter::Interpreter(Interpreter&& other) noexcept
+    : state_(std::exchange(other.state_, nullptr)),
+      id_(std::exchange(other.id_, -1)),
+      keeper_(std::exchange(other.keeper_, nullptr)),
+      active_(std::exchange(other.active_, nullptr)) {}
+
+Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
+  if (this != &other) {
+    try {
+      close();
+    } catch (const Error&) {
+      // In use: it cannot be destroyed safely; leak it rather than crash.
+    }
+    state_ = std::exchange(other.state_, nullptr);
+    id_ = std::exchange(other.id_, -1);
+    keeper_ = std::exchange(other.keeper_, nullptr);
+    active_ = std::exchange(other.active_, nullptr);
+  }
+  return *this;
+}
+
+Interpreter::~Interpreter() {
+  try {
+    close();
+  } catch (const Error&) {
+    // In use: it cannot be destroyed safely; leak it rather than crash.
+  }
+}
+
+void Interpreter::close() {
+  if (!state_) return;
+  if (active_->load() > 0)
+    throw InterpreterError("interpreter " + std::to_string(id_) + " is running: it cannot be closed");
+  PyThreadState* previous = current_thread_state();
+  if (previous && PyThreadState_GetInterpreter(previous) == state_)
+    throw InterpreterError("interpreter " + std::to_string(id_) + " cannot close itself");
+  if (previous) PyEval_SaveThread();
+  PyEval_RestoreThread(keeper_);
+  Py_EndInterpreter(keeper_);  // leaves no thread state attached
+  keeper_ = nullptr;
+  if (previous) PyEval_RestoreThread(previous);
+  Queue::interpreter_closed(id_);
+  delete active_;
+  active_ = nullptr;
+  state_ = nullptr;
+  id_ = -1;
+}
+
+// ---------------------------------------------------------------------------
+// Activation
+// ---------------------------------------------------------------------------
+
+Activation::Activation(const Interpreter& interp) : active_(interp.active_) {
+  if (!interp) throw InterpreterError("cannot enter a closed interpreter");
+  active_->fetch_add(1);
+  enter(interp.state());
+}
+
+Activation::Activation(PyInterpreterState* interp) { enter(interp); }
+
+void Activation::enter(PyInterpreterState* interp) {
+  previous_ = current_thread_state();
+  if (previous_) PyEval_SaveThread();
+  own_ = PyThreadState_New(interp);
+  PyEval_RestoreThread(own_);
+}
+
+Activation::~Activation() {
+  PyThreadState_Clear(own_);
+  PyThreadState_DeleteCurrent();
+  if (previous_) PyEval_RestoreThread(previous_);
+  if (active_) active_->fetch_sub(1);
+}
+
+}  // namespace interpool

@@ -1,0 +1,109 @@
+// Sub-interpreters with their own GIL, and entering them from any thread.
+//
+// Ownership is separate from activation: an Interpreter owns a sub-interpreter;
+// an Activation puts the calling thread inside one for a scope.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace interpool {
+
+/// The thread state attached to the calling thread, or nullptr (never fails).
+inline PyThreadState* current_thread_state() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+  return PyThreadState_GetUnchecked();
+#else
+  return _PyThreadState_UncheckedGet();
+#endif
+}
+
+/// Owns an isolated sub-interpreter: own GIL, own object allocator, no fork or
+/// exec, threads but no daemon threads, single-phase-init extensions refused.
+/// Contract:
+/// - create() runs on any thread, with or without a thread state attached; on
+///   return the caller is in the state it was in (same thread state, same GIL);
+/// - the new interpreter keeps no thread state: enter it with an Activation;
+/// - close() (and the destructor) run on a thread that is not inside this
+///   interpreter, when no Activation of it is alive on any thread;
+/// - move-only; a moved-from Interpreter owns nothing.
+class Interpreter {
+ public:
+  /// Throws InterpreterError with CPython's reason if creation fails.
+  static Interpreter create();
+
+  Interpreter() = default;
+  Interpreter(Interpreter&& other) noexcept;
+  Interpreter& operator=(Interpreter&& other) noexcept;
+  Interpreter(const Interpreter&) = delete;
+  Interpreter& operator=(const Interpreter&) = delete;
+  ~Interpreter();
+
+  /// Destroys the interpreter (runs its atexit hooks, joins its threads).
+  /// Throws InterpreterError if it is in use on some thread.
+  void close();
+
+  explicit operator bool() const noexcept { return state_ != nullptr; }
+  PyInterpreterState* state() const noexcept { return state_; }
+  std::int64_t id() const noexcept { return id_; }
+  /// Number of Activations of this interpreter alive now, on all threads.
+  int active() const noexcept { return active_ ? active_->load() : 0; }
+
+ private:
+  friend class Activation;
+  PyInterpreterState* state_ = nullptr;
+  std::int64_t id_ = -1;
+  // The thread state made with the interpreter, kept detached until close()
+  // and used to end it. CPython reuses an interpreter's built-in first thread
+  // state whenever its thread list is empty; 3.12 does not reset it and 3.13
+  // resets it outside the lock, so concurrent entries can hit "init_threadstate:
+  // thread state already initialized". A list that never empties avoids both.
+  PyThreadState* keeper_ = nullptr;
+  // Heap-allocated so that Activations can count themselves across moves.
+  std::atomic<int>* active_ = nullptr;
+};
+
+/// Enters an interpreter on the calling thread with a thread state made for
+/// this thread, holding that interpreter's GIL; on destruction deletes that
+/// thread state and re-attaches whatever the thread had before.
+/// Contract:
+/// - constructed and destroyed on the same thread, in nested (LIFO) order;
+/// - the interpreter outlives the Activation;
+/// - while active, the previous thread state is detached (its GIL released).
+class Activation {
+ public:
+  explicit Activation(const Interpreter& interp);
+  /// Enters an interpreter owned elsewhere (e.g. the main interpreter).
+  explicit Activation(PyInterpreterState* interp);
+  Activation(const Activation&) = delete;
+  Activation& operator=(const Activation&) = delete;
+  ~Activation();
+
+  PyThreadState* thread_state() const noexcept { return own_; }
+
+ private:
+  void enter(PyInterpreterState* interp);
+  PyThreadState* previous_ = nullptr;
+  PyThreadState* own_ = nullptr;
+  std::atomic<int>* active_ = nullptr;
+};
+
+/// Releases the GIL the calling thread holds, if any, for a blocking wait, and
+/// takes it back on destruction (Py_BEGIN/END_ALLOW_THREADS as an object).
+class GilRelease {
+ public:
+  GilRelease() noexcept : saved_(current_thread_state() ? PyEval_SaveThread() : nullptr) {}
+  GilRelease(const GilRelease&) = delete;
+  GilRelease& operator=(const GilRelease&) = delete;
+  ~GilRelease() {
+    if (saved_) PyEval_RestoreThread(saved_);
+  }
+
+ private:
+  PyThreadState* saved_;
+};
+
+}  // namespace interpool

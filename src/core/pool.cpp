@@ -1,0 +1,207 @@
+#include "core/pool.hpp"
+
+#include <sched.h>
+
+#include <string_view>
+#include <unordered_map>
+
+#include "core/convert.hpp"
+
+namespace interpool {
+
+std::size_t usable_cpus() noexcept {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<std::size_t>(n);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+// ---------------------------------------------------------------------------
+// Runner: what a worker does inside its interpreter
+// ---------------------------------------------------------------------------
+
+/// Lives on one worker thread, inside its interpreter; owns Python references
+/// of that interpreter only, and drops them before the interpreter ends.
+class Pool::Runner {
+ public:
+  Runner() = default;
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+  ~Runner() {
+    for (auto& [key, fn] : functions_) Py_DECREF(fn);
+  }
+
+  /// Replaces sys.path; false with a Python error set on failure.
+  bool set_sys_path(const std::vector<std::string>& entries) {
+    PyObject* path = PySys_GetObject("path");  // borrowed
+    PyObject* list = PyList_New(0);
+    if (!list) return false;
+    for (const std::string& e : entries) {
+      PyObject* s = PyUnicode_DecodeFSDefaultAndSize(e.data(), static_cast<Py_ssize_t>(e.size()));
+      if (!s || PyList_Append(list, s) < 0) {
+        Py_XDECREF(s);
+        Py_DECREF(list);
+        return false;
+      }
+      Py_DECREF(s);
+    }
+    int rc = path && PyList_Check(path)
+                 ? PyList_SetSlice(path, 0, PyList_GET_SIZE(path), list)
+                 : PySys_SetObject("path", list);
+    Py_DECREF(list);
+    return rc == 0;
+  }
+
+  Outcome run(const Call& call) {
+    PyObject* fn = resolve(call.function);
+    if (!fn) return Outcome::failed(capture_error());
+    PyObject* args = to_python(call.args);
+    if (!args) return Outcome::failed(capture_error());
+    if (!PyTuple_Check(args)) {
+      Py_DECREF(args);
+      PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
+      return Outcome::failed(capture_error());
+    }
+    PyObject* kwargs = nullptr;
+    if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
+      kwargs = to_python(call.kwargs);
+      if (!kwargs) {
+        Py_DECREF(args);
+        return Outcome::failed(capture_error());
+      }
+    }
+    PyObject* result = PyObject_Call(fn, args, kwargs);
+    Py_DECREF(args);
+    Py_XDECREF(kwargs);
+    if (!result) return Outcome::failed(capture_error());
+    Outcome out;
+    try {
+      out = Outcome::ok(to_value(result, "the result"));
+    } catch (const NotShareable& e) {
+      out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}});
+    } catch (const PythonErrorSet&) {
+      out = Outcome::failed(capture_error());
+    }
+    Py_DECREF(result);
+    return out;
+  }
+
+ private:
+  // A borrowed reference to the function, cached for the worker's life; nullptr with an error set.
+  PyObject* resolve(const FunctionRef& ref) {
+    std::string key = ref.module;
+    key += '\0';
+    key += ref.qualname;
+    if (auto it = functions_.find(key); it != functions_.end()) return it->second;
+    PyObject* obj = PyImport_ImportModule(ref.module.c_str());
+    std::string_view rest = ref.qualname;
+    while (obj && !rest.empty()) {
+      std::size_t dot = rest.find('.');
+      std::string part(rest.substr(0, dot));
+      rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
+      PyObject* next = PyObject_GetAttrString(obj, part.c_str());
+      Py_DECREF(obj);
+      obj = next;
+    }
+    if (obj) functions_.emplace(std::move(key), obj);
+    return obj;
+  }
+
+  std::unordered_map<std::string, PyObject*> functions_;
+};
+
+// ---------------------------------------------------------------------------
+// Pool
+// ---------------------------------------------------------------------------
+
+Pool::Pool(PoolOptions options) : options_(std::move(options)) {
+  std::size_t n = options_.workers ? options_.workers : usable_cpus();
+  workers_.reserve(n);
+  try {
+    for (std::size_t i = 0; i < n; ++i)
+      workers_.push_back(std::make_unique<Worker>([this](Worker& w) { work(w); }));
+    for (auto& w : workers_) w->wait_ready();
+  } catch (...) {
+    tasks_.close();
+    workers_.clear();  // joins
+    throw;
+  }
+}
+
+Pool::~Pool() { shutdown(false); }
+
+void Pool::work(Worker&) {
+  Runner runner;
+  if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
+    mark_broken(capture_error());
+    return;
+  }
+  for (const Call& init : options_.initializers) {
+    Outcome out = runner.run(init);
+    if (out.status != Outcome::Status::Ok) {
+      mark_broken(std::move(out.error));
+      return;
+    }
+  }
+  Task task;
+  for (;;) {
+    // Take a task without releasing the GIL if one is there; block only when idle.
+    WaitResult r = tasks_.get(task, Deadline::now());
+    if (r == WaitResult::Timeout) {
+      GilRelease unlocked;
+      r = tasks_.get(task, Deadline::never());
+    }
+    if (r != WaitResult::Ready) break;  // closed and empty
+    Completion done = std::move(task.done);
+    if (is_broken_.load(std::memory_order_acquire)) {
+      done(Outcome::broken(*broken()));
+    } else {
+      done(runner.run(task.call));
+    }
+    task = Task{};
+  }
+}
+
+void Pool::mark_broken(ErrorInfo cause) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!broken_) broken_ = std::move(cause);
+  }
+  is_broken_.store(true, std::memory_order_release);
+  // Close first so that nothing slips in after the drain.
+  tasks_.close();
+  ErrorInfo info = *broken();
+  for (Task& t : tasks_.drain()) t.done(Outcome::broken(info));
+}
+
+std::optional<ErrorInfo> Pool::broken() const {
+  std::lock_guard lock(mutex_);
+  return broken_;
+}
+
+void Pool::submit(Call call, Completion done) {
+  Task task{std::move(call), std::move(done)};
+  if (tasks_.put(task) != WaitResult::Ready) {
+    if (auto cause = broken()) throw PoolBroken(std::move(*cause));
+    throw PoolClosed();
+  }
+}
+
+std::future<Outcome> Pool::submit(Call call) {
+  auto promise = std::make_shared<std::promise<Outcome>>();
+  std::future<Outcome> future = promise->get_future();
+  submit(std::move(call), [promise](Outcome out) { promise->set_value(std::move(out)); });
+  return future;
+}
+
+void Pool::shutdown(bool cancel_pending) {
+  tasks_.close();
+  if (cancel_pending)
+    for (Task& t : tasks_.drain()) t.done(Outcome::cancelled());
+  for (auto& w : workers_) w->join();
+}
+
+}  // namespace interpool

@@ -1,0 +1,57 @@
+#include "core/worker.hpp"
+
+#include <interpool/error.hpp>
+
+namespace interpool {
+
+Worker::Worker(Body body) : thread_([this, body = std::move(body)]() mutable { run(std::move(body)); }) {}
+
+Worker::~Worker() { join(); }
+
+void Worker::run(Body body) {
+  Interpreter interp;
+  try {
+    interp = Interpreter::create();
+  } catch (...) {
+    failure_ = std::current_exception();
+  }
+  if (interp) {
+    interpreter_id_ = interp.id();
+    state_ = interp.state();
+  }
+  ready_.store(true);
+  ready_signal_.notify_all();
+  if (!interp) return;
+  {
+    Activation inside(interp);
+    try {
+      body(*this);
+    } catch (...) {
+      // The body reports its own failures; nothing may escape a thread.
+    }
+  }
+  state_ = nullptr;
+  try {
+    interp.close();
+  } catch (...) {
+    // Still in use by another thread: Interpreter leaves it rather than crash.
+  }
+}
+
+void Worker::wait_ready() {
+  for (;;) {
+    std::uint32_t epoch = ready_signal_.epoch();
+    if (ready_.load()) break;
+    GilRelease unlocked;
+    ready_signal_.wait(epoch, Deadline::never(), false);
+  }
+  if (failure_) std::rethrow_exception(failure_);
+}
+
+void Worker::join() {
+  if (!thread_.joinable()) return;
+  GilRelease unlocked;
+  thread_.join();
+}
+
+}  // namespace interpool

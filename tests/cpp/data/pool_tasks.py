@@ -1,0 +1,68 @@
+"""Functions the C++ pool tests run in workers."""
+
+import sys
+import threading
+
+
+def add(a, b=0):
+    return a + b
+
+
+def fail(message):
+    raise ValueError(message)
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):
+        super().__init__(a)
+        self.lock = threading.Lock()
+
+
+def fail_unpicklable():
+    raise Unpicklable("odd", 2)
+
+
+def unshareable_result():
+    return threading.Lock()
+
+
+def interpreter_id():
+    try:
+        import _interpreters  # 3.13
+    except ImportError:
+        import _xxsubinterpreters as _interpreters  # 3.12
+
+        return int(_interpreters.get_current())
+    return int(_interpreters.get_current()[0])
+
+
+def burn(n):
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+class Thing:
+    @staticmethod
+    def twice(x):
+        return 2 * x
+
+
+def path():
+    return list(sys.path)
+
+
+STATE = {}
+
+
+def init(value):
+    STATE["value"] = value
+
+
+def get_state():
+    return STATE.get("value")
+
+
+def init_fails():
+    raise RuntimeError("initializer failed on purpose")

@@ -1,0 +1,49 @@
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "core/interpreter.hpp"
+
+namespace interpool::testenv {
+
+/// Starts the embedded main interpreter, then detaches from it: each test
+/// enters the interpreter it needs with an Activation.
+class PythonEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;
+    PyConfig_SetBytesString(&config, &config.home, INTERPOOL_PYTHON_HOME);
+    PyStatus status = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(status)) Py_ExitStatusException(status);
+    // Test helper modules live next to the tests.
+    PyRun_SimpleString("import sys; sys.path.insert(0, '" INTERPOOL_TEST_DATA "')");
+    main_state_ = PyEval_SaveThread();
+  }
+  void TearDown() override {
+    PyEval_RestoreThread(main_state_);
+    Py_FinalizeEx();
+  }
+
+ private:
+  PyThreadState* main_state_ = nullptr;
+};
+
+inline PyInterpreterState* main_interpreter() { return PyInterpreterState_Main(); }
+
+/// The main interpreter's sys.path (which starts with the tests' data folder).
+inline std::vector<std::string> main_sys_path() {
+  Activation main(main_interpreter());
+  std::vector<std::string> out;
+  PyObject* path = PySys_GetObject("path");
+  for (Py_ssize_t i = 0; i < PyList_Size(path); ++i)
+    out.emplace_back(PyUnicode_AsUTF8(PyList_GetItem(path, i)));
+  return out;
+}
+
+}  // namespace interpool::testenv

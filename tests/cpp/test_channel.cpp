@@ -1,0 +1,177 @@
+#include <gtest/gtest.h>
+#include <interpool/channel.hpp>
+#include <interpool/queue.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <pthread.h>
+#include <thread>
+#include <vector>
+
+using namespace interpool;
+using namespace std::chrono_literals;
+
+TEST(Channel, FifoOrder) {
+  Channel<int> ch;
+  for (int i = 0; i < 100; ++i) {
+    int v = i;
+    ASSERT_EQ(ch.put(v), WaitResult::Ready);
+  }
+  EXPECT_EQ(ch.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    int v = -1;
+    ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+    EXPECT_EQ(v, i);
+  }
+  int v;
+  EXPECT_EQ(ch.get(v, Deadline::now()), WaitResult::Timeout);
+}
+
+TEST(Channel, BoundRefusesWhenFullAndKeepsTheItem) {
+  Channel<std::string> ch(2);
+  std::string a = "a", b = "b", c = "c";
+  ASSERT_EQ(ch.put(a, Deadline::now()), WaitResult::Ready);
+  ASSERT_EQ(ch.put(b, Deadline::now()), WaitResult::Ready);
+  EXPECT_EQ(ch.put(c, Deadline::now()), WaitResult::Timeout);
+  EXPECT_EQ(c, "c") << "a refused item must not be consumed";
+  std::string out;
+  ASSERT_EQ(ch.get(out), WaitResult::Ready);
+  EXPECT_EQ(out, "a");
+  EXPECT_EQ(ch.put(c, Deadline::now()), WaitResult::Ready);
+}
+
+TEST(Channel, GetTimeoutIsHonoured) {
+  Channel<int> ch;
+  int v;
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(ch.get(v, Deadline::after(0.05)), WaitResult::Timeout);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  EXPECT_GE(waited, 50ms);
+}
+
+TEST(Channel, BlockedPutProceedsWhenSpaceFrees) {
+  Channel<int> ch(1);
+  int first = 1;
+  ASSERT_EQ(ch.put(first), WaitResult::Ready);
+  std::thread t([&] {
+    std::this_thread::sleep_for(20ms);
+    int v;
+    ch.get(v);
+  });
+  int second = 2;
+  EXPECT_EQ(ch.put(second, Deadline::after(10.0)), WaitResult::Ready);
+  t.join();
+  int v;
+  ASSERT_EQ(ch.get(v), WaitResult::Ready);
+  EXPECT_EQ(v, 2);
+}
+
+TEST(Channel, CloseWakesWaitersAndDrainsFirst) {
+  Channel<int> ch;
+  std::atomic<int> closed{0};
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 4; ++i)
+    waiters.emplace_back([&] {
+      int v;
+      if (ch.get(v) == WaitResult::Closed) ++closed;
+    });
+  std::this_thread::sleep_for(20ms);
+  ch.close();
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(closed.load(), 4);
+
+  Channel<int> ch2;
+  int x = 7;
+  ch2.put(x);
+  ch2.close();
+  int y = 8;
+  EXPECT_EQ(ch2.put(y), WaitResult::Closed);
+  int v = 0;
+  EXPECT_EQ(ch2.get(v), WaitResult::Ready);
+  EXPECT_EQ(v, 7);
+  EXPECT_EQ(ch2.get(v), WaitResult::Closed);
+}
+
+TEST(Channel, ManyProducersManyConsumersEveryItemExactlyOnce) {
+  constexpr int kProducers = 6, kConsumers = 6, kPerProducer = 20000;
+  Channel<int> ch(64);  // a small bound exercises blocking on both sides
+  std::vector<std::atomic<int>> seen(kProducers * kPerProducer);
+  std::vector<std::thread> threads;
+  for (int p = 0; p < kProducers; ++p)
+    threads.emplace_back([&, p] {
+      for (int i = 0; i < kPerProducer; ++i) {
+        int v = p * kPerProducer + i;
+        ASSERT_EQ(ch.put(v), WaitResult::Ready);
+      }
+    });
+  std::atomic<int> got{0};
+  std::vector<std::thread> consumers;
+  for (int c = 0; c < kConsumers; ++c)
+    consumers.emplace_back([&] {
+      int v;
+      while (ch.get(v) == WaitResult::Ready) {
+        seen[v].fetch_add(1);
+        ++got;
+      }
+    });
+  for (auto& t : threads) t.join();
+  ch.close();
+  for (auto& t : consumers) t.join();
+  EXPECT_EQ(got.load(), kProducers * kPerProducer);
+  for (auto& s : seen) ASSERT_EQ(s.load(), 1);
+}
+
+namespace {
+void on_signal(int) {}
+}  // namespace
+
+TEST(Channel, InterruptibleWaitEndsOnSignal) {
+  struct sigaction sa = {};
+  sa.sa_handler = on_signal;  // no SA_RESTART: the futex wait sees EINTR
+  struct sigaction old;
+  sigaction(SIGUSR1, &sa, &old);
+  Channel<int> ch;
+  pthread_t self = pthread_self();
+  std::thread t([&] {
+    std::this_thread::sleep_for(50ms);
+    pthread_kill(self, SIGUSR1);
+  });
+  int v;
+  EXPECT_EQ(ch.get(v, Deadline::after(10.0), /*interruptible=*/true), WaitResult::Interrupted);
+  t.join();
+  sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(Queue, RegistryFindsLiveQueuesOnly) {
+  auto q = Queue::create(3);
+  std::int64_t id = q->id();
+  EXPECT_EQ(Queue::find(id), q);
+  EXPECT_EQ(q->maxsize(), 3u);
+  auto q2 = Queue::create();
+  EXPECT_NE(q2->id(), id);
+  q.reset();
+  EXPECT_EQ(Queue::find(id), nullptr);
+}
+
+TEST(Queue, UnboundPoliciesApplyWhenTheOriginCloses) {
+  auto q = Queue::create();
+  QueueItem keep{Value(1), 42, Unbound::Keep, false};
+  QueueItem remove{Value(2), 42, Unbound::Remove, false};
+  QueueItem marker{Value(3), 42, Unbound::Marker, false};
+  QueueItem other{Value(4), 7, Unbound::Remove, false};
+  q->put(keep);
+  q->put(remove);
+  q->put(marker);
+  q->put(other);
+  Queue::interpreter_closed(42);
+  ASSERT_EQ(q->size(), 3u);
+  QueueItem out;
+  q->get(out);
+  EXPECT_EQ(out.value, Value(1));
+  EXPECT_FALSE(out.origin_closed);
+  q->get(out);
+  EXPECT_TRUE(out.origin_closed);
+  q->get(out);
+  EXPECT_EQ(out.value, Value(4));
+}

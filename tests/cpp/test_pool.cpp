@@ -1,0 +1,181 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "core/pool.hpp"
+#include "python_env.hpp"
+
+using namespace interpool;
+
+namespace {
+
+Call call(const char* fn, Tuple args = {}, Dict kwargs = {}) {
+  return Call{FunctionRef{"pool_tasks", fn}, Value(std::move(args)), Value(std::move(kwargs))};
+}
+
+PoolOptions options(std::size_t workers) {
+  PoolOptions o;
+  o.workers = workers;
+  o.sys_path = testenv::main_sys_path();
+  return o;
+}
+
+}  // namespace
+
+TEST(Pool, ReturnsResults) {
+  Pool pool(options(2));
+  EXPECT_EQ(pool.size(), 2u);
+  Outcome out = pool.submit(call("add", Tuple{{Value(2), Value(3)}})).get();
+  ASSERT_EQ(out.status, Outcome::Status::Ok) << out.error.message;
+  EXPECT_EQ(out.value, Value(5));
+
+  Dict kw;
+  kw.items.emplace_back(Value("b"), Value(10));
+  out = pool.submit(call("add", Tuple{{Value(1)}}, kw)).get();
+  EXPECT_EQ(out.value, Value(11));
+
+  out = pool.submit(Call{FunctionRef{"pool_tasks", "Thing.twice"}, Tuple{{Value(21)}}, Dict{}}).get();
+  EXPECT_EQ(out.value, Value(42));
+
+  out = pool.submit(Call{FunctionRef{"math", "factorial"}, Tuple{{Value(20)}}, Dict{}}).get();
+  EXPECT_EQ(out.value, Value(std::int64_t{2432902008176640000}));
+}
+
+TEST(Pool, ExceptionsComeBackAsData) {
+  Pool pool(options(1));
+  Outcome out = pool.submit(call("fail", Tuple{{Value("bad thing")}})).get();
+  ASSERT_EQ(out.status, Outcome::Status::Error);
+  EXPECT_EQ(out.error.type_module, "builtins");
+  EXPECT_EQ(out.error.type_qualname, "ValueError");
+  EXPECT_EQ(out.error.message, "bad thing");
+  EXPECT_NE(out.error.traceback.find("pool_tasks.py"), std::string::npos) << out.error.traceback;
+  EXPECT_FALSE(out.error.pickled.empty());
+
+  out = pool.submit(call("fail_unpicklable")).get();
+  ASSERT_EQ(out.status, Outcome::Status::Error);
+  EXPECT_EQ(out.error.type_module, "pool_tasks");
+  EXPECT_EQ(out.error.type_qualname, "Unpicklable");
+  EXPECT_TRUE(out.error.pickled.empty()) << "a lock inside must make pickling fail";
+
+  out = pool.submit(call("unshareable_result")).get();
+  ASSERT_EQ(out.status, Outcome::Status::Error);
+  EXPECT_EQ(out.error.type_qualname, "NotShareableError");
+  EXPECT_NE(out.error.message.find("the result"), std::string::npos) << out.error.message;
+
+  out = pool.submit(Call{FunctionRef{"no_such_module_xyz", "f"}, Tuple{}, Dict{}}).get();
+  ASSERT_EQ(out.status, Outcome::Status::Error);
+  EXPECT_EQ(out.error.type_qualname, "ModuleNotFoundError");
+
+  out = pool.submit(call("no_such_function")).get();
+  EXPECT_EQ(out.error.type_qualname, "AttributeError");
+}
+
+TEST(Pool, TasksRunInDifferentInterpreters) {
+  Pool pool(options(2));
+  std::set<std::int64_t> ids;
+  std::vector<std::future<Outcome>> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(pool.submit(call("burn", Tuple{{Value(200000)}})));
+    futures.push_back(pool.submit(call("interpreter_id")));
+  }
+  for (auto& f : futures) {
+    Outcome o = f.get();
+    ASSERT_EQ(o.status, Outcome::Status::Ok) << o.error.message;
+  }
+  // Every worker's interpreter is a sub-interpreter (id > 0).
+  for (int i = 0; i < 10; ++i) {
+    Outcome o = pool.submit(call("interpreter_id")).get();
+    ids.insert(o.value.get<std::int64_t>());
+  }
+  for (auto id : ids) EXPECT_GT(id, 0);
+}
+
+TEST(Pool, ManyThreadsSubmitAndEveryTaskEndsOnce) {
+  Pool pool(options(2));
+  constexpr int kThreads = 8, kPerThread = 2000;
+  std::atomic<int> completions{0};
+  std::atomic<long long> sum{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i)
+        pool.submit(call("add", Tuple{{Value(t), Value(i)}}), [&](Outcome o) {
+          ++completions;
+          if (o.status == Outcome::Status::Ok) sum += o.value.get<std::int64_t>();
+        });
+    });
+  for (auto& t : threads) t.join();
+  pool.shutdown();
+  EXPECT_EQ(completions.load(), kThreads * kPerThread);
+  long long expected = 0;
+  for (int t = 0; t < kThreads; ++t)
+    for (int i = 0; i < kPerThread; ++i) expected += t + i;
+  EXPECT_EQ(sum.load(), expected);
+}
+
+TEST(Pool, ShutdownCancelsPendingAndRefusesNewTasks) {
+  Pool pool(options(1));
+  std::atomic<int> ok{0}, cancelled{0}, other{0};
+  for (int i = 0; i < 50; ++i)
+    pool.submit(call("burn", Tuple{{Value(100000)}}), [&](Outcome o) {
+      if (o.status == Outcome::Status::Ok) ++ok;
+      else if (o.status == Outcome::Status::Cancelled) ++cancelled;
+      else ++other;
+    });
+  pool.shutdown(/*cancel_pending=*/true);
+  EXPECT_EQ(ok + cancelled, 50);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_GT(cancelled.load(), 0);
+  EXPECT_THROW(pool.submit(call("add", Tuple{{Value(1)}})), PoolClosed);
+}
+
+TEST(Pool, InitializersRunOncePerWorker) {
+  PoolOptions o = options(2);
+  o.initializers.push_back(call("init", Tuple{{Value("ready")}}));
+  Pool pool(o);
+  for (int i = 0; i < 10; ++i) {
+    Outcome out = pool.submit(call("get_state")).get();
+    EXPECT_EQ(out.value, Value("ready"));
+  }
+}
+
+TEST(Pool, FailingInitializerBreaksThePool) {
+  PoolOptions o = options(2);
+  o.initializers.push_back(call("init_fails"));
+  Pool pool(o);
+  // Tasks submitted before or after the failure end as Broken, or are refused.
+  int broken = 0;
+  for (int i = 0; i < 5; ++i) {
+    try {
+      Outcome out = pool.submit(call("add", Tuple{{Value(1)}})).get();
+      EXPECT_EQ(out.status, Outcome::Status::Broken);
+      EXPECT_EQ(out.error.type_qualname, "RuntimeError");
+      ++broken;
+    } catch (const PoolBroken& e) {
+      EXPECT_EQ(e.cause().type_qualname, "RuntimeError");
+      ++broken;
+    }
+  }
+  EXPECT_EQ(broken, 5);
+  ASSERT_TRUE(pool.broken());
+  EXPECT_EQ(pool.broken()->message, "initializer failed on purpose");
+}
+
+TEST(Pool, WorkersSeeTheGivenSysPath) {
+  Pool pool(options(1));
+  Outcome out = pool.submit(call("path")).get();
+  ASSERT_EQ(out.status, Outcome::Status::Ok);
+  const auto& items = out.value.get<List>().items;
+  ASSERT_FALSE(items.empty());
+  EXPECT_EQ(items[0], Value(INTERPOOL_TEST_DATA));
+}
+
+TEST(Pool, CreatedAndDestroyedRepeatedly) {
+  for (int i = 0; i < 20; ++i) {
+    Pool pool(options(2));
+    EXPECT_EQ(pool.submit(call("add", Tuple{{Value(i), Value(1)}})).get().value, Value(i + 1));
+  }
+}

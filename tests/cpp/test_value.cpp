@@ -1,0 +1,189 @@
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/convert.hpp"
+#include "core/interpreter.hpp"
+#include "python_env.hpp"
+
+using namespace interpool;
+
+namespace {
+
+// Evaluates a Python expression in the current interpreter (new reference).
+PyObject* eval(const std::string& expr) {
+  PyObject* main = PyImport_AddModule("__main__");
+  PyObject* globals = PyModule_GetDict(main);
+  PyObject* r = PyRun_String(expr.c_str(), Py_eval_input, globals, globals);
+  if (!r) PyErr_Print();
+  return r;
+}
+
+std::string repr(PyObject* o) {
+  PyObject* r = PyObject_Repr(o);
+  std::string s = PyUnicode_AsUTF8(r);
+  Py_DECREF(r);
+  return s;
+}
+
+// Converts `expr` in the current interpreter and checks the rebuilt object is equal and of the same type.
+void expect_round_trip(const std::string& expr) {
+  PyObject* obj = eval(expr);
+  ASSERT_NE(obj, nullptr) << expr;
+  Value v = to_value(obj);
+  PyObject* back = to_python(v);
+  ASSERT_NE(back, nullptr) << expr;
+  EXPECT_EQ(Py_TYPE(back), Py_TYPE(obj)) << expr;
+  EXPECT_EQ(PyObject_RichCompareBool(obj, back, Py_EQ), 1) << expr << " -> " << repr(back);
+  Py_DECREF(obj);
+  Py_DECREF(back);
+}
+
+class ValueTest : public ::testing::Test {
+ protected:
+  Activation main_{testenv::main_interpreter()};
+};
+
+}  // namespace
+
+TEST_F(ValueTest, ScalarsRoundTrip) {
+  for (const char* e : {"None", "True", "False", "0", "-1", "2**63-1", "-2**63", "1.5", "float('inf')",
+                        "-0.0", "3+4j", "''", "'héllo ✓'", "'\\ud800'", "b''", "b'\\x00\\xff'",
+                        "bytearray(b'abc')"})
+    expect_round_trip(e);
+}
+
+TEST_F(ValueTest, BigIntsRoundTrip) {
+  for (const char* e : {"2**63", "-2**63-1", "2**1000", "-(3**500)", "10**4000"}) expect_round_trip(e);
+  PyObject* big = eval("2**64");
+  Value v = to_value(big);
+  EXPECT_EQ(v.kind(), Kind::BigInt);
+  Py_DECREF(big);
+}
+
+TEST_F(ValueTest, ContainersRoundTripNested) {
+  for (const char* e :
+       {"()", "(1,)", "[1, [2, [3, [4]]]]", "{'a': 1, 2: [3], (4, 5): {'x': None}}", "set()",
+        "{1, 2, 3}", "frozenset({'a', (1, 2)})", "{'grid': ['#..', '.^.'], 'n': 10**30}",
+        "[b'x', bytearray(b'y'), 1j, {frozenset({1})}]"})
+    expect_round_trip(e);
+}
+
+TEST_F(ValueTest, DictOrderIsKept) {
+  PyObject* d = eval("{'z': 1, 'a': 2, 'm': 3}");
+  PyObject* back = to_python(to_value(d));
+  EXPECT_EQ(repr(back), "{'z': 1, 'a': 2, 'm': 3}");
+  Py_DECREF(d);
+  Py_DECREF(back);
+}
+
+TEST_F(ValueTest, OtherObjectsArePickledAndMarkedSo) {
+  PyObject* obj = eval("__import__('fractions').Fraction(1, 3)");
+  Value v = to_value(obj);
+  EXPECT_EQ(v.kind(), Kind::Pickled);
+  EXPECT_TRUE(v.contains_pickle());
+  PyObject* back = to_python(v);
+  EXPECT_EQ(PyObject_RichCompareBool(obj, back, Py_EQ), 1);
+  Py_DECREF(obj);
+  Py_DECREF(back);
+
+  PyObject* nested = eval("[1, {'k': __import__('decimal').Decimal('1.5')}]");
+  EXPECT_TRUE(to_value(nested).contains_pickle());
+  Py_DECREF(nested);
+  PyObject* plain = eval("[1, {'k': 2}]");
+  EXPECT_FALSE(to_value(plain).contains_pickle());
+  Py_DECREF(plain);
+}
+
+TEST_F(ValueTest, IntSubclassesKeepTheirType) {
+  expect_round_trip("__import__('http').HTTPStatus.NOT_FOUND");
+}
+
+TEST_F(ValueTest, PickleCanBeRefused) {
+  PyObject* obj = eval("__import__('fractions').Fraction(1, 3)");
+  ToValueOptions no_pickle;
+  no_pickle.allow_pickle = false;
+  EXPECT_THROW(to_value(obj, "argument 1", no_pickle), NotShareable);
+  Py_DECREF(obj);
+}
+
+TEST_F(ValueTest, ErrorsNameThePlace) {
+  PyObject* obj = eval("{'grid': [1, 2, lambda: 0]}");
+  try {
+    to_value(obj, "argument 2");
+    FAIL() << "a lambda must not be shareable";
+  } catch (const NotShareable& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("argument 2['grid'][2]"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("'function'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("module level"), std::string::npos) << msg;
+  }
+  Py_DECREF(obj);
+}
+
+TEST_F(ValueTest, CyclesAreRefused) {
+  PyObject* obj = eval("(lambda l: (l.append(l), l)[1])([1])");
+  try {
+    to_value(obj, "argument 1");
+    FAIL() << "a cycle must be refused";
+  } catch (const NotShareable& e) {
+    EXPECT_NE(std::string(e.what()).find("cycle"), std::string::npos) << e.what();
+  }
+  Py_DECREF(obj);
+}
+
+TEST_F(ValueTest, AbsurdDepthIsRefused) {
+  PyRun_SimpleString("_deep = _x = []\nfor _ in range(5000):\n    _x.append([])\n    _x = _x[0]\n");
+  PyObject* obj = eval("_deep");
+  ASSERT_NE(obj, nullptr);
+  try {
+    to_value(obj, "argument 1");
+    FAIL() << "5000 levels must be refused";
+  } catch (const NotShareable& e) {
+    EXPECT_NE(std::string(e.what()).find("deeper than 1000"), std::string::npos) << e.what();
+  }
+  Py_DECREF(obj);
+}
+
+TEST_F(ValueTest, SharedSubobjectsAreNotCycles) {
+  expect_round_trip("(lambda x: [x, x, {'a': x}])([1, 2])");
+}
+
+TEST(ValueAcrossInterpreters, RebuiltInASubInterpreter) {
+  Value v;
+  {
+    Activation main(testenv::main_interpreter());
+    PyObject* obj = eval("{'grid': ['#..', '.^.'], 'big': 7**99, 'set': {1, 2}, 'f': 0.25}");
+    v = to_value(obj);
+    Py_DECREF(obj);
+  }
+  Interpreter sub = Interpreter::create();
+  {
+    Activation inside(sub);
+    PyObject* back = to_python(v);
+    ASSERT_NE(back, nullptr);
+    PyObject* expected = eval("{'grid': ['#..', '.^.'], 'big': 7**99, 'set': {1, 2}, 'f': 0.25}");
+    EXPECT_EQ(PyObject_RichCompareBool(back, expected, Py_EQ), 1);
+    Py_DECREF(back);
+    Py_DECREF(expected);
+  }
+  sub.close();
+}
+
+TEST_F(ValueTest, CapturedErrorsCarryTypeMessageAndTraceback) {
+  PyObject* r = eval("int('x')");
+  EXPECT_EQ(r, nullptr);
+  PyErr_Clear();
+  PyRun_SimpleString("def _boom():\n    raise KeyError('missing')\n");
+  PyObject* fn = eval("_boom");
+  PyObject* res = PyObject_CallNoArgs(fn);
+  ASSERT_EQ(res, nullptr);
+  ErrorInfo info = capture_error();
+  EXPECT_FALSE(PyErr_Occurred());
+  EXPECT_EQ(info.type_module, "builtins");
+  EXPECT_EQ(info.type_qualname, "KeyError");
+  EXPECT_EQ(info.message, "'missing'");
+  EXPECT_NE(info.traceback.find("_boom"), std::string::npos) << info.traceback;
+  EXPECT_FALSE(info.pickled.empty());
+  Py_DECREF(fn);
+}
