@@ -2,6 +2,8 @@
 
 #include <interpool/error.hpp>
 
+#include <cxxabi.h>
+
 namespace interpool {
 
 Worker::Worker(Body body) : thread_([this, body = std::move(body)]() mutable { run(std::move(body)); }) {}
@@ -26,8 +28,10 @@ void Worker::run(Body body) {
     Activation inside(interp);
     try {
       body(*this);
+    } catch (const abi::__forced_unwind&) {
+      throw;  // thread cancellation (e.g. CPython ending a thread at finalization) must go on
     } catch (...) {
-      // The body reports its own failures; nothing may escape a thread.
+      // The body reports its own failures; nothing else may escape a thread.
     }
   }
   state_ = nullptr;

@@ -1,11 +1,916 @@
+// The _interpool extension: the engine's primitives as Python types.
+//
+// Multi-phase init, per-module state, heap types only, and per-interpreter GIL
+// support: every interpreter that imports it gets its own module, types and
+// exceptions. Logic lives in the engine; this file converts at the boundary.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static PyModuleDef_Slot slots[] = {
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <interpool/error.hpp>
+#include <interpool/queue.hpp>
+
+#include "core/convert.hpp"
+#include "core/interpreter.hpp"
+#include "core/pool.hpp"
+
+namespace interpool::python {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Module state
+// ---------------------------------------------------------------------------
+
+struct ModuleState {
+  PyTypeObject* queue_type;
+  PyTypeObject* pool_type;
+  PyTypeObject* task_type;
+  PyTypeObject* unbound_type;
+  PyObject* unbound;  // the UNBOUND marker
+  PyObject* queues;   // WeakValueDictionary: id -> this interpreter's Queue object
+  PyObject* pools;    // WeakSet of this interpreter's live Pools, shut down at exit
+  PyObject* NotShareableError;
+  PyObject* InterpreterError;
+  PyObject* QueueEmpty;
+  PyObject* QueueFull;
+  PyObject* QueueClosed;
+  PyObject* ItemInterpreterDestroyed;
+  PyObject* RemoteError;
+  PyObject* BrokenInterpreterPool;
+  PyObject* CancelledError;
+};
+
+extern PyModuleDef module_def;
+
+ModuleState* state_of(PyObject* module) { return static_cast<ModuleState*>(PyModule_GetState(module)); }
+
+ModuleState* state_of_type(PyTypeObject* type) {
+  return static_cast<ModuleState*>(PyType_GetModuleState(type));
+}
+
+// The module state of this extension in the current interpreter, importing it if needed.
+ModuleState* current_state() {
+  PyObject* module = PyImport_ImportModule("interpool._interpool");
+  if (!module) return nullptr;
+  ModuleState* st = state_of(module);
+  Py_DECREF(module);  // sys.modules keeps it
+  return st;
+}
+
+// ---------------------------------------------------------------------------
+// Errors at the boundary
+// ---------------------------------------------------------------------------
+
+// Turns an engine error being handled into a Python exception; returns nullptr.
+PyObject* raise_engine_error(ModuleState* st) {
+  try {
+    throw;
+  } catch (const PythonErrorSet&) {
+    // Already set.
+  } catch (const NotShareable& e) {
+    PyErr_SetString(st->NotShareableError, e.what());
+  } catch (const PoolBroken& e) {
+    PyErr_SetString(st->BrokenInterpreterPool, e.what());
+  } catch (const PoolClosed& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const InterpreterError& e) {
+    PyErr_SetString(st->InterpreterError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_SystemError, e.what());
+  }
+  return nullptr;
+}
+
+// RemoteError(message) with type_name, message and traceback attributes.
+PyObject* new_remote_error(ModuleState* st, const ErrorInfo& info, bool as_cause) {
+  std::string text = as_cause ? "\n\"\"\"\n" + info.traceback + "\"\"\""
+                              : info.type_name() + ": " + info.message +
+                                    (info.traceback.empty() ? "" : "\n\nRemote traceback:\n" + info.traceback);
+  PyObject* exc = PyObject_CallFunction(st->RemoteError, "s#", text.data(), static_cast<Py_ssize_t>(text.size()));
+  if (!exc) return nullptr;
+  auto set = [&](const char* name, const std::string& v) {
+    PyObject* s = PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
+    int rc = s ? PyObject_SetAttrString(exc, name, s) : -1;
+    Py_XDECREF(s);
+    return rc;
+  };
+  if (set("type_name", info.type_name()) < 0 || set("message", info.message) < 0 ||
+      set("traceback", info.traceback) < 0) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  return exc;
+}
+
+// Raises a task's exception in this interpreter: the same type when it can be
+// rebuilt (its __cause__ holds the worker's traceback), else RemoteError.
+PyObject* raise_task_error(ModuleState* st, const ErrorInfo& info) {
+  PyObject* exc = nullptr;
+  if (!info.pickled.empty()) {
+    Value pickled = Pickled{info.pickled};
+    exc = to_python(pickled);
+    if (!exc || !PyExceptionInstance_Check(exc)) {
+      Py_XDECREF(exc);
+      exc = nullptr;
+      PyErr_Clear();
+    }
+  }
+  if (!exc && info.type_module == "interpool" && info.type_qualname == "NotShareableError")
+    exc = PyObject_CallFunction(st->NotShareableError, "s", info.message.c_str());
+  if (exc) {
+    PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
+    if (!cause) {
+      Py_DECREF(exc);
+      return nullptr;
+    }
+    PyException_SetCause(exc, cause);  // steals cause
+    PyErr_SetRaisedException(exc);     // steals exc
+    return nullptr;
+  }
+  exc = new_remote_error(st, info, /*as_cause=*/false);
+  if (exc) PyErr_SetRaisedException(exc);
+  return nullptr;
+}
+
+// Waits with the GIL released; runs signal handlers when a signal interrupts
+// the wait (so Ctrl-C raises KeyboardInterrupt). Returns false with an
+// exception set if a handler raised.
+template <class Attempt>
+bool wait_releasing_gil(Attempt&& attempt, WaitResult& result) {
+  for (;;) {
+    {
+      GilRelease unlocked;
+      result = attempt();
+    }
+    if (result != WaitResult::Interrupted) return true;
+    if (PyErr_CheckSignals() < 0) return false;
+  }
+}
+
+// timeout=None -> never; block=False -> now.
+bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
+  if (!block) {
+    out = Deadline::now();
+    return true;
+  }
+  if (!timeout || timeout == Py_None) {
+    out = Deadline::never();
+    return true;
+  }
+  double seconds = PyFloat_AsDouble(timeout);
+  if (seconds == -1.0 && PyErr_Occurred()) return false;
+  if (seconds < 0) {
+    PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
+    return false;
+  }
+  out = Deadline::after(seconds);
+  return true;
+}
+
+std::int64_t current_interpreter_id() {
+  return PyInterpreterState_GetID(PyInterpreterState_Get());
+}
+
+// ---------------------------------------------------------------------------
+// Queue
+// ---------------------------------------------------------------------------
+
+struct QueueObject {
+  PyObject_HEAD
+  std::shared_ptr<Queue>* queue;  // heap-held so the struct stays a C layout
+  PyObject* weakrefs;
+};
+
+// The one Queue object of this interpreter for `q` (new reference).
+PyObject* queue_object_for(ModuleState* st, const std::shared_ptr<Queue>& q) {
+  PyObject* key = PyLong_FromLongLong(q->id());
+  if (!key) return nullptr;
+  PyObject* existing = PyObject_GetItem(st->queues, key);
+  if (existing || !PyErr_ExceptionMatches(PyExc_KeyError)) {
+    Py_DECREF(key);
+    return existing;
+  }
+  PyErr_Clear();
+  auto* self = PyObject_GC_New(QueueObject, st->queue_type);
+  if (!self) {
+    Py_DECREF(key);
+    return nullptr;
+  }
+  self->queue = new std::shared_ptr<Queue>(q);
+  self->weakrefs = nullptr;
+  PyObject_GC_Track(self);
+  int rc = PyObject_SetItem(st->queues, key, reinterpret_cast<PyObject*>(self));
+  Py_DECREF(key);
+  if (rc < 0) {
+    Py_DECREF(self);
+    return nullptr;
+  }
+  return reinterpret_cast<PyObject*>(self);
+}
+
+PyObject* Queue_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"maxsize", nullptr};
+  Py_ssize_t maxsize = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Queue", const_cast<char**>(kwlist), &maxsize))
+    return nullptr;
+  if (maxsize < 0) maxsize = 0;
+  return queue_object_for(state_of_type(type), Queue::create(static_cast<std::size_t>(maxsize)));
+}
+
+int Queue_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+void Queue_dealloc(PyObject* op) {
+  auto* self = reinterpret_cast<QueueObject*>(op);
+  PyTypeObject* type = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  if (self->weakrefs) PyObject_ClearWeakRefs(op);
+  delete self->queue;
+  type->tp_free(op);
+  Py_DECREF(type);
+}
+
+Queue& queue_of(PyObject* self) { return **reinterpret_cast<QueueObject*>(self)->queue; }
+
+PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"obj", "block", "timeout", "unbounditems", nullptr};
+  PyObject* obj;
+  int block = 1;
+  PyObject* timeout = Py_None;
+  int unbound = static_cast<int>(Unbound::Keep);
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$i:put", const_cast<char**>(kwlist), &obj,
+                                   &block, &timeout, &unbound))
+    return nullptr;
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  if (unbound < 0 || unbound > static_cast<int>(Unbound::Remove)) {
+    PyErr_Format(PyExc_ValueError, "unbounditems must be 0 to 3, got %d", unbound);
+    return nullptr;
+  }
+  Deadline deadline;
+  if (!parse_deadline(timeout, block, deadline)) return nullptr;
+  QueueItem item;
+  try {
+    item.value = to_value(obj, "the item");
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+  item.origin = current_interpreter_id();
+  item.unbound = static_cast<Unbound>(unbound);
+  Queue& q = queue_of(self);
+  WaitResult r;
+  if (!wait_releasing_gil([&] { return q.put(item, deadline, true); }, r)) return nullptr;
+  if (r == WaitResult::Timeout) return PyErr_Format(st->QueueFull, "queue %lld is full", (long long)q.id());
+  if (r == WaitResult::Closed) return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
+  Py_RETURN_NONE;
+}
+
+PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"block", "timeout", nullptr};
+  int block = 1;
+  PyObject* timeout = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", const_cast<char**>(kwlist), &block, &timeout))
+    return nullptr;
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  Deadline deadline;
+  if (!parse_deadline(timeout, block, deadline)) return nullptr;
+  Queue& q = queue_of(self);
+  QueueItem item;
+  WaitResult r;
+  if (!wait_releasing_gil([&] { return q.get(item, deadline, true); }, r)) return nullptr;
+  if (r == WaitResult::Timeout) return PyErr_Format(st->QueueEmpty, "queue %lld is empty", (long long)q.id());
+  if (r == WaitResult::Closed) return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
+  if (item.origin_closed) {
+    if (item.unbound == Unbound::Error)
+      return PyErr_Format(st->ItemInterpreterDestroyed,
+                          "the interpreter that put this item (%lld) has been closed",
+                          (long long)item.origin);
+    return Py_NewRef(st->unbound);
+  }
+  return to_python(item.value);
+}
+
+PyObject* Queue_qsize(PyObject* self, PyObject*) { return PyLong_FromSize_t(queue_of(self).size()); }
+
+PyObject* Queue_empty(PyObject* self, PyObject*) { return PyBool_FromLong(queue_of(self).size() == 0); }
+
+PyObject* Queue_full(PyObject* self, PyObject*) {
+  Queue& q = queue_of(self);
+  return PyBool_FromLong(q.maxsize() != 0 && q.size() >= q.maxsize());
+}
+
+PyObject* Queue_close(PyObject* self, PyObject*) {
+  queue_of(self).close();
+  Py_RETURN_NONE;
+}
+
+PyObject* Queue_get_id(PyObject* self, void*) { return PyLong_FromLongLong(queue_of(self).id()); }
+
+PyObject* Queue_get_maxsize(PyObject* self, void*) { return PyLong_FromSize_t(queue_of(self).maxsize()); }
+
+PyObject* Queue_repr(PyObject* self) {
+  return PyUnicode_FromFormat("<_interpool.Queue id=%lld>", (long long)queue_of(self).id());
+}
+
+PyMethodDef Queue_methods[] = {
+    {"put", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put)),
+     METH_VARARGS | METH_KEYWORDS,
+     "put(obj, block=True, timeout=None, *, unbounditems=0)\n--\n\nAdd an item, waiting for space."},
+    {"get", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_get)),
+     METH_VARARGS | METH_KEYWORDS, "get(block=True, timeout=None)\n--\n\nRemove and return an item."},
+    {"qsize", Queue_qsize, METH_NOARGS, "Number of items now (a snapshot)."},
+    {"empty", Queue_empty, METH_NOARGS, "True if no item is in the queue now."},
+    {"full", Queue_full, METH_NOARGS, "True if the queue is at its bound now."},
+    {"close", Queue_close, METH_NOARGS, "Refuse further puts; gets drain what is left."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef Queue_getset[] = {
+    {"id", Queue_get_id, nullptr, "The queue's process-wide id.", nullptr},
+    {"maxsize", Queue_get_maxsize, nullptr, "The bound (0: none).", nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyMemberDef Queue_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(QueueObject, weakrefs), Py_READONLY, nullptr},
+    {nullptr, 0, 0, 0, nullptr}};
+
+PyType_Slot Queue_slots[] = {
+    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0)\n--\n\nA FIFO shared by every interpreter of the process.")},
+    {Py_tp_new, reinterpret_cast<void*>(Queue_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(Queue_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(Queue_traverse)},
+    {Py_tp_repr, reinterpret_cast<void*>(Queue_repr)},
+    {Py_tp_methods, Queue_methods},
+    {Py_tp_getset, Queue_getset},
+    {Py_tp_members, Queue_members},
+    {0, nullptr}};
+
+PyType_Spec Queue_spec = {"interpool._interpool.Queue", sizeof(QueueObject), 0,
+                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+                          Queue_slots};
+
+// ---------------------------------------------------------------------------
+// Handles: how engine objects cross (registered once per process)
+// ---------------------------------------------------------------------------
+
+int handle_from_object(PyObject* obj, std::shared_ptr<Shareable>* out) {
+  PyObject* module = PyType_GetModuleByDef(Py_TYPE(obj), &module_def);
+  if (!module) {
+    PyErr_Clear();
+    return 0;
+  }
+  ModuleState* st = state_of(module);
+  if (PyObject_TypeCheck(obj, st->queue_type)) {
+    *out = *reinterpret_cast<QueueObject*>(obj)->queue;
+    return 1;
+  }
+  return 0;
+}
+
+PyObject* object_from_handle(const std::shared_ptr<Shareable>& object) {
+  ModuleState* st = current_state();
+  if (!st) return nullptr;
+  if (auto q = std::dynamic_pointer_cast<Queue>(object)) return queue_object_for(st, q);
+  PyErr_SetString(PyExc_TypeError, "interpool: this kind of engine object has no Python type yet");
+  return nullptr;
+}
+
+// ---------------------------------------------------------------------------
+// Task: the pending result of one Pool.submit
+// ---------------------------------------------------------------------------
+
+struct TaskState {
+  std::mutex mutex;
+  Signal signal;
+  bool done = false;
+  Outcome outcome;
+
+  void complete(Outcome out) {
+    {
+      std::lock_guard lock(mutex);
+      outcome = std::move(out);
+      done = true;
+    }
+    signal.notify_all();
+  }
+  bool is_done() {
+    std::lock_guard lock(mutex);
+    return done;
+  }
+};
+
+struct TaskObject {
+  PyObject_HEAD
+  std::shared_ptr<TaskState>* state;
+};
+
+void Task_dealloc(PyObject* op) {
+  PyTypeObject* type = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  delete reinterpret_cast<TaskObject*>(op)->state;
+  type->tp_free(op);
+  Py_DECREF(type);
+}
+
+int Task_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+PyObject* Task_done(PyObject* self, PyObject*) {
+  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->is_done());
+}
+
+PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"timeout", nullptr};
+  PyObject* timeout = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:result", const_cast<char**>(kwlist), &timeout))
+    return nullptr;
+  Deadline deadline;
+  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  WaitResult r;
+  bool ok = wait_releasing_gil(
+      [&] {
+        for (;;) {
+          std::uint32_t epoch = task.signal.epoch();
+          if (task.is_done()) return WaitResult::Ready;
+          if (deadline.passed()) return WaitResult::Timeout;
+          WaitResult w = task.signal.wait(epoch, deadline, true);
+          if (w == WaitResult::Interrupted) return w;
+        }
+      },
+      r);
+  if (!ok) return nullptr;
+  if (r == WaitResult::Timeout) return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  const Outcome& out = task.outcome;  // immutable once done
+  switch (out.status) {
+    case Outcome::Status::Ok:
+      return to_python(out.value);
+    case Outcome::Status::Error:
+      return raise_task_error(st, out.error);
+    case Outcome::Status::Cancelled:
+      PyErr_SetNone(st->CancelledError);
+      return nullptr;
+    case Outcome::Status::Broken:
+      return PyErr_Format(st->BrokenInterpreterPool, "a worker initializer raised %s: %s",
+                          out.error.type_name().c_str(), out.error.message.c_str());
+  }
+  return nullptr;
+}
+
+PyMethodDef Task_methods[] = {
+    {"done", Task_done, METH_NOARGS, "True once the task has ended."},
+    {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
+     METH_VARARGS | METH_KEYWORDS,
+     "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyType_Slot Task_slots[] = {
+    {Py_tp_doc, const_cast<char*>("The pending result of Pool.submit.")},
+    {Py_tp_dealloc, reinterpret_cast<void*>(Task_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(Task_traverse)},
+    {Py_tp_methods, Task_methods},
+    {0, nullptr}};
+
+PyType_Spec Task_spec = {"interpool._interpool.Task", sizeof(TaskObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+                             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+                         Task_slots};
+
+// ---------------------------------------------------------------------------
+// Pool
+// ---------------------------------------------------------------------------
+
+struct PoolObject {
+  PyObject_HEAD
+  Pool* pool;
+};
+
+bool parse_function_ref(PyObject* module, PyObject* qualname, FunctionRef& out) {
+  if (!PyUnicode_Check(module) || !PyUnicode_Check(qualname)) {
+    PyErr_Format(PyExc_TypeError, "module and qualname must be str, not %.100s and %.100s",
+                 Py_TYPE(module)->tp_name, Py_TYPE(qualname)->tp_name);
+    return false;
+  }
+  const char* m = PyUnicode_AsUTF8(module);
+  const char* q = m ? PyUnicode_AsUTF8(qualname) : nullptr;
+  if (!q) return false;
+  out.module = m;
+  out.qualname = q;
+  return true;
+}
+
+// Converts (args tuple, kwargs dict or None) naming each bad argument.
+bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
+  if (!PyTuple_Check(args)) {
+    PyErr_Format(PyExc_TypeError, "args must be a tuple, not %.100s", Py_TYPE(args)->tp_name);
+    return false;
+  }
+  Tuple t;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i)
+    t.items.push_back(to_value(PyTuple_GET_ITEM(args, i), "argument " + std::to_string(i + 1)));
+  call.args = std::move(t);
+  Dict d;
+  if (kwargs && kwargs != Py_None) {
+    if (!PyDict_Check(kwargs)) {
+      PyErr_Format(PyExc_TypeError, "kwargs must be a dict, not %.100s", Py_TYPE(kwargs)->tp_name);
+      return false;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(kwargs, &pos, &key, &value)) {
+      if (!PyUnicode_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "keyword argument names must be str");
+        return false;
+      }
+      std::string where = "keyword argument '" + to_utf8(key) + "'";
+      d.items.emplace_back(to_value(key, where), to_value(value, where));
+    }
+  }
+  call.kwargs = std::move(d);
+  return true;
+}
+
+PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"workers", "sys_path", "initializers", nullptr};
+  Py_ssize_t workers = 0;
+  PyObject* sys_path = Py_None;
+  PyObject* initializers = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOO:Pool", const_cast<char**>(kwlist), &workers,
+                                   &sys_path, &initializers))
+    return nullptr;
+  ModuleState* st = state_of_type(type);
+  if (workers < 0) return PyErr_Format(PyExc_ValueError, "workers must be >= 0, got %zd", workers);
+  PoolOptions options;
+  options.workers = static_cast<std::size_t>(workers);
+  try {
+    if (sys_path != Py_None) {
+      PyObject* seq = PySequence_Fast(sys_path, "sys_path must be a sequence of str");
+      if (!seq) return nullptr;
+      for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+        PyObject* item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyUnicode_Check(item)) {
+          Py_DECREF(seq);
+          return PyErr_Format(PyExc_TypeError, "sys_path[%zd] must be str, not %.100s", i,
+                              Py_TYPE(item)->tp_name);
+        }
+        options.sys_path.emplace_back(PyUnicode_AsUTF8(item));
+      }
+      Py_DECREF(seq);
+    }
+    if (initializers != Py_None) {
+      // Each initializer: (module, qualname, args, kwargs).
+      PyObject* seq = PySequence_Fast(initializers, "initializers must be a sequence");
+      if (!seq) return nullptr;
+      for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
+        PyObject *m, *q, *a = nullptr, *k = nullptr;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO|OO:initializer", &m, &q, &a, &k)) {
+          Py_DECREF(seq);
+          return nullptr;
+        }
+        Call call;
+        PyObject* empty = PyTuple_New(0);
+        bool ok = parse_function_ref(m, q, call.function) &&
+                  convert_call_args(a ? a : empty, k, call);
+        Py_DECREF(empty);
+        if (!ok) {
+          Py_DECREF(seq);
+          return nullptr;
+        }
+        options.initializers.push_back(std::move(call));
+      }
+      Py_DECREF(seq);
+    }
+    auto* self = reinterpret_cast<PoolObject*>(type->tp_alloc(type, 0));
+    if (!self) return nullptr;
+    try {
+      self->pool = new Pool(std::move(options));
+    } catch (...) {
+      Py_DECREF(self);
+      throw;
+    }
+    // Workers must end before the interpreter finalizes: the exit hook joins them.
+    PyObject* r = PyObject_CallMethod(st->pools, "add", "O", self);
+    if (!r) {
+      Py_DECREF(self);
+      return nullptr;
+    }
+    Py_DECREF(r);
+    return reinterpret_cast<PyObject*>(self);
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+}
+
+void Pool_dealloc(PyObject* op) {
+  PyTypeObject* type = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  PyObject_ClearWeakRefs(op);
+  delete reinterpret_cast<PoolObject*>(op)->pool;  // shuts down, GIL released while joining
+  type->tp_free(op);
+  Py_DECREF(type);
+}
+
+int Pool_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"module", "qualname", "args", "kwargs", nullptr};
+  PyObject *module, *qualname, *call_args = nullptr, *call_kwargs = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO:submit", const_cast<char**>(kwlist), &module,
+                                   &qualname, &call_args, &call_kwargs))
+    return nullptr;
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  Pool* pool = reinterpret_cast<PoolObject*>(self)->pool;
+  try {
+    Call call;
+    PyObject* empty = PyTuple_New(0);
+    if (!empty) return nullptr;
+    bool ok = parse_function_ref(module, qualname, call.function) &&
+              convert_call_args(call_args ? call_args : empty, call_kwargs, call);
+    Py_DECREF(empty);
+    if (!ok) return nullptr;
+    auto* task = PyObject_GC_New(TaskObject, st->task_type);
+    if (!task) return nullptr;
+    task->state = new std::shared_ptr<TaskState>(std::make_shared<TaskState>());
+    PyObject_GC_Track(task);
+    std::shared_ptr<TaskState> state = *task->state;
+    try {
+      pool->submit(std::move(call), [state](Outcome out) { state->complete(std::move(out)); });
+    } catch (...) {
+      Py_DECREF(task);
+      throw;
+    }
+    return reinterpret_cast<PyObject*>(task);
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+}
+
+PyObject* Pool_shutdown(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"cancel_pending", nullptr};
+  int cancel = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:shutdown", const_cast<char**>(kwlist), &cancel))
+    return nullptr;
+  reinterpret_cast<PoolObject*>(self)->pool->shutdown(cancel != 0);
+  Py_RETURN_NONE;
+}
+
+PyObject* Pool_get_size(PyObject* self, void*) {
+  return PyLong_FromSize_t(reinterpret_cast<PoolObject*>(self)->pool->size());
+}
+
+PyMethodDef Pool_methods[] = {
+    {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_submit)),
+     METH_VARARGS | METH_KEYWORDS,
+     "submit(module, qualname, args=(), kwargs=None)\n--\n\nRun module.qualname(*args, **kwargs) "
+     "in a worker; returns a Task."},
+    {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_shutdown)),
+     METH_VARARGS | METH_KEYWORDS,
+     "shutdown(cancel_pending=False)\n--\n\nStop accepting tasks and wait for the workers."},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers.", nullptr},
+                             {nullptr, nullptr, nullptr, nullptr, nullptr}};
+
+PyType_Slot Pool_slots[] = {
+    {Py_tp_doc, const_cast<char*>("Pool(workers=0, sys_path=None, initializers=None)\n--\n\n"
+                                  "Workers, each a thread owning an own-GIL sub-interpreter.")},
+    {Py_tp_new, reinterpret_cast<void*>(Pool_new)},
+    {Py_tp_dealloc, reinterpret_cast<void*>(Pool_dealloc)},
+    {Py_tp_traverse, reinterpret_cast<void*>(Pool_traverse)},
+    {Py_tp_methods, Pool_methods},
+    {Py_tp_getset, Pool_getset},
+    {0, nullptr}};
+
+PyType_Spec Pool_spec = {"interpool._interpool.Pool", sizeof(PoolObject), 0,
+                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+                             Py_TPFLAGS_MANAGED_WEAKREF,
+                         Pool_slots};
+
+// ---------------------------------------------------------------------------
+// UNBOUND marker
+// ---------------------------------------------------------------------------
+
+PyObject* Unbound_repr(PyObject*) { return PyUnicode_FromString("UNBOUND"); }
+
+PyType_Slot Unbound_slots[] = {{Py_tp_repr, reinterpret_cast<void*>(Unbound_repr)}, {0, nullptr}};
+
+PyType_Spec Unbound_spec = {"interpool._interpool.UnboundItem", sizeof(PyObject), 0,
+                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, Unbound_slots};
+
+// ---------------------------------------------------------------------------
+// Module functions
+// ---------------------------------------------------------------------------
+
+PyObject* mod_roundtrip(PyObject* module, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"obj", "allow_pickle", nullptr};
+  PyObject* obj;
+  int allow_pickle = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|p:roundtrip", const_cast<char**>(kwlist), &obj,
+                                   &allow_pickle))
+    return nullptr;
+  ToValueOptions options;
+  options.allow_pickle = allow_pickle != 0;
+  try {
+    return to_python(to_value(obj, "the object", options));
+  } catch (...) {
+    return raise_engine_error(state_of(module));
+  }
+}
+
+PyObject* mod_value_kind(PyObject* module, PyObject* obj) {
+  try {
+    Value v = to_value(obj, "the object");
+    std::string_view name = kind_name(v.kind());
+    return PyUnicode_FromStringAndSize(name.data(), static_cast<Py_ssize_t>(name.size()));
+  } catch (...) {
+    return raise_engine_error(state_of(module));
+  }
+}
+
+PyObject* mod_interpreter_id(PyObject*, PyObject*) { return PyLong_FromLongLong(current_interpreter_id()); }
+
+PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
+
+PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
+  long long id = PyLong_AsLongLong(arg);
+  if (id == -1 && PyErr_Occurred()) return nullptr;
+  auto q = Queue::find(id);
+  if (!q) return PyErr_Format(PyExc_LookupError, "no queue with id %lld", id);
+  return queue_object_for(state_of(module), q);
+}
+
+// atexit hook: joins every live Pool of this interpreter before it finalizes
+// (3.13 ends sub-interpreters still in use at finalization; 3.12 would leak them).
+PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
+  ModuleState* st = state_of(module);
+  PyObject* pools = PySequence_List(st->pools);
+  if (!pools) return nullptr;
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
+    reinterpret_cast<PoolObject*>(PyList_GET_ITEM(pools, i))->pool->shutdown(false);
+  Py_DECREF(pools);
+  Py_RETURN_NONE;
+}
+
+PyMethodDef module_methods[] = {
+    {"_shutdown_pools", mod_shutdown_pools, METH_NOARGS, "Shut down every live Pool (atexit)."},
+    {"roundtrip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_roundtrip)),
+     METH_VARARGS | METH_KEYWORDS,
+     "roundtrip(obj, allow_pickle=True)\n--\n\nConvert obj to an engine value and back."},
+    {"value_kind", mod_value_kind, METH_O, "The engine value kind obj converts to."},
+    {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
+    {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
+    {"queue_from_id", mod_queue_from_id, METH_O, "This interpreter's Queue object for a live id."},
+    {nullptr, nullptr, 0, nullptr}};
+
+// ---------------------------------------------------------------------------
+// Module lifecycle
+// ---------------------------------------------------------------------------
+
+PyObject* new_exception(PyObject* module, const char* name, PyObject* base, const char* doc) {
+  std::string qualified = std::string("interpool.") + name;
+  PyObject* exc = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, base, nullptr);
+  if (!exc) return nullptr;
+  if (PyModule_AddObjectRef(module, name, exc) < 0) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  return exc;
+}
+
+int module_exec(PyObject* module) {
+  static std::once_flag codec_once;
+  std::call_once(codec_once, [] { set_handle_codec(HandleCodec{handle_from_object, object_from_handle}); });
+
+  ModuleState* st = state_of(module);
+  PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
+  if (!futures) return -1;
+  PyObject* broken_base = PyObject_GetAttrString(futures, "BrokenExecutor");
+  st->CancelledError = PyObject_GetAttrString(futures, "CancelledError");
+  Py_DECREF(futures);
+  if (!broken_base || !st->CancelledError) {
+    Py_XDECREF(broken_base);
+    return -1;
+  }
+  st->BrokenInterpreterPool =
+      new_exception(module, "BrokenInterpreterPool", broken_base,
+                    "A worker could not start or its initializer failed; the pool takes no more tasks.");
+  Py_DECREF(broken_base);
+  if (!st->BrokenInterpreterPool) return -1;
+
+  if (!(st->InterpreterError = new_exception(module, "InterpreterError", PyExc_Exception,
+                                             "An interpreter could not be created, entered or closed.")) ||
+      !(st->NotShareableError = new_exception(module, "NotShareableError", PyExc_TypeError,
+                                              "An object cannot cross to another interpreter.")) ||
+      !(st->QueueEmpty = new_exception(module, "QueueEmpty", PyExc_Exception, "The queue was empty.")) ||
+      !(st->QueueFull = new_exception(module, "QueueFull", PyExc_Exception, "The queue was full.")) ||
+      !(st->QueueClosed = new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
+      !(st->ItemInterpreterDestroyed =
+            new_exception(module, "ItemInterpreterDestroyed", PyExc_Exception,
+                          "The interpreter that put a queue item has been closed.")) ||
+      !(st->RemoteError = new_exception(module, "RemoteError", PyExc_Exception,
+                                        "An exception raised in a worker, described by type_name, "
+                                        "message and traceback.")))
+    return -1;
+
+  auto add_type = [&](PyType_Spec* spec, PyTypeObject** slot, bool public_name) {
+    *slot = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, spec, nullptr));
+    if (!*slot) return false;
+    return !public_name || PyModule_AddType(module, *slot) == 0;
+  };
+  if (!add_type(&Queue_spec, &st->queue_type, true) || !add_type(&Pool_spec, &st->pool_type, true) ||
+      !add_type(&Task_spec, &st->task_type, true) || !add_type(&Unbound_spec, &st->unbound_type, false))
+    return -1;
+  st->unbound = PyType_GenericAlloc(st->unbound_type, 0);
+  if (!st->unbound || PyModule_AddObjectRef(module, "UNBOUND", st->unbound) < 0) return -1;
+  PyObject* weakref = PyImport_ImportModule("weakref");
+  if (!weakref) return -1;
+  st->queues = PyObject_CallMethod(weakref, "WeakValueDictionary", nullptr);
+  st->pools = PyObject_CallMethod(weakref, "WeakSet", nullptr);
+  Py_DECREF(weakref);
+  if (!st->queues || !st->pools) return -1;
+  PyObject* atexit = PyImport_ImportModule("atexit");
+  if (!atexit) return -1;
+  PyObject* hook = PyObject_GetAttrString(module, "_shutdown_pools");
+  PyObject* r = hook ? PyObject_CallMethod(atexit, "register", "O", hook) : nullptr;
+  Py_XDECREF(hook);
+  Py_DECREF(atexit);
+  if (!r) return -1;
+  Py_DECREF(r);
+  return 0;
+}
+
+int module_traverse(PyObject* module, visitproc visit, void* arg) {
+  ModuleState* st = state_of(module);
+  Py_VISIT(st->queue_type);
+  Py_VISIT(st->pool_type);
+  Py_VISIT(st->task_type);
+  Py_VISIT(st->unbound_type);
+  Py_VISIT(st->unbound);
+  Py_VISIT(st->queues);
+  Py_VISIT(st->pools);
+  Py_VISIT(st->NotShareableError);
+  Py_VISIT(st->InterpreterError);
+  Py_VISIT(st->QueueEmpty);
+  Py_VISIT(st->QueueFull);
+  Py_VISIT(st->QueueClosed);
+  Py_VISIT(st->ItemInterpreterDestroyed);
+  Py_VISIT(st->RemoteError);
+  Py_VISIT(st->BrokenInterpreterPool);
+  Py_VISIT(st->CancelledError);
+  return 0;
+}
+
+int module_clear(PyObject* module) {
+  ModuleState* st = state_of(module);
+  Py_CLEAR(st->queue_type);
+  Py_CLEAR(st->pool_type);
+  Py_CLEAR(st->task_type);
+  Py_CLEAR(st->unbound_type);
+  Py_CLEAR(st->unbound);
+  Py_CLEAR(st->queues);
+  Py_CLEAR(st->pools);
+  Py_CLEAR(st->NotShareableError);
+  Py_CLEAR(st->InterpreterError);
+  Py_CLEAR(st->QueueEmpty);
+  Py_CLEAR(st->QueueFull);
+  Py_CLEAR(st->QueueClosed);
+  Py_CLEAR(st->ItemInterpreterDestroyed);
+  Py_CLEAR(st->RemoteError);
+  Py_CLEAR(st->BrokenInterpreterPool);
+  Py_CLEAR(st->CancelledError);
+  return 0;
+}
+
+void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+
+PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, reinterpret_cast<void*>(module_exec)},
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
     {0, nullptr}};
 
-static PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_interpool", nullptr, 0, nullptr, slots,
-                                 nullptr, nullptr, nullptr};
+PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
+                          "interpool._interpool",
+                          "interpool's engine: queues, worker pools and value conversion.",
+                          sizeof(ModuleState),
+                          module_methods,
+                          module_slots,
+                          module_traverse,
+                          module_clear,
+                          module_free};
 
-PyMODINIT_FUNC PyInit__interpool() { return PyModuleDef_Init(&module_def); }
+}  // namespace
+}  // namespace interpool::python
+
+PyMODINIT_FUNC PyInit__interpool() { return PyModuleDef_Init(&interpool::python::module_def); }
