@@ -119,21 +119,58 @@ class Pool::Runner {
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)) {
   std::size_t n = options_.workers ? options_.workers : usable_cpus();
-  workers_.reserve(n);
+  std::vector<Worker*> started;
+  {
+    std::lock_guard lock(mutex_);
+    workers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) workers_.push_back(start_worker(nullptr));
+    for (auto& w : workers_) started.push_back(w.get());
+  }
   try {
-    for (std::size_t i = 0; i < n; ++i)
-      workers_.push_back(std::make_unique<Worker>([this](Worker& w) { work(w); }));
-    for (auto& w : workers_) w->wait_ready();
+    for (Worker* w : started) w->wait_ready();
   } catch (...) {
-    tasks_.close();
-    workers_.clear();  // joins
+    shutdown(false);
     throw;
   }
 }
 
 Pool::~Pool() { shutdown(false); }
 
-void Pool::work(Worker&) {
+std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) {
+  return std::make_unique<Worker>(
+      [this](Worker& w) { work(w); },
+      [this](std::exception_ptr failure) {
+        std::string why = "a worker's interpreter could not be created";
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+          why = e.what();
+        }
+        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}});
+      },
+      std::move(predecessor));
+}
+
+std::size_t Pool::size() const {
+  std::lock_guard lock(mutex_);
+  return workers_.size();
+}
+
+// Puts a fresh worker in this one's slot; the new one joins this one. False if
+// the pool is closing (this worker then carries on until the tasks run out).
+bool Pool::replace(Worker& worker) {
+  std::lock_guard lock(mutex_);
+  if (tasks_.closed()) return false;
+  for (auto& slot : workers_) {
+    if (slot.get() == &worker) {
+      slot = start_worker(std::move(slot));
+      return true;
+    }
+  }
+  return false;
+}
+
+void Pool::work(Worker& self) {
   Runner runner;
   if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
     mark_broken(capture_error());
@@ -147,6 +184,7 @@ void Pool::work(Worker&) {
     }
   }
   Task task;
+  std::size_t ran = 0;
   for (;;) {
     // Take a task without releasing the GIL if one is there; block only when idle.
     WaitResult r = tasks_.get(task, Deadline::now());
@@ -158,10 +196,14 @@ void Pool::work(Worker&) {
     Completion done = std::move(task.done);
     if (is_broken_.load(std::memory_order_acquire)) {
       done(Outcome::broken(*broken()));
+    } else if (task.control && !task.control->start()) {
+      done(Outcome::cancelled());
     } else {
       done(runner.run(task.call));
+      ++ran;
     }
     task = Task{};
+    if (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker && replace(self)) return;
   }
 }
 
@@ -182,8 +224,8 @@ std::optional<ErrorInfo> Pool::broken() const {
   return broken_;
 }
 
-void Pool::submit(Call call, Completion done) {
-  Task task{std::move(call), std::move(done)};
+void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
+  Task task{std::move(call), std::move(done), std::move(control)};
   if (tasks_.put(task) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();
@@ -197,11 +239,24 @@ std::future<Outcome> Pool::submit(Call call) {
   return future;
 }
 
-void Pool::shutdown(bool cancel_pending) {
-  tasks_.close();
+void Pool::close(bool cancel_pending) {
+  {
+    // Under the lock so that no worker is replaced after this point.
+    std::lock_guard lock(mutex_);
+    tasks_.close();
+  }
   if (cancel_pending)
     for (Task& t : tasks_.drain()) t.done(Outcome::cancelled());
-  for (auto& w : workers_) w->join();
+}
+
+void Pool::join() {
+  // Replacements started before close() sit in workers_ and join their predecessors.
+  std::vector<std::unique_ptr<Worker>> ending;
+  {
+    std::lock_guard lock(mutex_);
+    ending.swap(workers_);
+  }
+  ending.clear();  // joins each, releasing the caller's GIL
 }
 
 }  // namespace interpool

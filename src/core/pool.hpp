@@ -46,6 +46,24 @@ struct Outcome {
   static Outcome broken(ErrorInfo e) { return {Status::Broken, {}, std::move(e)}; }
 };
 
+/// Shared by a submitter and the pool: lets a task that has not started be
+/// cancelled, and tells whether it is running.
+class TaskControl {
+ public:
+  enum class State : std::uint8_t { Pending, Running, Cancelled };
+  /// Pending -> Cancelled; false if the task already started (or was cancelled).
+  bool cancel() noexcept { return move(State::Pending, State::Cancelled); }
+  /// Pending -> Running; false if it was cancelled first.
+  bool start() noexcept { return move(State::Pending, State::Running); }
+  State state() const noexcept { return state_.load(std::memory_order_acquire); }
+
+ private:
+  bool move(State from, State to) noexcept {
+    return state_.compare_exchange_strong(from, to, std::memory_order_acq_rel);
+  }
+  std::atomic<State> state_{State::Pending};
+};
+
 /// Called exactly once per accepted task, on whatever thread ends it (a worker,
 /// or the thread that cancels). It must not touch Python objects.
 using Completion = std::function<void(Outcome)>;
@@ -58,6 +76,9 @@ struct PoolOptions {
   /// Run in each worker before its first task. If one fails the pool is broken:
   /// pending and later tasks end with Status::Broken and that error.
   std::vector<Call> initializers;
+  /// After this many tasks a worker's interpreter is replaced by a fresh one
+  /// (0: never).
+  std::size_t max_tasks_per_worker = 0;
 };
 
 /// The pool was shut down: no new task is accepted.
@@ -87,8 +108,11 @@ std::size_t usable_cpus() noexcept;
 ///   in parallel), releasing the caller's GIL meanwhile; creation failure throws;
 /// - submit() may be called from any thread; every accepted task's Completion
 ///   runs exactly once: Ok, Error, Cancelled (shutdown with cancel_pending) or Broken;
-/// - shutdown() and the destructor wait for the workers to finish, releasing the
-///   caller's GIL; tasks already accepted still run unless cancelled.
+/// - a task given a TaskControl that is cancelled before a worker takes it ends
+///   as Cancelled without running;
+/// - close() stops accepting tasks without waiting; join() waits for the
+///   workers to finish, releasing the caller's GIL; shutdown() is both, and the
+///   destructor calls it. Tasks already accepted still run unless cancelled.
 class Pool {
  public:
   explicit Pool(PoolOptions options = {});
@@ -97,14 +121,20 @@ class Pool {
   ~Pool();
 
   /// Throws PoolClosed or PoolBroken if the task cannot be accepted.
-  void submit(Call call, Completion done);
+  void submit(Call call, Completion done, std::shared_ptr<TaskControl> control = nullptr);
   std::future<Outcome> submit(Call call);
 
   /// Stops accepting tasks; with cancel_pending, tasks not yet started end as
-  /// Cancelled. Waits for the workers to finish. Idempotent.
-  void shutdown(bool cancel_pending = false);
+  /// Cancelled. Does not wait. Idempotent.
+  void close(bool cancel_pending = false);
+  /// Waits until every worker has ended (after close()).
+  void join();
+  void shutdown(bool cancel_pending = false) {
+    close(cancel_pending);
+    join();
+  }
 
-  std::size_t size() const noexcept { return workers_.size(); }
+  std::size_t size() const;
   /// The initializer error that broke the pool, if any.
   std::optional<ErrorInfo> broken() const;
 
@@ -112,15 +142,18 @@ class Pool {
   struct Task {
     Call call;
     Completion done;
+    std::shared_ptr<TaskControl> control;
   };
   class Runner;
 
+  std::unique_ptr<Worker> start_worker(std::unique_ptr<Worker> predecessor);
   void work(Worker& worker);
+  bool replace(Worker& worker);
   void mark_broken(ErrorInfo cause);
 
   PoolOptions options_;
   Channel<Task> tasks_;
-  mutable std::mutex mutex_;
+  mutable std::mutex mutex_;  // guards broken_ and workers_
   std::optional<ErrorInfo> broken_;
   std::atomic<bool> is_broken_{false};
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -6,17 +6,23 @@
 
 namespace interpool {
 
-Worker::Worker(Body body) : thread_([this, body = std::move(body)]() mutable { run(std::move(body)); }) {}
+Worker::Worker(Body body, OnFailure on_failure, std::unique_ptr<Worker> predecessor)
+    : thread_([this, body = std::move(body), on_failure = std::move(on_failure),
+               predecessor = std::move(predecessor)]() mutable {
+        run(std::move(body), std::move(on_failure), std::move(predecessor));
+      }) {}
 
 Worker::~Worker() { join(); }
 
-void Worker::run(Body body) {
+void Worker::run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predecessor) {
   Interpreter interp;
   try {
     interp = Interpreter::create();
   } catch (...) {
     failure_ = std::current_exception();
   }
+  predecessor.reset();  // joins it (no thread state is attached here)
+  if (failure_ && on_failure) on_failure(failure_);
   if (interp) {
     interpreter_id_ = interp.id();
     state_ = interp.state();

@@ -3,6 +3,7 @@
 
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -20,12 +21,16 @@ namespace interpool {
 /// - wait_ready() blocks (releasing the caller's GIL) until the interpreter
 ///   exists, and rethrows a creation failure;
 /// - join() (and the destructor) wait for `body` to return and the interpreter
-///   to be destroyed, releasing the caller's GIL meanwhile.
+///   to be destroyed, releasing the caller's GIL meanwhile;
+/// - a worker given a `predecessor` (one it replaces) joins and destroys it on
+///   its own thread before running `body`: a thread cannot join itself.
 class Worker {
  public:
   using Body = std::function<void(Worker&)>;
+  /// Told when the interpreter could not be created (nobody may be waiting).
+  using OnFailure = std::function<void(std::exception_ptr)>;
 
-  explicit Worker(Body body);
+  explicit Worker(Body body, OnFailure on_failure = {}, std::unique_ptr<Worker> predecessor = {});
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -38,7 +43,7 @@ class Worker {
   PyInterpreterState* interpreter_state() const noexcept { return state_.load(); }
 
  private:
-  void run(Body body);
+  void run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predecessor);
 
   std::atomic<std::int64_t> interpreter_id_{-1};
   std::atomic<PyInterpreterState*> state_{nullptr};

@@ -108,9 +108,10 @@ PyObject* new_remote_error(ModuleState* st, const ErrorInfo& info, bool as_cause
   return exc;
 }
 
-// Raises a task's exception in this interpreter: the same type when it can be
-// rebuilt (its __cause__ holds the worker's traceback), else RemoteError.
-PyObject* raise_task_error(ModuleState* st, const ErrorInfo& info) {
+// A task's exception rebuilt in this interpreter (new reference): the same
+// type when it unpickles (its __cause__ holds the worker's traceback), else a
+// RemoteError. nullptr with an error set if even that fails.
+PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
   PyObject* exc = nullptr;
   if (!info.pickled.empty()) {
     Value pickled = Pickled{info.pickled};
@@ -123,17 +124,39 @@ PyObject* raise_task_error(ModuleState* st, const ErrorInfo& info) {
   }
   if (!exc && info.type_module == "interpool" && info.type_qualname == "NotShareableError")
     exc = PyObject_CallFunction(st->NotShareableError, "s", info.message.c_str());
-  if (exc) {
-    PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
-    if (!cause) {
-      Py_DECREF(exc);
-      return nullptr;
-    }
-    PyException_SetCause(exc, cause);  // steals cause
-    PyErr_SetRaisedException(exc);     // steals exc
+  if (!exc) return new_remote_error(st, info, /*as_cause=*/false);
+  PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
+  if (!cause) {
+    Py_DECREF(exc);
     return nullptr;
   }
-  exc = new_remote_error(st, info, /*as_cause=*/false);
+  PyException_SetCause(exc, cause);  // steals cause
+  return exc;
+}
+
+PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
+  std::string text = "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
+  if (cause.type_qualname == "InterpreterError") text = "the pool is broken: " + cause.message;
+  return PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
+}
+
+// Sets the exception an Outcome that is not Ok stands for; returns nullptr.
+PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
+  PyObject* exc = nullptr;
+  switch (out.status) {
+    case Outcome::Status::Ok:
+      PyErr_SetString(PyExc_SystemError, "interpool: raise_outcome of a result");
+      return nullptr;
+    case Outcome::Status::Error:
+      exc = task_exception(st, out.error);
+      break;
+    case Outcome::Status::Cancelled:
+      exc = PyObject_CallNoArgs(st->CancelledError);
+      break;
+    case Outcome::Status::Broken:
+      exc = broken_exception(st, out.error);
+      break;
+  }
   if (exc) PyErr_SetRaisedException(exc);
   return nullptr;
 }
@@ -386,6 +409,7 @@ PyObject* object_from_handle(const std::shared_ptr<Shareable>& object) {
 // ---------------------------------------------------------------------------
 
 struct TaskState {
+  std::shared_ptr<TaskControl> control = std::make_shared<TaskControl>();
   std::mutex mutex;
   Signal signal;
   bool done = false;
@@ -451,23 +475,23 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (r == WaitResult::Timeout) return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
   ModuleState* st = state_of_type(Py_TYPE(self));
   const Outcome& out = task.outcome;  // immutable once done
-  switch (out.status) {
-    case Outcome::Status::Ok:
-      return to_python(out.value);
-    case Outcome::Status::Error:
-      return raise_task_error(st, out.error);
-    case Outcome::Status::Cancelled:
-      PyErr_SetNone(st->CancelledError);
-      return nullptr;
-    case Outcome::Status::Broken:
-      return PyErr_Format(st->BrokenInterpreterPool, "a worker initializer raised %s: %s",
-                          out.error.type_name().c_str(), out.error.message.c_str());
-  }
-  return nullptr;
+  if (out.status == Outcome::Status::Ok) return to_python(out.value);
+  return raise_outcome(st, out);
+}
+
+PyObject* Task_cancel(PyObject* self, PyObject*) {
+  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->control->cancel());
+}
+
+PyObject* Task_running(PyObject* self, PyObject*) {
+  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  return PyBool_FromLong(task.control->state() == TaskControl::State::Running && !task.is_done());
 }
 
 PyMethodDef Task_methods[] = {
-    {"done", Task_done, METH_NOARGS, "True once the task has ended."},
+    {"done", Task_done, METH_NOARGS, "True once the task has ended (for tasks without a token)."},
+    {"cancel", Task_cancel, METH_NOARGS, "Cancel the task if no worker has started it; True if so."},
+    {"running", Task_running, METH_NOARGS, "True while a worker runs the task."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
@@ -489,9 +513,29 @@ PyType_Spec Task_spec = {"interpool._interpool.Task", sizeof(TaskObject), 0,
 // Pool
 // ---------------------------------------------------------------------------
 
+// Outcomes of tasks submitted with a token, for one consumer thread to collect
+// in batches (the Executor's result thread).
+struct Completions {
+  Channel<std::pair<long long, Outcome>> channel;
+  std::atomic<long long> outstanding{0};
+  std::atomic<bool> closing{false};
+
+  void post(long long token, Outcome out) {
+    std::pair<long long, Outcome> item{token, std::move(out)};
+    channel.put(item);
+    if (outstanding.fetch_sub(1) == 1 && closing.load()) channel.close();
+  }
+  // After the pool stops accepting tasks: ends the stream once all are posted.
+  void finish() {
+    closing.store(true);
+    if (outstanding.load() == 0) channel.close();
+  }
+};
+
 struct PoolObject {
   PyObject_HEAD
   Pool* pool;
+  std::shared_ptr<Completions>* completions;
 };
 
 bool parse_function_ref(PyObject* module, PyObject* qualname, FunctionRef& out) {
@@ -540,17 +584,20 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
 }
 
 PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"workers", "sys_path", "initializers", nullptr};
+  static const char* kwlist[] = {"workers", "sys_path", "initializers", "max_tasks_per_worker", nullptr};
   Py_ssize_t workers = 0;
   PyObject* sys_path = Py_None;
   PyObject* initializers = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOO:Pool", const_cast<char**>(kwlist), &workers,
-                                   &sys_path, &initializers))
+  Py_ssize_t max_tasks = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOOn:Pool", const_cast<char**>(kwlist), &workers,
+                                   &sys_path, &initializers, &max_tasks))
     return nullptr;
+  if (max_tasks < 0) return PyErr_Format(PyExc_ValueError, "max_tasks_per_worker must be >= 0, got %zd", max_tasks);
   ModuleState* st = state_of_type(type);
   if (workers < 0) return PyErr_Format(PyExc_ValueError, "workers must be >= 0, got %zd", workers);
   PoolOptions options;
   options.workers = static_cast<std::size_t>(workers);
+  options.max_tasks_per_worker = static_cast<std::size_t>(max_tasks);
   try {
     if (sys_path != Py_None) {
       PyObject* seq = PySequence_Fast(sys_path, "sys_path must be a sequence of str");
@@ -591,6 +638,7 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     }
     auto* self = reinterpret_cast<PoolObject*>(type->tp_alloc(type, 0));
     if (!self) return nullptr;
+    self->completions = new std::shared_ptr<Completions>(std::make_shared<Completions>());
     try {
       self->pool = new Pool(std::move(options));
     } catch (...) {
@@ -615,6 +663,7 @@ void Pool_dealloc(PyObject* op) {
   PyObject_GC_UnTrack(op);
   PyObject_ClearWeakRefs(op);
   delete reinterpret_cast<PoolObject*>(op)->pool;  // shuts down, GIL released while joining
+  delete reinterpret_cast<PoolObject*>(op)->completions;
   type->tp_free(op);
   Py_DECREF(type);
 }
@@ -625,11 +674,16 @@ int Pool_traverse(PyObject* self, visitproc visit, void* arg) {
 }
 
 PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"module", "qualname", "args", "kwargs", nullptr};
-  PyObject *module, *qualname, *call_args = nullptr, *call_kwargs = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO:submit", const_cast<char**>(kwlist), &module,
-                                   &qualname, &call_args, &call_kwargs))
+  static const char* kwlist[] = {"module", "qualname", "args", "kwargs", "token", nullptr};
+  PyObject *module, *qualname, *call_args = nullptr, *call_kwargs = Py_None, *token_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$O:submit", const_cast<char**>(kwlist), &module,
+                                   &qualname, &call_args, &call_kwargs, &token_obj))
     return nullptr;
+  long long token = 0;
+  if (token_obj != Py_None) {
+    token = PyLong_AsLongLong(token_obj);
+    if (token == -1 && PyErr_Occurred()) return nullptr;
+  }
   ModuleState* st = state_of_type(Py_TYPE(self));
   Pool* pool = reinterpret_cast<PoolObject*>(self)->pool;
   try {
@@ -646,7 +700,29 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
     PyObject_GC_Track(task);
     std::shared_ptr<TaskState> state = *task->state;
     try {
-      pool->submit(std::move(call), [state](Outcome out) { state->complete(std::move(out)); });
+      if (token_obj == Py_None) {
+        pool->submit(std::move(call), [state](Outcome out) { state->complete(std::move(out)); },
+                     state->control);
+      } else {
+        // The outcome goes to completions(); the Task only controls cancellation.
+        std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
+        sink->outstanding.fetch_add(1);
+        try {
+          pool->submit(
+              std::move(call),
+              [sink, state, token](Outcome out) {
+                {
+                  std::lock_guard lock(state->mutex);
+                  state->done = true;
+                }
+                sink->post(token, std::move(out));
+              },
+              state->control);
+        } catch (...) {
+          sink->outstanding.fetch_sub(1);
+          throw;
+        }
+      }
     } catch (...) {
       Py_DECREF(task);
       throw;
@@ -657,13 +733,82 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
   }
 }
 
-PyObject* Pool_shutdown(PyObject* self, PyObject* args, PyObject* kwargs) {
+void close_pool(PoolObject* po, bool cancel_pending) {
+  po->pool->close(cancel_pending);
+  (*po->completions)->finish();
+}
+
+PyObject* Pool_close(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"cancel_pending", nullptr};
   int cancel = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:shutdown", const_cast<char**>(kwlist), &cancel))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:close", const_cast<char**>(kwlist), &cancel))
     return nullptr;
-  reinterpret_cast<PoolObject*>(self)->pool->shutdown(cancel != 0);
+  close_pool(reinterpret_cast<PoolObject*>(self), cancel != 0);
   Py_RETURN_NONE;
+}
+
+PyObject* Pool_join(PyObject* self, PyObject*) {
+  reinterpret_cast<PoolObject*>(self)->pool->join();  // GIL released while joining
+  Py_RETURN_NONE;
+}
+
+PyObject* Pool_shutdown(PyObject* self, PyObject* args, PyObject* kwargs) {
+  if (!Pool_close(self, args, kwargs)) return nullptr;
+  Py_DECREF(Py_None);
+  return Pool_join(self, nullptr);
+}
+
+// One completion as (token, ok, value_or_exception); nullptr on failure.
+PyObject* completion_tuple(ModuleState* st, long long token, const Outcome& out) {
+  PyObject* payload;
+  bool ok = out.status == Outcome::Status::Ok;
+  if (ok) {
+    payload = to_python(out.value);
+    if (!payload) {
+      // The result arrived but cannot be rebuilt here (e.g. unpickling failed).
+      ok = false;
+      payload = PyErr_GetRaisedException();
+    }
+  } else {
+    raise_outcome(st, out);
+    payload = PyErr_GetRaisedException();
+  }
+  if (!payload) return nullptr;
+  return Py_BuildValue("(LNN)", token, PyBool_FromLong(ok), payload);
+}
+
+PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"timeout", "limit", nullptr};
+  PyObject* timeout = Py_None;
+  Py_ssize_t limit = 4096;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|On:completions", const_cast<char**>(kwlist), &timeout, &limit))
+    return nullptr;
+  Deadline deadline;
+  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
+  std::vector<std::pair<long long, Outcome>> batch;
+  std::pair<long long, Outcome> item;
+  WaitResult r;
+  if (!wait_releasing_gil([&] { return sink->channel.get(item, deadline, true); }, r)) return nullptr;
+  if (r == WaitResult::Closed) Py_RETURN_NONE;  // closed and every outcome delivered
+  if (r == WaitResult::Ready) {
+    batch.push_back(std::move(item));
+    while (static_cast<Py_ssize_t>(batch.size()) < limit &&
+           sink->channel.get(item, Deadline::now()) == WaitResult::Ready)
+      batch.push_back(std::move(item));
+  }
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(batch.size()));
+  if (!list) return nullptr;
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    PyObject* t = completion_tuple(st, batch[i].first, batch[i].second);
+    if (!t) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), t);
+  }
+  return list;
 }
 
 PyObject* Pool_get_size(PyObject* self, void*) {
@@ -678,13 +823,22 @@ PyMethodDef Pool_methods[] = {
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_shutdown)),
      METH_VARARGS | METH_KEYWORDS,
      "shutdown(cancel_pending=False)\n--\n\nStop accepting tasks and wait for the workers."},
+    {"close", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_close)),
+     METH_VARARGS | METH_KEYWORDS,
+     "close(cancel_pending=False)\n--\n\nStop accepting tasks; do not wait."},
+    {"join", Pool_join, METH_NOARGS, "Wait for every worker to end (after close)."},
+    {"completions", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_completions)),
+     METH_VARARGS | METH_KEYWORDS,
+     "completions(timeout=None, limit=4096)\n--\n\nWait for outcomes of tasks submitted with a "
+     "token; returns a list of (token, ok, value_or_exception), [] on timeout, None once the pool "
+     "is closed and every outcome has been returned."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers.", nullptr},
                              {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyType_Slot Pool_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Pool(workers=0, sys_path=None, initializers=None)\n--\n\n"
+    {Py_tp_doc, const_cast<char*>("Pool(workers=0, sys_path=None, initializers=None, max_tasks_per_worker=0)\n--\n\n"
                                   "Workers, each a thread owning an own-GIL sub-interpreter.")},
     {Py_tp_new, reinterpret_cast<void*>(Pool_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Pool_dealloc)},
@@ -758,7 +912,11 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   PyObject* pools = PySequence_List(st->pools);
   if (!pools) return nullptr;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
-    reinterpret_cast<PoolObject*>(PyList_GET_ITEM(pools, i))->pool->shutdown(false);
+  {
+    auto* po = reinterpret_cast<PoolObject*>(PyList_GET_ITEM(pools, i));
+    close_pool(po, false);
+    po->pool->join();
+  }
   Py_DECREF(pools);
   Py_RETURN_NONE;
 }

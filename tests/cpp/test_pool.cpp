@@ -179,3 +179,56 @@ TEST(Pool, CreatedAndDestroyedRepeatedly) {
     EXPECT_EQ(pool.submit(call("add", Tuple{{Value(i), Value(1)}})).get().value, Value(i + 1));
   }
 }
+
+TEST(Pool, CancelledControlSkipsTheTask) {
+  Pool pool(options(1));
+  // Occupy the only worker so that the next task waits in the queue.
+  auto busy = pool.submit(call("burn", Tuple{{Value(2000000)}}));
+  auto control = std::make_shared<TaskControl>();
+  std::promise<Outcome> p;
+  pool.submit(call("add", Tuple{{Value(1)}}), [&](Outcome o) { p.set_value(std::move(o)); }, control);
+  EXPECT_TRUE(control->cancel());
+  EXPECT_FALSE(control->start());
+  EXPECT_EQ(p.get_future().get().status, Outcome::Status::Cancelled);
+  EXPECT_EQ(busy.get().status, Outcome::Status::Ok);
+
+  auto running = std::make_shared<TaskControl>();
+  std::promise<Outcome> q;
+  pool.submit(call("add", Tuple{{Value(2)}}), [&](Outcome o) { q.set_value(std::move(o)); }, running);
+  Outcome out = q.get_future().get();
+  EXPECT_EQ(out.value, Value(2));
+  EXPECT_EQ(running->state(), TaskControl::State::Running);
+  EXPECT_FALSE(running->cancel()) << "a started task cannot be cancelled";
+}
+
+TEST(Pool, MaxTasksPerWorkerReplacesTheInterpreter) {
+  PoolOptions o = options(1);
+  o.max_tasks_per_worker = 3;
+  o.initializers.push_back(call("init", Tuple{{Value("fresh")}}));
+  Pool pool(o);
+  std::vector<std::int64_t> ids;
+  for (int i = 0; i < 9; ++i) {
+    Outcome out = pool.submit(call("interpreter_id")).get();
+    ASSERT_EQ(out.status, Outcome::Status::Ok) << out.error.message;
+    ids.push_back(out.value.get<std::int64_t>());
+    // The initializer ran again in every replacement.
+    EXPECT_EQ(pool.submit(call("get_state")).get().value, Value("fresh"));
+  }
+  // Two tasks per loop: a new interpreter every 3 tasks.
+  std::set<std::int64_t> distinct(ids.begin(), ids.end());
+  EXPECT_GE(distinct.size(), 5u);
+  EXPECT_EQ(pool.size(), 1u);
+}
+
+TEST(Pool, CloseDoesNotWaitJoinDoes) {
+  Pool pool(options(2));
+  std::atomic<int> done{0};
+  for (int i = 0; i < 6; ++i)
+    pool.submit(call("burn", Tuple{{Value(300000)}}), [&](Outcome o) {
+      if (o.status == Outcome::Status::Ok) ++done;
+    });
+  pool.close();
+  EXPECT_THROW(pool.submit(call("add", Tuple{{Value(1)}})), PoolClosed);
+  pool.join();
+  EXPECT_EQ(done.load(), 6) << "accepted tasks still run after close()";
+}

@@ -1,0 +1,585 @@
+"""interpool.Executor: a concurrent.futures executor on own-GIL worker interpreters."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import types
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import CancelledError, Future
+from concurrent.futures import Executor as _BaseExecutor
+from typing import Any
+
+from . import _interpool, _worker
+
+BrokenInterpreterPool = _interpool.BrokenInterpreterPool
+NotShareableError = _interpool.NotShareableError
+
+_WORKER_MODULE = "interpool._worker"
+_FN_KEYWORD = "__interpool_fn__"
+
+
+def usable_cpus() -> int:
+    """Number of CPUs this process may run on."""
+    return _interpool.usable_cpus()
+
+
+# ---------------------------------------------------------------------------
+# Function references: how a callable reaches a worker
+# ---------------------------------------------------------------------------
+
+
+class _Ref:
+    """A callable as workers find it: by (module, qualname), or pickled, plus
+    the arguments of any functools.partial around it."""
+
+    __slots__ = ("module", "qualname", "pickled", "args", "kwargs")
+
+    def __init__(self, module: str | None, qualname: str | None, pickled: Any,
+                 args: tuple, kwargs: dict) -> None:
+        self.module = module
+        self.qualname = qualname
+        self.pickled = pickled
+        self.args = args
+        self.kwargs = kwargs
+
+
+_ref_cache: weakref.WeakKeyDictionary[Any, _Ref] = weakref.WeakKeyDictionary()
+
+
+def _main_path() -> str | None:
+    """The script run as __main__, if workers can load it as a module."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or os.path.basename(path) == "__main__.py":
+        return None  # `python -m package` or a package's __main__: not ours to re-run
+    return os.path.abspath(path)
+
+
+def _lookup(module: str, qualname: str) -> Any:
+    obj: Any = sys.modules.get(module)
+    if obj is None:
+        return None
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def _reference(fn: Any, what: str = "the function") -> _Ref:
+    try:
+        cached = _ref_cache.get(fn)
+    except TypeError:  # not weak-referenceable (builtins, partials of them)
+        cached = None
+    if cached is not None:
+        return cached
+    ref = _make_reference(fn, what)
+    try:
+        _ref_cache[fn] = ref
+    except TypeError:
+        pass
+    return ref
+
+
+def _make_reference(fn: Any, what: str) -> _Ref:
+    args: tuple = ()
+    kwargs: dict = {}
+    target = fn
+    while isinstance(target, functools.partial):
+        args = target.args + args
+        kwargs = {**target.keywords, **kwargs}
+        target = target.func
+    if not callable(target):
+        raise TypeError(f"{what} must be callable, not {type(target).__name__!r}")
+    module = getattr(target, "__module__", None)
+    qualname = getattr(target, "__qualname__", None)
+    if isinstance(target, types.FunctionType) and qualname and "<" in qualname:
+        kind = "a lambda" if "<lambda>" in qualname else "a nested function or closure"
+        raise TypeError(
+            f"cannot send {what} {qualname!r} to a worker interpreter: it is {kind}, and "
+            f"workers find functions by module and name. Define it at module level "
+            f"(in {module or 'a module'}) and pass that function instead"
+        )
+    if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+        found = _lookup(module, qualname)
+        if found is not None and (found is target or found == target):
+            if module == "__main__":
+                if _main_path() is None:
+                    raise TypeError(
+                        f"cannot send {what} {qualname!r}: it is defined in __main__ of an "
+                        f"interactive session, `python -c` or a package's __main__, which "
+                        f"workers cannot import. Move it to a module"
+                    )
+                module = _worker.MAIN_ALIAS
+            return _Ref(module, qualname, None, args, kwargs)
+    # Bound methods, callable objects, ...: they cross by pickle.
+    return _Ref(None, None, target, args, kwargs)
+
+
+_ARG_PATH = re.compile(r"argument 3\[(\d+)\]\[(\d+)\]")
+
+
+def _rephrase(exc: BaseException, chunk_start: int | None = None) -> BaseException:
+    """Names the user's terms in errors about values that cannot cross."""
+    text = str(exc)
+    if _FN_KEYWORD in text:
+        text = text.replace(f"keyword argument '{_FN_KEYWORD}'", "the function")
+    if chunk_start is not None:
+        text = _ARG_PATH.sub(
+            lambda m: f"map item {chunk_start + int(m.group(1))}, argument {int(m.group(2)) + 1}",
+            text,
+        )
+    return NotShareableError(text)
+
+
+# ---------------------------------------------------------------------------
+# Futures and the result thread
+# ---------------------------------------------------------------------------
+
+
+class _Future(Future):
+    """A Future whose cancel() also withdraws the task from the workers' queue."""
+
+    _task: Any = None
+
+    def cancel(self) -> bool:
+        task = self._task
+        if task is not None and not task.cancel():
+            return False  # a worker has started it (or it already ended)
+        return super().cancel()
+
+    def running(self) -> bool:
+        task = self._task
+        if task is not None and task.running():
+            return True
+        return super().running()
+
+
+class _State:
+    """What the executor and its result thread share. Holds no reference to
+    the Executor, so an executor nobody references can be collected."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.futures: dict[int, _Future] = {}
+        self.tokens = itertools.count(1)
+        self.lock = threading.Lock()
+        self.closed = False
+        self.broken: str | None = None
+
+    def close(self, cancel_pending: bool = False) -> None:
+        with self.lock:
+            self.closed = True
+        self.pool.close(cancel_pending=cancel_pending)
+
+
+def _collect(state: _State) -> None:
+    """The result thread: takes outcomes in batches and settles their futures."""
+    pool = state.pool
+    futures = state.futures
+    while True:
+        batch = pool.completions()
+        if batch is None:
+            break
+        for token, ok, payload in batch:
+            fut = futures.pop(token, None)
+            if fut is None:
+                continue
+            if ok:
+                fut.set_result(payload)
+            elif isinstance(payload, CancelledError):
+                Future.cancel(fut)  # no-op if the caller cancelled it already
+                fut.set_running_or_notify_cancel()
+            else:
+                if isinstance(payload, BrokenInterpreterPool):
+                    state.broken = str(payload)
+                fut.set_exception(payload)
+    pool.join()
+
+
+_live: weakref.WeakSet[Executor] = weakref.WeakSet()
+_exiting = False
+
+
+def _at_exit() -> None:
+    # Runs before threading joins non-daemon threads: let every open executor
+    # finish what it accepted, then its result thread can end.
+    global _exiting
+    _exiting = True
+    for ex in list(_live):
+        ex.shutdown(wait=True)
+
+
+threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+
+
+# ---------------------------------------------------------------------------
+# Executor
+# ---------------------------------------------------------------------------
+
+
+class Executor(_BaseExecutor):
+    """Runs callables in parallel on worker interpreters, each with its own GIL.
+
+    Args:
+        max_workers: number of workers (default: the CPUs this process may use).
+        shared: names to values sent once to each worker, read there (and here)
+            through ``interpool.shared``.
+        initializer, initargs: called in each worker before its first task; if it
+            raises, the executor is broken (BrokenInterpreterPool).
+        max_tasks_per_worker: replace a worker's interpreter after this many tasks
+            (a chunk of ``map`` counts as one task).
+    """
+
+    def __init__(
+        self,
+        max_workers: int | None = None,
+        *,
+        shared: Mapping[str, Any] | None = None,
+        initializer: Callable[..., Any] | None = None,
+        initargs: tuple = (),
+        max_tasks_per_worker: int | None = None,
+    ) -> None:
+        if _worker.loading_main:
+            raise RuntimeError(
+                "an interpool.Executor was created while a worker was loading your script: "
+                "protect the code that starts executors with `if __name__ == \"__main__\":`"
+            )
+        if max_workers is None:
+            max_workers = usable_cpus()
+        elif not isinstance(max_workers, int) or isinstance(max_workers, bool):
+            raise TypeError(f"max_workers must be an int, not {type(max_workers).__name__!r}")
+        elif max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if max_tasks_per_worker is not None:
+            if not isinstance(max_tasks_per_worker, int) or isinstance(max_tasks_per_worker, bool):
+                raise TypeError("max_tasks_per_worker must be an int or None")
+            if max_tasks_per_worker < 1:
+                raise ValueError("max_tasks_per_worker must be >= 1")
+        if shared is None:
+            shared_dict: dict[str, Any] = {}
+        elif isinstance(shared, Mapping):
+            shared_dict = dict(shared)
+            for key in shared_dict:
+                if not isinstance(key, str):
+                    raise TypeError(f"shared keys must be str, not {type(key).__name__!r} ({key!r})")
+        else:
+            raise TypeError(f"shared must be a mapping of names to values, not {type(shared).__name__!r}")
+        if not isinstance(initargs, tuple):
+            raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__!r}")
+
+        initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_path()), None)]
+        if initializer is not None:
+            ref = _reference(initializer, "the initializer")
+            initializers.append(self._call_parts(ref, initargs, {}))
+        try:
+            pool = _interpool.Pool(
+                max_workers,
+                sys_path=[os.path.abspath(p) if p else os.getcwd() for p in sys.path],
+                initializers=initializers,
+                max_tasks_per_worker=max_tasks_per_worker or 0,
+            )
+        except NotShareableError as e:
+            text = str(e).replace("argument 1[", "shared[", 1)
+            raise NotShareableError(text) from None
+        self._max_workers = max_workers
+        self._state = _State(pool)
+        self._shared = types.MappingProxyType(shared_dict)
+        self._handler = threading.Thread(
+            target=_collect, args=(self._state,), name="interpool-results", daemon=False
+        )
+        self._handler.start()
+        self._shutdown_done = False
+        weakref.finalize(self, self._state.close)
+        _live.add(self)
+        from . import shared as shared_view
+
+        shared_view._push(id(self), shared_dict)
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    @property
+    def shared(self) -> Mapping[str, Any]:
+        """The values sent once to each worker (read-only)."""
+        return self._shared
+
+    # -- submitting ----------------------------------------------------------
+
+    @staticmethod
+    def _call_parts(ref: _Ref, args: tuple, kwargs: dict) -> tuple:
+        """(module, qualname, args, kwargs) for the engine."""
+        if ref.args:
+            args = ref.args + args
+        if ref.kwargs:
+            kwargs = {**ref.kwargs, **kwargs}
+        if ref.pickled is None:
+            return (ref.module, ref.qualname, args, kwargs or None)
+        return (_WORKER_MODULE, "call", (ref.pickled, *args), kwargs or None)
+
+    def _submit_parts(self, parts: tuple, chunk_start: int | None = None) -> _Future:
+        state = self._state
+        fut = _Future()
+        with state.lock:
+            if state.broken:
+                raise BrokenInterpreterPool(state.broken)
+            if state.closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            if _exiting:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            token = next(state.tokens)
+            state.futures[token] = fut
+            try:
+                fut._task = state.pool.submit(*parts, token=token)
+            except BaseException as e:
+                del state.futures[token]
+                if isinstance(e, NotShareableError):
+                    raise _rephrase(e, chunk_start) from None
+                raise
+        return fut
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        """Schedules fn(*args, **kwargs) on a worker; returns a Future."""
+        return self._submit_parts(self._call_parts(_reference(fn), args, kwargs))
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like builtin map(fn, *iterables), run in parallel; results in order.
+
+        chunksize=None sizes chunks from measured task times (small first, then
+        about 20 ms of work each, smaller again near the end so that workers
+        finish together). buffersize bounds how many inputs are taken ahead of
+        the results yielded; without it the inputs are read at once.
+        """
+        return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=True)
+
+    def map_unordered(
+        self,
+        fn: Callable[..., Any],
+        *iterables: Iterable[Any],
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like map(), but yields each result as soon as it is ready."""
+        return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=False)
+
+    def starmap(
+        self,
+        fn: Callable[..., Any],
+        iterable: Iterable[Iterable[Any]],
+        *,
+        timeout: float | None = None,
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> Iterator[Any]:
+        """Like itertools.starmap(fn, iterable), run in parallel; results in order."""
+        return self._map(fn, (tuple(a) for a in iterable), timeout, chunksize, buffersize, ordered=True)
+
+    def _map(self, fn: Any, argtuples: Iterable[tuple], timeout: float | None,
+             chunksize: int | None, buffersize: int | None, ordered: bool) -> Iterator[Any]:
+        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+            raise ValueError("chunksize must be a positive int or None")
+        if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
+            raise ValueError("buffersize must be None or a positive int")
+        end = None if timeout is None else time.monotonic() + timeout
+        ref = _reference(fn)
+        if buffersize is None:
+            argtuples = list(argtuples)  # read now, like concurrent.futures
+        run = _MapRun(self, ref, argtuples, chunksize, buffersize, ordered)
+        run.feed()
+        return run.results(end)
+
+    # -- shutting down -------------------------------------------------------
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """Stops accepting tasks; cancel_futures cancels those not started;
+        wait=True waits for the rest and for the workers to end."""
+        state = self._state
+        state.close(cancel_pending=cancel_futures)
+        if wait and threading.current_thread() is not self._handler:
+            self._handler.join()
+        if not self._shutdown_done:
+            self._shutdown_done = True
+            from . import shared as shared_view
+
+            shared_view._pop(id(self))
+            _live.discard(self)
+
+
+# ---------------------------------------------------------------------------
+# map: chunks sized from measured times, fed as results come back
+# ---------------------------------------------------------------------------
+
+
+class _MapRun:
+    # Work per chunk once task times are known: long enough that per-chunk costs
+    # vanish, short enough to balance.
+    TARGET_SECONDS = 0.02
+
+    def __init__(self, ex: Executor, ref: _Ref, argtuples: Iterable[tuple],
+                 chunksize: int | None, buffersize: int | None, ordered: bool) -> None:
+        self.ex = ex
+        self.ref = ref
+        self.total = len(argtuples) if isinstance(argtuples, list) else None
+        self.source = iter(argtuples)
+        self.fixed = chunksize
+        self.buffersize = buffersize
+        self.ordered = ordered
+        self.workers = ex.max_workers
+        # Reentrant: a chunk that is already done runs its callback inside feed().
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.taken = 0          # inputs read so far
+        self.yielded = 0        # results handed to the caller
+        self.in_flight = 0      # chunks submitted and not finished
+        self.exhausted = False  # the inputs have run out (or feeding failed)
+        self.stopped = False    # the caller stopped iterating
+        self.error: BaseException | None = None
+        self.ordered_chunks: list[_Future | None] = []  # map: in submission order
+        self.pending: set[_Future] = set()
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()  # map_unordered
+        self.submitted = 0
+        self.spent = 0.0        # seconds measured in workers
+        self.measured = 0       # items those seconds cover
+
+    def _next_size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.measured == 0:
+            return 1  # cost unknown: one item per chunk until a chunk reports its time
+        per_item = max(self.spent / self.measured, 1e-7)
+        size = int(self.TARGET_SECONDS / per_item) or 1
+        if self.total is not None:
+            # Near the end, smaller chunks so that the workers finish together.
+            size = min(size, max(1, (self.total - self.taken) // (2 * self.workers)))
+        return max(1, size)
+
+    def feed(self) -> None:
+        """Submits chunks until 2 per worker are in flight (and the buffer allows)."""
+        with self.lock:
+            while not self.exhausted and not self.stopped and self.in_flight < 2 * self.workers:
+                size = self._next_size()
+                if self.buffersize is not None:
+                    room = self.buffersize - (self.taken - self.yielded)
+                    if room <= 0:
+                        break
+                    size = min(size, room)
+                chunk = list(itertools.islice(self.source, size))
+                if not chunk:
+                    self.exhausted = True
+                    break
+                start = self.taken
+                self.taken += len(chunk)
+                fut = self._submit(chunk, start)
+                self.in_flight += 1
+                self.submitted += 1
+                self.pending.add(fut)
+                if self.ordered:
+                    self.ordered_chunks.append(fut)
+                fut.add_done_callback(functools.partial(self._chunk_done, len(chunk)))
+                self.changed.notify_all()
+
+    def _submit(self, chunk: list, start: int) -> _Future:
+        ref = self.ref
+        kwargs = ref.kwargs or {}
+        if ref.args:
+            chunk = [ref.args + args for args in chunk]
+        if ref.pickled is None:
+            parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs), None)
+            return self.ex._submit_parts(parts, chunk_start=start)
+        parts = (_WORKER_MODULE, "run_chunk_of", (ref.pickled, chunk, kwargs), None)
+        return self.ex._submit_parts(parts)
+
+    def _chunk_done(self, n: int, fut: Future) -> None:
+        # Runs on the result thread (or in feed(), if the chunk was already done).
+        with self.lock:
+            self.in_flight -= 1
+            self.pending.discard(fut)  # type: ignore[arg-type]
+            if not fut.cancelled() and fut.exception() is None:
+                self.spent += fut.result()[1]
+                self.measured += n
+            self.changed.notify_all()
+        if not self.ordered:
+            self.finished.put(fut)
+        if self.buffersize is None and not self.stopped:
+            try:
+                self.feed()
+            except BaseException as e:  # e.g. shut down meanwhile: the caller sees it
+                with self.lock:
+                    self.error = e
+                    self.exhausted = True
+                    self.changed.notify_all()
+                if not self.ordered:
+                    self.finished.put(None)  # wake the caller
+
+    def _next_chunk(self, index: int, end: float | None) -> Future | None:
+        """The next chunk to yield from, or None when all are yielded."""
+        with self.lock:
+            while True:
+                if self.ordered and index < len(self.ordered_chunks):
+                    return self.ordered_chunks[index]
+                if not self.ordered and index < self.submitted:
+                    break
+                if self.exhausted:
+                    if self.error is not None:
+                        raise self.error
+                    return None
+                # Nothing submitted ahead: feed, or wait for a chunk to finish first.
+                before = self.submitted
+                self.feed()
+                if self.submitted == before and not self.exhausted:
+                    remaining = None if end is None else end - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError()
+                    self.changed.wait(remaining)
+        remaining = None if end is None else end - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError()
+        try:
+            fut = self.finished.get(timeout=remaining)
+        except queue.Empty:
+            raise TimeoutError() from None
+        if fut is None:
+            raise self.error  # type: ignore[misc]
+        return fut
+
+    def results(self, end: float | None) -> Iterator[Any]:
+        try:
+            index = 0
+            while (fut := self._next_chunk(index, end)) is not None:
+                remaining = None if end is None else end - time.monotonic()
+                if remaining is not None and remaining <= 0 and not fut.done():
+                    raise TimeoutError()
+                items = fut.result(remaining)[0]
+                if self.ordered:
+                    self.ordered_chunks[index] = None  # let the results go once yielded
+                index += 1
+                for item in items:
+                    self.yielded += 1
+                    yield item
+                if self.buffersize is not None:
+                    self.feed()
+        finally:
+            self.stopped = True
+            with self.lock:
+                pending = list(self.pending)
+            for fut in pending:
+                fut.cancel()

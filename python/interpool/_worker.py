@@ -1,0 +1,115 @@
+"""What runs inside worker interpreters: set-up, chunks, calls of pickled callables.
+
+Workers import this module by name; it must stay importable in an isolated
+sub-interpreter (pure Python, standard library only).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import time
+import types
+from typing import Any
+
+_functions: dict[tuple[str, str], Any] = {}
+
+MAIN_ALIAS = "__mp_main__"
+
+
+def resolve(module: str, qualname: str) -> Any:
+    """The object named module.qualname, cached for the worker's life."""
+    key = (module, qualname)
+    fn = _functions.get(key)
+    if fn is None:
+        fn = importlib.import_module(module)
+        for part in qualname.split("."):
+            fn = getattr(fn, part)
+        _functions[key] = fn
+    return fn
+
+
+def run_chunk(module: str, qualname: str, chunk: list, kwargs: dict) -> tuple[list, float]:
+    """Calls module.qualname(*args, **kwargs) for each args tuple of a map chunk.
+
+    Returns the results and the seconds spent, which the parent uses to size
+    the next chunks.
+    """
+    fn = resolve(module, qualname)
+    start = time.perf_counter()
+    if kwargs:
+        out = [fn(*args, **kwargs) for args in chunk]
+    else:
+        out = [fn(*args) for args in chunk]
+    return out, time.perf_counter() - start
+
+
+def run_chunk_of(fn: Any, chunk: list, kwargs: dict) -> tuple[list, float]:
+    """run_chunk for a callable that crossed by pickle (sent once per chunk)."""
+    start = time.perf_counter()
+    out = [fn(*args, **kwargs) for args in chunk]
+    return out, time.perf_counter() - start
+
+
+def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    """Calls a callable that crossed by pickle (bound methods, callable objects)."""
+    return fn(*args, **kwargs)
+
+
+class _MainFinder(importlib.abc.MetaPathFinder):
+    """Makes the parent's __main__ script importable as __mp_main__, on first use."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != MAIN_ALIAS:
+            return None
+        return importlib.util.spec_from_file_location(
+            MAIN_ALIAS, self.path, loader=_MainLoader(self.path)
+        )
+
+
+class _LazyMain(types.ModuleType):
+    """Stands for __main__ in a worker: attribute lookups (e.g. by pickle, for a
+    class defined in the parent's script) load the script as __mp_main__."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(importlib.import_module(MAIN_ALIAS), name)
+
+
+# True while this worker runs the parent's script: an Executor created then
+# means the script lacks an `if __name__ == "__main__":` guard.
+loading_main = False
+
+
+class _MainLoader(importlib.abc.Loader):
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        global loading_main  # noqa: PLW0603
+        with open(self.path, "rb") as f:
+            code = compile(f.read(), self.path, "exec")
+        loading_main = True
+        try:
+            exec(code, module.__dict__)
+        finally:
+            loading_main = False
+
+
+def setup(shared: dict, main_path: str | None) -> None:
+    """First thing a worker runs: publishes `shared`, prepares __main__."""
+    import interpool
+
+    interpool.shared._publish(shared)
+    if main_path:
+        sys.meta_path.append(_MainFinder(main_path))
+        lazy = _LazyMain("__main__")
+        lazy.__file__ = main_path
+        sys.modules["__main__"] = lazy
