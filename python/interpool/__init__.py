@@ -6,18 +6,33 @@
         results = list(ex.map(work, items))
 """
 
+from typing import Any
+
 from . import _interpool
 from ._shared import SharedMapping
 
 #: Values an Executor sent once to each worker (see Executor(shared=...)).
 shared = SharedMapping()
 
-from ._executor import Executor, usable_cpus  # noqa: E402
-
 BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
 RemoteError = _interpool.RemoteError
 InterpreterError = _interpool.InterpreterError
+
+
+def usable_cpus() -> int:
+    """Number of CPUs this process may run on."""
+    return _interpool.usable_cpus()
+
+
+def __getattr__(name: str) -> Any:
+    # Workers import this package for `shared`; the executor machinery loads on first use.
+    if name == "Executor":
+        from ._executor import Executor
+
+        return Executor
+    raise AttributeError(f"module 'interpool' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

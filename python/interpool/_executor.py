@@ -27,7 +27,6 @@ _FN_KEYWORD = "__interpool_fn__"
 
 
 def usable_cpus() -> int:
-    """Number of CPUs this process may run on."""
     return _interpool.usable_cpus()
 
 
@@ -205,6 +204,13 @@ def _collect(state: _State) -> None:
     pool.join()
 
 
+def _forget(state: _State, owner: int) -> None:
+    from . import shared as shared_view
+
+    state.close()
+    shared_view._pop(owner)
+
+
 _live: weakref.WeakSet[Executor] = weakref.WeakSet()
 _exiting = False
 
@@ -297,12 +303,12 @@ class Executor(_BaseExecutor):
             target=_collect, args=(self._state,), name="interpool-results", daemon=False
         )
         self._handler.start()
-        self._shutdown_done = False
-        weakref.finalize(self, self._state.close)
-        _live.add(self)
         from . import shared as shared_view
 
         shared_view._push(id(self), shared_dict)
+        # Collected without shutdown(): stop the workers once their tasks are done.
+        self._finalizer = weakref.finalize(self, _forget, self._state, id(self))
+        _live.add(self)
 
     # -- properties ----------------------------------------------------------
 
@@ -416,12 +422,8 @@ class Executor(_BaseExecutor):
         state.close(cancel_pending=cancel_futures)
         if wait and threading.current_thread() is not self._handler:
             self._handler.join()
-        if not self._shutdown_done:
-            self._shutdown_done = True
-            from . import shared as shared_view
-
-            shared_view._pop(id(self))
-            _live.discard(self)
+        self._finalizer()  # once: interpool.shared stops showing this executor's values
+        _live.discard(self)
 
 
 # ---------------------------------------------------------------------------
