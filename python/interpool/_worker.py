@@ -103,13 +103,27 @@ class _MainLoader(importlib.abc.Loader):
             loading_main = False
 
 
+def install_main(main_path: str | None) -> None:
+    """Lets this interpreter load the parent's script as __mp_main__ when a task
+    (or an unpickled object) needs it. Idempotent."""
+    if not main_path or any(isinstance(f, _MainFinder) for f in sys.meta_path):
+        return
+    sys.meta_path.append(_MainFinder(main_path))
+    lazy = _LazyMain("__main__")
+    lazy.__file__ = main_path
+    sys.modules["__main__"] = lazy
+
+
 def setup(shared: dict, main_path: str | None) -> None:
-    """First thing a worker runs: publishes `shared`, prepares __main__."""
+    """First thing an Executor worker runs: publishes `shared`, prepares __main__."""
     import interpool
 
     interpool.shared._publish(shared)
+    install_main(main_path)
+
+
+def prepare(sys_path: list, main_path: str | None) -> None:
+    """First call into an interpreter made by interpool.interpreters.create()."""
+    sys.path[:] = sys_path
     if main_path:
         sys.meta_path.append(_MainFinder(main_path))
-        lazy = _LazyMain("__main__")
-        lazy.__file__ = main_path
-        sys.modules["__main__"] = lazy

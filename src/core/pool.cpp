@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "core/convert.hpp"
+#include "core/runner.hpp"
 
 namespace interpool {
 
@@ -18,100 +19,6 @@ std::size_t usable_cpus() noexcept {
   unsigned n = std::thread::hardware_concurrency();
   return n ? n : 1;
 }
-
-// ---------------------------------------------------------------------------
-// Runner: what a worker does inside its interpreter
-// ---------------------------------------------------------------------------
-
-/// Lives on one worker thread, inside its interpreter; owns Python references
-/// of that interpreter only, and drops them before the interpreter ends.
-class Pool::Runner {
- public:
-  Runner() = default;
-  Runner(const Runner&) = delete;
-  Runner& operator=(const Runner&) = delete;
-  ~Runner() {
-    for (auto& [key, fn] : functions_) Py_DECREF(fn);
-  }
-
-  /// Replaces sys.path; false with a Python error set on failure.
-  bool set_sys_path(const std::vector<std::string>& entries) {
-    PyObject* path = PySys_GetObject("path");  // borrowed
-    PyObject* list = PyList_New(0);
-    if (!list) return false;
-    for (const std::string& e : entries) {
-      PyObject* s = PyUnicode_DecodeFSDefaultAndSize(e.data(), static_cast<Py_ssize_t>(e.size()));
-      if (!s || PyList_Append(list, s) < 0) {
-        Py_XDECREF(s);
-        Py_DECREF(list);
-        return false;
-      }
-      Py_DECREF(s);
-    }
-    int rc = path && PyList_Check(path)
-                 ? PyList_SetSlice(path, 0, PyList_GET_SIZE(path), list)
-                 : PySys_SetObject("path", list);
-    Py_DECREF(list);
-    return rc == 0;
-  }
-
-  Outcome run(const Call& call) {
-    PyObject* fn = resolve(call.function);
-    if (!fn) return Outcome::failed(capture_error());
-    PyObject* args = to_python(call.args);
-    if (!args) return Outcome::failed(capture_error());
-    if (!PyTuple_Check(args)) {
-      Py_DECREF(args);
-      PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
-      return Outcome::failed(capture_error());
-    }
-    PyObject* kwargs = nullptr;
-    if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
-      kwargs = to_python(call.kwargs);
-      if (!kwargs) {
-        Py_DECREF(args);
-        return Outcome::failed(capture_error());
-      }
-    }
-    PyObject* result = PyObject_Call(fn, args, kwargs);
-    Py_DECREF(args);
-    Py_XDECREF(kwargs);
-    if (!result) return Outcome::failed(capture_error());
-    Outcome out;
-    try {
-      out = Outcome::ok(to_value(result, "the result"));
-    } catch (const NotShareable& e) {
-      out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}});
-    } catch (const PythonErrorSet&) {
-      out = Outcome::failed(capture_error());
-    }
-    Py_DECREF(result);
-    return out;
-  }
-
- private:
-  // A borrowed reference to the function, cached for the worker's life; nullptr with an error set.
-  PyObject* resolve(const FunctionRef& ref) {
-    std::string key = ref.module;
-    key += '\0';
-    key += ref.qualname;
-    if (auto it = functions_.find(key); it != functions_.end()) return it->second;
-    PyObject* obj = PyImport_ImportModule(ref.module.c_str());
-    std::string_view rest = ref.qualname;
-    while (obj && !rest.empty()) {
-      std::size_t dot = rest.find('.');
-      std::string part(rest.substr(0, dot));
-      rest = dot == std::string_view::npos ? std::string_view() : rest.substr(dot + 1);
-      PyObject* next = PyObject_GetAttrString(obj, part.c_str());
-      Py_DECREF(obj);
-      obj = next;
-    }
-    if (obj) functions_.emplace(std::move(key), obj);
-    return obj;
-  }
-
-  std::unordered_map<std::string, PyObject*> functions_;
-};
 
 // ---------------------------------------------------------------------------
 // Pool

@@ -144,8 +144,6 @@ class Pool {
     Completion done;
     std::shared_ptr<TaskControl> control;
   };
-  class Runner;
-
   std::unique_ptr<Worker> start_worker(std::unique_ptr<Worker> predecessor);
   void work(Worker& worker);
   bool replace(Worker& worker);

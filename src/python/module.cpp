@@ -17,6 +17,10 @@
 #include "core/convert.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
+#include "core/runner.hpp"
+#include "core/table.hpp"
+
+#include <marshal.h>
 
 namespace interpool::python {
 namespace {
@@ -30,7 +34,10 @@ struct ModuleState {
   PyTypeObject* pool_type;
   PyTypeObject* task_type;
   PyTypeObject* unbound_type;
-  PyObject* unbound;  // the UNBOUND marker
+  PyObject* unbound;  // UNBOUND: the marker, and the option that asks for it
+  PyObject* unbound_error;
+  PyObject* unbound_remove;
+  PyObject* InterpreterNotFoundError;
   PyObject* queues;   // WeakValueDictionary: id -> this interpreter's Queue object
   PyObject* pools;    // WeakSet of this interpreter's live Pools, shut down at exit
   PyObject* NotShareableError;
@@ -45,6 +52,13 @@ struct ModuleState {
 };
 
 extern PyModuleDef module_def;
+
+// UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE: one object each per interpreter.
+struct UnboundObject {
+  PyObject_HEAD
+  int code;  // an Unbound value
+};
+
 
 ModuleState* state_of(PyObject* module) { return static_cast<ModuleState*>(PyModule_GetState(module)); }
 
@@ -204,6 +218,29 @@ std::int64_t current_interpreter_id() {
 // Queue
 // ---------------------------------------------------------------------------
 
+// unbounditems: None (-> fallback), UNBOUND / UNBOUND_ERROR / UNBOUND_REMOVE, or 0..3.
+bool parse_unbound(ModuleState* st, PyObject* obj, Unbound fallback, Unbound& out) {
+  if (!obj || obj == Py_None) {
+    out = fallback;
+    return true;
+  }
+  if (Py_IS_TYPE(obj, st->unbound_type)) {
+    out = static_cast<Unbound>(reinterpret_cast<UnboundObject*>(obj)->code);
+    return true;
+  }
+  if (PyLong_Check(obj)) {
+    long v = PyLong_AsLong(obj);
+    if (v >= 0 && v <= static_cast<long>(Unbound::Remove)) {
+      out = static_cast<Unbound>(v);
+      return true;
+    }
+    if (v == -1 && PyErr_Occurred()) return false;
+  }
+  PyErr_Format(PyExc_ValueError,
+               "unbounditems must be UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE or None, not %R", obj);
+  return false;
+}
+
 struct QueueObject {
   PyObject_HEAD
   std::shared_ptr<Queue>* queue;  // heap-held so the struct stays a C layout
@@ -238,12 +275,17 @@ PyObject* queue_object_for(ModuleState* st, const std::shared_ptr<Queue>& q) {
 }
 
 PyObject* Queue_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"maxsize", nullptr};
+  static const char* kwlist[] = {"maxsize", "unbounditems", nullptr};
   Py_ssize_t maxsize = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n:Queue", const_cast<char**>(kwlist), &maxsize))
+  PyObject* unbound_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n$O:Queue", const_cast<char**>(kwlist), &maxsize,
+                                   &unbound_obj))
     return nullptr;
+  ModuleState* st = state_of_type(type);
+  Unbound unbound;
+  if (!parse_unbound(st, unbound_obj, Unbound::Keep, unbound)) return nullptr;
   if (maxsize < 0) maxsize = 0;
-  return queue_object_for(state_of_type(type), Queue::create(static_cast<std::size_t>(maxsize)));
+  return queue_object_for(st, Queue::create(static_cast<std::size_t>(maxsize), unbound));
 }
 
 int Queue_traverse(PyObject* self, visitproc visit, void* arg) {
@@ -268,15 +310,13 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   PyObject* obj;
   int block = 1;
   PyObject* timeout = Py_None;
-  int unbound = static_cast<int>(Unbound::Keep);
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$i:put", const_cast<char**>(kwlist), &obj,
-                                   &block, &timeout, &unbound))
+  PyObject* unbound_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|pO$O:put", const_cast<char**>(kwlist), &obj,
+                                   &block, &timeout, &unbound_obj))
     return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
-  if (unbound < 0 || unbound > static_cast<int>(Unbound::Remove)) {
-    PyErr_Format(PyExc_ValueError, "unbounditems must be 0 to 3, got %d", unbound);
-    return nullptr;
-  }
+  Unbound unbound;
+  if (!parse_unbound(st, unbound_obj, queue_of(self).default_unbound(), unbound)) return nullptr;
   Deadline deadline;
   if (!parse_deadline(timeout, block, deadline)) return nullptr;
   QueueItem item;
@@ -286,7 +326,7 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
     return raise_engine_error(st);
   }
   item.origin = current_interpreter_id();
-  item.unbound = static_cast<Unbound>(unbound);
+  item.unbound = unbound;
   Queue& q = queue_of(self);
   WaitResult r;
   if (!wait_releasing_gil([&] { return q.put(item, deadline, true); }, r)) return nullptr;
@@ -320,6 +360,36 @@ PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
   return to_python(item.value);
 }
 
+PyObject* Queue_put_nowait(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"obj", "unbounditems", nullptr};
+  PyObject* obj;
+  PyObject* unbound = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait", const_cast<char**>(kwlist), &obj, &unbound))
+    return nullptr;
+  PyObject* call_args = Py_BuildValue("(OO)", obj, Py_False);
+  PyObject* call_kwargs = Py_BuildValue("{sO}", "unbounditems", unbound);
+  PyObject* r = call_args && call_kwargs ? Queue_put(self, call_args, call_kwargs) : nullptr;
+  Py_XDECREF(call_args);
+  Py_XDECREF(call_kwargs);
+  return r;
+}
+
+PyObject* Queue_get_nowait(PyObject* self, PyObject*) {
+  PyObject* call_args = Py_BuildValue("(O)", Py_False);
+  PyObject* r = call_args ? Queue_get(self, call_args, nullptr) : nullptr;
+  Py_XDECREF(call_args);
+  return r;
+}
+
+// Pickles as a handle: the id, looked up again when unpickled (the queue must still live).
+PyObject* Queue_reduce(PyObject* self, PyObject*) {
+  PyObject* module = PyType_GetModuleByDef(Py_TYPE(self), &module_def);
+  if (!module) return nullptr;
+  PyObject* from_id = PyObject_GetAttrString(module, "queue_from_id");
+  if (!from_id) return nullptr;
+  return Py_BuildValue("(N(L))", from_id, (long long)queue_of(self).id());
+}
+
 PyObject* Queue_qsize(PyObject* self, PyObject*) { return PyLong_FromSize_t(queue_of(self).size()); }
 
 PyObject* Queue_empty(PyObject* self, PyObject*) { return PyBool_FromLong(queue_of(self).size() == 0); }
@@ -345,9 +415,15 @@ PyObject* Queue_repr(PyObject* self) {
 PyMethodDef Queue_methods[] = {
     {"put", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put)),
      METH_VARARGS | METH_KEYWORDS,
-     "put(obj, block=True, timeout=None, *, unbounditems=0)\n--\n\nAdd an item, waiting for space."},
+     "put(obj, block=True, timeout=None, *, unbounditems=None)\n--\n\nAdd an item, waiting for "
+     "space. unbounditems (default: the queue's) says what becomes of the item if the interpreter "
+     "that put it closes first: kept (interpool's default), UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE."},
     {"get", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_get)),
      METH_VARARGS | METH_KEYWORDS, "get(block=True, timeout=None)\n--\n\nRemove and return an item."},
+    {"put_nowait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put_nowait)),
+     METH_VARARGS | METH_KEYWORDS, "put_nowait(obj, *, unbounditems=None)\n--\n\nput(obj, block=False)."},
+    {"get_nowait", Queue_get_nowait, METH_NOARGS, "get(block=False)."},
+    {"__reduce__", Queue_reduce, METH_NOARGS, "Pickle as a handle (by id)."},
     {"qsize", Queue_qsize, METH_NOARGS, "Number of items now (a snapshot)."},
     {"empty", Queue_empty, METH_NOARGS, "True if no item is in the queue now."},
     {"full", Queue_full, METH_NOARGS, "True if the queue is at its bound now."},
@@ -364,7 +440,7 @@ PyMemberDef Queue_members[] = {
     {nullptr, 0, 0, 0, nullptr}};
 
 PyType_Slot Queue_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0)\n--\n\nA FIFO shared by every interpreter of the process.")},
+    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0, *, unbounditems=None)\n--\n\nA FIFO shared by every interpreter of the process.")},
     {Py_tp_new, reinterpret_cast<void*>(Queue_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Queue_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Queue_traverse)},
@@ -856,12 +932,214 @@ PyType_Spec Pool_spec = {"interpool._interpool.Pool", sizeof(PoolObject), 0,
 // UNBOUND marker
 // ---------------------------------------------------------------------------
 
-PyObject* Unbound_repr(PyObject*) { return PyUnicode_FromString("UNBOUND"); }
+PyObject* Unbound_repr(PyObject* self) {
+  switch (static_cast<Unbound>(reinterpret_cast<UnboundObject*>(self)->code)) {
+    case Unbound::Error: return PyUnicode_FromString("UNBOUND_ERROR");
+    case Unbound::Remove: return PyUnicode_FromString("UNBOUND_REMOVE");
+    default: return PyUnicode_FromString("UNBOUND");
+  }
+}
 
 PyType_Slot Unbound_slots[] = {{Py_tp_repr, reinterpret_cast<void*>(Unbound_repr)}, {0, nullptr}};
 
-PyType_Spec Unbound_spec = {"interpool._interpool.UnboundItem", sizeof(PyObject), 0,
+PyType_Spec Unbound_spec = {"interpool._interpool.UnboundItem", sizeof(UnboundObject), 0,
                             Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, Unbound_slots};
+
+// ---------------------------------------------------------------------------
+// Interpreters (the PEP 734 face builds on these)
+// ---------------------------------------------------------------------------
+
+bool parse_id(PyObject* obj, std::int64_t& id) {
+  long long v = PyLong_AsLongLong(obj);
+  if (v == -1 && PyErr_Occurred()) return false;
+  if (v < 0) {
+    PyErr_Format(PyExc_ValueError, "interpreter ids are >= 0, got %lld", v);
+    return false;
+  }
+  id = v;
+  return true;
+}
+
+// (type module, type qualname, message, formatted traceback)
+PyObject* excinfo_tuple(const ErrorInfo& info) {
+  return Py_BuildValue("(s#s#s#s#)", info.type_module.data(), (Py_ssize_t)info.type_module.size(),
+                       info.type_qualname.data(), (Py_ssize_t)info.type_qualname.size(),
+                       info.message.data(), (Py_ssize_t)info.message.size(), info.traceback.data(),
+                       (Py_ssize_t)info.traceback.size());
+}
+
+PyObject* mod_interp_create(PyObject* module, PyObject*) {
+  try {
+    return PyLong_FromLongLong(InterpreterTable::create());
+  } catch (...) {
+    return raise_engine_error(state_of(module));
+  }
+}
+
+PyObject* mod_interp_close(PyObject* module, PyObject* arg) {
+  std::int64_t id;
+  if (!parse_id(arg, id)) return nullptr;
+  ModuleState* st = state_of(module);
+  try {
+    InterpreterTable::close(id);
+  } catch (const InterpreterNotFound& e) {
+    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* mod_interp_list(PyObject*, PyObject*) {
+  std::vector<std::int64_t> ids = InterpreterTable::all_ids();
+  PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
+  if (!list) return nullptr;
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    PyObject* v = PyLong_FromLongLong(ids[i]);
+    if (!v) {
+      Py_DECREF(list);
+      return nullptr;
+    }
+    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), v);
+  }
+  return list;
+}
+
+// "interpool" (made by create()), "runtime init" (main), "unknown" (made by others); None if gone.
+PyObject* mod_interp_whence(PyObject*, PyObject* arg) {
+  std::int64_t id;
+  if (!parse_id(arg, id)) return nullptr;
+  if (InterpreterTable::contains(id)) return PyUnicode_FromString("interpool");
+  if (id == 0) return PyUnicode_FromString("runtime init");
+  if (InterpreterTable::find_state(id)) return PyUnicode_FromString("unknown");
+  Py_RETURN_NONE;
+}
+
+PyObject* mod_interp_is_running(PyObject*, PyObject* arg) {
+  std::int64_t id;
+  if (!parse_id(arg, id)) return nullptr;
+  if (id == 0) Py_RETURN_TRUE;  // the main interpreter runs the program
+  return PyBool_FromLong(InterpreterTable::is_running(id));
+}
+
+// Runs `code` (source text, or bytes of a marshalled code object) in the
+// __main__ of interpreter `id`, on this thread. Returns None, or the excinfo
+// tuple of the exception it raised.
+PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
+  PyObject *id_obj, *code;
+  if (!PyArg_ParseTuple(args, "OO:interp_exec", &id_obj, &code)) return nullptr;
+  std::int64_t id;
+  if (!parse_id(id_obj, id)) return nullptr;
+  bool is_source = PyUnicode_Check(code);
+  if (!is_source && !PyBytes_Check(code))
+    return PyErr_Format(PyExc_TypeError, "code must be str or marshalled bytes, not %.100s", Py_TYPE(code)->tp_name);
+  std::string text;
+  if (is_source) {
+    Py_ssize_t n;
+    const char* p = PyUnicode_AsUTF8AndSize(code, &n);
+    if (!p) return nullptr;
+    text.assign(p, static_cast<std::size_t>(n));
+  } else {
+    text.assign(PyBytes_AS_STRING(code), static_cast<std::size_t>(PyBytes_GET_SIZE(code)));
+  }
+  ModuleState* st = state_of(module);
+  std::optional<ErrorInfo> failure;
+  try {
+    auto inside = InterpreterTable::enter(id);
+    PyObject* main = PyImport_AddModule("__main__");  // borrowed
+    PyObject* ns = main ? PyModule_GetDict(main) : nullptr;
+    PyObject* result = nullptr;
+    if (ns) {
+      if (is_source) {
+        result = PyRun_String(text.c_str(), Py_file_input, ns, ns);
+      } else {
+        PyObject* obj = PyMarshal_ReadObjectFromString(text.data(), static_cast<Py_ssize_t>(text.size()));
+        if (obj && PyCode_Check(obj)) result = PyEval_EvalCode(obj, ns, ns);
+        else if (obj) PyErr_SetString(PyExc_TypeError, "the marshalled data is not a code object");
+        Py_XDECREF(obj);
+      }
+    }
+    if (result) Py_DECREF(result);
+    else failure = capture_error();
+  } catch (const InterpreterNotFound& e) {
+    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+  if (failure) return excinfo_tuple(*failure);
+  Py_RETURN_NONE;
+}
+
+// Binds names in __main__ of interpreter `id` to copies of the given values.
+PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
+  PyObject *id_obj, *ns;
+  if (!PyArg_ParseTuple(args, "OO!:interp_prepare_main", &id_obj, &PyDict_Type, &ns)) return nullptr;
+  std::int64_t id;
+  if (!parse_id(id_obj, id)) return nullptr;
+  ModuleState* st = state_of(module);
+  try {
+    std::vector<std::pair<std::string, Value>> values;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(ns, &pos, &key, &value)) {
+      if (!PyUnicode_Check(key)) return PyErr_Format(PyExc_TypeError, "names must be str, not %.100s", Py_TYPE(key)->tp_name);
+      std::string name = to_utf8(key);
+      values.emplace_back(name, to_value(value, "'" + name + "'"));
+    }
+    std::optional<ErrorInfo> failure;
+    {
+      auto inside = InterpreterTable::enter(id);
+      PyObject* main = PyImport_AddModule("__main__");
+      bool ok = main != nullptr;
+      for (auto& [name, v] : values) {
+        if (!ok) break;
+        PyObject* obj = to_python(v);
+        ok = obj && PyObject_SetAttrString(main, name.c_str(), obj) == 0;
+        Py_XDECREF(obj);
+      }
+      if (!ok) failure = capture_error();
+    }
+    if (failure) return PyErr_Format(st->InterpreterError, "prepare_main failed in interpreter %lld: %s: %s",
+                                     (long long)id, failure->type_name().c_str(), failure->message.c_str());
+  } catch (const InterpreterNotFound& e) {
+    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+  Py_RETURN_NONE;
+}
+
+// Calls module.qualname(*args, **kwargs) in interpreter `id` on this thread.
+// Returns (True, result) or (False, excinfo tuple).
+PyObject* mod_interp_call(PyObject* module, PyObject* args) {
+  PyObject *id_obj, *mod, *qualname, *call_args, *call_kwargs = Py_None;
+  if (!PyArg_ParseTuple(args, "OOOO|O:interp_call", &id_obj, &mod, &qualname, &call_args, &call_kwargs))
+    return nullptr;
+  std::int64_t id;
+  if (!parse_id(id_obj, id)) return nullptr;
+  ModuleState* st = state_of(module);
+  try {
+    Call call;
+    if (!parse_function_ref(mod, qualname, call.function) || !convert_call_args(call_args, call_kwargs, call))
+      return nullptr;
+    Outcome out;
+    {
+      auto inside = InterpreterTable::enter(id);
+      Runner runner;  // resolves the function and runs the call in this interpreter
+      out = runner.run(call);
+    }
+    if (out.status == Outcome::Status::Ok) {
+      PyObject* result = to_python(out.value);
+      if (!result) return nullptr;
+      return Py_BuildValue("(ON)", Py_True, result);
+    }
+    return Py_BuildValue("(ON)", Py_False, excinfo_tuple(out.error));
+  } catch (const InterpreterNotFound& e) {
+    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
+  } catch (...) {
+    return raise_engine_error(st);
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Module functions
@@ -893,6 +1171,20 @@ PyObject* mod_value_kind(PyObject* module, PyObject* obj) {
   }
 }
 
+// True if obj converts without pickling anything (native data and engine objects).
+PyObject* mod_is_shareable(PyObject*, PyObject* obj) {
+  ToValueOptions options;
+  options.allow_pickle = false;
+  try {
+    to_value(obj, "the object", options);
+  } catch (const NotShareable&) {
+    Py_RETURN_FALSE;
+  } catch (const PythonErrorSet&) {
+    return nullptr;
+  }
+  Py_RETURN_TRUE;
+}
+
 PyObject* mod_interpreter_id(PyObject*, PyObject*) { return PyLong_FromLongLong(current_interpreter_id()); }
 
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
@@ -922,11 +1214,20 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
 }
 
 PyMethodDef module_methods[] = {
+    {"interp_create", mod_interp_create, METH_NOARGS, "Create an isolated interpreter; return its id."},
+    {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},
+    {"interp_list", mod_interp_list, METH_NOARGS, "Ids of every interpreter of the process."},
+    {"interp_whence", mod_interp_whence, METH_O, "Who made the interpreter (None if it is gone)."},
+    {"interp_is_running", mod_interp_is_running, METH_O, "True while code runs in the interpreter."},
+    {"interp_exec", mod_interp_exec, METH_VARARGS, "interp_exec(id, code): run source or marshalled code in its __main__."},
+    {"interp_prepare_main", mod_interp_prepare_main, METH_VARARGS, "interp_prepare_main(id, dict): bind names in its __main__."},
+    {"interp_call", mod_interp_call, METH_VARARGS, "interp_call(id, module, qualname, args, kwargs): call there."},
     {"_shutdown_pools", mod_shutdown_pools, METH_NOARGS, "Shut down every live Pool (atexit)."},
     {"roundtrip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_roundtrip)),
      METH_VARARGS | METH_KEYWORDS,
      "roundtrip(obj, allow_pickle=True)\n--\n\nConvert obj to an engine value and back."},
     {"value_kind", mod_value_kind, METH_O, "The engine value kind obj converts to."},
+    {"is_shareable", mod_is_shareable, METH_O, "True if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
     {"queue_from_id", mod_queue_from_id, METH_O, "This interpreter's Queue object for a live id."},
@@ -967,12 +1268,23 @@ int module_exec(PyObject* module) {
   Py_DECREF(broken_base);
   if (!st->BrokenInterpreterPool) return -1;
 
+  PyObject* queue_module = PyImport_ImportModule("queue");
+  if (!queue_module) return -1;
+  PyObject* queue_empty = PyObject_GetAttrString(queue_module, "Empty");
+  PyObject* queue_full = PyObject_GetAttrString(queue_module, "Full");
+  Py_DECREF(queue_module);
+  // Both stay referenced through the module's exception classes.
+  Py_XDECREF(queue_empty);
+  Py_XDECREF(queue_full);
+  if (!queue_empty || !queue_full) return -1;
   if (!(st->InterpreterError = new_exception(module, "InterpreterError", PyExc_Exception,
                                              "An interpreter could not be created, entered or closed.")) ||
       !(st->NotShareableError = new_exception(module, "NotShareableError", PyExc_TypeError,
                                               "An object cannot cross to another interpreter.")) ||
-      !(st->QueueEmpty = new_exception(module, "QueueEmpty", PyExc_Exception, "The queue was empty.")) ||
-      !(st->QueueFull = new_exception(module, "QueueFull", PyExc_Exception, "The queue was full.")) ||
+      !(st->InterpreterNotFoundError = new_exception(module, "InterpreterNotFoundError", st->InterpreterError,
+                                                     "No interpreter has this id (any more).")) ||
+      !(st->QueueEmpty = new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
+      !(st->QueueFull = new_exception(module, "QueueFull", queue_full, "The queue was full.")) ||
       !(st->QueueClosed = new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
       !(st->ItemInterpreterDestroyed =
             new_exception(module, "ItemInterpreterDestroyed", PyExc_Exception,
@@ -990,8 +1302,16 @@ int module_exec(PyObject* module) {
   if (!add_type(&Queue_spec, &st->queue_type, true) || !add_type(&Pool_spec, &st->pool_type, true) ||
       !add_type(&Task_spec, &st->task_type, true) || !add_type(&Unbound_spec, &st->unbound_type, false))
     return -1;
-  st->unbound = PyType_GenericAlloc(st->unbound_type, 0);
-  if (!st->unbound || PyModule_AddObjectRef(module, "UNBOUND", st->unbound) < 0) return -1;
+  auto make_unbound = [&](PyObject** slot, const char* name, Unbound code) {
+    *slot = PyType_GenericAlloc(st->unbound_type, 0);
+    if (!*slot) return false;
+    reinterpret_cast<UnboundObject*>(*slot)->code = static_cast<int>(code);
+    return PyModule_AddObjectRef(module, name, *slot) == 0;
+  };
+  if (!make_unbound(&st->unbound, "UNBOUND", Unbound::Marker) ||
+      !make_unbound(&st->unbound_error, "UNBOUND_ERROR", Unbound::Error) ||
+      !make_unbound(&st->unbound_remove, "UNBOUND_REMOVE", Unbound::Remove))
+    return -1;
   PyObject* weakref = PyImport_ImportModule("weakref");
   if (!weakref) return -1;
   st->queues = PyObject_CallMethod(weakref, "WeakValueDictionary", nullptr);
@@ -1016,6 +1336,9 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->task_type);
   Py_VISIT(st->unbound_type);
   Py_VISIT(st->unbound);
+  Py_VISIT(st->unbound_error);
+  Py_VISIT(st->unbound_remove);
+  Py_VISIT(st->InterpreterNotFoundError);
   Py_VISIT(st->queues);
   Py_VISIT(st->pools);
   Py_VISIT(st->NotShareableError);
@@ -1037,6 +1360,9 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->task_type);
   Py_CLEAR(st->unbound_type);
   Py_CLEAR(st->unbound);
+  Py_CLEAR(st->unbound_error);
+  Py_CLEAR(st->unbound_remove);
+  Py_CLEAR(st->InterpreterNotFoundError);
   Py_CLEAR(st->queues);
   Py_CLEAR(st->pools);
   Py_CLEAR(st->NotShareableError);

@@ -1,0 +1,268 @@
+"""The PEP 734 API (3.14's ``concurrent.interpreters``) on Python 3.12 and 3.13.
+
+    from interpool import interpreters
+
+    interp = interpreters.create()
+    interp.prepare_main(grid=grid_text)
+    interp.exec("rows = grid.splitlines()")
+    print(interp.call(len, "abc"))
+    interp.close()
+
+Differences from the standard library, all on purpose:
+
+- Queues wait on the engine (no 10 ms polling), honour timeouts to the
+  millisecond, and a blocking ``get`` in the main thread is interrupted by Ctrl-C.
+- Queue items survive the close of the interpreter that put them, unless
+  ``unbounditems=UNBOUND`` (or ``UNBOUND_ERROR``/``UNBOUND_REMOVE``) is given.
+- A ``Queue`` can be passed through ``prepare_main``, ``call`` arguments and
+  another queue.
+- ``call()`` accepts functions of the ``__main__`` script; new interpreters get
+  the parent's ``sys.path`` so they import what the parent can.
+- Errors name what could not be shared and where (``argument 2``, ``'grid'``).
+"""
+
+from __future__ import annotations
+
+import marshal
+import sys
+import threading
+import types
+import weakref
+from typing import Any, Callable
+
+from . import _interpool
+from ._functions import main_path as _main_path
+from ._functions import reference as _reference
+
+__all__ = [
+    "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE",
+    "ExecutionFailed", "Interpreter", "InterpreterError", "InterpreterNotFoundError",
+    "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueFull",
+    "create", "create_queue", "get_current", "get_main", "is_shareable", "list_all",
+]
+
+InterpreterError = _interpool.InterpreterError
+InterpreterNotFoundError = _interpool.InterpreterNotFoundError
+NotShareableError = _interpool.NotShareableError
+QueueEmpty = _interpool.QueueEmpty
+QueueFull = _interpool.QueueFull
+ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
+Queue = _interpool.Queue
+UNBOUND = _interpool.UNBOUND
+UNBOUND_ERROR = _interpool.UNBOUND_ERROR
+UNBOUND_REMOVE = _interpool.UNBOUND_REMOVE
+
+_EXEC_FAILURE = "{summary}\n\nUncaught in the interpreter:\n\n{formatted}"
+
+
+class ExecutionFailed(InterpreterError):
+    """An exception was raised and not caught in the interpreter.
+
+    ``excinfo`` has ``type`` (with ``__name__``, ``__qualname__``, ``__module__``),
+    ``msg``, ``formatted`` (``"Type: msg"``) and ``errdisplay`` (the traceback).
+    """
+
+    def __init__(self, excinfo: types.SimpleNamespace) -> None:
+        super().__init__(excinfo.formatted)
+        self.excinfo = excinfo
+
+    def __str__(self) -> str:
+        if not self.excinfo.errdisplay:
+            return self.excinfo.formatted
+        return _EXEC_FAILURE.format(summary=self.excinfo.formatted,
+                                    formatted=self.excinfo.errdisplay.rstrip())
+
+
+def _excinfo(raw: tuple) -> types.SimpleNamespace:
+    module, qualname, msg, traceback = raw
+    name = qualname.rpartition(".")[2]
+    shown = qualname if module in ("builtins", "") else f"{module}.{qualname}"
+    return types.SimpleNamespace(
+        type=types.SimpleNamespace(__name__=name, __qualname__=qualname, __module__=module),
+        msg=msg,
+        formatted=f"{shown}: {msg}" if msg else shown,
+        errdisplay=traceback,
+    )
+
+
+def _not_found(id: int) -> InterpreterNotFoundError:
+    return InterpreterNotFoundError(f"interpreter {id} not found (closed or never created)")
+
+
+# -- interpreters ---------------------------------------------------------------
+
+_objects: weakref.WeakValueDictionary[int, Interpreter] = weakref.WeakValueDictionary()
+_objects_lock = threading.Lock()
+_prepared: set[int] = set()
+
+
+class Interpreter:
+    """A handle on one interpreter: one object per id in each interpreter."""
+
+    __slots__ = ("_id", "__weakref__")
+    _id: int
+
+    def __new__(cls, id: int, /) -> Interpreter:
+        if not isinstance(id, int) or isinstance(id, bool):
+            raise TypeError(f"an interpreter id must be an int, not {type(id).__name__!r}")
+        if id < 0:
+            raise ValueError(f"interpreter ids are >= 0, got {id}")
+        with _objects_lock:
+            obj = _objects.get(id)
+            if obj is None:
+                if _interpool.interp_whence(id) is None:
+                    raise _not_found(id)
+                obj = super().__new__(cls)
+                obj._id = id
+                _objects[id] = obj
+        return obj
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._id})"
+
+    def __hash__(self) -> int:
+        return hash(self._id)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Interpreter):
+            return NotImplemented
+        return self._id == other._id
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self._id,))
+
+    @property
+    def id(self) -> int:
+        return self._id
+
+    @property
+    def whence(self) -> str:
+        """Who made it: 'interpool', 'runtime init' (the main interpreter) or 'unknown'."""
+        whence = _interpool.interp_whence(self._id)
+        if whence is None:
+            raise _not_found(self._id)
+        return whence
+
+    def is_running(self) -> bool:
+        """True while code runs in the interpreter (the main one always runs)."""
+        if _interpool.interp_whence(self._id) is None:
+            raise _not_found(self._id)
+        return _interpool.interp_is_running(self._id)
+
+    def close(self) -> None:
+        """Destroys the interpreter. Fails while it runs code, and for
+        interpreters that interpool did not create."""
+        _interpool.interp_close(self._id)
+        _prepared.discard(self._id)
+
+    def prepare_main(self, ns: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
+        """Binds the given names in the interpreter's __main__ (values are copied,
+        queues shared)."""
+        values = dict(ns, **kwargs) if ns is not None else kwargs
+        _interpool.interp_prepare_main(self._id, values)
+
+    def exec(self, code: str | types.CodeType | types.FunctionType, /) -> None:
+        """Runs code in the interpreter's __main__, in the current thread.
+
+        ``code`` is source text, a code object, or a function that takes no
+        arguments (its body runs). An uncaught exception raises ExecutionFailed.
+        """
+        if isinstance(code, types.FunctionType):
+            code = _function_body(code)
+        if isinstance(code, types.CodeType):
+            payload: str | bytes = marshal.dumps(code)
+        elif isinstance(code, str):
+            payload = code
+        else:
+            raise TypeError(f"exec() takes source text, a code object or a function, not {type(code).__name__!r}")
+        raw = _interpool.interp_exec(self._id, payload)
+        if raw is not None:
+            raise ExecutionFailed(_excinfo(raw))
+
+    def call(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Calls callable(*args, **kwargs) in the interpreter, in the current
+        thread, and returns a copy of the result. An uncaught exception raises
+        ExecutionFailed."""
+        ref = _reference(callable, "the callable")
+        if ref.args:
+            args = ref.args + args
+        if ref.kwargs:
+            kwargs = {**ref.kwargs, **kwargs}
+        self._prepare()
+        if ref.pickled is None:
+            ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
+        else:
+            ok, value = _interpool.interp_call(
+                self._id, "interpool._worker", "call", (ref.pickled, *args), kwargs or None
+            )
+        if not ok:
+            raise ExecutionFailed(_excinfo(value))
+        return value
+
+    def call_in_thread(self, callable: Callable[..., Any], /, *args: Any, **kwargs: Any) -> threading.Thread:
+        """Starts a thread that runs call(callable, *args, **kwargs); returns it."""
+        thread = threading.Thread(target=self.call, args=(callable, *args), kwargs=kwargs)
+        thread.start()
+        return thread
+
+    def _prepare(self) -> None:
+        # Once per interpreter made here: the parent's sys.path, and __main__
+        # functions loadable as __mp_main__.
+        if self._id in _prepared or self.whence != "interpool":
+            return
+        raw = _interpool.interp_exec(self._id, f"__import__('sys').path[:] = {list(sys.path)!r}")
+        if raw is None:
+            ok, raw = _interpool.interp_call(
+                self._id, "interpool._worker", "prepare", (list(sys.path), _main_path()), None
+            )
+            if ok:
+                raw = None
+        if raw is not None:
+            raise ExecutionFailed(_excinfo(raw))
+        _prepared.add(self._id)
+
+
+def _function_body(fn: types.FunctionType) -> types.CodeType:
+    code = fn.__code__
+    if code.co_argcount or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
+        raise ValueError(f"exec() takes a function with no arguments, and {fn.__qualname__} has some")
+    if fn.__closure__:
+        raise ValueError(f"exec() cannot run {fn.__qualname__}: it is a closure (it uses names of an enclosing function)")
+    return code
+
+
+def create() -> Interpreter:
+    """A new isolated interpreter (own GIL, no fork or exec, no daemon threads)."""
+    return Interpreter(_interpool.interp_create())
+
+
+def list_all() -> list[Interpreter]:
+    """Every interpreter of the process."""
+    out = []
+    for id in _interpool.interp_list():
+        try:
+            out.append(Interpreter(id))
+        except InterpreterNotFoundError:
+            pass  # closed meanwhile
+    return out
+
+
+def get_current() -> Interpreter:
+    return Interpreter(_interpool.interpreter_id())
+
+
+def get_main() -> Interpreter:
+    return Interpreter(0)
+
+
+def is_shareable(obj: Any) -> bool:
+    """True if obj crosses without pickling (native data, or a queue). Other
+    objects that pickle cross too, as copies made by pickle."""
+    return _interpool.is_shareable(obj)
+
+
+def create_queue(maxsize: int = 0, *, unbounditems: Any = None) -> Queue:
+    """A new cross-interpreter queue. unbounditems=None keeps items whose
+    interpreter closed; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the
+    standard library's behaviours."""
+    return Queue(maxsize, unbounditems=unbounditems)

@@ -1,0 +1,40 @@
+// Running calls inside the current interpreter.
+#pragma once
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/pool.hpp"
+
+namespace interpool {
+
+/// Runs Calls in the interpreter the calling thread is in: resolves functions
+/// by (module, qualname) once and caches them, rebuilds arguments, converts
+/// the result or captures the exception.
+/// Contract: created, used and destroyed inside one interpreter, with its GIL
+/// held; it holds references of that interpreter only.
+class Runner {
+ public:
+  Runner() = default;
+  Runner(const Runner&) = delete;
+  Runner& operator=(const Runner&) = delete;
+  ~Runner();
+
+  /// Replaces sys.path; false with a Python error set on failure.
+  bool set_sys_path(const std::vector<std::string>& entries);
+  /// Never throws: every failure becomes an Error outcome.
+  Outcome run(const Call& call);
+
+ private:
+  /// A borrowed reference to the function, cached for the Runner's life;
+  /// nullptr with an error set.
+  PyObject* resolve(const FunctionRef& ref);
+
+  std::unordered_map<std::string, PyObject*> functions_;
+};
+
+}  // namespace interpool

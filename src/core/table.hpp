@@ -1,0 +1,63 @@
+// The interpreters interpool created for users (the PEP 734 face), by id.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <string>
+
+#include <interpool/error.hpp>
+
+#include "core/interpreter.hpp"
+
+namespace interpool {
+
+/// Thrown when an id names no interpreter (or one already closed).
+class InterpreterNotFound : public InterpreterError {
+ public:
+  explicit InterpreterNotFound(std::int64_t id)
+      : InterpreterError("interpreter " + std::to_string(id) + " not found (closed or never created)") {}
+};
+
+/// Process-wide table of interpreters created with create(); holds no Python
+/// object. Entering and closing go through it so that a close cannot race an
+/// entry: close() refuses while any thread is inside.
+/// Contract:
+/// - enter(id) works for interpreters in the table and for the main one;
+/// - close(id) throws InterpreterError while the interpreter runs code (an
+///   Activation is alive), InterpreterNotFound for unknown ids.
+class InterpreterTable {
+ public:
+  /// Creates an isolated interpreter; returns its id.
+  static std::int64_t create();
+  /// Inside an interpreter of the table (or the main one) for a scope.
+  class Entered {
+   public:
+    Entered(const Entered&) = delete;
+    Entered& operator=(const Entered&) = delete;
+    ~Entered();
+
+   private:
+    friend class InterpreterTable;
+    Entered() = default;
+    std::shared_ptr<void> entry_;  // keeps the table entry (and its interpreter) alive
+    std::unique_ptr<Activation> activation_;
+  };
+
+  /// Enters interpreter `id` on the calling thread until the returned object dies.
+  /// Waiting for the interpreter's GIL happens outside the table's lock.
+  static std::unique_ptr<Entered> enter(std::int64_t id);
+  static void close(std::int64_t id);
+  static bool contains(std::int64_t id);
+  static bool is_running(std::int64_t id);
+  /// Ids of every interpreter of the process (ours and others), in creation order.
+  static std::vector<std::int64_t> all_ids();
+  /// The interpreter state with this id, ours or not, or nullptr.
+  static PyInterpreterState* find_state(std::int64_t id);
+  /// Closes every interpreter of the table not in use (at exit).
+  static void close_all();
+};
+
+}  // namespace interpool
