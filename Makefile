@@ -1,0 +1,242 @@
+# interpool developer tasks. `make help` lists them.
+#
+#   make test                       C++ (GoogleTest via ctest) and Python (pytest) suites,
+#                                   on Python 3.13 (.venv), then on 3.12 (.venv-3.12) if found
+#   make test-python PYTEST_ARGS='-k pool -x'             one or a few Python tests
+#   make test-python PYTEST_ARGS='tests/python/test_pool.py::test_map'
+#   make test-cpp CTEST_ARGS='-R Queue'                   one or a few C++ tests
+#   make test-asan                  both suites under AddressSanitizer + UBSan
+#   INTERPOOL_PYTHON=/path/to/python3.13 make test        build against that Python
+#
+# The Python used for .venv is tools/find-python's pick: $INTERPOOL_PYTHON if set,
+# else a 3.13, else any 3.12+ (with headers and a shared libpython).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.ONESHELL:
+# The suites already use every core; running two of them at once only makes timing flaky.
+.NOTPARALLEL:
+.DEFAULT_GOAL := help
+
+JOBS ?= 2
+VENV ?= .venv
+PYTEST_ARGS ?=
+CTEST_ARGS ?=
+# Per-test limit for ctest; pytest's per-test limit is in pyproject.toml (120 s).
+CTEST_TIMEOUT ?= 300
+# Wall-clock limit for a whole pytest run: a backstop for a hang that holds the GIL,
+# which pytest-timeout (a Python thread) cannot interrupt.
+PYTEST_WALL ?= 1800
+SANITIZE ?= address,undefined
+# Extra arguments for `pip install .` (the asan venv passes its -C cmake.define...).
+PIP_BUILD_ARGS ?=
+
+# The interpreter $(VENV) is made from, looked up once and only when needed.
+ifndef BASE_PYTHON
+BASE_PYTHON = $(eval BASE_PYTHON := $(shell \
+  if [ -n "$${INTERPOOL_PYTHON:-}" ]; then tools/find-python 2>/dev/null; \
+  else tools/find-python 3.13 2>/dev/null || tools/find-python 2>/dev/null; fi))$(BASE_PYTHON)
+endif
+PYVER = $(eval PYVER := $(if $(BASE_PYTHON),$(shell $(BASE_PYTHON) -c \
+  'import sys; print("%d.%d" % sys.version_info[:2])')))$(PYVER)
+
+VENV_BIN = $(VENV)/bin
+VENV_PY = $(VENV_BIN)/python
+PIP = $(VENV_PY) -m pip
+CMAKE = $(VENV_BIN)/cmake
+CTEST = $(VENV_BIN)/ctest
+CPP_BUILD ?= build/cpp-$(PYVER)
+ASAN_BUILD ?= build/asan
+BENCH_BUILD ?= build/bench
+BENCH_ARGS ?=
+
+# Everything whose change means the extension must be rebuilt and reinstalled.
+PKG_SOURCES := CMakeLists.txt pyproject.toml $(shell find src include python \
+  -type f ! -name '*.pyc' ! -path '*/__pycache__/*' 2>/dev/null)
+
+# Prints a list from pyproject.toml one item a line, e.g. $(call pyproject,build-system.requires)
+pyproject = $(VENV_PY) -c 'import functools, operator, sys, tomllib; \
+  print(*functools.reduce(operator.getitem, sys.argv[1].split("."), \
+  tomllib.load(open("pyproject.toml", "rb"))), sep="\n")' $(1)
+
+# Fails with tools/find-python's explanation when no usable Python was found.
+need-python = [ -n "$(BASE_PYTHON)" ] || { tools/find-python >/dev/null; exit 1; }
+
+# Stamps: one per venv, named after the interpreter the venv was made from, so that
+# pointing INTERPOOL_PYTHON elsewhere remakes the venv.
+TOOLS_STAMP = $(VENV)/.tools$(subst /,-,$(BASE_PYTHON))
+INSTALL_STAMP = $(VENV)/.installed
+
+.PHONY: help venv deps-cpp test test-cpp test-python test-asan test-asan-cpp \
+  test-asan-python demo bench format format-check clean
+
+# help: list the targets.
+help:
+	@sed -n 's/^# \([a-z-]*\): /  make \1\t/p' Makefile | expand -t 26
+	echo; sed -n '3,9p' Makefile | sed 's/^#/ /'
+
+# venv: create .venv with build tools, test extras and the package (rebuilt on change).
+# The cmake build tree is build/<wheel tag>, kept between builds, so a rebuild only
+# recompiles what changed.
+venv: $(INSTALL_STAMP)
+
+# The venv itself, pip, the build requirements (installed into the venv so that
+# reinstalls can skip pip's build isolation: no fresh env and no download each time),
+# cmake and ninja for the C++ test build, and the test extras.
+$(TOOLS_STAMP): pyproject.toml
+	@$(need-python)
+	if [ "$$(cat $(VENV)/.made-from 2>/dev/null)" != "$(BASE_PYTHON)" ]; then
+	  echo "== creating $(VENV) from $(BASE_PYTHON)"
+	  rm -rf $(VENV)
+	  $(BASE_PYTHON) -m venv $(VENV)
+	  $(PIP) install -q --disable-pip-version-check -U pip
+	  echo "$(BASE_PYTHON)" > $(VENV)/.made-from
+	fi
+	{ $(call pyproject,build-system.requires); $(call pyproject,project.optional-dependencies.test); } |
+	  xargs -d '\n' $(PIP) install -q 'cmake>=3.21' ninja
+	rm -f $(VENV)/.tools-* $(INSTALL_STAMP) $(VENV)/.demo-deps
+	touch $@
+
+# The package, reinstalled from source when anything in PKG_SOURCES is newer.
+$(INSTALL_STAMP): $(TOOLS_STAMP) $(PKG_SOURCES)
+	@echo "== building and installing interpool into $(VENV)"
+	$(PIP) install --disable-pip-version-check --no-build-isolation --no-deps \
+	  --force-reinstall $(PIP_BUILD_ARGS) .
+	touch $@
+
+# deps-cpp: install GoogleTest/GoogleMock from Debian (apt) when missing.
+# The C++ test build finds them with find_package(GTest) (/usr/lib/*/cmake/GTest).
+deps-cpp:
+	@$(call apt-ensure,libgtest-dev libgmock-dev)
+
+# Installs the Debian packages $(1) when any is missing (with sudo unless root).
+apt-ensure = if command -v dpkg >/dev/null && ! dpkg -s $(1) >/dev/null 2>&1; then \
+  echo "== installing $(1)"; sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+  $$sudo apt-get update -q; DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q $(1); fi
+
+# test: C++ and Python suites on the main Python (3.13), then on 3.12 if present.
+test: deps-cpp
+	@$(MAKE) --no-print-directory test-cpp test-python
+	py312=$$(tools/find-python 3.12 2>/dev/null) || py312=
+	if [ -z "$$py312" ]; then
+	  echo "== no Python 3.12 found: the suites ran on $(PYVER) only"
+	elif [ "$(PYVER)" = 3.12 ]; then
+	  echo "== the suites ran on 3.12 (no 3.13 found, or INTERPOOL_PYTHON chose it)"
+	else
+	  echo "== again on Python 3.12 ($$py312)"
+	  $(MAKE) --no-print-directory test-cpp test-python VENV=.venv-3.12 BASE_PYTHON="$$py312"
+	fi
+
+# test-cpp: build the GoogleTest suites in build/cpp-<pyver> and run ctest.
+test-cpp: deps-cpp $(TOOLS_STAMP)
+	@echo "== C++ tests in $(CPP_BUILD) (Python $(PYVER))"
+	mkdir -p $(CPP_BUILD)
+	$(CMAKE) -S . -B $(CPP_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERPOOL_BUILD_TESTS=ON \
+	  -DPython_EXECUTABLE=$(BASE_PYTHON) >$(CPP_BUILD)/configure.log || {
+	  cat $(CPP_BUILD)/configure.log; exit 1; }
+	$(CMAKE) --build $(CPP_BUILD) -j $(JOBS)
+	$(CTEST) --test-dir $(CPP_BUILD) --output-on-failure --no-tests=error -j $(JOBS) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+# test-python: run pytest (tests/python) against the package installed in .venv.
+test-python: $(INSTALL_STAMP)
+	@echo "== Python tests (Python $(PYVER), $(VENV))"
+	$(run-pytest)
+
+# Runs pytest; exit 5 ("no tests collected") passes only while tests/python has no test file.
+define run-pytest
+rc=0; $(PYTEST_ENV) timeout -k 30 $(PYTEST_WALL) $(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?
+if [ $$rc -eq 5 ] && [ -z "$$(find tests/python -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)" ]; then
+  echo "== tests/python has no test files yet"; rc=0
+fi
+[ $$rc -ne 124 ] || echo "== pytest was killed after $(PYTEST_WALL) s (PYTEST_WALL)"
+exit $$rc
+endef
+
+# test-asan: both suites built with -fsanitize=address,undefined.
+test-asan: test-asan-cpp test-asan-python
+
+# test-asan-cpp: the GoogleTest suites with the sanitizers, in build/asan (Debug).
+# PYTHONMALLOC=malloc makes the embedded Python allocate each object with malloc, so
+# ASan sees use-after-free and overflows of Python objects too. Leak detection is on,
+# but leaks allocated through libpython are suppressed: CPython keeps some memory
+# until exit by design (obmalloc arenas after sub-interpreters end, seen here), so
+# what LeakSanitizer still reports are leaks of our own allocations.
+test-asan-cpp: deps-cpp $(TOOLS_STAMP)
+	@echo "== C++ tests with -fsanitize=$(SANITIZE) in $(ASAN_BUILD)"
+	mkdir -p $(ASAN_BUILD)
+	$(CMAKE) -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
+	  -DCMAKE_BUILD_TYPE=Debug -DINTERPOOL_BUILD_TESTS=ON -DINTERPOOL_SANITIZE=$(SANITIZE) \
+	  -DPython_EXECUTABLE=$(BASE_PYTHON) >$(ASAN_BUILD)/configure.log || {
+	  cat $(ASAN_BUILD)/configure.log; exit 1; }
+	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
+	printf '%s\n' 'leak:libpython3' > $(ASAN_BUILD)/lsan.supp
+	PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1 \
+	LSAN_OPTIONS=suppressions=$(abspath $(ASAN_BUILD))/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  $(CTEST) --test-dir $(ASAN_BUILD) --output-on-failure --no-tests=error -j $(JOBS) \
+	  --timeout $$(( 3 * $(CTEST_TIMEOUT) )) $(CTEST_ARGS)
+
+# test-asan-python: pytest against a sanitized build of the package, in .venv-asan.
+# The cmake build tree is build/asan-py. python itself is not instrumented, so the
+# sanitizer runtimes are preloaded (LD_PRELOAD) before it loads the extension;
+# PYTHONMALLOC=malloc lets ASan see object memory; leak checking is off because
+# CPython does not free everything at exit.
+test-asan-python:
+	@$(MAKE) --no-print-directory test-python VENV=.venv-asan \
+	  PIP_BUILD_ARGS="-C build-dir=build/asan-py -C cmake.build-type=Debug \
+	    -C cmake.define.INTERPOOL_SANITIZE=$(SANITIZE)" \
+	  PYTEST_ENV="LD_PRELOAD='$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)' \
+	    PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
+	  PYTEST_ARGS="-o timeout=600 $(PYTEST_ARGS)"
+
+# demo: run examples/parallel_demo.py, with the demo extras (matplotlib, rich).
+demo: $(INSTALL_STAMP) $(VENV)/.demo-deps
+	@if [ -f examples/parallel_demo.py ]; then
+	  $(VENV_PY) examples/parallel_demo.py
+	else
+	  echo "examples/parallel_demo.py does not exist yet"
+	fi
+
+$(VENV)/.demo-deps: $(TOOLS_STAMP) pyproject.toml
+	@$(call pyproject,project.optional-dependencies.demo) | xargs -r -d '\n' $(PIP) install -q
+	touch $@
+
+# bench: build the C++ engine benchmark (Google Benchmark, in build/bench), then run
+# every benchmarks/*.py but _helpers with the venv's python, e.g. BENCH_ARGS=--quick.
+bench: $(INSTALL_STAMP)
+	@shopt -s nullglob
+	if [ -f benchmarks/CMakeLists.txt ]; then
+	  $(call apt-ensure,libbenchmark-dev)
+	  echo "== C++ benchmarks in $(BENCH_BUILD)"
+	  mkdir -p $(BENCH_BUILD)
+	  $(CMAKE) -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
+	    -DCMAKE_BUILD_TYPE=Release -DINTERPOOL_BUILD_BENCHMARKS=ON \
+	    -DPython_EXECUTABLE=$(BASE_PYTHON) >$(BENCH_BUILD)/configure.log || {
+	    cat $(BENCH_BUILD)/configure.log; exit 1; }
+	  $(CMAKE) --build $(BENCH_BUILD) -j $(JOBS)
+	  export INTERPOOL_ENGINE_BENCH=$(abspath $(BENCH_BUILD))/benchmarks/interpool_engine_bench
+	fi
+	files=(benchmarks/[!_]*.py)
+	[ $${#files[@]} -gt 0 ] || { echo "no benchmarks/*.py yet"; exit 0; }
+	for f in "$${files[@]}"; do echo "== $$f"; $(VENV_PY) "$$f" $(BENCH_ARGS); done
+
+# format: clang-format -i every C++ file in src, include and tests.
+format:
+	@$(need-clang-format)
+	$(CXX_FILES) | xargs -0 -r clang-format -i
+
+# format-check: fail if clang-format would change a C++ file.
+format-check:
+	@$(need-clang-format)
+	$(CXX_FILES) | xargs -0 -r clang-format --dry-run --Werror
+
+CXX_FILES = find src include tests -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
+  -o -name '*.hpp' \) -print0
+need-clang-format = command -v clang-format >/dev/null || { \
+  echo "clang-format not found: apt-get install clang-format"; exit 1; }
+
+# clean: remove every build tree and venv.
+clean:
+	rm -rf build .venv .venv-* .pytest_cache .hypothesis
