@@ -4,10 +4,9 @@
 
 #include <cstddef>
 #include <deque>
+#include <interpool/signal.hpp>
 #include <mutex>
 #include <utility>
-
-#include <interpool/signal.hpp>
 
 namespace interpool {
 

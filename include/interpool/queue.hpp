@@ -2,10 +2,9 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
-
 #include <interpool/channel.hpp>
 #include <interpool/value.hpp>
+#include <memory>
 
 namespace interpool {
 
@@ -30,7 +29,8 @@ struct QueueItem {
 class Queue : public Shareable, public Channel<QueueItem> {
  public:
   /// Creates a queue and registers it under a new id.
-  static std::shared_ptr<Queue> create(std::size_t maxsize = 0, Unbound default_unbound = Unbound::Keep);
+  static std::shared_ptr<Queue> create(std::size_t maxsize = 0,
+                                       Unbound default_unbound = Unbound::Keep);
   /// The live queue with this id, or nullptr.
   static std::shared_ptr<Queue> find(std::int64_t id);
   /// Applies the unbound policy of every item put by interpreter `interp_id`, in every queue.

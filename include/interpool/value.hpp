@@ -125,11 +125,11 @@ class Value {
   Value(const char* s) : data_(Str{s}) {}
   Value(std::string s) : data_(Str{std::move(s)}) {}
   template <class T>
-    requires(std::is_same_v<T, BigInt> || std::is_same_v<T, Str> || std::is_same_v<T, Bytes> ||
-             std::is_same_v<T, ByteArray> || std::is_same_v<T, Tuple> || std::is_same_v<T, List> ||
-             std::is_same_v<T, Dict> || std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> ||
-             std::is_same_v<T, Handle> || std::is_same_v<T, Pickled>)
-  Value(T v) : data_(std::move(v)) {}
+  requires(std::is_same_v<T, BigInt> || std::is_same_v<T, Str> || std::is_same_v<T, Bytes> ||
+           std::is_same_v<T, ByteArray> || std::is_same_v<T, Tuple> || std::is_same_v<T, List> ||
+           std::is_same_v<T, Dict> || std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> ||
+           std::is_same_v<T, Handle> || std::is_same_v<T, Pickled>) Value(T v)
+      : data_(std::move(v)) {}
 
   Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
   bool is(Kind k) const noexcept { return kind() == k; }

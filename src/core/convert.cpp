@@ -68,7 +68,8 @@ class ToValue {
       return s;
     }
     if (type == &PyBytes_Type)
-      return Bytes{std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
+      return Bytes{
+          std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
     if (type == &PyByteArray_Type)
       return ByteArray{std::string(PyByteArray_AS_STRING(obj),
                                    static_cast<std::size_t>(PyByteArray_GET_SIZE(obj)))};
@@ -177,8 +178,7 @@ class ToValue {
   }
 
   Value pickle(PyObject* obj) {
-    if (!options_.allow_pickle)
-      fail(obj, "it has no native form and pickling is not allowed here");
+    if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
     if (!dumps_) {
       Ref module(PyImport_ImportModule("pickle"));
       if (!module) throw PythonErrorSet();
@@ -194,16 +194,18 @@ class ToValue {
       std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
       std::string hint;
       if (PyFunction_Check(obj))
-        hint = "; lambdas, closures and nested functions cannot cross interpreters: define the "
-               "function at module level";
+        hint =
+            "; lambdas, closures and nested functions cannot cross interpreters: define the "
+            "function at module level";
       else
-        hint = "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
-               "bytes, tuple, list, dict, set)";
+        hint =
+            "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
+            "bytes, tuple, list, dict, set)";
       fail(obj, "it does not pickle (" + why + ")" + hint);
     }
     if (!PyBytes_Check(data.p)) fail(obj, "pickle.dumps did not return bytes");
-    return Pickled{std::string(PyBytes_AS_STRING(data.p),
-                               static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)))};
+    return Pickled{
+        std::string(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)))};
   }
 
   // Names the place: where + "[3]['grid']" (+ " (a key)").
@@ -230,8 +232,8 @@ class ToValue {
   }
 
   [[noreturn]] void fail(PyObject* obj, const std::string& why) {
-    throw NotShareable("cannot share " + place() + " (a '" +
-                       std::string(type_name(obj)) + "' object) with another interpreter: " + why);
+    throw NotShareable("cannot share " + place() + " (a '" + std::string(type_name(obj)) +
+                       "' object) with another interpreter: " + why);
   }
 
   std::string_view where_;
@@ -407,7 +409,8 @@ ErrorInfo capture_error() {
   if (Ref pickle{PyImport_ImportModule("pickle")}) {
     Ref data(PyObject_CallMethod(pickle.p, "dumps", "Oi", exc.p, 5));
     if (data && PyBytes_Check(data.p))
-      info.pickled.assign(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)));
+      info.pickled.assign(PyBytes_AS_STRING(data.p),
+                          static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)));
   }
   PyErr_Clear();
   return info;

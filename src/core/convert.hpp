@@ -6,12 +6,11 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <interpool/error.hpp>
+#include <interpool/value.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include <interpool/error.hpp>
-#include <interpool/value.hpp>
 
 namespace interpool {
 
@@ -36,7 +35,8 @@ PyObject* to_python(const Value& value);
 struct HandleCodec {
   /// 1 and *out set: `obj` stands for an engine object; 0: it does not; -1: error set.
   int (*to_handle)(PyObject* obj, std::shared_ptr<Shareable>* out) = nullptr;
-  /// A new reference standing for `object` in the current interpreter, or nullptr with an error set.
+  /// A new reference standing for `object` in the current interpreter, or nullptr with an error
+  /// set.
   PyObject* (*to_object)(const std::shared_ptr<Shareable>& object) = nullptr;
 };
 void set_handle_codec(const HandleCodec& codec) noexcept;

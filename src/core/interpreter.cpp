@@ -2,7 +2,6 @@
 
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
-
 #include <string>
 #include <utility>
 
@@ -90,7 +89,8 @@ Interpreter::~Interpreter() {
 void Interpreter::close() {
   if (!state_) return;
   if (active_->load() > 0)
-    throw InterpreterError("interpreter " + std::to_string(id_) + " is running: it cannot be closed");
+    throw InterpreterError("interpreter " + std::to_string(id_) +
+                           " is running: it cannot be closed");
   PyThreadState* previous = current_thread_state();
   if (previous && PyThreadState_GetInterpreter(previous) == state_)
     throw InterpreterError("interpreter " + std::to_string(id_) + " cannot close itself");

@@ -110,7 +110,8 @@ void Pool::work(Worker& self) {
       ++ran;
     }
     task = Task{};
-    if (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker && replace(self)) return;
+    if (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker && replace(self))
+      return;
   }
 }
 

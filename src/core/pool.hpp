@@ -4,15 +4,14 @@
 #include <cstddef>
 #include <functional>
 #include <future>
+#include <interpool/channel.hpp>
+#include <interpool/error.hpp>
+#include <interpool/value.hpp>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <interpool/channel.hpp>
-#include <interpool/error.hpp>
-#include <interpool/value.hpp>
 
 #include "core/worker.hpp"
 

@@ -1,5 +1,4 @@
 #include <interpool/queue.hpp>
-
 #include <mutex>
 #include <unordered_map>
 

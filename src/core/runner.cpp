@@ -24,9 +24,8 @@ bool Runner::set_sys_path(const std::vector<std::string>& entries) {
     }
     Py_DECREF(s);
   }
-  int rc = path && PyList_Check(path)
-               ? PyList_SetSlice(path, 0, PyList_GET_SIZE(path), list)
-               : PySys_SetObject("path", list);
+  int rc = path && PyList_Check(path) ? PyList_SetSlice(path, 0, PyList_GET_SIZE(path), list)
+                                      : PySys_SetObject("path", list);
   Py_DECREF(list);
   return rc == 0;
 }

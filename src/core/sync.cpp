@@ -1,8 +1,7 @@
-#include <interpool/signal.hpp>
-
 #include <cerrno>
 #include <climits>
 #include <ctime>
+#include <interpool/signal.hpp>
 
 #if defined(__linux__)
 #include <linux/futex.h>
@@ -33,14 +32,15 @@ timespec to_timespec(Deadline::Clock::time_point t) {
 
 }  // namespace
 
-WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline, bool interruptible) noexcept {
+WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
+                        bool interruptible) noexcept {
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   WaitResult result = WaitResult::Ready;
   std::optional<timespec> abs;
   if (auto when = deadline.when()) abs = to_timespec(*when);
   while (seq_.load(std::memory_order_seq_cst) == epoch) {
     long rc = futex(&seq_, FUTEX_WAIT_BITSET, epoch, abs ? &*abs : nullptr);
-    if (rc == 0) break;  // woken (maybe spuriously: the caller re-checks its condition)
+    if (rc == 0) break;          // woken (maybe spuriously: the caller re-checks its condition)
     if (errno == EAGAIN) break;  // notified before we slept
     if (errno == ETIMEDOUT) {
       result = WaitResult::Timeout;

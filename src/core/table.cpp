@@ -70,11 +70,14 @@ void InterpreterTable::close(std::int64_t id) {
     std::lock_guard lock(t.mutex);
     auto it = t.entries.find(id);
     if (it == t.entries.end()) {
-      if (find_state(id)) throw InterpreterError("interpreter " + std::to_string(id) + " was not created by interpool: it cannot be closed here");
+      if (find_state(id))
+        throw InterpreterError("interpreter " + std::to_string(id) +
+                               " was not created by interpool: it cannot be closed here");
       throw InterpreterNotFound(id);
     }
     if (it->second->users.load() > 0 || it->second->interp.active() > 0)
-      throw InterpreterError("interpreter " + std::to_string(id) + " is running: it cannot be closed now");
+      throw InterpreterError("interpreter " + std::to_string(id) +
+                             " is running: it cannot be closed now");
     PyThreadState* current = current_thread_state();
     if (current && PyThreadState_GetInterpreter(current) == it->second->interp.state())
       throw InterpreterError("interpreter " + std::to_string(id) + " cannot close itself");
@@ -92,7 +95,8 @@ bool InterpreterTable::contains(std::int64_t id) {
 bool InterpreterTable::is_running(std::int64_t id) {
   std::lock_guard lock(table().mutex);
   auto it = table().entries.find(id);
-  return it != table().entries.end() && (it->second->users.load() > 0 || it->second->interp.active() > 0);
+  return it != table().entries.end() &&
+         (it->second->users.load() > 0 || it->second->interp.active() > 0);
 }
 
 std::vector<std::int64_t> InterpreterTable::all_ids() {

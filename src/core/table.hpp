@@ -2,13 +2,11 @@
 #pragma once
 
 #include <cstdint>
+#include <interpool/error.hpp>
 #include <memory>
 #include <optional>
-#include <vector>
-
 #include <string>
-
-#include <interpool/error.hpp>
+#include <vector>
 
 #include "core/interpreter.hpp"
 
@@ -18,7 +16,8 @@ namespace interpool {
 class InterpreterNotFound : public InterpreterError {
  public:
   explicit InterpreterNotFound(std::int64_t id)
-      : InterpreterError("interpreter " + std::to_string(id) + " not found (closed or never created)") {}
+      : InterpreterError("interpreter " + std::to_string(id) +
+                         " not found (closed or never created)") {}
 };
 
 /// Process-wide table of interpreters created with create(); holds no Python

@@ -1,8 +1,8 @@
 #include "core/worker.hpp"
 
-#include <interpool/error.hpp>
-
 #include <cxxabi.h>
+
+#include <interpool/error.hpp>
 
 namespace interpool {
 

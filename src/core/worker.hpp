@@ -3,11 +3,10 @@
 
 #include <exception>
 #include <functional>
+#include <interpool/signal.hpp>
 #include <memory>
 #include <mutex>
 #include <thread>
-
-#include <interpool/signal.hpp>
 
 #include "core/interpreter.hpp"
 

@@ -5,22 +5,20 @@
 // exceptions. Logic lives in the engine; this file converts at the boundary.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <marshal.h>
 
+#include <interpool/error.hpp>
+#include <interpool/queue.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
-
-#include <interpool/error.hpp>
-#include <interpool/queue.hpp>
 
 #include "core/convert.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
 #include "core/runner.hpp"
 #include "core/table.hpp"
-
-#include <marshal.h>
 
 namespace interpool::python {
 namespace {
@@ -38,8 +36,8 @@ struct ModuleState {
   PyObject* unbound_error;
   PyObject* unbound_remove;
   PyObject* InterpreterNotFoundError;
-  PyObject* queues;   // WeakValueDictionary: id -> this interpreter's Queue object
-  PyObject* pools;    // WeakSet of this interpreter's live Pools, shut down at exit
+  PyObject* queues;  // WeakValueDictionary: id -> this interpreter's Queue object
+  PyObject* pools;   // WeakSet of this interpreter's live Pools, shut down at exit
   PyObject* NotShareableError;
   PyObject* InterpreterError;
   PyObject* QueueEmpty;
@@ -55,12 +53,12 @@ extern PyModuleDef module_def;
 
 // UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE: one object each per interpreter.
 struct UnboundObject {
-  PyObject_HEAD
-  int code;  // an Unbound value
+  PyObject_HEAD int code;  // an Unbound value
 };
 
-
-ModuleState* state_of(PyObject* module) { return static_cast<ModuleState*>(PyModule_GetState(module)); }
+ModuleState* state_of(PyObject* module) {
+  return static_cast<ModuleState*>(PyModule_GetState(module));
+}
 
 ModuleState* state_of_type(PyTypeObject* type) {
   return static_cast<ModuleState*>(PyType_GetModuleState(type));
@@ -103,10 +101,12 @@ PyObject* raise_engine_error(ModuleState* st) {
 
 // RemoteError(message) with type_name, message and traceback attributes.
 PyObject* new_remote_error(ModuleState* st, const ErrorInfo& info, bool as_cause) {
-  std::string text = as_cause ? "\n\"\"\"\n" + info.traceback + "\"\"\""
-                              : info.type_name() + ": " + info.message +
-                                    (info.traceback.empty() ? "" : "\n\nRemote traceback:\n" + info.traceback);
-  PyObject* exc = PyObject_CallFunction(st->RemoteError, "s#", text.data(), static_cast<Py_ssize_t>(text.size()));
+  std::string text =
+      as_cause ? "\n\"\"\"\n" + info.traceback + "\"\"\""
+               : info.type_name() + ": " + info.message +
+                     (info.traceback.empty() ? "" : "\n\nRemote traceback:\n" + info.traceback);
+  PyObject* exc = PyObject_CallFunction(st->RemoteError, "s#", text.data(),
+                                        static_cast<Py_ssize_t>(text.size()));
   if (!exc) return nullptr;
   auto set = [&](const char* name, const std::string& v) {
     PyObject* s = PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
@@ -149,7 +149,8 @@ PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
 }
 
 PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
-  std::string text = "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
+  std::string text =
+      "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
   if (cause.type_qualname == "InterpreterError") text = "the pool is broken: " + cause.message;
   return PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
 }
@@ -210,9 +211,7 @@ bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
   return true;
 }
 
-std::int64_t current_interpreter_id() {
-  return PyInterpreterState_GetID(PyInterpreterState_Get());
-}
+std::int64_t current_interpreter_id() { return PyInterpreterState_GetID(PyInterpreterState_Get()); }
 
 // ---------------------------------------------------------------------------
 // Queue
@@ -242,8 +241,7 @@ bool parse_unbound(ModuleState* st, PyObject* obj, Unbound fallback, Unbound& ou
 }
 
 struct QueueObject {
-  PyObject_HEAD
-  std::shared_ptr<Queue>* queue;  // heap-held so the struct stays a C layout
+  PyObject_HEAD std::shared_ptr<Queue>* queue;  // heap-held so the struct stays a C layout
   PyObject* weakrefs;
 };
 
@@ -330,8 +328,10 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   Queue& q = queue_of(self);
   WaitResult r;
   if (!wait_releasing_gil([&] { return q.put(item, deadline, true); }, r)) return nullptr;
-  if (r == WaitResult::Timeout) return PyErr_Format(st->QueueFull, "queue %lld is full", (long long)q.id());
-  if (r == WaitResult::Closed) return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
+  if (r == WaitResult::Timeout)
+    return PyErr_Format(st->QueueFull, "queue %lld is full", (long long)q.id());
+  if (r == WaitResult::Closed)
+    return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
   Py_RETURN_NONE;
 }
 
@@ -339,7 +339,8 @@ PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"block", "timeout", nullptr};
   int block = 1;
   PyObject* timeout = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", const_cast<char**>(kwlist), &block, &timeout))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:get", const_cast<char**>(kwlist), &block,
+                                   &timeout))
     return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
   Deadline deadline;
@@ -348,8 +349,10 @@ PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
   QueueItem item;
   WaitResult r;
   if (!wait_releasing_gil([&] { return q.get(item, deadline, true); }, r)) return nullptr;
-  if (r == WaitResult::Timeout) return PyErr_Format(st->QueueEmpty, "queue %lld is empty", (long long)q.id());
-  if (r == WaitResult::Closed) return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
+  if (r == WaitResult::Timeout)
+    return PyErr_Format(st->QueueEmpty, "queue %lld is empty", (long long)q.id());
+  if (r == WaitResult::Closed)
+    return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
   if (item.origin_closed) {
     if (item.unbound == Unbound::Error)
       return PyErr_Format(st->ItemInterpreterDestroyed,
@@ -364,7 +367,8 @@ PyObject* Queue_put_nowait(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"obj", "unbounditems", nullptr};
   PyObject* obj;
   PyObject* unbound = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait", const_cast<char**>(kwlist), &obj, &unbound))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|$O:put_nowait", const_cast<char**>(kwlist),
+                                   &obj, &unbound))
     return nullptr;
   PyObject* call_args = Py_BuildValue("(OO)", obj, Py_False);
   PyObject* call_kwargs = Py_BuildValue("{sO}", "unbounditems", unbound);
@@ -390,9 +394,13 @@ PyObject* Queue_reduce(PyObject* self, PyObject*) {
   return Py_BuildValue("(N(L))", from_id, (long long)queue_of(self).id());
 }
 
-PyObject* Queue_qsize(PyObject* self, PyObject*) { return PyLong_FromSize_t(queue_of(self).size()); }
+PyObject* Queue_qsize(PyObject* self, PyObject*) {
+  return PyLong_FromSize_t(queue_of(self).size());
+}
 
-PyObject* Queue_empty(PyObject* self, PyObject*) { return PyBool_FromLong(queue_of(self).size() == 0); }
+PyObject* Queue_empty(PyObject* self, PyObject*) {
+  return PyBool_FromLong(queue_of(self).size() == 0);
+}
 
 PyObject* Queue_full(PyObject* self, PyObject*) {
   Queue& q = queue_of(self);
@@ -406,7 +414,9 @@ PyObject* Queue_close(PyObject* self, PyObject*) {
 
 PyObject* Queue_get_id(PyObject* self, void*) { return PyLong_FromLongLong(queue_of(self).id()); }
 
-PyObject* Queue_get_maxsize(PyObject* self, void*) { return PyLong_FromSize_t(queue_of(self).maxsize()); }
+PyObject* Queue_get_maxsize(PyObject* self, void*) {
+  return PyLong_FromSize_t(queue_of(self).maxsize());
+}
 
 PyObject* Queue_repr(PyObject* self) {
   return PyUnicode_FromFormat("<_interpool.Queue id=%lld>", (long long)queue_of(self).id());
@@ -417,11 +427,14 @@ PyMethodDef Queue_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "put(obj, block=True, timeout=None, *, unbounditems=None)\n--\n\nAdd an item, waiting for "
      "space. unbounditems (default: the queue's) says what becomes of the item if the interpreter "
-     "that put it closes first: kept (interpool's default), UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE."},
+     "that put it closes first: kept (interpool's default), UNBOUND, UNBOUND_ERROR or "
+     "UNBOUND_REMOVE."},
     {"get", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_get)),
-     METH_VARARGS | METH_KEYWORDS, "get(block=True, timeout=None)\n--\n\nRemove and return an item."},
+     METH_VARARGS | METH_KEYWORDS,
+     "get(block=True, timeout=None)\n--\n\nRemove and return an item."},
     {"put_nowait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put_nowait)),
-     METH_VARARGS | METH_KEYWORDS, "put_nowait(obj, *, unbounditems=None)\n--\n\nput(obj, block=False)."},
+     METH_VARARGS | METH_KEYWORDS,
+     "put_nowait(obj, *, unbounditems=None)\n--\n\nput(obj, block=False)."},
     {"get_nowait", Queue_get_nowait, METH_NOARGS, "get(block=False)."},
     {"__reduce__", Queue_reduce, METH_NOARGS, "Pickle as a handle (by id)."},
     {"qsize", Queue_qsize, METH_NOARGS, "Number of items now (a snapshot)."},
@@ -440,7 +453,8 @@ PyMemberDef Queue_members[] = {
     {nullptr, 0, 0, 0, nullptr}};
 
 PyType_Slot Queue_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0, *, unbounditems=None)\n--\n\nA FIFO shared by every interpreter of the process.")},
+    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0, *, unbounditems=None)\n--\n\nA FIFO shared by "
+                                  "every interpreter of the process.")},
     {Py_tp_new, reinterpret_cast<void*>(Queue_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Queue_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Queue_traverse)},
@@ -506,8 +520,7 @@ struct TaskState {
 };
 
 struct TaskObject {
-  PyObject_HEAD
-  std::shared_ptr<TaskState>* state;
+  PyObject_HEAD std::shared_ptr<TaskState>* state;
 };
 
 void Task_dealloc(PyObject* op) {
@@ -548,7 +561,8 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
       },
       r);
   if (!ok) return nullptr;
-  if (r == WaitResult::Timeout) return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
+  if (r == WaitResult::Timeout)
+    return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
   ModuleState* st = state_of_type(Py_TYPE(self));
   const Outcome& out = task.outcome;  // immutable once done
   if (out.status == Outcome::Status::Ok) return to_python(out.value);
@@ -566,19 +580,19 @@ PyObject* Task_running(PyObject* self, PyObject*) {
 
 PyMethodDef Task_methods[] = {
     {"done", Task_done, METH_NOARGS, "True once the task has ended (for tasks without a token)."},
-    {"cancel", Task_cancel, METH_NOARGS, "Cancel the task if no worker has started it; True if so."},
+    {"cancel", Task_cancel, METH_NOARGS,
+     "Cancel the task if no worker has started it; True if so."},
     {"running", Task_running, METH_NOARGS, "True while a worker runs the task."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot Task_slots[] = {
-    {Py_tp_doc, const_cast<char*>("The pending result of Pool.submit.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(Task_dealloc)},
-    {Py_tp_traverse, reinterpret_cast<void*>(Task_traverse)},
-    {Py_tp_methods, Task_methods},
-    {0, nullptr}};
+PyType_Slot Task_slots[] = {{Py_tp_doc, const_cast<char*>("The pending result of Pool.submit.")},
+                            {Py_tp_dealloc, reinterpret_cast<void*>(Task_dealloc)},
+                            {Py_tp_traverse, reinterpret_cast<void*>(Task_traverse)},
+                            {Py_tp_methods, Task_methods},
+                            {0, nullptr}};
 
 PyType_Spec Task_spec = {"interpool._interpool.Task", sizeof(TaskObject), 0,
                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
@@ -609,8 +623,7 @@ struct Completions {
 };
 
 struct PoolObject {
-  PyObject_HEAD
-  Pool* pool;
+  PyObject_HEAD Pool* pool;
   std::shared_ptr<Completions>* completions;
 };
 
@@ -660,7 +673,8 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
 }
 
 PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"workers", "sys_path", "initializers", "max_tasks_per_worker", nullptr};
+  static const char* kwlist[] = {"workers", "sys_path", "initializers", "max_tasks_per_worker",
+                                 nullptr};
   Py_ssize_t workers = 0;
   PyObject* sys_path = Py_None;
   PyObject* initializers = Py_None;
@@ -668,7 +682,8 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOOn:Pool", const_cast<char**>(kwlist), &workers,
                                    &sys_path, &initializers, &max_tasks))
     return nullptr;
-  if (max_tasks < 0) return PyErr_Format(PyExc_ValueError, "max_tasks_per_worker must be >= 0, got %zd", max_tasks);
+  if (max_tasks < 0)
+    return PyErr_Format(PyExc_ValueError, "max_tasks_per_worker must be >= 0, got %zd", max_tasks);
   ModuleState* st = state_of_type(type);
   if (workers < 0) return PyErr_Format(PyExc_ValueError, "workers must be >= 0, got %zd", workers);
   PoolOptions options;
@@ -695,14 +710,15 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
       if (!seq) return nullptr;
       for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq); ++i) {
         PyObject *m, *q, *a = nullptr, *k = nullptr;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO|OO:initializer", &m, &q, &a, &k)) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "OO|OO:initializer", &m, &q, &a,
+                              &k)) {
           Py_DECREF(seq);
           return nullptr;
         }
         Call call;
         PyObject* empty = PyTuple_New(0);
-        bool ok = parse_function_ref(m, q, call.function) &&
-                  convert_call_args(a ? a : empty, k, call);
+        bool ok =
+            parse_function_ref(m, q, call.function) && convert_call_args(a ? a : empty, k, call);
         Py_DECREF(empty);
         if (!ok) {
           Py_DECREF(seq);
@@ -752,8 +768,8 @@ int Pool_traverse(PyObject* self, visitproc visit, void* arg) {
 PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"module", "qualname", "args", "kwargs", "token", nullptr};
   PyObject *module, *qualname, *call_args = nullptr, *call_kwargs = Py_None, *token_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$O:submit", const_cast<char**>(kwlist), &module,
-                                   &qualname, &call_args, &call_kwargs, &token_obj))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$O:submit", const_cast<char**>(kwlist),
+                                   &module, &qualname, &call_args, &call_kwargs, &token_obj))
     return nullptr;
   long long token = 0;
   if (token_obj != Py_None) {
@@ -777,8 +793,9 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
     std::shared_ptr<TaskState> state = *task->state;
     try {
       if (token_obj == Py_None) {
-        pool->submit(std::move(call), [state](Outcome out) { state->complete(std::move(out)); },
-                     state->control);
+        pool->submit(
+            std::move(call), [state](Outcome out) { state->complete(std::move(out)); },
+            state->control);
       } else {
         // The outcome goes to completions(); the Task only controls cancellation.
         std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
@@ -857,7 +874,8 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"timeout", "limit", nullptr};
   PyObject* timeout = Py_None;
   Py_ssize_t limit = 4096;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|On:completions", const_cast<char**>(kwlist), &timeout, &limit))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|On:completions", const_cast<char**>(kwlist),
+                                   &timeout, &limit))
     return nullptr;
   Deadline deadline;
   if (!parse_deadline(timeout, 1, deadline)) return nullptr;
@@ -866,7 +884,8 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   std::vector<std::pair<long long, Outcome>> batch;
   std::pair<long long, Outcome> item;
   WaitResult r;
-  if (!wait_releasing_gil([&] { return sink->channel.get(item, deadline, true); }, r)) return nullptr;
+  if (!wait_releasing_gil([&] { return sink->channel.get(item, deadline, true); }, r))
+    return nullptr;
   if (r == WaitResult::Closed) Py_RETURN_NONE;  // closed and every outcome delivered
   if (r == WaitResult::Ready) {
     batch.push_back(std::move(item));
@@ -914,8 +933,10 @@ PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers
                              {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyType_Slot Pool_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Pool(workers=0, sys_path=None, initializers=None, max_tasks_per_worker=0)\n--\n\n"
-                                  "Workers, each a thread owning an own-GIL sub-interpreter.")},
+    {Py_tp_doc,
+     const_cast<char*>(
+         "Pool(workers=0, sys_path=None, initializers=None, max_tasks_per_worker=0)\n--\n\n"
+         "Workers, each a thread owning an own-GIL sub-interpreter.")},
     {Py_tp_new, reinterpret_cast<void*>(Pool_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Pool_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Pool_traverse)},
@@ -923,10 +944,10 @@ PyType_Slot Pool_slots[] = {
     {Py_tp_getset, Pool_getset},
     {0, nullptr}};
 
-PyType_Spec Pool_spec = {"interpool._interpool.Pool", sizeof(PoolObject), 0,
-                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-                             Py_TPFLAGS_MANAGED_WEAKREF,
-                         Pool_slots};
+PyType_Spec Pool_spec = {
+    "interpool._interpool.Pool", sizeof(PoolObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_MANAGED_WEAKREF,
+    Pool_slots};
 
 // ---------------------------------------------------------------------------
 // UNBOUND marker
@@ -934,9 +955,12 @@ PyType_Spec Pool_spec = {"interpool._interpool.Pool", sizeof(PoolObject), 0,
 
 PyObject* Unbound_repr(PyObject* self) {
   switch (static_cast<Unbound>(reinterpret_cast<UnboundObject*>(self)->code)) {
-    case Unbound::Error: return PyUnicode_FromString("UNBOUND_ERROR");
-    case Unbound::Remove: return PyUnicode_FromString("UNBOUND_REMOVE");
-    default: return PyUnicode_FromString("UNBOUND");
+    case Unbound::Error:
+      return PyUnicode_FromString("UNBOUND_ERROR");
+    case Unbound::Remove:
+      return PyUnicode_FromString("UNBOUND_REMOVE");
+    default:
+      return PyUnicode_FromString("UNBOUND");
   }
 }
 
@@ -1032,7 +1056,8 @@ PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
   if (!parse_id(id_obj, id)) return nullptr;
   bool is_source = PyUnicode_Check(code);
   if (!is_source && !PyBytes_Check(code))
-    return PyErr_Format(PyExc_TypeError, "code must be str or marshalled bytes, not %.100s", Py_TYPE(code)->tp_name);
+    return PyErr_Format(PyExc_TypeError, "code must be str or marshalled bytes, not %.100s",
+                        Py_TYPE(code)->tp_name);
   std::string text;
   if (is_source) {
     Py_ssize_t n;
@@ -1053,14 +1078,19 @@ PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
       if (is_source) {
         result = PyRun_String(text.c_str(), Py_file_input, ns, ns);
       } else {
-        PyObject* obj = PyMarshal_ReadObjectFromString(text.data(), static_cast<Py_ssize_t>(text.size()));
-        if (obj && PyCode_Check(obj)) result = PyEval_EvalCode(obj, ns, ns);
-        else if (obj) PyErr_SetString(PyExc_TypeError, "the marshalled data is not a code object");
+        PyObject* obj =
+            PyMarshal_ReadObjectFromString(text.data(), static_cast<Py_ssize_t>(text.size()));
+        if (obj && PyCode_Check(obj))
+          result = PyEval_EvalCode(obj, ns, ns);
+        else if (obj)
+          PyErr_SetString(PyExc_TypeError, "the marshalled data is not a code object");
         Py_XDECREF(obj);
       }
     }
-    if (result) Py_DECREF(result);
-    else failure = capture_error();
+    if (result)
+      Py_DECREF(result);
+    else
+      failure = capture_error();
   } catch (const InterpreterNotFound& e) {
     return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
@@ -1073,7 +1103,8 @@ PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
 // Binds names in __main__ of interpreter `id` to copies of the given values.
 PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
   PyObject *id_obj, *ns;
-  if (!PyArg_ParseTuple(args, "OO!:interp_prepare_main", &id_obj, &PyDict_Type, &ns)) return nullptr;
+  if (!PyArg_ParseTuple(args, "OO!:interp_prepare_main", &id_obj, &PyDict_Type, &ns))
+    return nullptr;
   std::int64_t id;
   if (!parse_id(id_obj, id)) return nullptr;
   ModuleState* st = state_of(module);
@@ -1082,7 +1113,9 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
     PyObject *key, *value;
     Py_ssize_t pos = 0;
     while (PyDict_Next(ns, &pos, &key, &value)) {
-      if (!PyUnicode_Check(key)) return PyErr_Format(PyExc_TypeError, "names must be str, not %.100s", Py_TYPE(key)->tp_name);
+      if (!PyUnicode_Check(key))
+        return PyErr_Format(PyExc_TypeError, "names must be str, not %.100s",
+                            Py_TYPE(key)->tp_name);
       std::string name = to_utf8(key);
       values.emplace_back(name, to_value(value, "'" + name + "'"));
     }
@@ -1099,8 +1132,9 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
       }
       if (!ok) failure = capture_error();
     }
-    if (failure) return PyErr_Format(st->InterpreterError, "prepare_main failed in interpreter %lld: %s: %s",
-                                     (long long)id, failure->type_name().c_str(), failure->message.c_str());
+    if (failure)
+      return PyErr_Format(st->InterpreterError, "prepare_main failed in interpreter %lld: %s: %s",
+                          (long long)id, failure->type_name().c_str(), failure->message.c_str());
   } catch (const InterpreterNotFound& e) {
     return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
@@ -1113,14 +1147,16 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
 // Returns (True, result) or (False, excinfo tuple).
 PyObject* mod_interp_call(PyObject* module, PyObject* args) {
   PyObject *id_obj, *mod, *qualname, *call_args, *call_kwargs = Py_None;
-  if (!PyArg_ParseTuple(args, "OOOO|O:interp_call", &id_obj, &mod, &qualname, &call_args, &call_kwargs))
+  if (!PyArg_ParseTuple(args, "OOOO|O:interp_call", &id_obj, &mod, &qualname, &call_args,
+                        &call_kwargs))
     return nullptr;
   std::int64_t id;
   if (!parse_id(id_obj, id)) return nullptr;
   ModuleState* st = state_of(module);
   try {
     Call call;
-    if (!parse_function_ref(mod, qualname, call.function) || !convert_call_args(call_args, call_kwargs, call))
+    if (!parse_function_ref(mod, qualname, call.function) ||
+        !convert_call_args(call_args, call_kwargs, call))
       return nullptr;
     Outcome out;
     {
@@ -1185,7 +1221,9 @@ PyObject* mod_is_shareable(PyObject*, PyObject* obj) {
   Py_RETURN_TRUE;
 }
 
-PyObject* mod_interpreter_id(PyObject*, PyObject*) { return PyLong_FromLongLong(current_interpreter_id()); }
+PyObject* mod_interpreter_id(PyObject*, PyObject*) {
+  return PyLong_FromLongLong(current_interpreter_id());
+}
 
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
 
@@ -1203,8 +1241,7 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
   PyObject* pools = PySequence_List(st->pools);
   if (!pools) return nullptr;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
-  {
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) {
     auto* po = reinterpret_cast<PoolObject*>(PyList_GET_ITEM(pools, i));
     close_pool(po, false);
     po->pool->join();
@@ -1214,20 +1251,26 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
 }
 
 PyMethodDef module_methods[] = {
-    {"interp_create", mod_interp_create, METH_NOARGS, "Create an isolated interpreter; return its id."},
+    {"interp_create", mod_interp_create, METH_NOARGS,
+     "Create an isolated interpreter; return its id."},
     {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},
     {"interp_list", mod_interp_list, METH_NOARGS, "Ids of every interpreter of the process."},
     {"interp_whence", mod_interp_whence, METH_O, "Who made the interpreter (None if it is gone)."},
-    {"interp_is_running", mod_interp_is_running, METH_O, "True while code runs in the interpreter."},
-    {"interp_exec", mod_interp_exec, METH_VARARGS, "interp_exec(id, code): run source or marshalled code in its __main__."},
-    {"interp_prepare_main", mod_interp_prepare_main, METH_VARARGS, "interp_prepare_main(id, dict): bind names in its __main__."},
-    {"interp_call", mod_interp_call, METH_VARARGS, "interp_call(id, module, qualname, args, kwargs): call there."},
+    {"interp_is_running", mod_interp_is_running, METH_O,
+     "True while code runs in the interpreter."},
+    {"interp_exec", mod_interp_exec, METH_VARARGS,
+     "interp_exec(id, code): run source or marshalled code in its __main__."},
+    {"interp_prepare_main", mod_interp_prepare_main, METH_VARARGS,
+     "interp_prepare_main(id, dict): bind names in its __main__."},
+    {"interp_call", mod_interp_call, METH_VARARGS,
+     "interp_call(id, module, qualname, args, kwargs): call there."},
     {"_shutdown_pools", mod_shutdown_pools, METH_NOARGS, "Shut down every live Pool (atexit)."},
     {"roundtrip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_roundtrip)),
      METH_VARARGS | METH_KEYWORDS,
      "roundtrip(obj, allow_pickle=True)\n--\n\nConvert obj to an engine value and back."},
     {"value_kind", mod_value_kind, METH_O, "The engine value kind obj converts to."},
-    {"is_shareable", mod_is_shareable, METH_O, "True if obj crosses interpreters without pickling."},
+    {"is_shareable", mod_is_shareable, METH_O,
+     "True if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
     {"queue_from_id", mod_queue_from_id, METH_O, "This interpreter's Queue object for a live id."},
@@ -1250,7 +1293,9 @@ PyObject* new_exception(PyObject* module, const char* name, PyObject* base, cons
 
 int module_exec(PyObject* module) {
   static std::once_flag codec_once;
-  std::call_once(codec_once, [] { set_handle_codec(HandleCodec{handle_from_object, object_from_handle}); });
+  std::call_once(codec_once, [] {
+    set_handle_codec(HandleCodec{handle_from_object, object_from_handle});
+  });
 
   ModuleState* st = state_of(module);
   PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
@@ -1262,9 +1307,9 @@ int module_exec(PyObject* module) {
     Py_XDECREF(broken_base);
     return -1;
   }
-  st->BrokenInterpreterPool =
-      new_exception(module, "BrokenInterpreterPool", broken_base,
-                    "A worker could not start or its initializer failed; the pool takes no more tasks.");
+  st->BrokenInterpreterPool = new_exception(
+      module, "BrokenInterpreterPool", broken_base,
+      "A worker could not start or its initializer failed; the pool takes no more tasks.");
   Py_DECREF(broken_base);
   if (!st->BrokenInterpreterPool) return -1;
 
@@ -1277,15 +1322,19 @@ int module_exec(PyObject* module) {
   Py_XDECREF(queue_empty);
   Py_XDECREF(queue_full);
   if (!queue_empty || !queue_full) return -1;
-  if (!(st->InterpreterError = new_exception(module, "InterpreterError", PyExc_Exception,
-                                             "An interpreter could not be created, entered or closed.")) ||
+  if (!(st->InterpreterError =
+            new_exception(module, "InterpreterError", PyExc_Exception,
+                          "An interpreter could not be created, entered or closed.")) ||
       !(st->NotShareableError = new_exception(module, "NotShareableError", PyExc_TypeError,
                                               "An object cannot cross to another interpreter.")) ||
-      !(st->InterpreterNotFoundError = new_exception(module, "InterpreterNotFoundError", st->InterpreterError,
-                                                     "No interpreter has this id (any more).")) ||
-      !(st->QueueEmpty = new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
+      !(st->InterpreterNotFoundError =
+            new_exception(module, "InterpreterNotFoundError", st->InterpreterError,
+                          "No interpreter has this id (any more).")) ||
+      !(st->QueueEmpty =
+            new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
       !(st->QueueFull = new_exception(module, "QueueFull", queue_full, "The queue was full.")) ||
-      !(st->QueueClosed = new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
+      !(st->QueueClosed =
+            new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
       !(st->ItemInterpreterDestroyed =
             new_exception(module, "ItemInterpreterDestroyed", PyExc_Exception,
                           "The interpreter that put a queue item has been closed.")) ||
@@ -1299,8 +1348,9 @@ int module_exec(PyObject* module) {
     if (!*slot) return false;
     return !public_name || PyModule_AddType(module, *slot) == 0;
   };
-  if (!add_type(&Queue_spec, &st->queue_type, true) || !add_type(&Pool_spec, &st->pool_type, true) ||
-      !add_type(&Task_spec, &st->task_type, true) || !add_type(&Unbound_spec, &st->unbound_type, false))
+  if (!add_type(&Queue_spec, &st->queue_type, true) ||
+      !add_type(&Pool_spec, &st->pool_type, true) || !add_type(&Task_spec, &st->task_type, true) ||
+      !add_type(&Unbound_spec, &st->unbound_type, false))
     return -1;
   auto make_unbound = [&](PyObject** slot, const char* name, Unbound code) {
     *slot = PyType_GenericAlloc(st->unbound_type, 0);

@@ -1,11 +1,11 @@
 #include <gtest/gtest.h>
-#include <interpool/channel.hpp>
-#include <interpool/queue.hpp>
+#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
-#include <pthread.h>
+#include <interpool/channel.hpp>
+#include <interpool/queue.hpp>
 #include <thread>
 #include <vector>
 

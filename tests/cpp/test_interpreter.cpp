@@ -69,7 +69,10 @@ TEST(Interpreter, OwnGilAndIsolatedConfig) {
   {
     Activation inside(interp);
     // Single-phase-init extension modules are refused; fork is not allowed.
-    EXPECT_EQ(run_int("import os\ntry:\n    os.fork()\n    ok = 1\nexcept RuntimeError:\n    ok = 0\n", "ok"), 0);
+    EXPECT_EQ(
+        run_int("import os\ntry:\n    os.fork()\n    ok = 1\nexcept RuntimeError:\n    ok = 0\n",
+                "ok"),
+        0);
   }
   interp.close();
 }

@@ -37,7 +37,8 @@ TEST(Pool, ReturnsResults) {
   out = pool.submit(call("add", Tuple{{Value(1)}}, kw)).get();
   EXPECT_EQ(out.value, Value(11));
 
-  out = pool.submit(Call{FunctionRef{"pool_tasks", "Thing.twice"}, Tuple{{Value(21)}}, Dict{}}).get();
+  out =
+      pool.submit(Call{FunctionRef{"pool_tasks", "Thing.twice"}, Tuple{{Value(21)}}, Dict{}}).get();
   EXPECT_EQ(out.value, Value(42));
 
   out = pool.submit(Call{FunctionRef{"math", "factorial"}, Tuple{{Value(20)}}, Dict{}}).get();
@@ -121,9 +122,12 @@ TEST(Pool, ShutdownCancelsPendingAndRefusesNewTasks) {
   std::atomic<int> ok{0}, cancelled{0}, other{0};
   for (int i = 0; i < 50; ++i)
     pool.submit(call("burn", Tuple{{Value(100000)}}), [&](Outcome o) {
-      if (o.status == Outcome::Status::Ok) ++ok;
-      else if (o.status == Outcome::Status::Cancelled) ++cancelled;
-      else ++other;
+      if (o.status == Outcome::Status::Ok)
+        ++ok;
+      else if (o.status == Outcome::Status::Cancelled)
+        ++cancelled;
+      else
+        ++other;
     });
   pool.shutdown(/*cancel_pending=*/true);
   EXPECT_EQ(ok + cancelled, 50);
@@ -186,7 +190,8 @@ TEST(Pool, CancelledControlSkipsTheTask) {
   auto busy = pool.submit(call("burn", Tuple{{Value(2000000)}}));
   auto control = std::make_shared<TaskControl>();
   std::promise<Outcome> p;
-  pool.submit(call("add", Tuple{{Value(1)}}), [&](Outcome o) { p.set_value(std::move(o)); }, control);
+  pool.submit(
+      call("add", Tuple{{Value(1)}}), [&](Outcome o) { p.set_value(std::move(o)); }, control);
   EXPECT_TRUE(control->cancel());
   EXPECT_FALSE(control->start());
   EXPECT_EQ(p.get_future().get().status, Outcome::Status::Cancelled);
@@ -194,7 +199,8 @@ TEST(Pool, CancelledControlSkipsTheTask) {
 
   auto running = std::make_shared<TaskControl>();
   std::promise<Outcome> q;
-  pool.submit(call("add", Tuple{{Value(2)}}), [&](Outcome o) { q.set_value(std::move(o)); }, running);
+  pool.submit(
+      call("add", Tuple{{Value(2)}}), [&](Outcome o) { q.set_value(std::move(o)); }, running);
   Outcome out = q.get_future().get();
   EXPECT_EQ(out.value, Value(2));
   EXPECT_EQ(running->state(), TaskControl::State::Running);

@@ -26,7 +26,8 @@ std::string repr(PyObject* o) {
   return s;
 }
 
-// Converts `expr` in the current interpreter and checks the rebuilt object is equal and of the same type.
+// Converts `expr` in the current interpreter and checks the rebuilt object is equal and of the same
+// type.
 void expect_round_trip(const std::string& expr) {
   PyObject* obj = eval(expr);
   ASSERT_NE(obj, nullptr) << expr;
@@ -47,14 +48,15 @@ class ValueTest : public ::testing::Test {
 }  // namespace
 
 TEST_F(ValueTest, ScalarsRoundTrip) {
-  for (const char* e : {"None", "True", "False", "0", "-1", "2**63-1", "-2**63", "1.5", "float('inf')",
-                        "-0.0", "3+4j", "''", "'héllo ✓'", "'\\ud800'", "b''", "b'\\x00\\xff'",
-                        "bytearray(b'abc')"})
+  for (const char* e :
+       {"None", "True", "False", "0", "-1", "2**63-1", "-2**63", "1.5", "float('inf')", "-0.0",
+        "3+4j", "''", "'héllo ✓'", "'\\ud800'", "b''", "b'\\x00\\xff'", "bytearray(b'abc')"})
     expect_round_trip(e);
 }
 
 TEST_F(ValueTest, BigIntsRoundTrip) {
-  for (const char* e : {"2**63", "-2**63-1", "2**1000", "-(3**500)", "10**4000"}) expect_round_trip(e);
+  for (const char* e : {"2**63", "-2**63-1", "2**1000", "-(3**500)", "10**4000"})
+    expect_round_trip(e);
   PyObject* big = eval("2**64");
   Value v = to_value(big);
   EXPECT_EQ(v.kind(), Kind::BigInt);
