@@ -86,6 +86,31 @@ Interpreter::~Interpreter() {
   }
 }
 
+#if PY_VERSION_HEX < 0x030D0000
+// 3.12's threading._shutdown, run by Py_EndInterpreter, asserts that the lock
+// tied to the thread state that first imported `threading` is still held when
+// it runs on that OS thread. Here that thread state (an Activation's) is gone
+// and the interpreter ends with the keeper, so take the lock again: the
+// shutdown then releases it as it would have. Runs in a scratch namespace.
+static void settle_threading_312() {
+  static const char code[] =
+      "import sys\n"
+      "t = sys.modules.get('threading')\n"
+      "m = getattr(t, '_main_thread', None)\n"
+      "lock = getattr(m, '_tstate_lock', None)\n"
+      "if lock is not None and not lock.locked() and not m._is_stopped:\n"
+      "    lock.acquire(False)\n";
+  PyObject* ns = PyDict_New();
+  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
+  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
+    PyObject* r = PyRun_String(code, Py_file_input, ns, ns);
+    Py_XDECREF(r);
+  }
+  PyErr_Clear();
+  Py_XDECREF(ns);
+}
+#endif
+
 void Interpreter::close() {
   if (!state_) return;
   if (active_->load() > 0)
@@ -96,6 +121,9 @@ void Interpreter::close() {
     throw InterpreterError("interpreter " + std::to_string(id_) + " cannot close itself");
   if (previous) PyEval_SaveThread();
   PyEval_RestoreThread(keeper_);
+#if PY_VERSION_HEX < 0x030D0000
+  settle_threading_312();
+#endif
   Py_EndInterpreter(keeper_);  // leaves no thread state attached
   keeper_ = nullptr;
   if (previous) PyEval_RestoreThread(previous);

@@ -1235,7 +1235,8 @@ PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
   return queue_object_for(state_of(module), q);
 }
 
-// atexit hook: joins every live Pool of this interpreter before it finalizes
+// atexit hook: joins every live Pool of this interpreter before it finalizes,
+// and in the main interpreter closes the interpreters left open
 // (3.13 ends sub-interpreters still in use at finalization; 3.12 would leak them).
 PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
@@ -1247,6 +1248,9 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
     po->pool->join();
   }
   Py_DECREF(pools);
+  // Interpreters made by interpreters.create() and left open: CPython 3.13
+  // would end them at finalization and fail on the thread state we keep.
+  if (current_interpreter_id() == 0) InterpreterTable::close_all();
   Py_RETURN_NONE;
 }
 

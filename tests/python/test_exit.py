@@ -1,0 +1,56 @@
+"""Programs end cleanly: no hang, no fatal error, nothing printed at exit."""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+SCRIPTS = {
+    "executor left open": """
+        from interpool import Executor
+        import threading
+        ex = Executor(2)
+        print(ex.submit(threading.get_ident).result() > 0)
+    """,
+    "executor shut down": """
+        from interpool import Executor
+        import threading
+        with Executor(2) as ex:
+            print(ex.submit(threading.get_ident).result() > 0)
+    """,
+    "interpreters left open": """
+        from interpool import interpreters
+        a = interpreters.create()
+        a.exec("import threading, queue")
+        q = interpreters.create_queue()
+        a.prepare_main(q=q)
+        a.exec("q.put(threading.get_ident())")
+        print(q.get(timeout=5) > 0)
+    """,
+    "interpreter closed after use on this thread": """
+        from interpool import interpreters
+        a = interpreters.create()
+        a.exec("import threading")
+        a.close()
+        print(True)
+    """,
+    "pool left open with queued work": """
+        import sys
+        from interpool import _interpool
+        p = _interpool.Pool(1, sys_path=sys.path)
+        tasks = [p.submit("time", "sleep", (0.01,)) for _ in range(20)]
+        print(True)
+    """,
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_program_exits_cleanly(name):
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(SCRIPTS[name])],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    assert proc.stderr == "", proc.stderr
