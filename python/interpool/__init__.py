@@ -6,7 +6,11 @@
         results = list(ex.map(work, items))
 """
 
-from typing import Any
+from __future__ import annotations
+
+TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
+if TYPE_CHECKING:
+    from typing import Any
 
 from . import _interpool
 from ._shared import SharedMapping
@@ -14,7 +18,6 @@ from ._shared import SharedMapping
 #: Values an Executor sent once to each worker (see Executor(shared=...)).
 shared = SharedMapping()
 
-BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
 RemoteError = _interpool.RemoteError
 InterpreterError = _interpool.InterpreterError
@@ -31,6 +34,8 @@ def __getattr__(name: str) -> Any:
         from ._executor import Executor
 
         return Executor
+    if name == "BrokenInterpreterPool":  # a concurrent.futures.BrokenExecutor
+        return _interpool.BrokenInterpreterPool
     raise AttributeError(f"module 'interpool' has no attribute {name!r}")
 
 

@@ -26,7 +26,7 @@ BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
 
 _WORKER_MODULE = "interpool._worker"
-_FN_KEYWORD = "__interpool_fn__"
+_FN_KEYWORD = _worker.FN_KEYWORD
 
 
 def usable_cpus() -> int:
@@ -60,6 +60,8 @@ class _Future(Future):
     _task: Any = None
 
     def cancel(self) -> bool:
+        if self.cancelled():
+            return True
         task = self._task
         if task is not None and not task.cancel():
             return False  # a worker has started it (or it already ended)
@@ -81,13 +83,41 @@ class _State:
         self.futures: dict[int, _Future] = {}
         self.tokens = itertools.count(1)
         self.lock = threading.Lock()
-        self.closed = False
+        self.closed = False          # shutdown() was called: no new work from callers
+        self.cancelling = False      # ... with cancel_futures=True
+        self.feeding = 0             # map() calls still submitting the inputs they accepted
+        self.pool_closed = False
         self.broken: str | None = None
+
+    def begin_feed(self) -> None:
+        with self.lock:
+            if self.closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self.feeding += 1
+
+    def end_feed(self) -> None:
+        with self.lock:
+            self.feeding -= 1
+        self._close_pool_when_fed()
 
     def close(self, cancel_pending: bool = False) -> None:
         with self.lock:
             self.closed = True
-        self.pool.close(cancel_pending=cancel_pending)
+            self.cancelling = self.cancelling or cancel_pending
+            pending = list(self.futures.values()) if cancel_pending else []
+        # Cancelled before shutdown() returns; a worker that takes one skips it.
+        for fut in pending:
+            fut.cancel()
+        self._close_pool_when_fed()
+
+    def _close_pool_when_fed(self) -> None:
+        # The engine stops taking tasks once every map() has submitted all it accepted.
+        with self.lock:
+            if not self.closed or self.feeding or self.pool_closed:
+                return
+            self.pool_closed = True
+            cancel = self.cancelling
+        self.pool.close(cancel_pending=cancel)
 
 
 def _collect(state: _State) -> None:
@@ -102,11 +132,16 @@ def _collect(state: _State) -> None:
             fut = futures.pop(token, None)
             if fut is None:
                 continue
-            if ok:
+            if ok and not fut.cancelled():
                 fut.set_result(payload)
-            elif isinstance(payload, CancelledError):
-                Future.cancel(fut)  # no-op if the caller cancelled it already
-                fut.set_running_or_notify_cancel()
+            elif fut.cancelled() or isinstance(payload, CancelledError):
+                # Cancelled by the caller, by shutdown(cancel_futures=True), or in the
+                # moment between submit and the task's registration: tell waiters once.
+                Future.cancel(fut)
+                try:
+                    fut.set_running_or_notify_cancel()
+                except RuntimeError:
+                    pass  # already notified
             else:
                 if isinstance(payload, BrokenInterpreterPool):
                     state.broken = str(payload)
@@ -242,17 +277,20 @@ class Executor(_BaseExecutor):
             kwargs = {**ref.kwargs, **kwargs}
         if ref.pickled is None:
             return (ref.module, ref.qualname, args, kwargs or None)
-        return (_WORKER_MODULE, "call", (ref.pickled, *args), kwargs or None)
+        return (_WORKER_MODULE, "call", args, {**kwargs, _FN_KEYWORD: ref.pickled})
 
-    def _submit_parts(self, parts: tuple, chunk_start: int | None = None) -> _Future:
+    def _submit_parts(self, parts: tuple, chunk_start: int | None = None,
+                      accepted: bool = False) -> _Future:
+        """Submits (module, qualname, args, kwargs). `accepted`: part of a map()
+        that was accepted before shutdown(), which it still completes."""
         state = self._state
         fut = _Future()
         with state.lock:
             if state.broken:
                 raise BrokenInterpreterPool(state.broken)
-            if state.closed:
+            if state.closed and not accepted:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if _exiting:
+            if _exiting and not accepted:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             token = next(state.tokens)
             state.futures[token] = fut
@@ -320,6 +358,10 @@ class Executor(_BaseExecutor):
         if buffersize is None:
             argtuples = list(argtuples)  # read now, like concurrent.futures
         run = _MapRun(self, ref, argtuples, chunksize, buffersize, ordered)
+        if buffersize is None:
+            # Accepted now: submitted in full even if shutdown() comes first.
+            self._state.begin_feed()
+            run.accepted = True
         run.feed()
         return run.results(end)
 
@@ -371,6 +413,8 @@ class _MapRun:
         self.submitted = 0
         self.spent = 0.0        # seconds measured in workers
         self.measured = 0       # items those seconds cover
+        self.accepted = False   # counted in the executor's feeding (map without buffersize)
+        self.fed = False        # ... and that count was given back
 
     def _next_size(self) -> int:
         if self.fixed is not None:
@@ -386,7 +430,30 @@ class _MapRun:
 
     def feed(self) -> None:
         """Submits chunks until 2 per worker are in flight (and the buffer allows)."""
+        try:
+            self._feed()
+        except BaseException:
+            with self.lock:
+                self.exhausted = True  # submitting failed (shut down, broken): no more
+            raise
+        finally:
+            if self.exhausted or self.stopped:
+                self._done_feeding()
+
+    def _done_feeding(self) -> None:
         with self.lock:
+            if not self.accepted or self.fed:
+                return
+            self.fed = True
+        self.ex._state.end_feed()
+
+    def _feed(self) -> None:
+        with self.lock:
+            if self.ex._state.cancelling and not self.exhausted:
+                # shutdown(cancel_futures=True): inputs not submitted are cancelled.
+                self.exhausted = True
+                self.error = CancelledError()
+                self.changed.notify_all()
             while not self.exhausted and not self.stopped and self.in_flight < 2 * self.workers:
                 size = self._next_size()
                 if self.buffersize is not None:
@@ -414,11 +481,9 @@ class _MapRun:
         kwargs = ref.kwargs or {}
         if ref.args:
             chunk = [ref.args + args for args in chunk]
-        if ref.pickled is None:
-            parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs), None)
-            return self.ex._submit_parts(parts, chunk_start=start)
-        parts = (_WORKER_MODULE, "run_chunk_of", (ref.pickled, chunk, kwargs), None)
-        return self.ex._submit_parts(parts)
+        fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
+        parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs), fn)
+        return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted)
 
     def _chunk_done(self, n: int, fut: Future) -> None:
         # Runs on the result thread (or in feed(), if the chunk was already done).
@@ -439,6 +504,7 @@ class _MapRun:
                     self.error = e
                     self.exhausted = True
                     self.changed.notify_all()
+                self._done_feeding()
                 if not self.ordered:
                     self.finished.put(None)  # wake the caller
 
@@ -495,3 +561,4 @@ class _MapRun:
                 pending = list(self.pending)
             for fut in pending:
                 fut.cancel()
+            self._done_feeding()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
+if TYPE_CHECKING:
+    from typing import Any
 
 
-class SharedMapping(Mapping[str, Any]):
+class SharedMapping(Mapping):  # Mapping[str, Any]
     """Read-only view of the values an Executor sent once to each worker.
 
     In a worker: that executor's `shared=` mapping. In the parent: the

@@ -12,7 +12,9 @@ import importlib.util
 import sys
 import time
 import types
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
+if TYPE_CHECKING:
+    from typing import Any
 
 _functions: dict[tuple[str, str], Any] = {}
 
@@ -31,13 +33,20 @@ def resolve(module: str, qualname: str) -> Any:
     return fn
 
 
-def run_chunk(module: str, qualname: str, chunk: list, kwargs: dict) -> tuple[list, float]:
-    """Calls module.qualname(*args, **kwargs) for each args tuple of a map chunk.
+# A callable that crossed by pickle travels as this keyword argument, so that
+# the user's own arguments keep their numbers in error messages.
+FN_KEYWORD = "__interpool_fn__"
 
+
+def run_chunk(module: str | None, qualname: str | None, chunk: list, kwargs: dict,
+              **pickled: Any) -> tuple[list, float]:
+    """Calls the function for each args tuple of a map chunk, with `kwargs`.
+
+    The function is module.qualname, or the callable passed as FN_KEYWORD.
     Returns the results and the seconds spent, which the parent uses to size
     the next chunks.
     """
-    fn = resolve(module, qualname)
+    fn = pickled[FN_KEYWORD] if module is None else resolve(module, qualname)  # type: ignore[arg-type]
     start = time.perf_counter()
     if kwargs:
         out = [fn(*args, **kwargs) for args in chunk]
@@ -46,16 +55,9 @@ def run_chunk(module: str, qualname: str, chunk: list, kwargs: dict) -> tuple[li
     return out, time.perf_counter() - start
 
 
-def run_chunk_of(fn: Any, chunk: list, kwargs: dict) -> tuple[list, float]:
-    """run_chunk for a callable that crossed by pickle (sent once per chunk)."""
-    start = time.perf_counter()
-    out = [fn(*args, **kwargs) for args in chunk]
-    return out, time.perf_counter() - start
-
-
-def call(fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+def call(*args: Any, **kwargs: Any) -> Any:
     """Calls a callable that crossed by pickle (bound methods, callable objects)."""
-    return fn(*args, **kwargs)
+    return kwargs.pop(FN_KEYWORD)(*args, **kwargs)
 
 
 class _MainFinder(importlib.abc.MetaPathFinder):

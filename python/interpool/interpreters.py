@@ -30,7 +30,7 @@ import types
 import weakref
 from typing import Any, Callable
 
-from . import _interpool
+from . import _interpool, _worker
 from ._functions import main_path as _main_path
 from ._functions import reference as _reference
 
@@ -159,6 +159,7 @@ class Interpreter:
         """Binds the given names in the interpreter's __main__ (values are copied,
         queues shared)."""
         values = dict(ns, **kwargs) if ns is not None else kwargs
+        self._prepare()
         _interpool.interp_prepare_main(self._id, values)
 
     def exec(self, code: str | types.CodeType | types.FunctionType, /) -> None:
@@ -175,6 +176,7 @@ class Interpreter:
             payload = code
         else:
             raise TypeError(f"exec() takes source text, a code object or a function, not {type(code).__name__!r}")
+        self._prepare()
         raw = _interpool.interp_exec(self._id, payload)
         if raw is not None:
             raise ExecutionFailed(_excinfo(raw))
@@ -193,7 +195,7 @@ class Interpreter:
             ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
         else:
             ok, value = _interpool.interp_call(
-                self._id, "interpool._worker", "call", (ref.pickled, *args), kwargs or None
+                self._id, "interpool._worker", "call", args, {**kwargs, _worker.FN_KEYWORD: ref.pickled}
             )
         if not ok:
             raise ExecutionFailed(_excinfo(value))

@@ -19,7 +19,18 @@ OPEN, WALL, OUTSIDE = 0, 1, 2
 
 
 class GridError(ValueError):
-    """A grid text that is not a day 6 puzzle input; says where."""
+    """A grid text that is not a day 6 puzzle input; says where.
+
+    `line` and `column` (1-based, None when the problem has no place, e.g. a
+    guard that never leaves) also start the message: "line 3, column 7: ...".
+    """
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        self.line = line
+        self.column = column
+        if line is not None:
+            message = f"line {line}, column {column}: {message}"
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -42,20 +53,26 @@ class Grid:
 
 def parse(text: str) -> Grid:
     """Parses a puzzle input; GridError names the line and column of a problem."""
-    lines = text.splitlines()
+    # Lines end at "\n" (or "\r\n"), as editors count them: str.splitlines() also
+    # splits at form feeds and other separators, which would shift line numbers.
+    lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     while lines and not lines[-1].strip():
         lines.pop()
     if not lines:
-        raise GridError("the grid is empty: expected lines of '.', '#' and one '^'")
+        raise GridError("the grid is empty: expected lines of '.', '#' and one '^'", 1, 1)
     cols = len(lines[0])
     if cols == 0:
-        raise GridError("line 1 is empty: expected '.', '#' and one '^'")
+        raise GridError("the first line is empty: expected '.', '#' and one '^'", 1, 1)
     width = cols + 2
     cells = bytearray([OUTSIDE]) * ((len(lines) + 2) * width)
     start = -1
     for r, line in enumerate(lines, 1):
         if len(line) != cols:
-            raise GridError(f"line {r} has {len(line)} columns, line 1 has {cols}: the grid must be rectangular")
+            # The column where this line and line 1 part: the first missing or extra cell.
+            raise GridError(
+                f"the line has {len(line)} columns, line 1 has {cols}: the grid must be rectangular",
+                r, min(len(line), cols) + 1,
+            )
         for c, ch in enumerate(line, 1):
             i = r * width + c
             if ch == ".":
@@ -65,13 +82,14 @@ def parse(text: str) -> Grid:
             elif ch == "^":
                 if start >= 0:
                     row, col = divmod(start, width)
-                    raise GridError(f"line {r}, column {c}: a second guard '^' (the first is at line {row}, column {col})")
+                    raise GridError(f"a second guard '^' (the first is at line {row}, column {col})", r, c)
                 cells[i] = OPEN
                 start = i
             else:
-                raise GridError(f"line {r}, column {c}: unexpected character {ch!r} (expected '.', '#' or '^')")
+                raise GridError(f"unexpected character {ch!r} (expected '.', '#' or '^')", r, c)
     if start < 0:
-        raise GridError("no guard: the grid has no '^'")
+        # No cell to point at: the place where the grid ended without one.
+        raise GridError("no guard: the grid ends here without a '^'", len(lines), cols + 1)
     return Grid(len(lines), cols, bytes(cells), start)
 
 

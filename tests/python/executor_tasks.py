@@ -1,0 +1,363 @@
+"""Functions and classes that the interpool.Executor tests run in worker interpreters.
+
+Workers find a function by (module, qualname), so everything here is defined at
+module level and this module must be importable by the name ``executor_tasks``
+(the test modules put tests/python on sys.path; workers get the parent's
+sys.path). Module globals are per interpreter: each worker imports its own copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+import interpool
+from interpool import _interpool
+
+# --- per-interpreter state ---------------------------------------------------
+
+#: Set by init_set_state (an Executor initializer) in each worker.
+STATE = None
+#: How many times init_count ran in this interpreter.
+INIT_CALLS = 0
+#: How many tasks this interpreter ran through count_task.
+TASKS_RUN = 0
+#: How many times a CountedShared was unpickled in this interpreter.
+UNPICKLED = 0
+
+
+def interp_id(*_ignored):
+    """Id of the interpreter that runs the task (extra arguments are ignored)."""
+    return _interpool.interpreter_id()
+
+
+# --- plain results -------------------------------------------------------------
+
+
+def identity(x):
+    return x
+
+
+def add(a, b):
+    return a + b
+
+
+def add3(a, b, c):
+    return a + b + c
+
+
+def square(x):
+    return x * x
+
+
+def echo(*args, **kwargs):
+    """What the call received, to check how arguments crossed."""
+    return [list(args), kwargs]
+
+
+def sleep_then(seconds, value=None):
+    time.sleep(seconds)
+    return value
+
+
+def sleep_return_id(seconds):
+    time.sleep(seconds)
+    return _interpool.interpreter_id()
+
+
+def make_bytes(n):
+    return b"x" * n
+
+
+def make_lock():
+    """A result that cannot cross back to the parent."""
+    return threading.Lock()
+
+
+def fail_on(x, bad):
+    """x * 10, but raises ValueError for x == bad (for errors inside map)."""
+    if x == bad:
+        raise ValueError(f"item {x} is bad")
+    return x * 10
+
+
+def getcwd():
+    return os.getcwd()
+
+
+def get_sys_path():
+    return list(sys.path)
+
+
+def module_name():
+    """__name__ as the worker sees it for this module."""
+    return __name__
+
+
+# --- side effects (prove whether a task ran) -----------------------------------
+
+
+def append_line(path, text):
+    """Appends a line to a file; returns the text."""
+    with open(path, "a") as f:
+        f.write(f"{text}\n")
+    return text
+
+
+def wait_for_file(path, value=None, timeout=30.0, started=None):
+    """Blocks until `path` exists (polling), then returns value.
+
+    If `started` is given, that file is created first, so the parent knows the
+    task runs. Raises TimeoutError after `timeout` seconds so a broken test
+    cannot hang a worker forever.
+    """
+    if started is not None:
+        with open(started, "w") as f:
+            f.write(str(_interpool.interpreter_id()))
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.005)
+    return value
+
+
+def gated_append(gate, path, text, started=""):
+    """Waits for the file `gate` (unless it is empty; creating the file `started`
+    first, if given), then appends text to `path`."""
+    if gate:
+        wait_for_file(gate, timeout=60.0, started=started or None)
+    return append_line(path, text)
+
+
+def rendezvous(directory, n, fn, *args, timeout=30.0):
+    """Meets n-1 other rendezvous tasks, then returns fn(*args).
+
+    Each task writes a file named after its interpreter id into `directory` and
+    waits until n such files exist, so n tasks can only all finish when they run
+    at the same time on n different workers: each worker runs exactly one.
+    """
+    me = _interpool.interpreter_id()
+    with open(os.path.join(directory, f"interp-{me}"), "w"):
+        pass
+    deadline = time.monotonic() + timeout
+    while len([f for f in os.listdir(directory) if f.startswith("interp-")]) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {os.listdir(directory)} of {n} workers met")
+        time.sleep(0.002)
+    return fn(*args)
+
+
+# --- initializers ----------------------------------------------------------------
+
+
+def init_set_state(value):
+    global STATE
+    STATE = value
+
+
+def init_count():
+    global INIT_CALLS
+    INIT_CALLS += 1
+
+
+def init_fail(message="initializer failed on purpose"):
+    raise ZeroDivisionError(message)
+
+
+def get_state():
+    return STATE
+
+
+def state_report(seconds=0.0):
+    """(interpreter id, STATE) after sleeping `seconds` (to spread tasks over workers)."""
+    time.sleep(seconds)
+    return (_interpool.interpreter_id(), STATE)
+
+
+def get_init_calls(seconds=0.0):
+    time.sleep(seconds)
+    return (_interpool.interpreter_id(), INIT_CALLS)
+
+
+def count_task(*_ignored):
+    """Counts tasks run in this interpreter; returns (interpreter id, count so far)."""
+    global TASKS_RUN
+    TASKS_RUN += 1
+    return (_interpool.interpreter_id(), TASKS_RUN)
+
+
+# --- shared= ---------------------------------------------------------------------------
+
+
+def _rebuild_counted(payload):
+    global UNPICKLED
+    UNPICKLED += 1
+    return CountedShared(payload)
+
+
+class CountedShared:
+    """A value whose unpickling increments UNPICKLED of the interpreter that unpickles it."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def __reduce__(self):
+        return (_rebuild_counted, (self.payload,))
+
+
+def shared_report(key, *_ignored):
+    """(interpreter id, UNPICKLED, payload of interpool.shared[key]); ignores extra arguments."""
+    value = interpool.shared[key]
+    payload = value.payload if isinstance(value, CountedShared) else value
+    return (_interpool.interpreter_id(), UNPICKLED, payload)
+
+
+def shared_snapshot(*_ignored):
+    """interpool.shared as a plain dict (values must be plain), plus the interpreter id."""
+    return (_interpool.interpreter_id(), dict(interpool.shared))
+
+
+def shared_try_write(key):
+    """Tries to write to interpool.shared in the worker; returns the exception type name."""
+    try:
+        interpool.shared[key] = 1  # type: ignore[index]
+    except TypeError as e:
+        return type(e).__name__
+    return "no error"
+
+
+def shared_missing(key):
+    return interpool.shared[key]
+
+
+# --- exceptions --------------------------------------------------------------------------
+
+
+class TaskError(Exception):
+    """A user-defined exception class in a module."""
+
+
+class CodedError(Exception):
+    """An exception with a custom __init__ that still pickles (via __reduce__)."""
+
+    def __init__(self, code, detail):
+        super().__init__(f"code {code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+    def __reduce__(self):
+        return (CodedError, (self.code, self.detail))
+
+
+class BadInitError(Exception):
+    """Pickles, but cannot be rebuilt: __init__ needs two arguments, args holds one."""
+
+    def __init__(self, a, b):
+        super().__init__(f"{a}/{b}")
+
+
+class UnpicklableError(Exception):
+    """Cannot be pickled: it holds a lock."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+def raise_value_error(*args):
+    raise ValueError(*args)
+
+
+def raise_key_error(key):
+    raise KeyError(key)
+
+
+def raise_task_error(message):
+    raise TaskError(message)
+
+
+def raise_coded_error(code, detail):
+    raise CodedError(code, detail)
+
+
+def raise_bad_init_error(a, b):
+    raise BadInitError(a, b)
+
+
+def raise_unpicklable_error(message):
+    raise UnpicklableError(message)
+
+
+def raise_chained(message):
+    try:
+        {}["missing"]
+    except KeyError as e:
+        raise RuntimeError(message) from e
+
+
+def raise_system_exit(code):
+    raise SystemExit(code)
+
+
+def raise_keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+# --- kinds of callables --------------------------------------------------------------------
+
+
+class MathOps:
+    factor = 3
+
+    @staticmethod
+    def double(x):
+        return 2 * x
+
+    @classmethod
+    def scaled(cls, x):
+        return (cls.__name__, cls.factor * x)
+
+    def instance_method(self, x):
+        return x + 1000
+
+    class Inner:
+        @staticmethod
+        def negate(x):
+            return -x
+
+
+class Multiplier:
+    """Picklable instance: its bound methods and the instance itself cross by pickle."""
+
+    def __init__(self, k):
+        self.k = k
+        self.calls = 0
+
+    def mul(self, x):
+        self.calls += 1
+        return self.k * x
+
+    def __call__(self, x):
+        return (self.k, x, _interpool.interpreter_id())
+
+
+class LockedCallable:
+    """A callable instance that does not pickle."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+
+    def __call__(self, x):
+        return x
+
+
+# --- nested executors ----------------------------------------------------------------------
+
+
+def executor_in_worker(n):
+    """Creates an Executor inside a worker and uses it."""
+    with interpool.Executor(1) as ex:
+        return ex.submit(square, n).result()

@@ -1,0 +1,555 @@
+"""interpool.Executor as a concurrent.futures.Executor: submit, map, map_unordered,
+starmap, the kinds of callables it accepts and refuses, arguments that cannot
+cross, argument validation, many tasks and many submitting threads.
+
+Futures, cancellation, shutdown and errors: test_executor_futures.py.
+shared=, initializer, max_tasks_per_worker, sys.path: test_executor_config.py.
+Scripts run in child processes (__main__, exit): test_executor_main.py.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import itertools
+import math
+import operator
+import os
+import sys
+import threading
+import time
+from concurrent.futures import BrokenExecutor
+from concurrent.futures import Executor as CFExecutor
+from concurrent.futures import Future
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+import executor_tasks as T  # noqa: E402
+from executor_tasks_support import Gates, on_each_worker, run_python  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """One 2-worker executor for the tests of this module that leave it as they found it."""
+    executor = interpool.Executor(2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def make_executor():
+    """Makes executors for one test; all are shut down (queued work cancelled) afterwards."""
+    made = []
+
+    def factory(*args, **kwargs):
+        e = interpool.Executor(*args, **kwargs)
+        made.append(e)
+        return e
+
+    yield factory
+    for e in made:
+        e.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------
+# The type and its basic methods
+# ---------------------------------------------------------------------------
+
+
+def test_is_a_concurrent_futures_executor(ex):
+    assert isinstance(ex, CFExecutor)
+    assert issubclass(interpool.BrokenInterpreterPool, BrokenExecutor)
+    assert issubclass(interpool.NotShareableError, TypeError)
+    fut = ex.submit(T.add, 1, 2)
+    assert isinstance(fut, Future)
+    assert fut.result(timeout=30) == 3
+
+
+def test_submit_positional_and_keyword_arguments(ex):
+    assert ex.submit(T.echo, 1, "two", [3], k={"v": (4, 5)}).result(timeout=30) == [
+        [1, "two", [3]],
+        {"k": {"v": (4, 5)}},
+    ]
+    # `fn` is positional-only: a keyword named fn (or self) reaches the function.
+    assert ex.submit(T.echo, fn=1, self=2).result(timeout=30) == [[], {"fn": 1, "self": 2}]
+
+
+def test_submit_returns_values_of_many_types(ex):
+    values = [None, True, 2**100, -1.5, 1 + 2j, "é\u20ac", b"\x00\xff", bytearray(b"ab"),
+              (1, (2,)), [1, [2]], {"a": {1: 2}}, {1, 2}, frozenset({3}), T.TaskError("x").args]
+    got = [ex.submit(T.identity, v).result(timeout=30) for v in values]
+    assert got == values
+    assert [type(g) for g in got] == [type(v) for v in values]
+
+
+def test_large_argument_and_result(ex):
+    big = bytes(range(256)) * 40_000  # 10 MB
+    assert ex.submit(len, big).result(timeout=60) == len(big)
+    out = ex.submit(T.make_bytes, 8_000_000).result(timeout=60)
+    assert len(out) == 8_000_000 and out[:3] == b"xxx"
+
+
+# ---------------------------------------------------------------------------
+# map, map_unordered, starmap
+# ---------------------------------------------------------------------------
+
+
+def test_map_results_in_order(ex):
+    assert list(ex.map(T.square, range(50))) == [x * x for x in range(50)]
+    assert list(ex.map(T.square, range(50), chunksize=7)) == [x * x for x in range(50)]
+
+
+def test_map_empty_input(ex):
+    assert list(ex.map(T.square, [])) == []
+    assert list(ex.map_unordered(T.square, [])) == []
+    assert list(ex.starmap(T.add, [])) == []
+    assert list(ex.map(T.add, [], range(5))) == []
+    assert list(ex.map(T.square, [], buffersize=2)) == []
+
+
+def test_map_multiple_iterables_of_unequal_length_like_builtin_map(ex):
+    assert list(ex.map(T.add, range(10), range(5))) == list(map(T.add, range(10), range(5)))
+    assert list(ex.map(T.add3, "abcd", "xy", "1234")) == ["ax1", "by2"]
+    # An endless iterable paired with a finite one ends with the finite one.
+    assert list(ex.map(T.add, itertools.count(), range(5))) == [0, 2, 4, 6, 8]
+    assert sorted(ex.map_unordered(T.add, range(3), range(100))) == [0, 2, 4]
+
+
+def test_map_unordered_yields_in_completion_order(ex):
+    seconds = [0.6] + [0.0] * 6
+    values = ["slow", 1, 2, 3, 4, 5, 6]
+    out = list(ex.map_unordered(T.sleep_then, seconds, values, chunksize=1))
+    assert sorted(map(str, out)) == sorted(map(str, values))
+    assert out[-1] == "slow"  # the other worker finished the fast ones meanwhile
+    # map keeps the input order for the same inputs.
+    assert list(ex.map(T.sleep_then, [0.2, 0.0], ["slow", "fast"], chunksize=1)) == ["slow", "fast"]
+
+
+def test_starmap(ex):
+    assert list(ex.starmap(T.add, [(1, 2), [3, 4], (5, 6)])) == [3, 7, 11]
+    assert list(ex.starmap(T.add3, ((i, i, i) for i in range(5)))) == [0, 3, 6, 9, 12]
+    assert list(ex.starmap(pow, [(2, 10), (3, 3)], chunksize=1)) == [1024, 27]
+
+
+def test_map_100k_items_none_lost(ex):
+    n = 100_000
+    assert sum(ex.map(T.square, range(n))) == sum(x * x for x in range(n))
+    out = list(ex.map_unordered(T.square, range(n)))
+    assert len(out) == n
+    assert sum(out) == sum(x * x for x in range(n))
+    assert sorted(out) == [x * x for x in range(n)]
+
+
+def test_map_large_items(ex):
+    items = [bytes([i]) * 1_000_000 for i in range(8)]
+    assert list(ex.map(len, items)) == [1_000_000] * 8
+
+
+def test_submit_10k_tasks(ex):
+    futures = [ex.submit(T.add, i, 1) for i in range(10_000)]
+    results = [f.result(timeout=60) for f in futures]
+    assert results == list(range(1, 10_001))
+
+
+def test_map_timeout_raises_timeout_error(make_executor):
+    e = make_executor(2)
+    e.submit(T.add, 1, 1).result(timeout=30)  # workers up
+    start = time.monotonic()
+    it = e.map(T.sleep_then, [0.6, 0.6], timeout=0.2)
+    with pytest.raises(TimeoutError):
+        next(it)
+    elapsed = time.monotonic() - start
+    assert elapsed >= 0.15
+    it.close()
+
+
+def test_map_unordered_timeout(make_executor):
+    e = make_executor(1)
+    it = e.map_unordered(T.sleep_then, [0.6, 0.6], timeout=0.2)
+    with pytest.raises(TimeoutError):
+        list(it)
+
+
+def test_map_timeout_not_hit(ex):
+    assert list(ex.map(T.square, range(20), timeout=60)) == [x * x for x in range(20)]
+
+
+def test_map_without_buffersize_reads_input_at_once(ex):
+    consumed = []
+
+    def source(n):
+        for i in range(n):
+            consumed.append(i)
+            yield i
+
+    it = ex.map(T.square, source(100))
+    assert len(consumed) == 100  # like concurrent.futures: all inputs read by map()
+    assert list(it) == [x * x for x in range(100)]
+
+
+def test_map_input_error_propagates(ex):
+    def broken_input():
+        yield 1
+        yield 2
+        raise KeyError("input broke")
+
+    with pytest.raises(KeyError, match="input broke"):
+        list(ex.map(T.square, broken_input()))
+    with pytest.raises(KeyError, match="input broke"):
+        list(ex.map(T.square, broken_input(), buffersize=1))
+    with pytest.raises(KeyError, match="input broke"):
+        list(ex.map_unordered(T.square, broken_input(), buffersize=1))
+    assert ex.submit(T.add, 1, 1).result(timeout=30) == 2
+
+
+def test_map_unordered_error(ex):
+    with pytest.raises(ValueError, match="item 50 is bad"):
+        list(ex.map_unordered(T.fail_on, range(100), [50] * 100))
+
+
+def test_adaptive_chunks_grow_for_fast_tasks(make_executor):
+    """chunksize=None: many tiny tasks go in few chunks. With max_tasks_per_worker=1
+    each chunk runs in a fresh interpreter, so interpreter ids show the chunks."""
+    e = make_executor(1, max_tasks_per_worker=1)
+    n = 2000
+    out = list(e.map(T.count_task, range(n)))
+    assert len(out) == n
+    sizes = list(collections.Counter(i for i, _ in out).values())
+    assert 2 <= len(sizes) <= 40, sizes
+    assert sum(sizes) == n
+
+
+def test_adaptive_chunks_spread_slow_tasks_over_workers(make_executor, tmp_path):
+    e = make_executor(2)
+    on_each_worker(e, tmp_path / "meet", T.interp_id)  # both workers are up
+    ids = list(e.map(T.sleep_return_id, [0.1] * 8))
+    assert len(set(ids)) == 2
+
+
+@pytest.mark.parametrize("method", ["map", "map_unordered", "starmap"])
+def test_buffersize_reads_input_lazily(ex, method):
+    consumed = []
+    n, buffersize = 60, 4
+
+    def source():
+        for i in range(n):
+            consumed.append(i)
+            yield (i,) if method == "starmap" else i
+
+    it = getattr(ex, method)(T.square, source(), buffersize=buffersize)
+    time.sleep(0.1)  # nothing is read ahead in the background
+    assert 0 < len(consumed) <= buffersize
+    out = []
+    for value in it:
+        out.append(value)
+        assert len(consumed) - len(out) <= buffersize, (len(consumed), len(out))
+    assert len(consumed) == n
+    expected = [x * x for x in range(n)]
+    assert (sorted(out) if method == "map_unordered" else out) == expected
+
+
+def test_buffersize_with_endless_input(ex):
+    consumed = []
+
+    def naturals():
+        for i in itertools.count():
+            consumed.append(i)
+            yield i
+
+    it = ex.map(T.square, naturals(), buffersize=8)
+    assert list(itertools.islice(it, 20)) == [x * x for x in range(20)]
+    assert len(consumed) <= 28
+    it.close()
+    assert ex.submit(T.add, 1, 1).result(timeout=30) == 2  # still usable
+
+
+def test_map_validates_chunksize_and_buffersize(ex):
+    for bad in (0, -1, 1.5):
+        with pytest.raises(ValueError):
+            ex.map(T.square, [1], chunksize=bad)
+        with pytest.raises(ValueError):
+            ex.map(T.square, [1], buffersize=bad)
+
+
+def test_map_error_at_the_failing_item(ex):
+    got = []
+    with pytest.raises(ValueError, match="item 3 is bad") as info:
+        for value in ex.map(T.fail_on, range(10), [3] * 10, chunksize=1):
+            got.append(value)
+    assert got == [0, 10, 20]
+    assert "fail_on" in str(info.value.__cause__)
+    # Adaptive chunks: whatever came before the error is a correct prefix.
+    got = []
+    with pytest.raises(ValueError, match="item 500 is bad"):
+        for value in ex.map(T.fail_on, range(1000), [500] * 1000):
+            got.append(value)
+    assert got == [x * 10 for x in range(len(got))] and len(got) <= 500
+    # The executor is unharmed.
+    assert list(ex.map(T.square, range(5))) == [0, 1, 4, 9, 16]
+
+
+def test_map_stopped_early_leaves_executor_usable(ex):
+    it = ex.map(T.sleep_then, [0.01] * 200, range(200), chunksize=1)
+    assert next(it) == 0
+    it.close()
+    assert list(ex.map(T.square, range(10))) == [x * x for x in range(10)]
+
+
+def test_concurrent_maps_on_one_executor(ex):
+    results = {}
+
+    def run(k):
+        results[k] = list(ex.map(T.add, range(2000), [k] * 2000))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == [0, 1, 2, 3]
+    for k, out in results.items():
+        assert out == [i + k for i in range(2000)]
+
+
+def test_map_results_consumed_after_with_block(make_executor):
+    with make_executor(2) as e:
+        it = e.map(T.square, range(1000))
+    assert list(it) == [x * x for x in range(1000)]
+
+
+# ---------------------------------------------------------------------------
+# Kinds of callables
+# ---------------------------------------------------------------------------
+
+
+def test_builtins(ex):
+    assert ex.submit(math.factorial, 20).result(timeout=30) == math.factorial(20)
+    assert list(ex.map(len, ["", "ab", [1, 2, 3]])) == [0, 2, 3]
+    assert list(ex.map(pow, [2, 3], [5, 2])) == [32, 9]
+    assert ex.submit(operator.add, 2, 3).result(timeout=30) == 5
+    assert list(ex.map(str.upper, ["a", "bc"])) == ["A", "BC"]  # a method descriptor
+    assert ex.submit(sorted, [3, 1, 2], reverse=True).result(timeout=30) == [3, 2, 1]
+
+
+def test_functools_partial(ex):
+    assert ex.submit(functools.partial(T.add, 10), 5).result(timeout=30) == 15
+    assert ex.submit(functools.partial(T.echo, 1, k=2), 3, j=4).result(timeout=30) == [[1, 3], {"k": 2, "j": 4}]
+    # Call keywords override the partial's, as in a local call.
+    assert ex.submit(functools.partial(T.echo, k=1), k=2).result(timeout=30) == [[], {"k": 2}]
+    nested = functools.partial(functools.partial(T.add3, "a"), "b")
+    assert ex.submit(nested, "c").result(timeout=30) == "abc"
+    assert list(ex.map(functools.partial(T.add, 100), range(3))) == [100, 101, 102]
+    assert list(ex.map(functools.partial(pow, 2), range(5))) == [1, 2, 4, 8, 16]
+    assert list(ex.starmap(functools.partial(T.add3, "x"), [("y", "z")])) == ["xyz"]
+
+
+def test_static_and_class_methods(ex):
+    assert ex.submit(T.MathOps.double, 21).result(timeout=30) == 42
+    assert ex.submit(T.MathOps.scaled, 2).result(timeout=30) == ("MathOps", 6)
+    assert ex.submit(T.MathOps.Inner.negate, 5).result(timeout=30) == -5
+    assert list(ex.map(T.MathOps.double, range(4))) == [0, 2, 4, 6]
+    assert list(ex.map(T.MathOps.scaled, [1])) == [("MathOps", 3)]
+    # A plain function of a class, called with an instance that pickles.
+    assert ex.submit(T.MathOps.instance_method, T.MathOps(), 1).result(timeout=30) == 1001
+
+
+def test_bound_methods_and_callable_instances(ex):
+    m = T.Multiplier(7)
+    assert ex.submit(m.mul, 6).result(timeout=30) == 42
+    assert list(ex.map(m.mul, range(5))) == [0, 7, 14, 21, 28]
+    assert list(ex.starmap(m.mul, [(1,), (2,)])) == [7, 14]
+    assert m.calls == 0  # the worker called a copy
+    k, x, iid = ex.submit(m, 3).result(timeout=30)
+    assert (k, x) == (7, 3) and iid != interpool._interpool.interpreter_id()
+    assert [r[:2] for r in ex.map(m, [1, 2])] == [(7, 1), (7, 2)]
+    assert ex.submit(functools.partial(m.mul, 2)).result(timeout=30) == 14
+    assert ex.submit("abc".upper).result(timeout=30) == "ABC"  # bound builtin method
+
+
+def test_lambda_refused_at_submit(ex):
+    with pytest.raises(TypeError, match="module level") as info:
+        ex.submit(lambda x: x, 1)
+    assert "lambda" in str(info.value)
+    with pytest.raises(TypeError, match="module level"):
+        ex.map(lambda x: x, [1, 2])  # at the call, before iterating
+    with pytest.raises(TypeError, match="module level"):
+        ex.map_unordered(lambda x: x, [1])
+    with pytest.raises(TypeError, match="module level"):
+        ex.starmap(lambda x: x, [(1,)])
+    with pytest.raises(TypeError, match="module level"):
+        ex.submit(functools.partial(lambda x, y: x, 1), 2)
+
+
+def test_nested_function_and_closure_refused(ex):
+    def nested(x):
+        return x
+
+    k = 3
+
+    def closure(x):
+        return x * k
+
+    for fn in (nested, closure):
+        with pytest.raises(TypeError, match="module level") as info:
+            ex.submit(fn, 1)
+        assert "nested function" in str(info.value)
+        assert fn.__name__ in str(info.value)
+        with pytest.raises(TypeError, match="module level"):
+            list(ex.map(fn, [1]))
+
+
+def test_not_callable_refused(ex):
+    with pytest.raises(TypeError, match="callable"):
+        ex.submit(42)
+    with pytest.raises(TypeError, match="callable"):
+        ex.map("not callable", [1])
+
+
+def test_main_function_refused_in_python_c():
+    code = (
+        "import interpool\n"
+        "def f(x):\n"
+        "    return x\n"
+        "with interpool.Executor(1) as ex:\n"
+        "    try:\n"
+        "        ex.submit(f, 1)\n"
+        "    except TypeError as e:\n"
+        "        print('TypeError:', e)\n"
+    )
+    proc, _ = run_python(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+    assert "TypeError:" in proc.stdout and "Move it to a module" in proc.stdout
+
+
+# ---------------------------------------------------------------------------
+# Arguments that cannot cross
+# ---------------------------------------------------------------------------
+
+
+def test_unshareable_argument_named_at_submit(ex):
+    with pytest.raises(interpool.NotShareableError, match="argument 2") as info:
+        ex.submit(T.add, 1, threading.Lock())
+    assert isinstance(info.value, TypeError)
+    assert "lock" in str(info.value)
+    with pytest.raises(interpool.NotShareableError, match="keyword argument 'b'"):
+        ex.submit(T.add, 1, b=threading.Lock())
+    with pytest.raises(interpool.NotShareableError, match=r"argument 1\[1\]"):
+        ex.submit(T.identity, [1, threading.Lock()])
+
+
+def test_unshareable_map_item_named(ex):
+    with pytest.raises(interpool.NotShareableError, match="map item 2, argument 1"):
+        list(ex.map(T.identity, [0, 1, threading.Lock()], chunksize=1))
+    with pytest.raises(interpool.NotShareableError, match="map item 1, argument 2"):
+        list(ex.map(T.add, [1, 2], [3, threading.Lock()], chunksize=1))
+    assert ex.submit(T.add, 1, 1).result(timeout=30) == 2
+
+
+def test_unshareable_argument_of_a_pickled_callable_is_named_correctly(ex):
+    # The callable itself does not pickle: the error must name the function.
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.LockedCallable(), 1)
+    assert "LockedCallable" in str(info.value)
+
+
+def test_argument_numbers_for_bound_method(ex):
+    with pytest.raises(interpool.NotShareableError, match="argument 1 ") as info:
+        ex.submit(T.Multiplier(2).mul, threading.Lock())
+    assert "argument 2" not in str(info.value)
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.LockedCallable(), 1)
+    assert "argument 1" not in str(info.value)
+
+
+def test_map_item_named_for_bound_method(ex):
+    with pytest.raises(interpool.NotShareableError, match="map item 1, argument 1"):
+        list(ex.map(T.Multiplier(2).mul, [1, threading.Lock()], chunksize=1))
+
+
+def test_unshareable_result_fails_the_future(ex):
+    with pytest.raises(interpool.NotShareableError, match="result"):
+        ex.submit(T.make_lock).result(timeout=30)
+    assert ex.submit(T.add, 2, 2).result(timeout=30) == 4
+
+
+# ---------------------------------------------------------------------------
+# Validation of the constructor's arguments
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [(0, ValueError), (-1, ValueError), ("x", TypeError), (1.5, TypeError), (True, TypeError)],
+)
+def test_max_workers_validation(value, error):
+    with pytest.raises(error):
+        interpool.Executor(value)
+
+
+def test_max_workers_default_is_usable_cpus(make_executor):
+    e = make_executor()
+    assert e.max_workers == interpool.usable_cpus() == len(os.sched_getaffinity(0))
+    assert make_executor(max_workers=3).max_workers == 3
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"max_tasks_per_worker": 0}, ValueError),
+    ({"max_tasks_per_worker": -1}, ValueError),
+    ({"max_tasks_per_worker": "x"}, TypeError),
+    ({"shared": [("a", 1)]}, TypeError),
+    ({"shared": {1: "a"}}, TypeError),
+    ({"initargs": [1]}, TypeError),
+    ({"initializer": lambda: None}, TypeError),
+])
+def test_constructor_validation(kwargs, error):
+    with pytest.raises(error):
+        interpool.Executor(1, **kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Many threads submitting at once
+# ---------------------------------------------------------------------------
+
+
+def test_submit_from_8_threads(ex):
+    per_thread = 400
+    barrier = threading.Barrier(8)
+    results: dict[int, list] = {}
+    errors = []
+
+    def run(tid):
+        try:
+            barrier.wait(10)
+            futures = [ex.submit(T.add, tid * 100_000, i) for i in range(per_thread)]
+            results[tid] = [f.result(timeout=60) for f in futures]
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(tid,)) for tid in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert not errors
+    assert sorted(results) == list(range(8))
+    for tid, out in results.items():
+        assert out == [tid * 100_000 + i for i in range(per_thread)]
+
+
+def test_tasks_run_in_parallel_on_both_workers(make_executor, tmp_path):
+    """Two tasks that each wait for the other to start can only finish if they
+    run at the same time, in different interpreters."""
+    e = make_executor(2)
+    gates = Gates(tmp_path)
+    a = gates.blocker(e, "a")
+    b = gates.blocker(e, "b")
+    gates.wait_started(2)
+    ids = {open(gates.started_path(i)).read() for i in range(2)}
+    assert len(ids) == 2
+    gates.open()
+    assert (a.result(timeout=30), b.result(timeout=30)) == ("a", "b")

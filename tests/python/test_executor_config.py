@@ -1,0 +1,289 @@
+"""interpool.Executor set-up: shared=, initializer/initargs, max_tasks_per_worker,
+and what workers inherit from the parent (sys.path, working directory)."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import textwrap
+import threading
+from collections import Counter
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+import executor_tasks as T  # noqa: E402
+from executor_tasks_support import on_each_worker, wait_until  # noqa: E402
+
+MAIN_ID = interpool._interpool.interpreter_id()
+
+
+@pytest.fixture
+def make_executor():
+    made = []
+
+    def factory(*args, **kwargs):
+        e = interpool.Executor(*args, **kwargs)
+        made.append(e)
+        return e
+
+    yield factory
+    for e in made:
+        e.shutdown(wait=True, cancel_futures=True)
+
+
+# ---------------------------------------------------------------------------
+# shared=
+# ---------------------------------------------------------------------------
+
+
+def test_shared_visible_in_every_worker_and_sent_once(make_executor, tmp_path):
+    e = make_executor(2, shared={"counted": T.CountedShared("payload"), "plain": [1, 2, 3]})
+    reports = list(e.map(T.shared_report, ["counted"] * 400))
+    reports += list(e.map(T.shared_report, ["counted"] * 40, chunksize=1))
+    reports += [e.submit(T.shared_report, "counted").result(timeout=30) for _ in range(20)]
+    reports += on_each_worker(e, tmp_path / "meet1", T.shared_report, "counted")
+    ids = {r[0] for r in reports}
+    assert MAIN_ID not in ids
+    assert len(ids) == 2
+    # Unpickled exactly once in each worker interpreter, whatever the number of tasks.
+    assert {(r[0], r[1]) for r in reports} == {(i, 1) for i in ids}
+    assert {r[2] for r in reports} == {"payload"}
+    plain = on_each_worker(e, tmp_path / "meet2", T.shared_report, "plain")
+    assert [r[2] for r in plain] == [[1, 2, 3]] * 2
+    # The parent reads the original object, not a copy made by unpickling.
+    assert T.UNPICKLED == 0
+    assert interpool.shared["counted"].payload == "payload"
+
+
+def test_shared_resent_to_replacement_workers(make_executor):
+    e = make_executor(1, shared={"counted": T.CountedShared(7)}, max_tasks_per_worker=3)
+    reports = [e.submit(T.shared_report, "counted").result(timeout=30) for _ in range(9)]
+    per_interp = Counter(r[0] for r in reports)
+    assert len(per_interp) == 3 and set(per_interp.values()) == {3}
+    assert {r[1:] for r in reports} == {(1, 7)}
+
+
+def test_shared_in_parent_while_open_and_after_shutdown(make_executor):
+    before = dict(interpool.shared)
+    e1 = make_executor(1, shared={"who": "e1", "only1": 1})
+    assert interpool.shared["who"] == "e1" and dict(interpool.shared) == {"who": "e1", "only1": 1}
+    e2 = make_executor(1, shared={"who": "e2"})
+    assert dict(interpool.shared) == {"who": "e2"}  # the most recent open executor's
+    assert e1.submit(T.shared_snapshot).result(timeout=30)[1] == {"who": "e1", "only1": 1}
+    assert e2.submit(T.shared_snapshot).result(timeout=30)[1] == {"who": "e2"}
+    e2.shutdown()
+    assert dict(interpool.shared) == {"who": "e1", "only1": 1}
+    e1.shutdown()
+    assert dict(interpool.shared) == before
+    assert "who" not in interpool.shared
+
+
+def test_shared_in_parent_after_out_of_order_shutdown(make_executor):
+    before = dict(interpool.shared)
+    e1 = make_executor(1, shared={"who": "e1"})
+    e2 = make_executor(1, shared={"who": "e2"})
+    e1.shutdown()
+    assert dict(interpool.shared) == {"who": "e2"}
+    e2.shutdown()
+    assert dict(interpool.shared) == before
+
+
+def test_shared_is_read_only(make_executor):
+    e = make_executor(1, shared={"a": 1})
+    with pytest.raises(TypeError):
+        interpool.shared["a"] = 2  # type: ignore[index]
+    with pytest.raises(TypeError):
+        e.shared["a"] = 2  # type: ignore[index]
+    assert e.shared == {"a": 1}
+    assert e.submit(T.shared_try_write, "a").result(timeout=30) == "TypeError"
+
+
+def test_shared_is_a_snapshot_of_the_mapping(make_executor):
+    d = {"a": 1}
+    e = make_executor(1, shared=d)
+    d["a"] = 2
+    d["b"] = 3
+    assert dict(e.shared) == {"a": 1}
+    assert e.submit(T.shared_snapshot).result(timeout=30)[1] == {"a": 1}
+
+
+def test_shared_missing_key_message(make_executor):
+    e = make_executor(1, shared={"a": 1})
+    with pytest.raises(KeyError, match="Executor\\(shared="):
+        e.submit(T.shared_missing, "nope").result(timeout=30)
+
+
+def test_shared_default_is_empty_in_workers(make_executor):
+    e = make_executor(1)
+    assert e.submit(T.shared_snapshot).result(timeout=30)[1] == {}
+    assert dict(e.shared) == {}
+
+
+def test_shared_unshareable_value_named(make_executor):
+    with pytest.raises(interpool.NotShareableError, match=r"shared\['lock'\]"):
+        make_executor(1, shared={"lock": threading.Lock()})
+
+
+def _open_and_drop_executor():
+    e = interpool.Executor(1, shared={"dropped": True})
+    assert e.submit(T.add, 1, 2).result(timeout=30) == 3
+    assert interpool.shared["dropped"] is True
+
+
+def test_shared_reverts_when_executor_is_collected():
+    """An executor collected without shutdown() closes, and interpool.shared forgets it."""
+    before = dict(interpool.shared)
+    threads = threading.active_count()
+    _open_and_drop_executor()
+    gc.collect()
+    wait_until(lambda: threading.active_count() <= threads, 10, "the dropped executor's thread to end")
+    assert dict(interpool.shared) == before
+
+
+# ---------------------------------------------------------------------------
+# initializer
+# ---------------------------------------------------------------------------
+
+
+def test_initializer_sets_worker_state(make_executor, tmp_path):
+    e = make_executor(2, initializer=T.init_set_state, initargs=({"ready": [1, 2]},))
+    reports = list(e.map(T.state_report, [0.0] * 50, chunksize=1))
+    reports += on_each_worker(e, tmp_path / "meet", T.state_report)
+    assert len({i for i, _ in reports}) == 2
+    assert [s for _, s in reports] == [{"ready": [1, 2]}] * 52
+    assert T.STATE is None  # the parent is untouched
+
+
+def test_initializer_runs_once_per_worker(make_executor, tmp_path):
+    e = make_executor(2, initializer=T.init_count)
+    calls = list(e.map(T.get_init_calls, [0.0] * 200))
+    calls += on_each_worker(e, tmp_path / "meet", T.get_init_calls)
+    assert len({i for i, _ in calls}) == 2
+    assert {c for _, c in calls} == {1}
+    assert T.INIT_CALLS == 0
+
+
+def test_initializer_partial(make_executor):
+    import functools
+
+    e = make_executor(1, initializer=functools.partial(T.init_set_state, "from partial"))
+    assert e.submit(T.get_state).result(timeout=30) == "from partial"
+
+
+def test_initializer_runs_in_replacement_workers(make_executor):
+    e = make_executor(1, initializer=T.init_set_state, initargs=("again",), max_tasks_per_worker=2)
+    got = [(e.submit(T.get_state).result(timeout=30), e.submit(T.interp_id).result(timeout=30)) for _ in range(3)]
+    assert [s for s, _ in got] == ["again"] * 3
+    assert len({i for _, i in got}) == 3
+
+
+# ---------------------------------------------------------------------------
+# max_tasks_per_worker
+# ---------------------------------------------------------------------------
+
+
+def test_max_tasks_per_worker_replaces_interpreters(make_executor):
+    e = make_executor(1, max_tasks_per_worker=2)
+    reports = [e.submit(T.count_task).result(timeout=30) for _ in range(6)]
+    ids = [r[0] for r in reports]
+    assert ids[0] == ids[1] and ids[2] == ids[3] and ids[4] == ids[5]
+    assert len(set(ids)) == 3
+    assert [r[1] for r in reports] == [1, 2, 1, 2, 1, 2]  # fresh module state each time
+
+
+def test_max_tasks_per_worker_counts_a_map_chunk_as_one_task(make_executor):
+    e = make_executor(1, max_tasks_per_worker=1)
+    out = list(e.map(T.count_task, range(12), chunksize=4))
+    ids = [i for i, _ in out]
+    assert len(set(ids)) == 3
+    assert ids == [ids[0]] * 4 + [ids[4]] * 4 + [ids[8]] * 4
+    assert [n for _, n in out] == [1, 2, 3, 4] * 3
+
+
+def test_without_max_tasks_per_worker_interpreters_are_kept(make_executor):
+    e = make_executor(1)
+    ids = {e.submit(T.interp_id).result(timeout=30) for _ in range(20)}
+    assert len(ids) == 1 and MAIN_ID not in ids
+
+
+def test_max_tasks_per_worker_under_load(make_executor):
+    e = make_executor(2, max_tasks_per_worker=5)
+    out = list(e.map(T.count_task, range(60), chunksize=1))
+    assert len(out) == 60
+    per_interp = Counter(i for i, _ in out)
+    assert max(per_interp.values()) <= 5
+    assert len(per_interp) >= 12
+    assert all(n <= 5 for _, n in out)
+
+
+# ---------------------------------------------------------------------------
+# What workers inherit
+# ---------------------------------------------------------------------------
+
+
+def test_workers_see_parent_sys_path(make_executor, tmp_path, monkeypatch):
+    extra = tmp_path / "extra_dir"
+    extra.mkdir()
+    (extra / "executor_extra_module_xyz.py").write_text(
+        textwrap.dedent(
+            """
+            def where():
+                return __file__
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(extra))
+    import executor_extra_module_xyz  # type: ignore[import-not-found]
+
+    try:
+        e = make_executor(1)
+        path = e.submit(T.get_sys_path).result(timeout=30)
+        assert str(extra) in path
+        assert HERE in path
+        for entry in sys.path:
+            assert (os.path.abspath(entry) if entry else os.getcwd()) in path
+        assert e.submit(executor_extra_module_xyz.where).result(timeout=30) == executor_extra_module_xyz.__file__
+    finally:
+        sys.modules.pop("executor_extra_module_xyz", None)
+
+
+def test_workers_see_parent_working_directory(make_executor, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    e = make_executor(1)
+    assert e.submit(T.getcwd).result(timeout=30) == str(tmp_path)
+    assert e.submit(os.getcwd).result(timeout=30) == os.getcwd()
+    (tmp_path / "relative.txt").write_text("seen")
+    assert e.submit(T.append_line, "relative.txt", "more").result(timeout=30) == "more"
+    assert (tmp_path / "relative.txt").read_text() == "seenmore\n"
+
+
+def test_relative_sys_path_entry_is_made_absolute(make_executor, tmp_path, monkeypatch):
+    (tmp_path / "executor_rel_module_xyz.py").write_text("def f():\n    return 'rel'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend("")
+    import executor_rel_module_xyz  # type: ignore[import-not-found]
+
+    try:
+        e = make_executor(1)
+        assert e.submit(executor_rel_module_xyz.f).result(timeout=30) == "rel"
+        assert str(tmp_path) in e.submit(T.get_sys_path).result(timeout=30)
+    finally:
+        sys.modules.pop("executor_rel_module_xyz", None)
+
+
+def test_workers_are_other_interpreters_with_their_own_modules(make_executor, tmp_path):
+    e = make_executor(2)
+    ids = set(on_each_worker(e, tmp_path / "meet", T.interp_id))
+    assert MAIN_ID not in ids and len(ids) == 2
+    assert e.submit(T.module_name).result(timeout=30) == "executor_tasks"
+
+
+def test_nested_executor_inside_a_worker(make_executor):
+    e = make_executor(1)
+    assert e.submit(T.executor_in_worker, 6).result(timeout=60) == 36

@@ -1,0 +1,560 @@
+"""interpool.Executor futures: cancellation, shutdown, concurrent.futures.wait and
+as_completed, callbacks, the context manager, and how task errors come back."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from concurrent.futures import (
+    ALL_COMPLETED,
+    FIRST_COMPLETED,
+    FIRST_EXCEPTION,
+    BrokenExecutor,
+    CancelledError,
+    as_completed,
+    wait,
+)
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+import executor_tasks as T  # noqa: E402
+from executor_tasks_support import Gates, wait_until  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """A 2-worker executor for tests that leave it idle."""
+    executor = interpool.Executor(2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def gates(tmp_path):
+    g = Gates(tmp_path)
+    yield g
+    g.open()  # never leave a blocked worker behind
+
+
+@pytest.fixture
+def make_executor(gates):
+    made = []
+
+    def factory(*args, **kwargs):
+        e = interpool.Executor(*args, **kwargs)
+        made.append(e)
+        return e
+
+    yield factory
+    gates.open()
+    for e in made:
+        e.shutdown(wait=True, cancel_futures=True)
+
+
+def read_lines(path):
+    try:
+        with open(path) as f:
+            return f.read().split()
+    except FileNotFoundError:
+        return []
+
+
+def outcome(fut):
+    """('ok', result) / ('cancelled',) / ('error', type name) of a done future."""
+    assert fut.done()
+    if fut.cancelled():
+        return ("cancelled",)
+    exc = fut.exception(timeout=0)
+    return ("ok", fut.result(timeout=0)) if exc is None else ("error", type(exc).__name__)
+
+
+# ---------------------------------------------------------------------------
+# Future basics
+# ---------------------------------------------------------------------------
+
+
+def test_result_timeout_and_running(make_executor, gates):
+    e = make_executor(1)
+    f = gates.blocker(e, "done")
+    gates.wait_started(1)
+    assert f.running() and not f.done()
+    with pytest.raises(TimeoutError):
+        f.result(timeout=0.05)
+    with pytest.raises(TimeoutError):
+        f.exception(timeout=0.05)
+    gates.open()
+    assert f.result(timeout=30) == "done"
+    assert f.done() and not f.running() and not f.cancelled()
+    assert f.cancel() is False  # finished: cannot be cancelled
+
+
+def test_done_callbacks(ex):
+    seen = []
+    event = threading.Event()
+
+    def callback(fut):
+        seen.append(fut.result())
+        event.set()
+
+    f = ex.submit(T.add, 20, 22)
+    f.add_done_callback(callback)
+    assert event.wait(30)
+    assert seen == [42]
+    # Added after completion: called at once.
+    f.add_done_callback(lambda fut: seen.append("late"))
+    assert seen == [42, "late"]
+
+
+def test_submit_from_a_done_callback(ex):
+    chained = []
+    event = threading.Event()
+
+    def callback(fut):
+        chained.append(ex.submit(T.square, fut.result()))
+        event.set()
+
+    ex.submit(T.add, 2, 3).add_done_callback(callback)
+    assert event.wait(30)
+    assert chained[0].result(timeout=30) == 25
+
+
+def test_shutdown_wait_from_a_done_callback_does_not_deadlock(make_executor):
+    e = make_executor(1)
+    done = threading.Event()
+    errors = []
+
+    def callback(fut):
+        try:
+            e.shutdown(wait=True)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        done.set()
+
+    e.submit(T.add, 1, 1).add_done_callback(callback)
+    assert done.wait(30), "shutdown(wait=True) in a done callback hung"
+    assert errors == []
+    with pytest.raises(RuntimeError):
+        e.submit(T.add, 1, 1)
+
+
+def test_wait_and_as_completed(ex):
+    futures = [ex.submit(T.sleep_then, 0.05 * (i % 3), i) for i in range(12)]
+    done, not_done = wait(futures, timeout=30, return_when=ALL_COMPLETED)
+    assert done == set(futures) and not not_done
+    assert sorted(f.result() for f in as_completed(futures, timeout=30)) == list(range(12))
+
+    slow = ex.submit(T.sleep_then, 0.5, "slow")
+    fast = ex.submit(T.sleep_then, 0.0, "fast")
+    done, not_done = wait([slow, fast], timeout=30, return_when=FIRST_COMPLETED)
+    assert fast in done and slow in not_done
+    assert [f.result() for f in as_completed([slow, fast], timeout=30)][-1] == "slow"
+
+    bad = ex.submit(T.raise_value_error, "bad")
+    slow2 = ex.submit(T.sleep_then, 0.5, "slow")
+    done, not_done = wait([bad, slow2], timeout=30, return_when=FIRST_EXCEPTION)
+    assert bad in done and slow2 in not_done
+    slow2.result(timeout=30)
+
+
+# ---------------------------------------------------------------------------
+# Cancellation
+# ---------------------------------------------------------------------------
+
+
+def test_cancel_queued_futures_they_never_run(make_executor, gates, tmp_path):
+    e = make_executor(2)
+    log = str(tmp_path / "ran.txt")
+    blockers = [gates.blocker(e, f"b{i}") for i in range(2)]
+    gates.wait_started(2)
+    queued = [e.submit(T.append_line, log, f"q{i}") for i in range(10)]
+
+    # Running futures cannot be cancelled.
+    assert all(b.running() for b in blockers)
+    assert [b.cancel() for b in blockers] == [False, False]
+    assert not any(b.cancelled() for b in blockers)
+
+    cancelled, kept = queued[::2], queued[1::2]
+    assert [f.cancel() for f in cancelled] == [True] * 5
+    for f in cancelled:
+        assert f.cancelled() and f.done() and not f.running()
+        with pytest.raises(CancelledError):
+            f.result(timeout=0)
+    gates.open()
+    assert [b.result(timeout=30) for b in blockers] == ["b0", "b1"]
+    assert [f.result(timeout=30) for f in kept] == [f"q{i}" for i in range(1, 10, 2)]
+    # As with concurrent.futures, wait / as_completed count a cancelled future as
+    # done once the executor has passed it in its queue (here: the queue is empty).
+    done, not_done = wait(queued, timeout=10)
+    assert done == set(queued) and not not_done
+    assert set(as_completed(queued, timeout=10)) == set(queued)
+    e.shutdown(wait=True)
+    assert sorted(read_lines(log)) == sorted(f"q{i}" for i in range(1, 10, 2))
+    assert all(f.cancelled() for f in cancelled)
+
+
+def test_cancel_callbacks_and_all_futures_end(make_executor, gates):
+    e = make_executor(1)
+    blocker = gates.blocker(e)
+    gates.wait_started(1)
+    f = e.submit(T.add, 1, 2)
+    called = []
+    f.add_done_callback(lambda fut: called.append(fut.cancelled()))
+    assert f.cancel()
+    assert called == [True]
+    gates.open()
+    blocker.result(timeout=30)
+    e.shutdown(wait=True)
+    assert f.cancelled()
+
+
+def test_cancel_twice_returns_true(make_executor, gates):
+    e = make_executor(1)
+    gates.blocker(e)
+    gates.wait_started(1)
+    f = e.submit(T.add, 1, 2)
+    assert f.cancel() is True
+    assert f.cancel() is True
+
+
+def test_map_chunks_cancelled_when_iterator_closed(make_executor, gates, tmp_path):
+    """Closing a map iterator withdraws the chunks no worker has started."""
+    e = make_executor(1)
+    log = str(tmp_path / "ran.txt")
+    # Item 0 runs at once, item 1 blocks the only worker, items 2.. wait in the queue.
+    started = str(tmp_path / "started")
+    items = [("", log, "0", ""), (gates.gate, log, "1", started)]
+    items += [("", log, str(i), "") for i in range(2, 20)]
+    it = e.starmap(T.gated_append, items, chunksize=1)
+    assert next(it) == "0"
+    wait_until(lambda: os.path.exists(started), 30, "item 1 to start")
+    it.close()
+    gates.open()
+    e.shutdown(wait=True)
+    assert read_lines(log) == ["0", "1"]
+
+
+def test_map_iterator_never_started_is_not_cancelled(make_executor, tmp_path):
+    """Like concurrent.futures: closing a map iterator before its first next() does
+    not cancel anything (the generator's cleanup never ran); all inputs run."""
+    e = make_executor(1)
+    log = str(tmp_path / "ran.txt")
+    it = e.map(T.append_line, [log] * 5, [str(i) for i in range(5)], chunksize=1)
+    it.close()
+    e.shutdown(wait=True)
+    assert sorted(read_lines(log)) == [str(i) for i in range(5)]
+
+
+# ---------------------------------------------------------------------------
+# Shutdown
+# ---------------------------------------------------------------------------
+
+
+def test_shutdown_wait_false_returns_promptly_and_tasks_complete(make_executor):
+    e = make_executor(2)
+    e.submit(T.add, 0, 0).result(timeout=30)  # workers up
+    futures = [e.submit(T.sleep_then, 0.4, i) for i in range(4)]
+    start = time.monotonic()
+    e.shutdown(wait=False)
+    assert time.monotonic() - start < 0.5
+    assert not all(f.done() for f in futures)
+    assert [f.result(timeout=30) for f in futures] == [0, 1, 2, 3]
+
+
+def test_submit_and_map_after_shutdown_raise_runtime_error(make_executor):
+    e = make_executor(1)
+    e.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        e.submit(T.add, 1, 2)
+    with pytest.raises(RuntimeError):
+        list(e.map(T.square, [1, 2]))
+    e.shutdown()  # twice is fine
+    e.shutdown(wait=False, cancel_futures=True)
+
+
+def test_shutdown_cancel_futures(make_executor, gates, tmp_path):
+    e = make_executor(2)
+    log = str(tmp_path / "ran.txt")
+    blockers = [gates.blocker(e, f"b{i}") for i in range(2)]
+    gates.wait_started(2)
+    queued = [e.submit(T.append_line, log, f"q{i}") for i in range(20)]
+    start = time.monotonic()
+    e.shutdown(wait=False, cancel_futures=True)
+    assert time.monotonic() - start < 1.0
+    with pytest.raises(RuntimeError):
+        e.submit(T.add, 1, 2)
+    # The queued futures end cancelled; the running ones are not cancelled.
+    done, not_done = wait(queued, timeout=30)
+    assert not not_done
+    assert all(f.cancelled() for f in queued)
+    assert not any(b.done() for b in blockers)
+    gates.open()
+    everything = blockers + queued
+    done, not_done = wait(everything, timeout=30)
+    assert not not_done
+    assert len(list(as_completed(everything, timeout=30))) == len(everything)
+    assert [outcome(b) for b in blockers] == [("ok", "b0"), ("ok", "b1")]
+    assert {outcome(f) for f in queued} == {("cancelled",)}
+    e.shutdown(wait=True)
+    assert read_lines(log) == []
+
+
+def test_shutdown_wait_true_cancel_futures(make_executor, gates, tmp_path):
+    e = make_executor(1)
+    log = str(tmp_path / "ran.txt")
+    blocker = gates.blocker(e, "b")
+    gates.wait_started(1)
+    queued = [e.submit(T.append_line, log, f"q{i}") for i in range(10)]
+    timer = threading.Timer(0.3, gates.open)
+    timer.start()
+    try:
+        e.shutdown(wait=True, cancel_futures=True)
+    finally:
+        timer.cancel()
+    # When shutdown(wait=True) returns, every future has ended.
+    assert blocker.done() and blocker.result(timeout=0) == "b"
+    assert all(f.done() for f in queued)
+    assert {outcome(f) for f in queued} == {("cancelled",)}
+    assert read_lines(log) == []
+
+
+def test_shutdown_cancel_futures_cancels_before_returning(make_executor, gates):
+    e = make_executor(1)
+    gates.blocker(e)
+    gates.wait_started(1)
+    queued = [e.submit(T.add, i, 1) for i in range(20)]
+    e.shutdown(wait=False, cancel_futures=True)
+    assert [f.cancelled() for f in queued] == [True] * 20
+
+
+def test_shutdown_wait_true_waits_for_queued_work(make_executor, tmp_path):
+    e = make_executor(2)
+    log = str(tmp_path / "ran.txt")
+    futures = [e.submit(T.append_line, log, str(i)) for i in range(50)]
+    e.shutdown(wait=True)
+    assert all(f.done() for f in futures)
+    assert sorted(read_lines(log), key=int) == [str(i) for i in range(50)]
+
+
+def test_submits_racing_shutdown_all_end(make_executor):
+    """Threads submit while another thread shuts down: each submit either raises
+    RuntimeError or returns a future that is done once shutdown(wait=True) returns."""
+    for _ in range(5):
+        e = make_executor(2)
+        futures = []
+        other_errors = []
+        stop = threading.Event()
+
+        def submitter():
+            while not stop.is_set():
+                try:
+                    futures.append(e.submit(T.add, 1, 2))
+                except RuntimeError:
+                    return
+                except BaseException as exc:  # reported below
+                    other_errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=submitter) for _ in range(4)]
+        for t in threads:
+            t.start()
+        time.sleep(0.02)
+        e.shutdown(wait=True)
+        not_done = [f for f in futures if not f.done()]
+        stop.set()
+        for t in threads:
+            t.join(30)
+        assert not other_errors
+        assert futures, "no submit got in before shutdown"
+        assert not not_done
+        assert {f.result(timeout=0) for f in futures} == {3}
+
+
+def test_shutdown_from_two_threads_at_once(make_executor):
+    e = make_executor(2)
+    futures = [e.submit(T.sleep_then, 0.05, i) for i in range(10)]
+    errors = []
+
+    def stop():
+        try:
+            e.shutdown(wait=True)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=stop) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert not errors
+    assert [f.result(timeout=0) for f in futures] == list(range(10))
+
+
+def test_context_manager_joins(make_executor):
+    e = make_executor(2)
+    with e as entered:
+        assert entered is e
+        futures = [e.submit(T.sleep_then, 0.2, i) for i in range(4)]
+    assert all(f.done() for f in futures)
+    assert [f.result(timeout=0) for f in futures] == [0, 1, 2, 3]
+    with pytest.raises(RuntimeError):
+        e.submit(T.add, 1, 2)
+
+
+def test_context_manager_on_error_shuts_down(make_executor):
+    e = make_executor(1)
+    with pytest.raises(KeyError):
+        with e:
+            f = e.submit(T.sleep_then, 0.1, "x")
+            raise KeyError("boom")
+    assert f.done() and f.result(timeout=0) == "x"
+    with pytest.raises(RuntimeError):
+        e.submit(T.add, 1, 2)
+
+
+def test_20_create_shutdown_cycles():
+    before = threading.active_count()
+    for i in range(20):
+        with interpool.Executor(2) as e:
+            assert e.submit(T.add, i, 1).result(timeout=30) == i + 1
+    wait_until(lambda: threading.active_count() <= before, 10, "result threads to end")
+
+
+# ---------------------------------------------------------------------------
+# Errors raised by tasks
+# ---------------------------------------------------------------------------
+
+
+def test_builtin_exceptions_keep_type_and_args(ex):
+    with pytest.raises(ValueError) as info:
+        ex.submit(T.raise_value_error, "bad value", 42).result(timeout=30)
+    assert type(info.value) is ValueError
+    assert info.value.args == ("bad value", 42)
+    cause = info.value.__cause__
+    assert isinstance(cause, interpool.RemoteError)
+    assert "raise_value_error" in str(cause) and "Traceback" in str(cause)
+    assert "raise_value_error" in cause.traceback
+
+    with pytest.raises(KeyError) as info:
+        ex.submit(T.raise_key_error, ("k", 1)).result(timeout=30)
+    assert type(info.value) is KeyError and info.value.args == (("k", 1),)
+    assert "raise_key_error" in str(info.value.__cause__)
+
+
+def test_user_defined_exception(ex):
+    f = ex.submit(T.raise_task_error, "custom")
+    exc = f.exception(timeout=30)
+    assert type(exc) is T.TaskError and exc.args == ("custom",)
+    assert "raise_task_error" in str(exc.__cause__)
+    assert isinstance(exc.__cause__, interpool.RemoteError)
+
+
+def test_exception_with_custom_init_that_pickles(ex):
+    with pytest.raises(T.CodedError) as info:
+        ex.submit(T.raise_coded_error, 404, "not found").result(timeout=30)
+    assert (info.value.code, info.value.detail) == (404, "not found")
+    assert str(info.value) == "code 404: not found"
+    assert "raise_coded_error" in str(info.value.__cause__)
+
+
+def test_chained_exception_traceback(ex):
+    with pytest.raises(RuntimeError, match="outer") as info:
+        ex.submit(T.raise_chained, "outer").result(timeout=30)
+    text = str(info.value.__cause__)
+    assert "KeyError" in text and "raise_chained" in text and "direct cause" in text
+
+
+def test_unpicklable_exception_becomes_remote_error(ex):
+    with pytest.raises(interpool.RemoteError) as info:
+        ex.submit(T.raise_unpicklable_error, "cannot pickle me").result(timeout=30)
+    err = info.value
+    assert err.type_name == "executor_tasks.UnpicklableError"
+    assert err.message == "cannot pickle me"
+    assert "raise_unpicklable_error" in err.traceback
+    assert "Traceback" in err.traceback
+    assert "UnpicklableError: cannot pickle me" in str(err)
+
+
+def test_exception_that_cannot_be_rebuilt_becomes_remote_error(ex):
+    with pytest.raises(interpool.RemoteError) as info:
+        ex.submit(T.raise_bad_init_error, "a", "b").result(timeout=30)
+    assert info.value.type_name == "executor_tasks.BadInitError"
+    assert info.value.message == "a/b"
+    assert "raise_bad_init_error" in info.value.traceback
+
+
+def test_base_exceptions_from_tasks_do_not_harm_the_worker(make_executor):
+    e = make_executor(1)
+    with pytest.raises(SystemExit) as info:
+        e.submit(T.raise_system_exit, 3).result(timeout=30)
+    assert info.value.code == 3
+    with pytest.raises(KeyboardInterrupt):
+        e.submit(T.raise_keyboard_interrupt).result(timeout=30)
+    first = e.submit(T.interp_id).result(timeout=30)
+    assert e.submit(T.add, 1, 2).result(timeout=30) == 3
+    assert e.submit(T.interp_id).result(timeout=30) == first
+
+
+def test_errors_do_not_stop_other_tasks(ex):
+    futures = [ex.submit(T.fail_on, i, 5) for i in range(10)]
+    outcomes = [outcome(f) for f in as_completed(futures, timeout=30)]
+    assert len(outcomes) == 10
+    assert futures[5].exception(timeout=0) is not None
+    assert [f.result(timeout=0) for i, f in enumerate(futures) if i != 5] == [
+        i * 10 for i in range(10) if i != 5
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Broken executor (initializer failure)
+# ---------------------------------------------------------------------------
+
+
+def test_initializer_failure_breaks_the_executor(make_executor):
+    e = make_executor(2, initializer=T.init_fail, initargs=("no luck",))
+    pending = []
+    try:
+        pending = [e.submit(T.add, i, 1) for i in range(5)]
+    except interpool.BrokenInterpreterPool:
+        pass  # the workers already failed: the submit itself is refused
+    for f in pending:
+        with pytest.raises(interpool.BrokenInterpreterPool) as info:
+            f.result(timeout=30)
+        assert isinstance(info.value, BrokenExecutor)
+        assert "ZeroDivisionError" in str(info.value) and "no luck" in str(info.value)
+    # From now on submit and map raise it.
+    wait_until(lambda: _submit_raises_broken(e), 30, "submit to raise BrokenInterpreterPool")
+    with pytest.raises(interpool.BrokenInterpreterPool, match="no luck"):
+        e.submit(T.add, 1, 2)
+    with pytest.raises(interpool.BrokenInterpreterPool):
+        list(e.map(T.square, range(3)))
+    start = time.monotonic()
+    e.shutdown(wait=True)
+    assert time.monotonic() - start < 5
+
+
+def _submit_raises_broken(e):
+    try:
+        f = e.submit(T.add, 1, 2)
+    except interpool.BrokenInterpreterPool:
+        return True
+    with pytest.raises(interpool.BrokenInterpreterPool):
+        f.result(timeout=30)
+    return False
+
+
+def test_initializer_failure_fails_pending_futures(make_executor):
+    """Futures accepted before the failure is known end with BrokenInterpreterPool."""
+    e = make_executor(1, initializer=T.init_fail)
+    f = e.submit(T.add, 1, 2)  # right after start: the worker is still initializing
+    with pytest.raises(interpool.BrokenInterpreterPool):
+        f.result(timeout=30)
+    with pytest.raises(interpool.BrokenInterpreterPool):
+        e.submit(T.add, 1, 2)
