@@ -77,6 +77,32 @@ ModuleState* current_state() {
 // Errors at the boundary
 // ---------------------------------------------------------------------------
 
+// BrokenInterpreterPool and CancelledError need concurrent.futures, which
+// workers seldom use: made on first need (and by the module's __getattr__).
+bool ensure_futures_types(ModuleState* st) {
+  if (st->BrokenInterpreterPool) return true;
+  PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
+  if (!futures) return false;
+  PyObject* broken_base = PyObject_GetAttrString(futures, "BrokenExecutor");
+  PyObject* cancelled = PyObject_GetAttrString(futures, "CancelledError");
+  Py_DECREF(futures);
+  PyObject* broken = broken_base ? PyErr_NewExceptionWithDoc(
+                                       "interpool.BrokenInterpreterPool",
+                                       "A worker could not start or its initializer failed; the "
+                                       "pool takes no more tasks.",
+                                       broken_base, nullptr)
+                                 : nullptr;
+  Py_XDECREF(broken_base);
+  if (!broken || !cancelled) {
+    Py_XDECREF(broken);
+    Py_XDECREF(cancelled);
+    return false;
+  }
+  st->BrokenInterpreterPool = broken;
+  st->CancelledError = cancelled;
+  return true;
+}
+
 // Turns an engine error being handled into a Python exception; returns nullptr.
 PyObject* raise_engine_error(ModuleState* st) {
   try {
@@ -86,7 +112,7 @@ PyObject* raise_engine_error(ModuleState* st) {
   } catch (const NotShareable& e) {
     PyErr_SetString(st->NotShareableError, e.what());
   } catch (const PoolBroken& e) {
-    PyErr_SetString(st->BrokenInterpreterPool, e.what());
+    if (ensure_futures_types(st)) PyErr_SetString(st->BrokenInterpreterPool, e.what());
   } catch (const PoolClosed& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const InterpreterError& e) {
@@ -152,6 +178,7 @@ PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
   std::string text =
       "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
   if (cause.type_qualname == "InterpreterError") text = "the pool is broken: " + cause.message;
+  if (!ensure_futures_types(st)) return nullptr;
   return PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
 }
 
@@ -166,7 +193,7 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
       exc = task_exception(st, out.error);
       break;
     case Outcome::Status::Cancelled:
-      exc = PyObject_CallNoArgs(st->CancelledError);
+      exc = ensure_futures_types(st) ? PyObject_CallNoArgs(st->CancelledError) : nullptr;
       break;
     case Outcome::Status::Broken:
       exc = broken_exception(st, out.error);
@@ -1254,7 +1281,21 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* mod_getattr(PyObject* module, PyObject* name) {
+  ModuleState* st = state_of(module);
+  if (PyUnicode_Check(name)) {
+    bool broken = PyUnicode_CompareWithASCIIString(name, "BrokenInterpreterPool") == 0;
+    bool cancelled = !broken && PyUnicode_CompareWithASCIIString(name, "CancelledError") == 0;
+    if (broken || cancelled) {
+      if (!ensure_futures_types(st)) return nullptr;
+      return Py_NewRef(broken ? st->BrokenInterpreterPool : st->CancelledError);
+    }
+  }
+  return PyErr_Format(PyExc_AttributeError, "module 'interpool._interpool' has no attribute %R", name);
+}
+
 PyMethodDef module_methods[] = {
+    {"__getattr__", mod_getattr, METH_O, "Made on first use: BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,
      "Create an isolated interpreter; return its id."},
     {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},
@@ -1302,20 +1343,6 @@ int module_exec(PyObject* module) {
   });
 
   ModuleState* st = state_of(module);
-  PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
-  if (!futures) return -1;
-  PyObject* broken_base = PyObject_GetAttrString(futures, "BrokenExecutor");
-  st->CancelledError = PyObject_GetAttrString(futures, "CancelledError");
-  Py_DECREF(futures);
-  if (!broken_base || !st->CancelledError) {
-    Py_XDECREF(broken_base);
-    return -1;
-  }
-  st->BrokenInterpreterPool = new_exception(
-      module, "BrokenInterpreterPool", broken_base,
-      "A worker could not start or its initializer failed; the pool takes no more tasks.");
-  Py_DECREF(broken_base);
-  if (!st->BrokenInterpreterPool) return -1;
 
   PyObject* queue_module = PyImport_ImportModule("queue");
   if (!queue_module) return -1;
