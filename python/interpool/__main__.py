@@ -50,17 +50,20 @@ def grid_size(text: str) -> int:
     return n
 
 
+def repeat_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= 100:
+        raise argparse.ArgumentTypeError(f"{n}: between 1 and 100")
+    return n
+
+
 def plot_file(text: str) -> str:
     if not text.lower().endswith((".svg", ".png")):
         raise argparse.ArgumentTypeError(f"{text!r}: the file name must end in .svg or .png")
     return text
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -69,7 +72,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         description="interpool: parallel Python on CPython sub-interpreters, each with its own GIL.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    cpus = _usable_cpus()
+    from . import usable_cpus
+
+    cpus = usable_cpus()
     demo = sub.add_parser(
         "demo",
         help="time Advent of Code 2024 day 6 part 2 on interpool.Executor",
@@ -96,6 +101,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
                       help="write a chart of seconds vs workers (.svg or .png; needs matplotlib: "
                            "pip install 'interpool[demo]')")
     demo.add_argument("--json", metavar="FILE", help="write the raw numbers as JSON")
+    demo.add_argument("--repeat", type=repeat_count, default=1, metavar="N",
+                      help="time each run N times (a fresh executor each time) and keep the "
+                           "fastest (default 1)")
     demo.add_argument("--no-progress", action="store_true",
                       help="no progress bar (there is none anyway when stderr is not a terminal, "
                            "or without rich or tqdm)")
@@ -141,9 +149,9 @@ def demo(args: argparse.Namespace) -> int:
                       args.seed if args.seed is not None else 2024)
     counts = args.workers or list(range(1, interpool.usable_cpus() + 3))
     progress = study.Progress(enabled=not args.no_progress)
-    chosen, results = study.run_study(work, counts, args.compare, progress)
+    chosen, results = study.run_study(work, counts, args.compare, progress, repeat=args.repeat)
     if args.json:
-        study.write_json(args.json, study.to_json(work, counts, chosen, results))
+        study.write_json(args.json, study.to_json(work, counts, chosen, results, args.repeat))
         print(f"wrote {args.json}")
     if args.plot:
         study.plot(args.plot, work, counts, chosen, results)
