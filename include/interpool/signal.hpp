@@ -18,9 +18,10 @@ class Deadline {
   /// Already passed: a wait checks once and returns.
   static Deadline now() { return Deadline(Clock::now()); }
   static Deadline at(Clock::time_point t) { return Deadline(t); }
-  /// After `seconds` (<= 0 means now).
+  /// After `seconds` (<= 0 means now; more than about 30 years, or NaN, never).
   static Deadline after(double seconds) {
     if (seconds <= 0) return now();
+    if (!(seconds < 1e9)) return never();  // beyond the clock's range, and NaN
     return Deadline(Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                        std::chrono::duration<double>(seconds)));
   }

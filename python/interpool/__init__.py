@@ -21,6 +21,11 @@ shared = SharedMapping()
 NotShareableError = _interpool.NotShareableError
 RemoteError = _interpool.RemoteError
 InterpreterError = _interpool.InterpreterError
+InterpreterNotFoundError = _interpool.InterpreterNotFoundError
+QueueEmpty = _interpool.QueueEmpty
+QueueFull = _interpool.QueueFull
+QueueClosed = _interpool.QueueClosed
+ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 
 
 def usable_cpus() -> int:
@@ -45,7 +50,12 @@ __all__ = [
     "BrokenInterpreterPool",
     "Executor",
     "InterpreterError",
+    "InterpreterNotFoundError",
+    "ItemInterpreterDestroyed",
     "NotShareableError",
+    "QueueClosed",
+    "QueueEmpty",
+    "QueueFull",
     "RemoteError",
     "shared",
     "usable_cpus",

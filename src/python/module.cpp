@@ -9,6 +9,7 @@
 
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
+#include <cmath>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -230,8 +231,8 @@ bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
   }
   double seconds = PyFloat_AsDouble(timeout);
   if (seconds == -1.0 && PyErr_Occurred()) return false;
-  if (seconds < 0) {
-    PyErr_SetString(PyExc_ValueError, "timeout must be a non-negative number or None");
+  if (seconds < 0 || std::isnan(seconds)) {
+    PyErr_Format(PyExc_ValueError, "timeout must be a non-negative number or None, not %R", timeout);
     return false;
   }
   out = Deadline::after(seconds);

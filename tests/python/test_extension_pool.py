@@ -1,0 +1,678 @@
+"""interpool._interpool.Pool and Task: results, errors, sub-interpreters,
+initializers, shutdown, threads, and the exit hook."""
+
+import concurrent.futures
+import fractions
+import math
+import os
+import sys
+import threading
+import time
+
+import pytest
+
+import interpool._interpool as ip
+import tasks_helpers
+from ext_support import HELPERS, HERE, assert_clean_exit_stderr, make_pool, run_script
+
+SLACK = 1.0
+
+
+def result_or_name(task, timeout=30):
+    """The task's result, or the name of the exception type it ended with."""
+    try:
+        return task.result(timeout)
+    except BaseException as e:  # noqa: BLE001
+        return type(e).__name__
+
+
+def run_everywhere(pool, qualname="rendezvous", timeout=30):
+    """Runs one `qualname(started, release)` task per worker, all at the same time.
+
+    Returns what each reported on `started` (one item per worker).
+    """
+    started, release = ip.Queue(), ip.Queue()
+    tasks = [pool.submit(HELPERS, qualname, (started, release)) for _ in range(pool.size)]
+    reports = [started.get(timeout=timeout) for _ in tasks]
+    for _ in tasks:
+        release.put(None)
+    for t in tasks:
+        t.result(timeout)
+    return reports
+
+
+# ---------------------------------------------------------------------------
+# Results and arguments
+# ---------------------------------------------------------------------------
+
+
+def test_simple_results(pool):
+    assert pool.submit(HELPERS, "add", (2, 3)).result(30) == 5
+    assert pool.submit(HELPERS, "add", ("a", "b")).result(30) == "ab"
+    assert pool.submit(HELPERS, "square", (2**70,)).result(30) == 2**140
+
+
+def test_args_and_kwargs(pool):
+    out = pool.submit(HELPERS, "echo", (1, "two", None), {"k": [3], "big": 2**65}).result(30)
+    assert out == [(1, "two", None), {"k": [3], "big": 2**65}]
+    assert pool.submit(HELPERS, "add", (), {"a": 1, "b": 2}).result(30) == 3
+    assert pool.submit(HELPERS, "add", kwargs={"b": 2, "a": 40}).result(30) == 42
+    assert pool.submit(HELPERS, "echo").result(30) == [(), {}]
+    assert pool.submit(module=HELPERS, qualname="echo", args=(1,), kwargs=None).result(30) == [(1,), {}]
+
+
+def test_argument_types_arrive_exactly(pool):
+    args = (1, 2**70, 1.5, 2j, "s\ud800", b"b", bytearray(b"a"), (1,), [1], {1: 2}, {1}, frozenset(), None, True)
+    kinds, kw = pool.submit(HELPERS, "describe", args, {"f": fractions.Fraction(1, 2)}).result(30)
+    assert kinds == [type(a).__name__ for a in args]
+    assert kw == {"f": "Fraction"}
+
+
+def test_result_types_come_back_exactly(pool):
+    args = ({"a": (1, [2, {3}])}, 2**100, -0.0, "\udfff", bytearray(b"x"), fractions.Fraction(5, 3))
+    for a in args:
+        out = pool.submit(HELPERS, "echo", (a,)).result(30)[0][0]
+        assert type(out) is type(a)
+        assert out == a or (isinstance(a, float) and math.copysign(1, out) == math.copysign(1, a))
+
+
+def test_static_class_and_nested_methods(pool):
+    assert pool.submit(HELPERS, "Calc.triple", (4,)).result(30) == 12
+    assert pool.submit(HELPERS, "Calc.scale", (5,)).result(30) == 15
+    assert pool.submit(HELPERS, "Calc.Inner.negate", (6,)).result(30) == -6
+
+
+def test_builtin_and_stdlib_functions(pool):
+    assert pool.submit("math", "factorial", (30,)).result(30) == math.factorial(30)
+    assert pool.submit("builtins", "sorted", ([3, 1, 2],)).result(30) == [1, 2, 3]
+    assert pool.submit("builtins", "divmod", (17, 5)).result(30) == (3, 2)
+    assert pool.submit("operator", "mul", (6, 7)).result(30) == 42
+    assert pool.submit("fractions", "Fraction", (3, 6)).result(30) == fractions.Fraction(1, 2)
+
+
+def test_result_twice_and_from_threads(pool):
+    task = pool.submit(HELPERS, "sleep_then", (0.1, {"v": [1]}))
+    outs = []
+    threads = [threading.Thread(target=lambda: outs.append(task.result(30))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    outs.append(task.result(30))
+    assert outs == [{"v": [1]}] * 5
+    assert outs[0] is not outs[1]  # each call builds its own object
+
+
+def test_done_and_result_timeout(pool):
+    task = pool.submit(HELPERS, "sleep_then", (0.4, "late"))
+    assert not task.done()
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError):
+        task.result(timeout=0.05)
+    took = time.monotonic() - t0
+    assert 0.05 <= took < 0.05 + SLACK
+    assert task.result(30) == "late"
+    assert task.done()
+    with pytest.raises(ValueError):
+        task.result(timeout=-1)
+
+
+@pytest.mark.parametrize("timeout", [1e10, float("inf")])
+def test_result_huge_timeout_waits(pool, timeout):
+    task = pool.submit(HELPERS, "sleep_then", (0.2, "v"))
+    try:
+        out = task.result(timeout)
+    except (OverflowError, ValueError):
+        out = "refused"
+    except TimeoutError:
+        out = "gave up at once"
+    finally:
+        task.result(30)
+    assert out in ("v", "refused")
+
+
+def test_task_type_cannot_be_instantiated():
+    with pytest.raises(TypeError):
+        ip.Task()
+
+
+# ---------------------------------------------------------------------------
+# Errors raised by tasks
+# ---------------------------------------------------------------------------
+
+
+def test_builtin_exception_same_type_with_remote_traceback(pool):
+    with pytest.raises(ValueError, match="^boom$") as info:
+        pool.submit(HELPERS, "raise_value_error", ("boom",)).result(30)
+    exc = info.value
+    assert type(exc) is ValueError
+    cause = exc.__cause__
+    assert isinstance(cause, ip.RemoteError)
+    text = str(cause)
+    assert "Traceback" in text
+    assert "raise_value_error" in text  # the worker's function
+    assert "tasks_helpers.py" in text
+    assert "ValueError: boom" in text
+    assert cause.traceback and "raise_value_error" in cause.traceback
+    assert cause.type_name == "ValueError"
+    assert cause.message == "boom"
+
+
+def test_user_defined_exception(pool):
+    with pytest.raises(tasks_helpers.HelperError, match="custom") as info:
+        pool.submit(HELPERS, "raise_helper_error", ("custom",)).result(30)
+    assert type(info.value) is tasks_helpers.HelperError
+    assert "raise_helper_error" in str(info.value.__cause__)
+    assert info.value.__cause__.type_name == "tasks_helpers.HelperError"
+
+
+def test_chained_exception_traceback(pool):
+    with pytest.raises(RuntimeError, match="outer failure") as info:
+        pool.submit(HELPERS, "raise_chained").result(30)
+    text = info.value.__cause__.traceback
+    assert "KeyError" in text and "missing" in text
+    assert "direct cause" in text
+    assert "raise_chained" in text
+
+
+def test_unpicklable_exception_becomes_remote_error(pool):
+    with pytest.raises(ip.RemoteError) as info:
+        pool.submit(HELPERS, "raise_local_error", ("local message",)).result(30)
+    exc = info.value
+    assert type(exc) is ip.RemoteError
+    assert exc.type_name == "tasks_helpers.raise_local_error.<locals>.LocalError"
+    assert exc.message == "local message"
+    assert "Traceback" in exc.traceback
+    assert "raise_local_error" in exc.traceback
+    assert "LocalError: local message" in exc.traceback
+    assert "local message" in str(exc)
+    assert "LocalError" in str(exc)
+
+
+def test_exception_that_cannot_be_rebuilt_becomes_remote_error(pool):
+    # It pickles, but unpickling fails (its __init__ needs two arguments).
+    with pytest.raises(ip.RemoteError) as info:
+        pool.submit(HELPERS, "raise_two_arg_error", ("first", "second")).result(30)
+    assert info.value.type_name == "tasks_helpers.TwoArgError"
+    assert info.value.message == "first"
+    assert "raise_two_arg_error" in info.value.traceback
+
+
+def test_not_shareable_error_raised_in_worker(pool):
+    with pytest.raises(ip.NotShareableError, match="module level") as info:
+        pool.submit(HELPERS, "make_not_shareable_inside").result(30)
+    assert type(info.value) is ip.NotShareableError  # this interpreter's class
+    assert "make_not_shareable_inside" in str(info.value.__cause__)
+
+
+def test_interpool_exception_raised_in_worker_keeps_its_type(pool):
+    with pytest.raises(ip.QueueEmpty):
+        pool.submit(HELPERS, "raise_queue_empty").result(30)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NotShareableError",
+        "RemoteError",
+        "InterpreterError",
+        "BrokenInterpreterPool",
+        "QueueEmpty",
+        "QueueFull",
+        "QueueClosed",
+        "ItemInterpreterDestroyed",
+    ],
+)
+def test_extension_exceptions_pickle(name):
+    # Task exceptions cross back by pickle: the extension's own must pickle too.
+    import pickle
+
+    cls = getattr(ip, name)
+    out = pickle.loads(pickle.dumps(cls("message")))
+    assert type(out) is cls
+    assert str(out) == "message"
+
+
+def test_remote_error_for_interpool_exception_describes_it(pool):
+    # Whatever the type it comes back as, the description must be there.
+    with pytest.raises(Exception) as info:
+        pool.submit(HELPERS, "raise_queue_empty").result(30)
+    exc = info.value
+    described = getattr(exc, "type_name", None) or type(exc).__name__
+    assert "QueueEmpty" in described
+    assert "empty" in str(exc)
+
+
+def test_base_exceptions_do_not_kill_the_worker(fresh_pool):
+    p = fresh_pool(1)
+    with pytest.raises(SystemExit) as info:
+        p.submit(HELPERS, "raise_system_exit").result(30)
+    assert info.value.code == 3
+    with pytest.raises(KeyboardInterrupt):
+        p.submit(HELPERS, "raise_keyboard_interrupt").result(30)
+    # The same worker (there is only one) goes on running tasks.
+    assert p.submit(HELPERS, "add", (1, 1)).result(30) == 2
+
+
+def test_missing_module(pool):
+    with pytest.raises(ModuleNotFoundError, match="no_such_module_for_interpool"):
+        pool.submit("no_such_module_for_interpool", "f").result(30)
+
+
+def test_missing_function(pool):
+    with pytest.raises(AttributeError, match="no_such_function"):
+        pool.submit(HELPERS, "no_such_function").result(30)
+    with pytest.raises(AttributeError, match="missing"):
+        pool.submit(HELPERS, "Calc.missing").result(30)
+
+
+def test_not_callable(pool):
+    with pytest.raises(TypeError, match="not callable"):
+        pool.submit(HELPERS, "NOT_CALLABLE").result(30)
+
+
+def test_wrong_arguments_raise_type_error(pool):
+    with pytest.raises(TypeError):
+        pool.submit(HELPERS, "add", (1,)).result(30)
+
+
+def test_unshareable_result(pool):
+    with pytest.raises(ip.NotShareableError) as info:
+        pool.submit(HELPERS, "return_lambda").result(30)
+    assert "the result" in str(info.value)
+    assert "module level" in str(info.value)
+    with pytest.raises(ip.NotShareableError) as info:
+        pool.submit(HELPERS, "return_nested_unshareable").result(30)
+    assert "the result['bad'][1]" in str(info.value)
+
+
+def test_pool_survives_errors(pool):
+    for qualname in ("raise_value_error", "no_such_function", "return_lambda"):
+        t = pool.submit(HELPERS, qualname, ("x",) if qualname == "raise_value_error" else ())
+        with pytest.raises(Exception):
+            t.result(30)
+    assert pool.submit(HELPERS, "add", (20, 22)).result(30) == 42
+
+
+# ---------------------------------------------------------------------------
+# Errors at submit
+# ---------------------------------------------------------------------------
+
+
+def test_unshareable_arguments_are_named(pool):
+    with pytest.raises(ip.NotShareableError) as info:
+        pool.submit(HELPERS, "add", (1, lambda: 0))
+    assert "argument 2" in str(info.value)
+    assert "module level" in str(info.value)
+    with pytest.raises(ip.NotShareableError) as info:
+        pool.submit(HELPERS, "add", (1,), {"b": [0, threading.Lock()]})
+    assert "keyword argument 'b'" in str(info.value)
+    assert "[1]" in str(info.value)
+    a = []
+    a.append(a)
+    with pytest.raises(ip.NotShareableError, match="cycle"):
+        pool.submit(HELPERS, "echo", (a,))
+
+
+def test_bad_submit_arguments(pool):
+    with pytest.raises(TypeError):
+        pool.submit(1, "f")
+    with pytest.raises(TypeError):
+        pool.submit(HELPERS, None)
+    with pytest.raises(TypeError, match="tuple"):
+        pool.submit(HELPERS, "add", [1, 2])
+    with pytest.raises(TypeError, match="dict"):
+        pool.submit(HELPERS, "add", (1, 2), [("a", 1)])
+    with pytest.raises(TypeError):
+        pool.submit(HELPERS, "echo", (), {1: "non-str key"})
+
+
+def test_bad_pool_arguments():
+    with pytest.raises(ValueError):
+        ip.Pool(-1)
+    with pytest.raises(TypeError):
+        ip.Pool(1, sys_path=[HERE, 42])
+    with pytest.raises(TypeError):
+        ip.Pool(1, sys_path=42)
+    with pytest.raises(TypeError):
+        ip.Pool(1, initializers=[("only_module",)])
+    with pytest.raises(ip.NotShareableError):
+        ip.Pool(1, initializers=[(HELPERS, "set_state", (lambda: 0,), {})])
+
+
+# ---------------------------------------------------------------------------
+# Sub-interpreters
+# ---------------------------------------------------------------------------
+
+
+def test_main_interpreter_id_is_zero():
+    assert ip.interpreter_id() == 0
+
+
+def test_tasks_run_in_distinct_sub_interpreters(fresh_pool):
+    p = fresh_pool(3)
+    assert p.size == 3
+    ids = run_everywhere(p)
+    assert len(ids) == 3
+    assert all(i > 0 for i in ids)
+    assert len(set(ids)) == 3  # one interpreter per worker, all running at once
+
+
+def test_worker_module_state_is_its_own(pool):
+    theirs = pool.submit(HELPERS, "module_identity").result(30)
+    assert theirs["interpreter"] > 0
+    assert theirs["module"] != id(ip)
+    assert theirs["Queue"] != id(ip.Queue)
+    assert theirs["QueueEmpty"] != id(ip.QueueEmpty)
+    assert theirs["NotShareableError"] != id(ip.NotShareableError)
+
+
+def test_workers_default_size():
+    assert ip.usable_cpus() >= 1
+    p = ip.Pool()
+    try:
+        assert p.size == ip.usable_cpus()
+    finally:
+        p.shutdown()
+    p = ip.Pool(0)
+    try:
+        assert p.size == ip.usable_cpus()
+    finally:
+        p.shutdown()
+
+
+def test_usable_cpus_matches_affinity():
+    assert ip.usable_cpus() == len(os.sched_getaffinity(0))
+
+
+def test_nested_pool_inside_a_worker(fresh_pool):
+    p = fresh_pool(1)
+    worker_id, value = p.submit(HELPERS, "nested_pool_factorial", (12,)).result(60)
+    assert worker_id > 0
+    assert value == math.factorial(12)
+
+
+# ---------------------------------------------------------------------------
+# sys_path
+# ---------------------------------------------------------------------------
+
+
+def test_sys_path_is_given_to_workers(fresh_pool):
+    path = [HERE, "/nonexistent/interpool-test-dir"] + [p for p in sys.path if p != HERE]
+    p = fresh_pool(1, sys_path=path)
+    assert p.submit(HELPERS, "worker_sys_path").result(30) == path
+
+
+def test_without_sys_path_workers_cannot_see_test_helpers(fresh_pool):
+    p = ip.Pool(1)
+    try:
+        default_path = p.submit("builtins", "eval", ("__import__('sys').path", {})).result(30)
+        assert isinstance(default_path, list) and default_path
+        if HERE in default_path:
+            pytest.skip("tests/python is on the default path of new interpreters here")
+        with pytest.raises(ModuleNotFoundError, match=HELPERS):
+            p.submit(HELPERS, "add", (1, 2)).result(30)
+    finally:
+        p.shutdown()
+    # ... and they can with sys_path.
+    p2 = fresh_pool(1, sys_path=[HERE] + default_path)
+    assert p2.submit(HELPERS, "add", (1, 2)).result(30) == 3
+
+
+# ---------------------------------------------------------------------------
+# Initializers
+# ---------------------------------------------------------------------------
+
+
+def test_initializer_runs_once_in_each_worker(fresh_pool):
+    p = fresh_pool(2, initializers=[(HELPERS, "set_state", ("configured",), {"suffix": "!"})])
+    reports = run_everywhere(p, "state_rendezvous")
+    ids = sorted(r[0] for r in reports)
+    assert len(set(ids)) == 2
+    for interp, state, calls in reports:
+        assert state == ("configured", "!", interp)  # set in that very interpreter
+        assert calls == 1
+
+
+def test_initializers_run_in_order(fresh_pool):
+    p = fresh_pool(
+        1,
+        initializers=[
+            (HELPERS, "set_state", ("first",)),  # args and kwargs may be left out
+            (HELPERS, "set_state", ("second",), {"suffix": "x"}),
+        ],
+    )
+    state, calls, interp = p.submit(HELPERS, "get_state").result(30)
+    assert state == ("second", "x", interp)
+    assert calls == 2
+
+
+def test_main_interpreter_state_untouched(fresh_pool):
+    p = fresh_pool(1, initializers=[(HELPERS, "set_state", ("worker only",), {})])
+    assert p.submit(HELPERS, "get_state").result(30)[0][0] == "worker only"
+    assert tasks_helpers.STATE is None
+
+
+@pytest.mark.parametrize(
+    "initializer, type_name, message",
+    [
+        ((HELPERS, "failing_initializer", ("init exploded",), {}), "ValueError", "init exploded"),
+        (("no_such_module_for_interpool", "f", (), {}), "ModuleNotFoundError", "no_such_module_for_interpool"),
+        ((HELPERS, "no_such_function", (), {}), "AttributeError", "no_such_function"),
+    ],
+)
+def test_failing_initializer_breaks_the_pool(fresh_pool, initializer, type_name, message):
+    assert issubclass(ip.BrokenInterpreterPool, concurrent.futures.BrokenExecutor)
+    p = fresh_pool(2, initializers=[initializer])
+    tasks = []
+    for i in range(5):
+        try:
+            tasks.append(p.submit(HELPERS, "add", (i, i)))
+        except ip.BrokenInterpreterPool:
+            pass  # the pool may already be known broken
+    for t in tasks:
+        with pytest.raises(ip.BrokenInterpreterPool) as info:
+            t.result(30)
+        assert type_name in str(info.value)
+        assert message in str(info.value)
+    # Once a task has ended broken (or submit refused), later submits raise.
+    with pytest.raises(ip.BrokenInterpreterPool) as info:
+        p.submit(HELPERS, "add", (1, 1))
+    assert message in str(info.value)
+    p.shutdown()
+
+
+def test_broken_pool_later_submit_raises_right_away(fresh_pool):
+    p = fresh_pool(1, initializers=[(HELPERS, "failing_initializer", (), {})])
+    try:
+        t = p.submit(HELPERS, "add", (1, 2))
+    except ip.BrokenInterpreterPool:
+        pass
+    else:
+        with pytest.raises(ip.BrokenInterpreterPool):
+            t.result(30)
+    with pytest.raises(ip.BrokenInterpreterPool, match="initializer failed"):
+        p.submit(HELPERS, "add", (1, 2))
+
+
+# ---------------------------------------------------------------------------
+# Shutdown
+# ---------------------------------------------------------------------------
+
+
+def test_shutdown_waits_for_every_task():
+    p = make_pool(2)
+    tasks = [p.submit(HELPERS, "sleep_then", (0.01, i)) for i in range(30)]
+    p.shutdown()
+    assert all(t.done() for t in tasks)
+    assert [t.result(0) for t in tasks] == list(range(30))
+
+
+def test_shutdown_cancel_pending_accounts_for_every_task():
+    p = make_pool(2)
+    tasks = [p.submit(HELPERS, "sleep_then", (0.05, i)) for i in range(60)]
+    time.sleep(0.02)
+    t0 = time.monotonic()
+    p.shutdown(cancel_pending=True)
+    took = time.monotonic() - t0
+    assert took < 0.05 * 60 / 2  # it did not run them all
+    outcomes = [result_or_name(t, 0) for t in tasks]
+    assert all(t.done() for t in tasks)
+    done = [o for o in outcomes if o != "CancelledError"]
+    cancelled = [o for o in outcomes if o == "CancelledError"]
+    assert len(done) + len(cancelled) == 60
+    assert cancelled, outcomes
+    assert done == list(range(len(done)))  # the first ones ran, in order
+    assert all(isinstance(o, int) for o in done)
+    with pytest.raises(concurrent.futures.CancelledError):
+        tasks[-1].result()
+
+
+def test_submit_after_shutdown():
+    p = make_pool(1)
+    assert p.size == 1
+    p.shutdown()
+    with pytest.raises(RuntimeError) as info:
+        p.submit(HELPERS, "add", (1, 2))
+    assert type(info.value) is RuntimeError  # not BrokenInterpreterPool (a RuntimeError too)
+    p.shutdown()  # twice is fine
+    p.shutdown(cancel_pending=True)
+    with pytest.raises(RuntimeError):
+        p.submit("math", "factorial", (3,))
+
+
+def test_pool_dropped_without_shutdown_still_runs_its_tasks():
+    task = make_pool(1).submit(HELPERS, "sleep_then", (0.1, "ran"))
+    # The Pool object is gone: dropping it waited for its worker.
+    assert task.done()
+    assert task.result(0) == "ran"
+
+
+def test_create_and_shutdown_cycles():
+    for i in range(20):
+        p = make_pool(2)
+        assert p.submit("math", "factorial", (i,)).result(30) == math.factorial(i)
+        p.shutdown()
+
+
+# ---------------------------------------------------------------------------
+# Many submitters
+# ---------------------------------------------------------------------------
+
+
+def test_threads_submitting_concurrently(pool):
+    n_threads, per_thread = 8, 500
+    totals = [None] * n_threads
+    errors = []
+
+    def submitter(k):
+        try:
+            tasks = [pool.submit(HELPERS, "square", (k * per_thread + i,)) for i in range(per_thread)]
+            totals[k] = sum(t.result(60) for t in tasks)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=submitter, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(100)
+    assert not errors
+    n = n_threads * per_thread
+    assert sum(totals) == sum(i * i for i in range(n)) == (n - 1) * n * (2 * n - 1) // 6
+
+
+def test_many_small_tasks_in_order_of_submission(pool):
+    tasks = [pool.submit(HELPERS, "add", (i, 1)) for i in range(2000)]
+    assert [t.result(60) for t in tasks] == list(range(1, 2001))
+
+
+# ---------------------------------------------------------------------------
+# Exit without shutdown (the atexit hook), in a child process
+# ---------------------------------------------------------------------------
+
+
+def test_exit_without_shutdown(tmp_path):
+    marker = tmp_path / "marker.txt"
+    t0 = time.monotonic()
+    proc = run_script(
+        f"""
+        import sys
+        import interpool._interpool as ip
+        pool = ip.Pool(2, sys_path=sys.path)
+        tasks = [pool.submit("math", "factorial", (i,)) for i in range(50)]
+        print(sum(t.result(30) for t in tasks[:10]), flush=True)
+        # Still running at exit: the exit hook lets it finish.
+        slow = pool.submit("tasks_helpers", "write_file_after", ({str(marker)!r}, 0.3, "finished"))
+        print("exiting", flush=True)
+        """,
+        timeout=60,
+    )
+    took = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(sum(math.factorial(i) for i in range(10))), "exiting"]
+    assert_clean_exit_stderr(proc.stderr)
+    assert marker.read_text() == "finished"
+    assert took < 30
+
+
+def test_exit_with_pools_in_odd_places():
+    proc = run_script(
+        """
+        import sys
+        import interpool._interpool as ip
+
+        class Holder:
+            pass
+
+        kept = [ip.Pool(1), ip.Pool(1)]
+        cycle = Holder()
+        cycle.pool = ip.Pool(1)
+        cycle.me = cycle
+        del cycle
+        for p in kept:
+            p.submit("time", "sleep", (0.1,))
+        shut = ip.Pool(1)
+        shut.shutdown()
+        print("bye", flush=True)
+        sys.exit(0)
+        """,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "bye"
+    assert_clean_exit_stderr(proc.stderr)
+
+
+def test_exit_after_exception_in_main():
+    proc = run_script(
+        """
+        import interpool._interpool as ip
+        pool = ip.Pool(1)
+        pool.submit("time", "sleep", (0.1,))
+        raise SystemExit("stopping with a message")
+        """,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "stopping with a message" in proc.stderr
+    assert "Fatal Python error" not in proc.stderr
+
+
+# Regression (3.12): ending a worker whose interpreter imported threading used to
+# print "Exception ignored in: <module 'threading'> ... assert tlock.locked()".
+def test_worker_importing_threading_ends_quietly():
+    proc = run_script(
+        """
+        import interpool._interpool as ip
+        pool = ip.Pool(1)
+        print(pool.submit("threading", "get_ident").result(30) > 0, flush=True)
+        pool.shutdown()
+        print("after shutdown", flush=True)
+        """,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "after", "shutdown"]
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert "AssertionError" not in proc.stderr, proc.stderr
