@@ -191,13 +191,15 @@ test-asan-python:
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
 	  PYTEST_ARGS="-o timeout=600 $(PYTEST_ARGS)"
 
-# demo: run examples/parallel_demo.py, with the demo extras (matplotlib, rich).
+# demo: the main job, the AoC 2024 day 6 study: every backend side by side for 1 to
+# CPUs + 2 workers, a table on stdout, the chart and raw numbers in build/demo/
+# (with the demo extras: matplotlib, rich). DEMO_ARGS adds options, e.g. --grid FILE.
+DEMO_ARGS ?=
 demo: $(INSTALL_STAMP) $(VENV)/.demo-deps
-	@if [ -f examples/parallel_demo.py ]; then
-	  $(VENV_PY) examples/parallel_demo.py
-	else
-	  echo "examples/parallel_demo.py does not exist yet"
-	fi
+	@mkdir -p build/demo
+	$(VENV_PY) -m interpool demo --compare --plot build/demo/day6.svg \
+	  --json build/demo/day6.json $(DEMO_ARGS)
+	echo "chart: build/demo/day6.svg, numbers: build/demo/day6.json"
 
 $(VENV)/.demo-deps: $(TOOLS_STAMP) pyproject.toml
 	@$(call pyproject,project.optional-dependencies.demo) | xargs -r -d '\n' $(PIP) install -q
