@@ -1,4 +1,4 @@
-"""Shared set-up for the tests of the interpool._interpool extension.
+"""Shared set-up for the Python tests.
 
 Workers of a Pool are fresh sub-interpreters: they import task functions by
 module name. The helper modules live next to this file, so this directory is
@@ -38,3 +38,30 @@ def fresh_pool():
     yield factory
     for p in pools:
         p.shutdown(cancel_pending=True)
+
+
+@pytest.fixture(scope="module")
+def ex():
+    """A 2-worker interpool.Executor shared by the tests of one module that leave it idle."""
+    import interpool
+
+    executor = interpool.Executor(2)
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.fixture
+def make_executor():
+    """Makes executors for one test; all are shut down (queued work cancelled) afterwards."""
+    import interpool
+
+    made = []
+
+    def factory(*args, **kwargs):
+        e = interpool.Executor(*args, **kwargs)
+        made.append(e)
+        return e
+
+    yield factory
+    for e in made:
+        e.shutdown(wait=True, cancel_futures=True)

@@ -33,27 +33,8 @@ import executor_tasks as T  # noqa: E402
 from executor_tasks_support import Gates, on_each_worker, run_python  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ex():
-    """One 2-worker executor for the tests of this module that leave it as they found it."""
-    executor = interpool.Executor(2)
-    yield executor
-    executor.shutdown(wait=True, cancel_futures=True)
 
 
-@pytest.fixture
-def make_executor():
-    """Makes executors for one test; all are shut down (queued work cancelled) afterwards."""
-    made = []
-
-    def factory(*args, **kwargs):
-        e = interpool.Executor(*args, **kwargs)
-        made.append(e)
-        return e
-
-    yield factory
-    for e in made:
-        e.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------

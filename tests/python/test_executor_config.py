@@ -23,18 +23,6 @@ from executor_tasks_support import on_each_worker, wait_until  # noqa: E402
 MAIN_ID = interpool._interpool.interpreter_id()
 
 
-@pytest.fixture
-def make_executor():
-    made = []
-
-    def factory(*args, **kwargs):
-        e = interpool.Executor(*args, **kwargs)
-        made.append(e)
-        return e
-
-    yield factory
-    for e in made:
-        e.shutdown(wait=True, cancel_futures=True)
 
 
 # ---------------------------------------------------------------------------

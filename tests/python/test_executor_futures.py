@@ -28,12 +28,6 @@ import executor_tasks as T  # noqa: E402
 from executor_tasks_support import Gates, wait_until  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def ex():
-    """A 2-worker executor for tests that leave it idle."""
-    executor = interpool.Executor(2)
-    yield executor
-    executor.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture
