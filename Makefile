@@ -47,7 +47,7 @@ CMAKE = $(VENV_BIN)/cmake
 CTEST = $(VENV_BIN)/ctest
 CPP_BUILD ?= build/cpp-$(PYVER)
 ASAN_BUILD ?= build/asan
-BENCH_BUILD ?= build/bench
+BENCH_BUILD ?= build/bench-$(PYVER)
 BENCH_ARGS ?=
 
 # Everything whose change means the extension must be rebuilt and reinstalled.
@@ -214,10 +214,10 @@ bench: $(INSTALL_STAMP)
 	  echo "== C++ benchmarks in $(BENCH_BUILD)"
 	  mkdir -p $(BENCH_BUILD)
 	  $(CMAKE) -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
-	    -DCMAKE_BUILD_TYPE=Release -DINTERPOOL_BUILD_BENCHMARKS=ON \
+	    -DCMAKE_BUILD_TYPE=Release -DINTERPOOL_BUILD_BENCHMARKS=ON -DINTERPOOL_BUILD_PYTHON=OFF \
 	    -DPython_EXECUTABLE=$(BASE_PYTHON) >$(BENCH_BUILD)/configure.log || {
 	    cat $(BENCH_BUILD)/configure.log; exit 1; }
-	  $(CMAKE) --build $(BENCH_BUILD) -j $(JOBS)
+	  $(CMAKE) --build $(BENCH_BUILD) -j $(JOBS) --target interpool_engine_bench
 	  export INTERPOOL_ENGINE_BENCH=$(abspath $(BENCH_BUILD))/benchmarks/interpool_engine_bench
 	fi
 	files=(benchmarks/[!_]*.py)
