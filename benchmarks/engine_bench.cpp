@@ -94,6 +94,31 @@ void PoolTrivialTask(benchmark::State& state) {
 }
 BENCHMARK(PoolTrivialTask)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime();
 
+/// The same batch handed over with one Pool::submit_all: one lock and one wake-up
+/// for the whole batch, as map() chunks and bulk C++ callers would.
+void PoolTrivialTaskBatched(benchmark::State& state) {
+  Countdown countdown;
+  PoolOptions options;
+  options.workers = static_cast<std::size_t>(state.range(0));
+  Pool pool(std::move(options));
+  auto batch = [&](int n) {
+    countdown.start(n);
+    std::vector<Pool::Job> jobs;
+    jobs.reserve(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i)
+      jobs.push_back({trivial_call(i), [&countdown](Outcome out) { countdown.done(out); }, nullptr});
+    pool.submit_all(std::move(jobs));
+    countdown.wait();
+  };
+  batch(2 * kBatch);  // warm-up
+  for (auto _ : state) batch(kBatch);
+  pool.shutdown();
+  if (countdown.failures.load() != 0) state.SkipWithError("some tasks did not end Ok");
+  state.SetItemsProcessed(state.iterations() * kBatch);
+  state.counters["batch"] = kBatch;
+}
+BENCHMARK(PoolTrivialTaskBatched)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime();
+
 /// The same tasks with the submitter and the workers apart in time: each worker is
 /// first kept busy by a `time.sleep(kHoldSeconds)` task while the whole batch is
 /// queued, so the submitting loop runs uncontended and wakes nobody (submit_ns), and

@@ -7,6 +7,7 @@
 #include <interpool/signal.hpp>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 namespace interpool {
 
@@ -65,6 +66,35 @@ class Channel {
       if (r == WaitResult::Interrupted) return pass_on(not_empty_, r, /*for_put=*/false);
     }
     if (maxsize_ != 0) not_full_.notify_one();
+    return WaitResult::Ready;
+  }
+
+  /// Puts every item of `items` at once (one lock, one wake-up) into an unbounded
+  /// channel; a bounded one takes them one by one. On Closed, or on Timeout for a
+  /// bounded channel, the items not taken stay in `items` (from the front).
+  WaitResult put_all(std::vector<T>& items, const Deadline& deadline = {}) {
+    if (maxsize_ != 0) {
+      std::size_t taken = 0;
+      for (; taken < items.size(); ++taken) {
+        WaitResult r = put(items[taken], deadline);
+        if (r != WaitResult::Ready) {
+          items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(taken));
+          return r;
+        }
+      }
+      items.clear();
+      return WaitResult::Ready;
+    }
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return WaitResult::Closed;
+      for (T& item : items) items_.push_back(std::move(item));
+    }
+    if (items.size() == 1)
+      not_empty_.notify_one();
+    else if (!items.empty())
+      not_empty_.notify_all();
+    items.clear();
     return WaitResult::Ready;
   }
 

@@ -140,6 +140,13 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
   }
 }
 
+void Pool::submit_all(std::vector<Job> jobs) {
+  if (tasks_.put_all(jobs) != WaitResult::Ready) {
+    if (auto cause = broken()) throw PoolBroken(std::move(*cause));
+    throw PoolClosed();
+  }
+}
+
 std::future<Outcome> Pool::submit(Call call) {
   auto promise = std::make_shared<std::promise<Outcome>>();
   std::future<Outcome> future = promise->get_future();

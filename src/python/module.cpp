@@ -7,9 +7,9 @@
 #include <Python.h>
 #include <marshal.h>
 
+#include <cmath>
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
-#include <cmath>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -232,7 +232,8 @@ bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
   double seconds = PyFloat_AsDouble(timeout);
   if (seconds == -1.0 && PyErr_Occurred()) return false;
   if (seconds < 0 || std::isnan(seconds)) {
-    PyErr_Format(PyExc_ValueError, "timeout must be a non-negative number or None, not %R", timeout);
+    PyErr_Format(PyExc_ValueError, "timeout must be a non-negative number or None, not %R",
+                 timeout);
     return false;
   }
   out = Deadline::after(seconds);
@@ -1292,11 +1293,13 @@ PyObject* mod_getattr(PyObject* module, PyObject* name) {
       return Py_NewRef(broken ? st->BrokenInterpreterPool : st->CancelledError);
     }
   }
-  return PyErr_Format(PyExc_AttributeError, "module 'interpool._interpool' has no attribute %R", name);
+  return PyErr_Format(PyExc_AttributeError, "module 'interpool._interpool' has no attribute %R",
+                      name);
 }
 
 PyMethodDef module_methods[] = {
-    {"__getattr__", mod_getattr, METH_O, "Made on first use: BrokenInterpreterPool, CancelledError."},
+    {"__getattr__", mod_getattr, METH_O,
+     "Made on first use: BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,
      "Create an isolated interpreter; return its id."},
     {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},

@@ -175,3 +175,26 @@ TEST(Queue, UnboundPoliciesApplyWhenTheOriginCloses) {
   q->get(out);
   EXPECT_EQ(out.value, Value(4));
 }
+
+TEST(Channel, PutAllKeepsOrderAndWhatIsRefused) {
+  Channel<int> open;
+  std::vector<int> items{1, 2, 3};
+  ASSERT_EQ(open.put_all(items), WaitResult::Ready);
+  EXPECT_TRUE(items.empty());
+  int v;
+  for (int want : {1, 2, 3}) {
+    ASSERT_EQ(open.get(v, Deadline::now()), WaitResult::Ready);
+    EXPECT_EQ(v, want);
+  }
+  Channel<int> bounded(2);
+  std::vector<int> more{4, 5, 6};
+  EXPECT_EQ(bounded.put_all(more, Deadline::now()), WaitResult::Timeout);
+  EXPECT_EQ(more, std::vector<int>{6}) << "the item that did not fit stays with the caller";
+  bounded.close();
+  std::vector<int> late{7};
+  EXPECT_EQ(open.put_all(late), WaitResult::Ready);
+  open.close();
+  std::vector<int> refused{8};
+  EXPECT_EQ(open.put_all(refused), WaitResult::Closed);
+  EXPECT_EQ(refused, std::vector<int>{8});
+}

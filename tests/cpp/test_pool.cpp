@@ -238,3 +238,24 @@ TEST(Pool, CloseDoesNotWaitJoinDoes) {
   pool.join();
   EXPECT_EQ(done.load(), 6) << "accepted tasks still run after close()";
 }
+
+TEST(Pool, SubmitAllAcceptsABatchAtOnce) {
+  Pool pool(options(2));
+  std::atomic<int> done{0};
+  std::atomic<long long> sum{0};
+  std::vector<Pool::Job> jobs;
+  for (int i = 0; i < 1000; ++i)
+    jobs.push_back({call("add", Tuple{{Value(i), Value(1)}}),
+                    [&](Outcome o) {
+                      sum += o.value.get<std::int64_t>();
+                      ++done;
+                    },
+                    nullptr});
+  pool.submit_all(std::move(jobs));
+  pool.shutdown();
+  EXPECT_EQ(done.load(), 1000);
+  EXPECT_EQ(sum.load(), 1000LL * 1001 / 2);
+  std::vector<Pool::Job> late;
+  late.push_back({call("add", Tuple{{Value(1)}}), [](Outcome) {}, nullptr});
+  EXPECT_THROW(pool.submit_all(std::move(late)), PoolClosed);
+}
