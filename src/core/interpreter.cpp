@@ -91,14 +91,17 @@ Interpreter::~Interpreter() {
 // tied to the thread state that first imported `threading` is still held when
 // it runs on that OS thread. Here that thread state (an Activation's) is gone
 // and the interpreter ends with the keeper, so take the lock again: the
-// shutdown then releases it as it would have. Runs in a scratch namespace.
+// shutdown then releases it as it would have. Only on that OS thread: from any
+// other thread the shutdown joins that lock instead, and a held lock would hang
+// it. Runs in a scratch namespace.
 static void settle_threading_312() {
   static const char code[] =
       "import sys\n"
       "t = sys.modules.get('threading')\n"
       "m = getattr(t, '_main_thread', None)\n"
       "lock = getattr(m, '_tstate_lock', None)\n"
-      "if lock is not None and not lock.locked() and not m._is_stopped:\n"
+      "if lock is not None and not lock.locked() and not m._is_stopped \\\n"
+      "        and m.ident == t.get_ident():\n"
       "    lock.acquire(False)\n";
   PyObject* ns = PyDict_New();
   PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;

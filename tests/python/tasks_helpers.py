@@ -269,3 +269,7 @@ def write_file_after(path, delay, text):
     with open(path, "w") as f:
         f.write(text)
     return text
+
+
+def put_in_queue(q, value):
+    q.put(value)
