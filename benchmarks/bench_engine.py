@@ -407,6 +407,14 @@ def main(argv=None) -> int:
                              f"{us:.3f}", "", f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"
                              + (f" (submit loop alone {sub / 1000:.3f})" if sub else "")))
         for wk in (1, 2):
+            r = res.get(f"PoolTrivialTaskBatched/workers:{wk}/real_time")
+            if r:
+                us = r["ns_per_item"] / 1000
+                verdict = "OK" if us <= ENGINE_TARGET_US else "MISSED"
+                rows.append((f"  same, submitted as one batch (submit_all), {wk} worker"
+                             f"{'s' if wk > 1 else ''}: µs/task", f"{us:.3f}", "",
+                             f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"))
+        for wk in (1, 2):
             r = res.get(f"PoolPrefilledDrain/workers:{wk}/manual_time")
             if r:
                 sub = r.get("submit_ns_per_item")
