@@ -107,11 +107,11 @@ class Interpreter:
             raise TypeError(f"an interpreter id must be an int, not {type(id).__name__!r}")
         if id < 0:
             raise ValueError(f"interpreter ids are >= 0, got {id}")
+        if _interpool.interp_whence(id) is None:
+            raise _not_found(id)
         with _objects_lock:
             obj = _objects.get(id)
             if obj is None:
-                if _interpool.interp_whence(id) is None:
-                    raise _not_found(id)
                 obj = super().__new__(cls)
                 obj._id = id
                 _objects[id] = obj
@@ -173,6 +173,8 @@ class Interpreter:
         if isinstance(code, types.CodeType):
             payload: str | bytes = marshal.dumps(code)
         elif isinstance(code, str):
+            if "\0" in code:
+                raise ValueError("source code string cannot contain null bytes")
             payload = code
         else:
             raise TypeError(f"exec() takes source text, a code object or a function, not {type(code).__name__!r}")
