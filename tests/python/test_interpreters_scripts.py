@@ -94,6 +94,34 @@ def test_call_accepts_objects_of_classes_of_the_main_script(tmp_path, mode):
     assert f"{mode}: 7" in r.stdout.splitlines()
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: with `python -m pkg.tool`, a function of the __main__ module "
+                   "fails in the sub-interpreter when the module uses a relative import: the file is "
+                   "loaded as a top-level module __mp_main__ (ImportError: attempted relative import with "
+                   "no known parent package); multiprocessing imports __main__.__spec__.name instead")
+def test_call_accepts_functions_of_a_main_module_run_with_dash_m(tmp_path):
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    (pkg / "tool.py").write_text(textwrap.dedent("""
+        from . import helpers
+        from interpool import interpreters
+
+        def work(x):
+            return helpers.double(x)
+
+        if __name__ == "__main__":
+            interp = interpreters.create()
+            try:
+                print("result:", interp.call(work, 21))
+            finally:
+                interp.close()
+    """))
+    r = run(["-m", "pkg.tool"], cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "result: 42\n"
+
+
 def test_call_of_a_main_function_from_python_c_fails_clearly():
     code = textwrap.dedent("""
         from interpool import interpreters
