@@ -94,7 +94,7 @@ $(TOOLS_STAMP): pyproject.toml
 	fi
 	{ $(call pyproject,build-system.requires); $(call pyproject,project.optional-dependencies.test); } |
 	  xargs -d '\n' $(PIP) install -q 'cmake>=3.21' ninja
-	rm -f $(VENV)/.tools-* $(INSTALL_STAMP) $(VENV)/.demo-deps
+	rm -f $(VENV)/.tools-* $(INSTALL_STAMP) $(VENV)/.demo-deps $(VENV)/.bench-deps
 	touch $@
 
 # The package, reinstalled from source when anything in PKG_SOURCES is newer.
@@ -205,9 +205,14 @@ $(VENV)/.demo-deps: $(TOOLS_STAMP) pyproject.toml
 	@$(call pyproject,project.optional-dependencies.demo) | xargs -r -d '\n' $(PIP) install -q
 	touch $@
 
+# The baselines of the benchmarks (loky, the PEP 734 backport): the bench extra.
+$(VENV)/.bench-deps: $(TOOLS_STAMP) pyproject.toml
+	@$(call pyproject,project.optional-dependencies.bench) | xargs -r -d '\n' $(PIP) install -q
+	touch $@
+
 # bench: build the C++ engine benchmark (Google Benchmark, in build/bench), then run
 # every benchmarks/*.py but _helpers with the venv's python, e.g. BENCH_ARGS=--quick.
-bench: $(INSTALL_STAMP)
+bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	@shopt -s nullglob
 	if [ -f benchmarks/CMakeLists.txt ]; then
 	  $(call apt-ensure,libbenchmark-dev)
