@@ -7,7 +7,6 @@ sub-interpreter (pure Python, standard library only).
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.util
 import sys
 import time
@@ -60,7 +59,7 @@ def call(*args: Any, **kwargs: Any) -> Any:
     return kwargs.pop(FN_KEYWORD)(*args, **kwargs)
 
 
-class _MainFinder(importlib.abc.MetaPathFinder):
+class _MainFinder:
     """Makes the parent's __main__ script importable as __mp_main__, on first use."""
 
     def __init__(self, path: str) -> None:
@@ -87,7 +86,7 @@ class _LazyMain(types.ModuleType):
 loading_main = False
 
 
-class _MainLoader(importlib.abc.Loader):
+class _MainLoader:
     def __init__(self, path: str) -> None:
         self.path = path
 
