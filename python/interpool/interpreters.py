@@ -41,12 +41,15 @@ __all__ = [
     "create", "create_queue", "get_current", "get_main", "is_shareable", "list_all",
 ]
 
-InterpreterError = _interpool.InterpreterError
-InterpreterNotFoundError = _interpool.InterpreterNotFoundError
-NotShareableError = _interpool.NotShareableError
-QueueEmpty = _interpool.QueueEmpty
-QueueFull = _interpool.QueueFull
-ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
+from . import (  # noqa: E402  (the package's names for the extension's exceptions)
+    InterpreterError,
+    InterpreterNotFoundError,
+    ItemInterpreterDestroyed,
+    NotShareableError,
+    QueueEmpty,
+    QueueFull,
+)
+
 Queue = _interpool.Queue
 UNBOUND = _interpool.UNBOUND
 UNBOUND_ERROR = _interpool.UNBOUND_ERROR
