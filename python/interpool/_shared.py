@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+# collections.abc re-exports these from _collections_abc, which every interpreter
+# has loaded; importing collections.abc would also load collections and 5 more.
+from _collections_abc import Mapping
+
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 

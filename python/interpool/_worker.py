@@ -7,7 +7,6 @@ sub-interpreter (pure Python, standard library only).
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 import time
 import types
@@ -68,6 +67,8 @@ class _MainFinder:
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != MAIN_ALIAS:
             return None
+        import importlib.util  # here: most workers never load the script
+
         return importlib.util.spec_from_file_location(
             MAIN_ALIAS, self.path, loader=_MainLoader(self.path)
         )
