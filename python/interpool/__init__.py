@@ -23,7 +23,6 @@ RemoteError = _interpool.RemoteError
 InterpreterError = _interpool.InterpreterError
 InterpreterNotFoundError = _interpool.InterpreterNotFoundError
 QueueEmpty = _interpool.QueueEmpty
-QueueFull = _interpool.QueueFull
 QueueClosed = _interpool.QueueClosed
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 
@@ -39,8 +38,10 @@ def __getattr__(name: str) -> Any:
         from ._executor import Executor
 
         return Executor
-    if name == "BrokenInterpreterPool":  # a concurrent.futures.BrokenExecutor
-        return _interpool.BrokenInterpreterPool
+    if name in ("BrokenInterpreterPool", "QueueFull"):
+        # Subclasses of concurrent.futures.BrokenExecutor and queue.Full: the
+        # extension makes them on first use, sparing workers those imports.
+        return getattr(_interpool, name)
     raise AttributeError(f"module 'interpool' has no attribute {name!r}")
 
 

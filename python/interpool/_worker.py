@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-import types
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
 if TYPE_CHECKING:
     from typing import Any
@@ -74,7 +73,7 @@ class _MainFinder:
         )
 
 
-class _LazyMain(types.ModuleType):
+class _LazyMain(type(sys)):  # types.ModuleType, without importing types
     """Stands for __main__ in a worker: attribute lookups (e.g. by pickle, for a
     class defined in the parent's script) load the script as __mp_main__."""
 
@@ -94,7 +93,7 @@ class _MainLoader:
     def create_module(self, spec: Any) -> None:
         return None
 
-    def exec_module(self, module: types.ModuleType) -> None:
+    def exec_module(self, module: Any) -> None:
         global loading_main  # noqa: PLW0603
         with open(self.path, "rb") as f:
             code = compile(f.read(), self.path, "exec")

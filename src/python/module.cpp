@@ -104,6 +104,20 @@ bool ensure_futures_types(ModuleState* st) {
   return true;
 }
 
+// QueueFull subclasses queue.Full: made on first need (and by the module's __getattr__).
+bool ensure_queue_full(ModuleState* st) {
+  if (st->QueueFull) return true;
+  PyObject* queue_module = PyImport_ImportModule("queue");
+  if (!queue_module) return false;
+  PyObject* full = PyObject_GetAttrString(queue_module, "Full");
+  Py_DECREF(queue_module);
+  if (!full) return false;
+  st->QueueFull =
+      PyErr_NewExceptionWithDoc("interpool.QueueFull", "The queue was full.", full, nullptr);
+  Py_DECREF(full);
+  return st->QueueFull != nullptr;
+}
+
 // Turns an engine error being handled into a Python exception; returns nullptr.
 PyObject* raise_engine_error(ModuleState* st) {
   try {
@@ -274,8 +288,20 @@ struct QueueObject {
   PyObject* weakrefs;
 };
 
+// st->queues or st->pools, made on first use: a weakref.WeakValueDictionary or
+// WeakSet (workers that never hold a Queue or Pool do not import weakref).
+PyObject* weak_container(PyObject*& slot, const char* factory) {
+  if (slot) return slot;
+  PyObject* weakref = PyImport_ImportModule("weakref");
+  if (!weakref) return nullptr;
+  slot = PyObject_CallMethod(weakref, factory, nullptr);
+  Py_DECREF(weakref);
+  return slot;
+}
+
 // The one Queue object of this interpreter for `q` (new reference).
 PyObject* queue_object_for(ModuleState* st, const std::shared_ptr<Queue>& q) {
+  if (!weak_container(st->queues, "WeakValueDictionary")) return nullptr;
   PyObject* key = PyLong_FromLongLong(q->id());
   if (!key) return nullptr;
   PyObject* existing = PyObject_GetItem(st->queues, key);
@@ -357,8 +383,10 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   Queue& q = queue_of(self);
   WaitResult r;
   if (!wait_releasing_gil([&] { return q.put(item, deadline, true); }, r)) return nullptr;
-  if (r == WaitResult::Timeout)
+  if (r == WaitResult::Timeout) {
+    if (!ensure_queue_full(st)) return nullptr;
     return PyErr_Format(st->QueueFull, "queue %lld is full", (long long)q.id());
+  }
   if (r == WaitResult::Closed)
     return PyErr_Format(st->QueueClosed, "queue %lld is closed", (long long)q.id());
   Py_RETURN_NONE;
@@ -767,7 +795,8 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
       throw;
     }
     // Workers must end before the interpreter finalizes: the exit hook joins them.
-    PyObject* r = PyObject_CallMethod(st->pools, "add", "O", self);
+    PyObject* pools = weak_container(st->pools, "WeakSet");
+    PyObject* r = pools ? PyObject_CallMethod(pools, "add", "O", self) : nullptr;
     if (!r) {
       Py_DECREF(self);
       return nullptr;
@@ -1269,7 +1298,7 @@ PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
 // (3.13 ends sub-interpreters still in use at finalization; 3.12 would leak them).
 PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
-  PyObject* pools = PySequence_List(st->pools);
+  PyObject* pools = st->pools ? PySequence_List(st->pools) : PyList_New(0);
   if (!pools) return nullptr;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) {
     auto* po = reinterpret_cast<PoolObject*>(PyList_GET_ITEM(pools, i));
@@ -1286,6 +1315,8 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
 PyObject* mod_getattr(PyObject* module, PyObject* name) {
   ModuleState* st = state_of(module);
   if (PyUnicode_Check(name)) {
+    if (PyUnicode_CompareWithASCIIString(name, "QueueFull") == 0)
+      return ensure_queue_full(st) ? Py_NewRef(st->QueueFull) : nullptr;
     bool broken = PyUnicode_CompareWithASCIIString(name, "BrokenInterpreterPool") == 0;
     bool cancelled = !broken && PyUnicode_CompareWithASCIIString(name, "CancelledError") == 0;
     if (broken || cancelled) {
@@ -1299,7 +1330,7 @@ PyObject* mod_getattr(PyObject* module, PyObject* name) {
 
 PyMethodDef module_methods[] = {
     {"__getattr__", mod_getattr, METH_O,
-     "Made on first use: BrokenInterpreterPool, CancelledError."},
+     "Made on first use: QueueFull, BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,
      "Create an isolated interpreter; return its id."},
     {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},
@@ -1348,15 +1379,14 @@ int module_exec(PyObject* module) {
 
   ModuleState* st = state_of(module);
 
-  PyObject* queue_module = PyImport_ImportModule("queue");
+  // queue.Empty is _queue.Empty; queue.Full (for QueueFull) needs the queue
+  // module and its threading import, which workers seldom use: made on first need.
+  PyObject* queue_module = PyImport_ImportModule("_queue");
   if (!queue_module) return -1;
   PyObject* queue_empty = PyObject_GetAttrString(queue_module, "Empty");
-  PyObject* queue_full = PyObject_GetAttrString(queue_module, "Full");
   Py_DECREF(queue_module);
-  // Both stay referenced through the module's exception classes.
-  Py_XDECREF(queue_empty);
-  Py_XDECREF(queue_full);
-  if (!queue_empty || !queue_full) return -1;
+  Py_XDECREF(queue_empty);  // stays referenced as QueueEmpty's base
+  if (!queue_empty) return -1;
   if (!(st->InterpreterError =
             new_exception(module, "InterpreterError", PyExc_Exception,
                           "An interpreter could not be created, entered or closed.")) ||
@@ -1367,7 +1397,6 @@ int module_exec(PyObject* module) {
                           "No interpreter has this id (any more).")) ||
       !(st->QueueEmpty =
             new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
-      !(st->QueueFull = new_exception(module, "QueueFull", queue_full, "The queue was full.")) ||
       !(st->QueueClosed =
             new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
       !(st->ItemInterpreterDestroyed =
@@ -1397,12 +1426,6 @@ int module_exec(PyObject* module) {
       !make_unbound(&st->unbound_error, "UNBOUND_ERROR", Unbound::Error) ||
       !make_unbound(&st->unbound_remove, "UNBOUND_REMOVE", Unbound::Remove))
     return -1;
-  PyObject* weakref = PyImport_ImportModule("weakref");
-  if (!weakref) return -1;
-  st->queues = PyObject_CallMethod(weakref, "WeakValueDictionary", nullptr);
-  st->pools = PyObject_CallMethod(weakref, "WeakSet", nullptr);
-  Py_DECREF(weakref);
-  if (!st->queues || !st->pools) return -1;
   PyObject* atexit = PyImport_ImportModule("atexit");
   if (!atexit) return -1;
   PyObject* hook = PyObject_GetAttrString(module, "_shutdown_pools");

@@ -275,3 +275,16 @@ def test_workers_are_other_interpreters_with_their_own_modules(make_executor, tm
 def test_nested_executor_inside_a_worker(make_executor):
     e = make_executor(1)
     assert e.submit(T.executor_in_worker, 6).result(timeout=60) == 36
+
+
+def test_workers_stay_light(make_executor):
+    # Every worker imports interpool for `shared`: it must not drag in modules
+    # that cost each worker memory and start-up time (see docs/benchmarks.md, rows 4-5).
+    import worker_probe
+
+    ex = make_executor(1)
+    loaded = set(ex.submit(worker_probe.loaded_modules).result(timeout=60))
+    assert "interpool._worker" in loaded  # the probe really ran in a worker
+    heavy = {"threading", "queue", "weakref", "collections", "typing", "importlib.util",
+             "concurrent.futures", "importlib.abc", "types"}
+    assert loaded & heavy == set()
