@@ -55,9 +55,39 @@ def _rephrase(exc: BaseException, chunk_start: int | None = None) -> BaseExcepti
 
 
 class _Future(Future):
-    """A Future whose cancel() also withdraws the task from the workers' queue."""
+    """A Future whose cancel() also withdraws the task from the workers' queue,
+    and whose result() waits on the engine: the thread that asks settles it,
+    without a detour through the result thread."""
 
     _task: Any = None
+    _state: _State | None = None
+    _token = 0
+
+    def _settle_here(self, timeout: float | None) -> None:
+        """Waits for the task (GIL released) and settles this future, unless the
+        result thread claims the outcome first. TimeoutError if it runs late."""
+        task = self._task
+        if task is None or self._state is None or self.done():
+            return
+        got = task.take(timeout)
+        if got is not None:
+            self._state.settle(self._token, *got)
+
+    def result(self, timeout: float | None = None) -> Any:
+        if not self.done():
+            end = None if timeout is None else time.monotonic() + timeout
+            self._settle_here(timeout)
+            if end is not None:
+                timeout = max(0.0, end - time.monotonic())
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        if not self.done():
+            end = None if timeout is None else time.monotonic() + timeout
+            self._settle_here(timeout)
+            if end is not None:
+                timeout = max(0.0, end - time.monotonic())
+        return super().exception(timeout)
 
     def cancel(self) -> bool:
         if self.cancelled():
@@ -110,6 +140,26 @@ class _State:
             fut.cancel()
         self._close_pool_when_fed()
 
+    def settle(self, token: int, ok: bool, payload: Any) -> None:
+        """Gives a task's outcome to its future (on whichever thread claimed it)."""
+        fut = self.futures.pop(token, None)
+        if fut is None:
+            return
+        if ok and not fut.cancelled():
+            fut.set_result(payload)
+        elif fut.cancelled() or isinstance(payload, CancelledError):
+            # Cancelled by the caller, by shutdown(cancel_futures=True), or in the
+            # moment between submit and the task's registration: tell waiters once.
+            Future.cancel(fut)
+            try:
+                fut.set_running_or_notify_cancel()
+            except RuntimeError:
+                pass  # already notified
+        else:
+            if isinstance(payload, BrokenInterpreterPool):
+                self.broken = str(payload)
+            fut.set_exception(payload)
+
     def _close_pool_when_fed(self) -> None:
         # The engine stops taking tasks once every map() has submitted all it accepted.
         with self.lock:
@@ -121,31 +171,16 @@ class _State:
 
 
 def _collect(state: _State) -> None:
-    """The result thread: takes outcomes in batches and settles their futures."""
+    """The result thread: takes the outcomes that no result() call claimed, in
+    batches, and settles their futures."""
     pool = state.pool
-    futures = state.futures
+    settle = state.settle
     while True:
         batch = pool.completions()
         if batch is None:
             break
         for token, ok, payload in batch:
-            fut = futures.pop(token, None)
-            if fut is None:
-                continue
-            if ok and not fut.cancelled():
-                fut.set_result(payload)
-            elif fut.cancelled() or isinstance(payload, CancelledError):
-                # Cancelled by the caller, by shutdown(cancel_futures=True), or in the
-                # moment between submit and the task's registration: tell waiters once.
-                Future.cancel(fut)
-                try:
-                    fut.set_running_or_notify_cancel()
-                except RuntimeError:
-                    pass  # already notified
-            else:
-                if isinstance(payload, BrokenInterpreterPool):
-                    state.broken = str(payload)
-                fut.set_exception(payload)
+            settle(token, ok, payload)
     pool.join()
 
 
@@ -294,6 +329,8 @@ class Executor(_BaseExecutor):
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             token = next(state.tokens)
             state.futures[token] = fut
+            fut._state = state
+            fut._token = token
             try:
                 fut._task = state.pool.submit(*parts, token=token)
             except BaseException as e:

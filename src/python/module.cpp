@@ -555,6 +555,32 @@ PyObject* object_from_handle(const std::shared_ptr<Shareable>& object) {
 // Task: the pending result of one Pool.submit
 // ---------------------------------------------------------------------------
 
+struct TaskState;
+
+// Outcomes of tasks submitted with a token, for one consumer thread to collect
+// in batches (the Executor's result thread). An outcome that a thread waiting
+// in Task.take() receives directly is never posted here.
+struct Completions {
+  Channel<std::pair<long long, std::shared_ptr<TaskState>>> channel;
+  std::atomic<long long> outstanding{0};  // accepted tasks whose outcome is not resolved
+  std::atomic<bool> closing{false};
+
+  void post(long long token, std::shared_ptr<TaskState> task) {
+    std::pair<long long, std::shared_ptr<TaskState>> item{token, std::move(task)};
+    channel.put(item);
+    resolved();
+  }
+  // One outcome resolved (posted, or taken without being posted).
+  void resolved() {
+    if (outstanding.fetch_sub(1) == 1 && closing.load()) channel.close();
+  }
+  // After the pool stops accepting tasks: ends the stream once all are resolved.
+  void finish() {
+    closing.store(true);
+    if (outstanding.load() == 0) channel.close();
+  }
+};
+
 struct TaskState {
   std::shared_ptr<TaskControl> control = std::make_shared<TaskControl>();
   std::mutex mutex;
@@ -573,6 +599,63 @@ struct TaskState {
   bool is_done() {
     std::lock_guard lock(mutex);
     return done;
+  }
+
+  // A task submitted with a token has two readers in its interpreter: threads
+  // waiting in Task.take() and the one collecting Pool.completions(). The
+  // outcome goes to completions() only if no thread waits in take() when it
+  // comes (so the collector is not woken for nothing); the first reader to
+  // claim it rebuilds it. Guarded by `mutex`.
+  std::weak_ptr<Completions> sink;
+  long long token = 0;
+  int takers = 0;        // threads in take()
+  bool posted = false;   // sent to completions()
+  bool claimed = false;  // rebuilt by take() or completions()
+
+  // Ends a token task; true if the outcome must be posted (no taker waits).
+  bool complete_token(Outcome out) {
+    bool post;
+    {
+      std::lock_guard lock(mutex);
+      outcome = std::move(out);
+      done = true;
+      post = posted = takers == 0;
+    }
+    signal.notify_all();
+    return post;
+  }
+  bool claim() {
+    std::lock_guard lock(mutex);
+    if (claimed) return false;
+    claimed = true;
+    return true;
+  }
+  bool is_claimed() {
+    std::lock_guard lock(mutex);
+    return claimed;
+  }
+  // The outcome, moved out (once claimed; it is not read again).
+  Outcome take_outcome() {
+    std::lock_guard lock(mutex);
+    return std::move(outcome);
+  }
+
+  // Waits with the GIL released until the task is done or, with
+  // `or_cancelled`, cancelled before it started (its outcome then comes only
+  // when a worker dequeues it). False with an exception set if interrupted.
+  bool wait(const Deadline& deadline, bool or_cancelled, WaitResult& r) {
+    return wait_releasing_gil(
+        [&] {
+          for (;;) {
+            std::uint32_t epoch = signal.epoch();
+            if (is_done() || (or_cancelled && control->state() == TaskControl::State::Cancelled))
+              return WaitResult::Ready;
+            if (deadline.passed()) return WaitResult::Timeout;
+            WaitResult w = signal.wait(epoch, deadline, true);
+            if (w == WaitResult::Interrupted) return w;
+          }
+        },
+        r);
   }
 };
 
@@ -606,28 +689,68 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!parse_deadline(timeout, 1, deadline)) return nullptr;
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
   WaitResult r;
-  bool ok = wait_releasing_gil(
-      [&] {
-        for (;;) {
-          std::uint32_t epoch = task.signal.epoch();
-          if (task.is_done()) return WaitResult::Ready;
-          if (deadline.passed()) return WaitResult::Timeout;
-          WaitResult w = task.signal.wait(epoch, deadline, true);
-          if (w == WaitResult::Interrupted) return w;
-        }
-      },
-      r);
-  if (!ok) return nullptr;
+  if (!task.wait(deadline, false, r)) return nullptr;
   if (r == WaitResult::Timeout)
     return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
   ModuleState* st = state_of_type(Py_TYPE(self));
-  const Outcome& out = task.outcome;  // immutable once done
+  if (task.is_claimed())
+    return PyErr_Format(PyExc_RuntimeError,
+                        "this task's outcome was delivered by completions() or take()");
+  const Outcome& out = task.outcome;  // immutable once done, until claimed
   if (out.status == Outcome::Status::Ok) return to_python(out.value);
   return raise_outcome(st, out);
 }
 
+PyObject* outcome_payload(ModuleState* st, const Outcome& out, bool& ok);
+
+PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"timeout", nullptr};
+  PyObject* timeout = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:take", const_cast<char**>(kwlist), &timeout))
+    return nullptr;
+  Deadline deadline;
+  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  const std::shared_ptr<TaskState>& state = *reinterpret_cast<TaskObject*>(self)->state;
+  TaskState& task = *state;
+  {
+    std::lock_guard lock(task.mutex);
+    ++task.takers;
+  }
+  WaitResult r;
+  bool waited = task.wait(deadline, true, r);  // false: interrupted, exception set
+  bool mine = false, handed = false, post = false;
+  {
+    std::lock_guard lock(task.mutex);
+    --task.takers;
+    if (task.done && !task.claimed) {
+      handed = !task.posted;
+      if (waited) {
+        mine = task.claimed = true;
+      } else if (handed && task.takers == 0) {
+        post = task.posted = true;  // interrupted: the outcome goes to completions() after all
+      }
+    }
+  }
+  std::shared_ptr<Completions> sink = task.sink.lock();
+  if (sink && post) sink->post(task.token, state);
+  if (sink && mine && handed) sink->resolved();
+  if (!waited) return nullptr;
+  if (!mine) {
+    if (r == WaitResult::Timeout)
+      return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
+    Py_RETURN_NONE;  // cancelled, or another reader has the outcome
+  }
+  bool ok = false;
+  PyObject* payload = outcome_payload(state_of_type(Py_TYPE(self)), task.take_outcome(), ok);
+  if (!payload) return nullptr;
+  return Py_BuildValue("(NN)", PyBool_FromLong(ok), payload);
+}
+
 PyObject* Task_cancel(PyObject* self, PyObject*) {
-  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->control->cancel());
+  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  if (!task.control->cancel()) Py_RETURN_FALSE;
+  task.signal.notify_all();  // wakes take(): the outcome comes only when a worker dequeues it
+  Py_RETURN_TRUE;
 }
 
 PyObject* Task_running(PyObject* self, PyObject*) {
@@ -643,6 +766,11 @@ PyMethodDef Task_methods[] = {
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
+    {"take", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_take)),
+     METH_VARARGS | METH_KEYWORDS,
+     "take(timeout=None)\n--\n\nFor a task submitted with a token: wait until it ends or is "
+     "cancelled; return (ok, value_or_exception) if this call claims its outcome, None if "
+     "completions() did (or will, once a cancelled task is dequeued)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot Task_slots[] = {{Py_tp_doc, const_cast<char*>("The pending result of Pool.submit.")},
@@ -659,25 +787,6 @@ PyType_Spec Task_spec = {"interpool._interpool.Task", sizeof(TaskObject), 0,
 // ---------------------------------------------------------------------------
 // Pool
 // ---------------------------------------------------------------------------
-
-// Outcomes of tasks submitted with a token, for one consumer thread to collect
-// in batches (the Executor's result thread).
-struct Completions {
-  Channel<std::pair<long long, Outcome>> channel;
-  std::atomic<long long> outstanding{0};
-  std::atomic<bool> closing{false};
-
-  void post(long long token, Outcome out) {
-    std::pair<long long, Outcome> item{token, std::move(out)};
-    channel.put(item);
-    if (outstanding.fetch_sub(1) == 1 && closing.load()) channel.close();
-  }
-  // After the pool stops accepting tasks: ends the stream once all are posted.
-  void finish() {
-    closing.store(true);
-    if (outstanding.load() == 0) channel.close();
-  }
-};
 
 struct PoolObject {
   PyObject_HEAD Pool* pool;
@@ -855,18 +964,16 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
             std::move(call), [state](Outcome out) { state->complete(std::move(out)); },
             state->control);
       } else {
-        // The outcome goes to completions(); the Task only controls cancellation.
+        // The outcome goes to completions() or Task.take(), whichever claims it.
         std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
+        state->sink = sink;
+        state->token = token;
         sink->outstanding.fetch_add(1);
         try {
           pool->submit(
               std::move(call),
               [sink, state, token](Outcome out) {
-                {
-                  std::lock_guard lock(state->mutex);
-                  state->done = true;
-                }
-                sink->post(token, std::move(out));
+                if (state->complete_token(std::move(out))) sink->post(token, state);
               },
               state->control);
         } catch (...) {
@@ -909,10 +1016,10 @@ PyObject* Pool_shutdown(PyObject* self, PyObject* args, PyObject* kwargs) {
   return Pool_join(self, nullptr);
 }
 
-// One completion as (token, ok, value_or_exception); nullptr on failure.
-PyObject* completion_tuple(ModuleState* st, long long token, const Outcome& out) {
+// An outcome as its value (ok) or exception; nullptr on failure.
+PyObject* outcome_payload(ModuleState* st, const Outcome& out, bool& ok) {
   PyObject* payload;
-  bool ok = out.status == Outcome::Status::Ok;
+  ok = out.status == Outcome::Status::Ok;
   if (ok) {
     payload = to_python(out.value);
     if (!payload) {
@@ -924,8 +1031,7 @@ PyObject* completion_tuple(ModuleState* st, long long token, const Outcome& out)
     raise_outcome(st, out);
     payload = PyErr_GetRaisedException();
   }
-  if (!payload) return nullptr;
-  return Py_BuildValue("(LNN)", token, PyBool_FromLong(ok), payload);
+  return payload;
 }
 
 PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -939,27 +1045,31 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!parse_deadline(timeout, 1, deadline)) return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
   std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
-  std::vector<std::pair<long long, Outcome>> batch;
-  std::pair<long long, Outcome> item;
+  std::vector<std::pair<long long, std::shared_ptr<TaskState>>> batch;
+  std::pair<long long, std::shared_ptr<TaskState>> item;
   WaitResult r;
   if (!wait_releasing_gil([&] { return sink->channel.get(item, deadline, true); }, r))
     return nullptr;
   if (r == WaitResult::Closed) Py_RETURN_NONE;  // closed and every outcome delivered
   if (r == WaitResult::Ready) {
-    batch.push_back(std::move(item));
+    // Outcomes a Task.take() already claimed are left out.
+    if (item.second->claim()) batch.push_back(std::move(item));
     while (static_cast<Py_ssize_t>(batch.size()) < limit &&
            sink->channel.get(item, Deadline::now()) == WaitResult::Ready)
-      batch.push_back(std::move(item));
+      if (item.second->claim()) batch.push_back(std::move(item));
   }
-  PyObject* list = PyList_New(static_cast<Py_ssize_t>(batch.size()));
+  PyObject* list = PyList_New(0);
   if (!list) return nullptr;
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    PyObject* t = completion_tuple(st, batch[i].first, batch[i].second);
-    if (!t) {
+  for (auto& [token, task] : batch) {
+    bool ok = false;
+    PyObject* payload = outcome_payload(st, task->take_outcome(), ok);
+    PyObject* t = payload ? Py_BuildValue("(LNN)", token, PyBool_FromLong(ok), payload) : nullptr;
+    if (!t || PyList_Append(list, t) < 0) {
+      Py_XDECREF(t);
       Py_DECREF(list);
       return nullptr;
     }
-    PyList_SET_ITEM(list, static_cast<Py_ssize_t>(i), t);
+    Py_DECREF(t);
   }
   return list;
 }
@@ -983,8 +1093,9 @@ PyMethodDef Pool_methods[] = {
     {"completions", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_completions)),
      METH_VARARGS | METH_KEYWORDS,
      "completions(timeout=None, limit=4096)\n--\n\nWait for outcomes of tasks submitted with a "
-     "token; returns a list of (token, ok, value_or_exception), [] on timeout, None once the pool "
-     "is closed and every outcome has been returned."},
+     "token; returns a list of (token, ok, value_or_exception) (leaving out those Task.take() "
+     "claimed, so possibly []), [] on timeout, None once the pool is closed and every outcome "
+     "has been delivered."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers.", nullptr},

@@ -208,6 +208,58 @@ def test_cancel_callbacks_and_all_futures_end(make_executor, gates):
     assert f.cancelled()
 
 
+def test_cancel_wakes_a_thread_waiting_in_result(make_executor, gates):
+    # result() waits on the engine task itself: cancel() from another thread must
+    # end that wait now, not when a worker reaches the cancelled task.
+    e = make_executor(1)
+    blocker = gates.blocker(e)
+    gates.wait_started(1)
+    f = e.submit(T.add, 1, 2)
+    seen = []
+
+    def waiter():
+        try:
+            seen.append(f.result(timeout=60))
+        except BaseException as exc:  # noqa: BLE001
+            seen.append(exc)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    wait_until(lambda: t.is_alive(), 10)
+    time.sleep(0.1)  # let it block in result()
+    assert f.cancel()
+    t.join(10)
+    assert not t.is_alive()  # the worker is still busy with the blocker
+    assert len(seen) == 1 and isinstance(seen[0], CancelledError)
+    assert not blocker.done()
+    gates.open()
+    assert blocker.result(timeout=30) is not None
+
+
+def test_results_waited_from_many_threads_each_settled_once(make_executor):
+    # Threads waiting in result() and the result thread race to claim each
+    # outcome: every future ends once, with its own value, and callbacks run once.
+    e = make_executor(2)
+    futs = [e.submit(T.square, i) for i in range(400)]
+    calls = []
+    for f in futs:
+        f.add_done_callback(lambda fut: calls.append(fut.result()))
+    out = [None] * len(futs)
+
+    def take(part):
+        for i in range(part, len(futs), 4):
+            out[i] = futs[i].result(timeout=60)
+
+    threads = [threading.Thread(target=take, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert out == [i * i for i in range(400)]
+    assert sorted(calls) == sorted(i * i for i in range(400))
+    assert all(f.exception(timeout=0) is None for f in futs)
+
+
 def test_cancel_twice_returns_true(make_executor, gates):
     e = make_executor(1)
     gates.blocker(e)

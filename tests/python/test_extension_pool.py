@@ -131,6 +131,53 @@ def test_result_huge_timeout_waits(pool, timeout):
     assert out in ("v", "refused")
 
 
+def test_take_claims_an_outcome_once(fresh_pool):
+    # With a token, an outcome goes to whichever of Task.take() and
+    # completions() claims it first; the other never sees it.
+    p = fresh_pool(1)
+    taken = p.submit(HELPERS, "add", (1, 2), token=1)
+    assert taken.take(30) == (True, 3)
+    assert taken.take(30) is None
+    with pytest.raises(RuntimeError, match="delivered"):
+        taken.result(0)
+    failed = p.submit(HELPERS, "raise_value_error", ("boom",), token=2)
+    ok, exc = failed.take(30)
+    assert ok is False and isinstance(exc, ValueError)
+    collected = p.submit(HELPERS, "add", (2, 3), token=3)
+    batch = []
+    while not batch:
+        batch = p.completions(30)
+    assert batch == [(3, True, 5)]  # tokens 1 and 2 were claimed by take()
+    assert collected.take(0) is None
+    p.close()
+    assert p.completions(30) is None
+
+
+def test_take_timeout_and_cancel(fresh_pool):
+    p = fresh_pool(1)
+    started, release = ip.Queue(), ip.Queue()
+    blocker = p.submit(HELPERS, "rendezvous", (started, release), token=1)
+    started.get(timeout=30)
+    queued = p.submit(HELPERS, "add", (1, 2), token=2)
+    with pytest.raises(TimeoutError):
+        queued.take(0.05)
+    woke = []
+    t = threading.Thread(target=lambda: woke.append(queued.take(60)))
+    t.start()
+    time.sleep(0.1)
+    assert queued.cancel()
+    t.join(10)
+    assert woke == [None]  # cancelled: the outcome comes when a worker dequeues it
+    release.put(None)
+    assert blocker.take(30)[0] is True
+    p.close()
+    got = []
+    while (batch := p.completions(30)) is not None:
+        got += batch
+    assert [(token, type(payload).__name__) for token, _ok, payload in got] == [
+        (2, "CancelledError")]
+
+
 def test_task_type_cannot_be_instantiated():
     with pytest.raises(TypeError):
         ip.Task()
