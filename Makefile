@@ -49,6 +49,10 @@ CPP_BUILD ?= build/cpp-$(PYVER)
 ASAN_BUILD ?= build/asan
 BENCH_BUILD ?= build/bench-$(PYVER)
 BENCH_ARGS ?=
+# The benchmark scripts `make bench` runs (paths or names: bench_queues): all by default;
+# the others are listed as skipped in the combined table.
+BENCHES ?= $(wildcard benchmarks/[!_]*.py)
+BENCH_RESULTS ?= build/bench-results
 
 # Everything whose change means the extension must be rebuilt and reinstalled.
 PKG_SOURCES := CMakeLists.txt pyproject.toml $(shell find src include python \
@@ -210,10 +214,17 @@ $(VENV)/.bench-deps: $(TOOLS_STAMP) pyproject.toml
 	@$(call pyproject,project.optional-dependencies.bench) | xargs -r -d '\n' $(PIP) install -q
 	touch $@
 
-# bench: build the C++ engine benchmark (Google Benchmark, in build/bench), then run
-# every benchmarks/*.py but _helpers with the venv's python, e.g. BENCH_ARGS=--quick.
+# bench: every benchmark, then one table of them all with the baselines of the same run.
+# First the C++ engine benchmark is built (Google Benchmark, in build/bench-<pyver>); then
+# every benchmarks/*.py but _helpers runs with the venv's python and writes its numbers to
+# $(BENCH_RESULTS)/<name>.json; benchmarks/_report.py prints the combined table from them.
+# BENCH_ARGS goes to every script, so it holds options they all take: --quick (a smoke
+# run) and --repeat R; not --json, which make sets. A script's own options work when
+# BENCHES picks that script alone, e.g. BENCHES=bench_executor BENCH_ARGS='--only 2,3'.
 bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	@shopt -s nullglob
+	case " $(BENCH_ARGS) " in *" --json"*)
+	  echo "BENCH_ARGS: no --json: each script writes $(BENCH_RESULTS)/<name>.json"; exit 2;; esac
 	if [ -f benchmarks/CMakeLists.txt ]; then
 	  $(call apt-ensure,libbenchmark-dev)
 	  echo "== C++ benchmarks in $(BENCH_BUILD)"
@@ -227,9 +238,22 @@ bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	fi
 	files=(benchmarks/[!_]*.py)
 	[ $${#files[@]} -gt 0 ] || { echo "no benchmarks/*.py yet"; exit 0; }
-	for f in "$${files[@]}"; do echo "== $$f"; $(VENV_PY) "$$f" $(BENCH_ARGS); done
+	mkdir -p $(BENCH_RESULTS)
+	rm -f $(BENCH_RESULTS)/*.json
+	runs=(); failed=0
+	for f in "$${files[@]}"; do
+	  name=$$(basename "$$f" .py)
+	  case " $(BENCHES) " in *" $$f "*|*" $$name "*|*" $$name.py "*) ;;
+	    *) runs+=("$$f=skipped"); continue;; esac
+	  echo "== $$f"
+	  rc=0; $(VENV_PY) "$$f" $(BENCH_ARGS) --json $(BENCH_RESULTS)/$$name.json || rc=$$?
+	  runs+=("$$f=$$rc"); [ $$rc -eq 0 ] || failed=$$((failed + 1))
+	done
+	echo
+	$(VENV_PY) benchmarks/_report.py $(BENCH_RESULTS) "$${runs[@]}"
+	[ $$failed -eq 0 ] || { echo "== $$failed benchmark script(s) failed: see their output above"; exit 1; }
 
-# format: clang-format -i every C++ file in src, include and tests.
+# format: clang-format -i every C++ file in src, include, tests and benchmarks.
 format:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format -i
@@ -239,7 +263,7 @@ format-check:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format --dry-run --Werror
 
-CXX_FILES = find src include tests -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
+CXX_FILES = find src include tests benchmarks -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
   -o -name '*.hpp' \) -print0
 need-clang-format = command -v clang-format >/dev/null || { \
   echo "clang-format not found: apt-get install clang-format"; exit 1; }

@@ -26,6 +26,8 @@ parallel numbers are not meaningful.
 Usage:
   .venv/bin/python benchmarks/bench_engine.py [--quick] [--json FILE]
       [--repeat R] [--tasks N] [--task-seconds S] [--engine-bench PATH | --no-engine]
+  (or `make bench`, which builds the C++ binary, runs every benchmarks/*.py and then
+  prints one table of them all, benchmarks/_report.py; BENCH_ARGS=--quick)
 
 The C++ binary is looked for at --engine-bench, $INTERPOOL_ENGINE_BENCH, then
 build/*/benchmarks/interpool_engine_bench (newest first). Build it with:
@@ -37,12 +39,10 @@ build/*/benchmarks/interpool_engine_bench (newest first). Build it with:
 
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import glob
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -54,6 +54,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import _bench_tasks  # noqa: E402  (functions the workers run)
+import _common  # noqa: E402
 
 from interpool import _interpool as ip  # noqa: E402
 
@@ -64,50 +65,6 @@ ENGINE_TARGET_US = 1.0
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs busy over the next `seconds` (from /proc/stat; None where there is none).
-
-    Measured before the benchmark starts, this is the load from other processes:
-    a better guide than the load average, which lags by a minute.
-    """
-
-    def sample():
-        with open("/proc/stat") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-        return sum(fields[:8]), fields[3] + fields[4]  # total, idle + iowait
-
-    try:
-        t0, i0 = sample()
-        time.sleep(seconds)
-        t1, i1 = sample()
-    except (OSError, ValueError, IndexError):
-        return None
-    if t1 == t0:
-        return None
-    return round((os.cpu_count() or 1) * (1 - (i1 - i0) / (t1 - t0)), 2)
-
-
-def machine_info() -> dict:
-    return {
-        "python": sys.version.split()[0],
-        "python_executable": sys.executable,
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": ip.usable_cpus(),
-        "loadavg_start": loadavg(),
-        "busy_cpus_start": busy_cpus(),
-        "interpool_module": ip.__file__,
-    }
 
 
 def measure(fn) -> tuple[float, float]:
@@ -294,29 +251,146 @@ def bench_engine_cpp(path: str, repeat: int, quick: bool) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def print_table(rows):
-    """rows: (label, interpool, threads, note) tuples; a str row is a section title."""
-    head = ("measure", "interpool", "ThreadPoolExecutor", "note")
-    body = [r for r in rows if not isinstance(r, str)]
-    widths = [max(len(head[i]), *(len(r[i]) for r in body)) for i in range(3)]
-    line = "-" * (sum(widths) + 6 + max(len(head[3]), *(len(r[3]) for r in body)))
-    fmt = f"{{:<{widths[0]}}}  {{:>{widths[1]}}}  {{:>{widths[2]}}}  {{}}"
-    print(fmt.format(*head))
-    print(line)
-    for r in rows:
-        if isinstance(r, str):
-            print(r)
-        else:
-            print(fmt.format(*r).rstrip())
-    print(line)
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n > 1 else ''}"
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a fast smoke run (a few seconds)")
-    ap.add_argument("--json", metavar="FILE", help="also write every number to FILE")
-    ap.add_argument("--repeat", type=int, help="repetitions of each measure (median shown)")
+def table_rows(cpu: dict, trivial: dict[int, dict], n_tasks: int, engine: dict | None,
+               engine_note: str | None) -> list[_common.Row]:
+    """This script's own table: (measure, interpool, threads, note) rows and section titles."""
+    rows: list[_common.Row] = []
+    w = cpu["workers"]
+    rows.append(f"a. {w} CPU-bound tasks (spin({cpu['spin_n']}), "
+                f"~{cpu['sequential_wall_s'] / w:.2f} s each) on {w} workers")
+    rows.append(["  sequential, main interpreter: wall", f"{cpu['sequential_wall_s']:.3f} s",
+                 "", f"CPU/wall {cpu['sequential_cpu_per_wall']:.2f}"])
+    rows.append(["  parallel: wall", f"{cpu['interpool']['wall_s']:.3f} s",
+                 f"{cpu['threads']['wall_s']:.3f} s", ""])
+    rows.append(["  speedup vs sequential", f"{cpu['interpool']['speedup']:.2f}x",
+                 f"{cpu['threads']['speedup']:.2f}x", f"ideal {w}x"])
+    rows.append(["  process CPU time / wall time", f"{cpu['interpool']['cpu_per_wall']:.2f}",
+                 f"{cpu['threads']['cpu_per_wall']:.2f}",
+                 f"~{w}: {w} GILs ran at once; ~1: one GIL"])
+    rows.append(f"b. trivial task inc(x) through the Python API, N={n_tasks}, µs per task")
+    for wk, r in trivial.items():
+        rows.append([f"  {plural(wk, 'worker')}: submit loop only",
+                     f"{r['interpool']['submit_us']:.2f}", f"{r['threads']['submit_us']:.2f}", ""])
+        rows.append([f"  {plural(wk, 'worker')}: submit + wait all",
+                     f"{r['interpool']['total_us']:.2f}", f"{r['threads']['total_us']:.2f}",
+                     f"interpool {r['threads']['total_us'] / r['interpool']['total_us']:.1f}x "
+                     "faster" if r['interpool']['total_us'] < r['threads']['total_us'] else
+                     f"interpool {r['interpool']['total_us'] / r['threads']['total_us']:.1f}x "
+                     "slower"])
+    rows.append("c. engine level (C++ caller, operator.pos(i)), from interpool_engine_bench")
+    if not engine:
+        rows.append(["  trivial task: µs/task", "n/a", "", (engine_note or "?").splitlines()[0][:80]])
+        return rows
+    res = engine["results"]
+    for wk in (1, 2):
+        r = res.get(f"PoolTrivialTask/workers:{wk}/real_time")
+        if r:
+            us = r["ns_per_item"] / 1000
+            verdict = "OK" if us <= ENGINE_TARGET_US else "MISSED"
+            sub = r.get("submit_ns_per_item")
+            rows.append([f"  trivial task, {plural(wk, 'worker')}: µs/task",
+                         f"{us:.3f}", "", f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"
+                         + (f" (submit loop alone {sub / 1000:.3f})" if sub else "")])
+    for wk in (1, 2):
+        r = res.get(f"PoolTrivialTaskBatched/workers:{wk}/real_time")
+        if r:
+            us = r["ns_per_item"] / 1000
+            verdict = "OK" if us <= ENGINE_TARGET_US else "MISSED"
+            rows.append([f"  same, submitted as one batch (submit_all), {plural(wk, 'worker')}: "
+                         "µs/task", f"{us:.3f}", "", f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"])
+    for wk in (1, 2):
+        r = res.get(f"PoolPrefilledDrain/workers:{wk}/manual_time")
+        if r:
+            sub = r.get("submit_ns_per_item")
+            rows.append([f"  queue drained, {plural(wk, 'worker')}: µs/task",
+                         f"{r['ns_per_item'] / 1000:.3f}", "",
+                         "worker side alone, no wake-ups"
+                         + (f" (uncontended submit {sub / 1000:.3f})" if sub else "")])
+    r = res.get("PoolRoundTrip/workers:1/real_time")
+    if r:
+        rows.append(["  one task round trip (submit, wait): µs", f"{r['ns_per_item'] / 1000:.2f}",
+                     "", "latency, 1 worker"])
+    for name, label in (("ToValueSmallTuple", "to_value((1, 2.5, 'abc', None, True)): ns"),
+                        ("ToPythonSmallTuple", "to_python(same): ns")):
+        r = res.get(name)
+        if r:
+            rows.append([f"  {label}", f"{r['ns_per_item']:.0f}", "", ""])
+    return rows
+
+
+def summary(cpu: dict, trivial: dict[int, dict], n_tasks: int, engine: dict | None,
+            engine_status: str) -> dict:
+    """This script's rows of the combined table (`make bench`): interpool is the raw
+    _interpool.Pool called from Python; "C++ engine" the same pool called from C++.
+    `engine_status` fills the C++ engine cells when the binary did not run."""
+    rows = []
+    w = cpu["workers"]
+    rows.append(_common.summary_row(
+        f"{w} CPU-bound tasks, {w} workers: speedup",
+        {k: f"{cpu[k]['speedup']:.2f}x" for k in ("interpool", "threads")}, f"ideal {w}x"))
+    rows.append(_common.summary_row(
+        "  same: process CPU time / wall time",
+        {k: f"{cpu[k]['cpu_per_wall']:.2f}" for k in ("interpool", "threads")}))
+    res = engine["results"] if engine else {}
+
+    def engine_us(name: str) -> tuple[str, bool | None]:
+        r = res.get(name)
+        if not engine:
+            return engine_status, None
+        if not r:
+            return "-", None
+        return f"{r['ns_per_item'] / 1000:.3f}", r["ns_per_item"] / 1000 <= ENGINE_TARGET_US
+
+    target = f"C++ engine <= {ENGINE_TARGET_US:g} µs"
+    for wk, r in trivial.items():
+        cell, met = engine_us(f"PoolTrivialTask/workers:{wk}/real_time")
+        rows.append(_common.summary_row(
+            f"trivial task, {plural(wk, 'worker')}: µs/task",
+            {"interpool": f"{r['interpool']['total_us']:.2f}",
+             "threads": f"{r['threads']['total_us']:.2f}", "engine": cell},
+            target, "" if met is None else _common.verdict(met)))
+    if not engine:
+        rows.append(_common.summary_row("engine-only measures (submit_all, drain, round trip)",
+                                        {"engine": engine_status}))
+        return _common.summary("_interpool.Pool (Python and C++ callers) vs ThreadPoolExecutor",
+                               rows, _summary_notes(n_tasks))
+    for wk in (1, 2):
+        cell, met = engine_us(f"PoolTrivialTaskBatched/workers:{wk}/real_time")
+        if cell != "-":
+            rows.append(_common.summary_row(f"  same, one submit_all batch, {plural(wk, 'worker')}",
+                                            {"engine": cell}, target, _common.verdict(bool(met))))
+    for wk in (1, 2):
+        cell, _ = engine_us(f"PoolPrefilledDrain/workers:{wk}/manual_time")
+        if cell != "-":
+            rows.append(_common.summary_row(f"  same, queue drained (worker side), {plural(wk, 'worker')}",
+                                            {"engine": cell}))
+    r = res.get("PoolRoundTrip/workers:1/real_time")
+    if r:
+        rows.append(_common.summary_row("one task round trip, 1 worker: µs",
+                                        {"engine": f"{r['ns_per_item'] / 1000:.2f}"}))
+    for name, label in (("ToValueSmallTuple", "to_value(small tuple): ns"),
+                        ("ToPythonSmallTuple", "to_python(small tuple): ns")):
+        r = res.get(name)
+        if r:
+            rows.append(_common.summary_row(label, {"engine": f"{r['ns_per_item']:.0f}"}))
+    return _common.summary("_interpool.Pool (Python and C++ callers) vs ThreadPoolExecutor",
+                           rows, _summary_notes(n_tasks))
+
+
+def _summary_notes(n_tasks: int) -> list[str]:
+    return ["CPU time / wall time: ~2 when 2 GILs ran at once, ~1 with one GIL",
+            f"trivial task: interpool and threads submit inc(x) from Python ({n_tasks} tasks, "
+            "then every result waited for); C++ engine: operator.pos(i) submitted from C++ "
+            "(interpool_engine_bench, batches of 10000)"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = _common.parser(__doc__, quick="a fast smoke run (a few seconds)",
+                        repeat="repetitions of each measure (median shown; default 5, quick 2)")
     ap.add_argument("--tasks", type=int, help="trivial tasks per measure (default 20000)")
     ap.add_argument("--task-seconds", type=float,
                     help="duration of one CPU-bound task (default 0.3)")
@@ -328,21 +402,9 @@ def main(argv=None) -> int:
     n_tasks = args.tasks or (2000 if args.quick else 20000)
     task_seconds = args.task_seconds or (0.05 if args.quick else 0.3)
 
-    info = machine_info()
-    print(f"interpool engine benchmark{' (--quick)' if args.quick else ''}")
-    print(f"  Python {info['python']} ({info['python_executable']})")
-    print(f"  {info['platform']}; cpu_count={info['cpu_count']}, "
-          f"usable_cpus={info['usable_cpus']}")
-    print(f"  before the run: load average {info['loadavg_start']}, "
-          f"CPUs busy with other work (1 s sample) {info['busy_cpus_start']}")
+    info = _common.machine_info()
+    _common.print_machine("interpool engine benchmark", info, args.quick, workers=2)
     print(f"  median of {repeat} runs per measure")
-    if info["usable_cpus"] < 2:
-        print("  WARNING: fewer than 2 usable CPUs: no parallel speedup is possible")
-    busy = info["busy_cpus_start"]
-    if busy is None and info["loadavg_start"]:
-        busy = info["loadavg_start"][0]
-    if busy is not None and busy > 0.25:
-        print("  WARNING: other work is running: parallel numbers will be low and noisy")
     print(flush=True)
 
     result = {"machine": info, "config": {"quick": args.quick, "repeat": repeat,
@@ -355,87 +417,27 @@ def main(argv=None) -> int:
 
     engine = None
     engine_note = None
+    engine_status = ""  # the C++ engine cells of the combined table when it did not run
     engine_failed = False  # found but did not run: the exit status says so
     if args.no_engine:
-        engine_note = "skipped (--no-engine)"
+        engine_note, engine_status = "skipped (--no-engine)", "skipped"
     else:
         path = find_engine_bench(args.engine_bench)
         if not path:
             engine_note = ("not built: see the docstring (build/*/benchmarks/"
                            "interpool_engine_bench)")
+            engine_status = "not built"
         else:
             try:
                 engine = bench_engine_cpp(path, repeat, args.quick)
             except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as e:
-                engine_note = f"failed: {e}"
+                engine_note, engine_status = f"failed: {e}", "failed"
                 engine_failed = True
     result["engine"] = engine if engine else {"skipped": engine_note}
 
-    rows = []
-    w = cpu["workers"]
-    rows.append(f"a. {w} CPU-bound tasks (spin({cpu['spin_n']}), "
-                f"~{cpu['sequential_wall_s'] / w:.2f} s each) on {w} workers")
-    rows.append(("  sequential, main interpreter: wall", f"{cpu['sequential_wall_s']:.3f} s",
-                 "", f"CPU/wall {cpu['sequential_cpu_per_wall']:.2f}"))
-    rows.append(("  parallel: wall", f"{cpu['interpool']['wall_s']:.3f} s",
-                 f"{cpu['threads']['wall_s']:.3f} s", ""))
-    rows.append(("  speedup vs sequential", f"{cpu['interpool']['speedup']:.2f}x",
-                 f"{cpu['threads']['speedup']:.2f}x", f"ideal {w}x"))
-    rows.append(("  process CPU time / wall time", f"{cpu['interpool']['cpu_per_wall']:.2f}",
-                 f"{cpu['threads']['cpu_per_wall']:.2f}",
-                 f"~{w}: {w} GILs ran at once; ~1: one GIL"))
-    rows.append(f"b. trivial task inc(x) through the Python API, N={n_tasks}, µs per task")
-    for wk, r in trivial.items():
-        rows.append((f"  {wk} worker{'s' if wk > 1 else ''}: submit loop only",
-                     f"{r['interpool']['submit_us']:.2f}", f"{r['threads']['submit_us']:.2f}", ""))
-        rows.append((f"  {wk} worker{'s' if wk > 1 else ''}: submit + wait all",
-                     f"{r['interpool']['total_us']:.2f}", f"{r['threads']['total_us']:.2f}",
-                     f"interpool {r['threads']['total_us'] / r['interpool']['total_us']:.1f}x "
-                     "faster" if r['interpool']['total_us'] < r['threads']['total_us'] else
-                     f"interpool {r['interpool']['total_us'] / r['threads']['total_us']:.1f}x "
-                     "slower"))
-    rows.append("c. engine level (C++ caller, operator.pos(i)), from interpool_engine_bench")
-    if engine:
-        res = engine["results"]
-        for wk in (1, 2):
-            r = res.get(f"PoolTrivialTask/workers:{wk}/real_time")
-            if r:
-                us = r["ns_per_item"] / 1000
-                verdict = "OK" if us <= ENGINE_TARGET_US else "MISSED"
-                sub = r.get("submit_ns_per_item")
-                rows.append((f"  trivial task, {wk} worker{'s' if wk > 1 else ''}: µs/task",
-                             f"{us:.3f}", "", f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"
-                             + (f" (submit loop alone {sub / 1000:.3f})" if sub else "")))
-        for wk in (1, 2):
-            r = res.get(f"PoolTrivialTaskBatched/workers:{wk}/real_time")
-            if r:
-                us = r["ns_per_item"] / 1000
-                verdict = "OK" if us <= ENGINE_TARGET_US else "MISSED"
-                rows.append((f"  same, submitted as one batch (submit_all), {wk} worker"
-                             f"{'s' if wk > 1 else ''}: µs/task", f"{us:.3f}", "",
-                             f"target <= {ENGINE_TARGET_US:g} µs: {verdict}"))
-        for wk in (1, 2):
-            r = res.get(f"PoolPrefilledDrain/workers:{wk}/manual_time")
-            if r:
-                sub = r.get("submit_ns_per_item")
-                rows.append((f"  queue drained, {wk} worker{'s' if wk > 1 else ''}: µs/task",
-                             f"{r['ns_per_item'] / 1000:.3f}", "",
-                             "worker side alone, no wake-ups"
-                             + (f" (uncontended submit {sub / 1000:.3f})" if sub else "")))
-        r = res.get("PoolRoundTrip/workers:1/real_time")
-        if r:
-            rows.append(("  one task round trip (submit, wait): µs", f"{r['ns_per_item'] / 1000:.2f}",
-                         "", "latency, 1 worker"))
-        for name, label in (("ToValueSmallTuple", "to_value((1, 2.5, 'abc', None, True))"),
-                            ("ToPythonSmallTuple", "to_python(same): ns")):
-            r = res.get(name)
-            if r:
-                rows.append((f"  {label}{': ns' if name == 'ToValueSmallTuple' else ''}",
-                             f"{r['ns_per_item']:.0f}", "", ""))
-    else:
-        rows.append(("  trivial task: µs/task", "n/a", "", engine_note.splitlines()[0][:80]))
-
-    print_table(rows)
+    header = ["measure", "interpool", "ThreadPoolExecutor", "note"]
+    for line in _common.format_table(header, table_rows(cpu, trivial, n_tasks, engine, engine_note)):
+        print(line)
     if engine_note and "\n" in engine_note:
         print(engine_note)
     if engine:
@@ -443,13 +445,14 @@ def main(argv=None) -> int:
         print(f"engine numbers: {os.path.relpath(engine['binary'])}, embedded Python {embedded}"
               + ("" if embedded == info["python"] else
                  f" (NOT this Python, {info['python']}: rebuild it against this one)"))
-    result["machine"]["loadavg_end"] = loadavg()
+    result["machine"]["loadavg_end"] = _common.loadavg()
     print(f"load average at the end: {result['machine']['loadavg_end']}")
 
+    result["summary"] = summary(cpu, trivial, n_tasks, engine, engine_status)
+    if engine_note:
+        result["summary"]["notes"].append(f"C++ engine: {engine_note.splitlines()[0][:200]}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"wrote {args.json}")
+        _common.write_json(args.json, result)
     return 1 if engine_failed else 0
 
 

@@ -50,7 +50,8 @@ is printed: on a busy machine the parallel numbers are low and noisy.
 Usage:
   .venv/bin/python benchmarks/bench_executor.py [--quick] [--json FILE] [--markdown]
       [--repeat R] [--wait-quiet S] [--only 1,2,3,4,5]
-  (or `make bench`, which runs every benchmarks/*.py; BENCH_ARGS=--quick)
+  (or `make bench`, which runs every benchmarks/*.py and then prints one table of
+  them all, benchmarks/_report.py; BENCH_ARGS=--quick)
 """
 
 from __future__ import annotations
@@ -61,7 +62,6 @@ import importlib
 import json
 import multiprocessing
 import os
-import platform
 import queue
 import shutil
 import statistics
@@ -77,7 +77,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import _common  # noqa: E402
 import _executor_tasks as T  # noqa: E402  (the functions workers run)
+from _common import MIB, Load, busy_cpus, read_text  # noqa: E402
 
 import interpool  # noqa: E402
 from interpool.demo import study, tasks as demo_tasks  # noqa: E402
@@ -90,92 +92,14 @@ TARGETS = {
     "start_ratio": 1.3,     # x the start of 2 bare interpreters
     "rss_extra_mib": 1.0,   # MiB per idle worker above a bare interpreter
 }
-MIB = 1024 * 1024
 # A measurement during which other processes kept more CPUs busy than this, on
 # average, counts as disturbed; the statistics leave it out when others are not.
 DISTURBED_CPUS = 0.15
 
 
 # ---------------------------------------------------------------------------
-# The machine and its load
+# The machine and its load (the rest is in _common)
 # ---------------------------------------------------------------------------
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
-def machine() -> dict[str, Any]:
-    cpuinfo = _read("/proc/cpuinfo") or ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor() or "?")
-    meminfo = _read("/proc/meminfo") or ""
-    mem_kib = next((int(line.split()[1]) for line in meminfo.splitlines()
-                    if line.startswith("MemTotal:")), None)
-    osrel = _read("/etc/os-release") or ""
-    pretty = next((line.split("=", 1)[1].strip().strip('"') for line in osrel.splitlines()
-                   if line.startswith("PRETTY_NAME=")), platform.system())
-    return {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": interpool.usable_cpus(),
-        "ram_gib": round(mem_kib / MIB, 1) if mem_kib else None,
-        "os": pretty,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "interpool": interpool.__version__,
-        "interpool_module": os.path.dirname(interpool.__file__),
-    }
-
-
-def _stat_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of every CPU, from /proc/stat."""
-    text = _read("/proc/stat")
-    if not text:
-        return None
-    fields = [int(x) for x in text.splitlines()[0].split()[1:]]
-    total = sum(fields[:8])
-    return total - fields[3] - fields[4], total
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class Load:
-    """CPU time taken by other processes between start() and stop(): busy time
-    of every CPU (/proc/stat) minus this process's own (and its reaped children's)."""
-
-    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def __init__(self) -> None:
-        self.jiffies = _stat_jiffies()
-        self.own = _own_cpu()
-        self.wall = time.monotonic()
-
-    def others(self) -> dict[str, float] | None:
-        now = _stat_jiffies()
-        if now is None or self.jiffies is None:
-            return None
-        busy = (now[0] - self.jiffies[0]) / self.HZ
-        wall = time.monotonic() - self.wall
-        others = max(0.0, busy - (_own_cpu() - self.own))
-        return {"wall_s": round(wall, 2), "other_cpu_s": round(others, 2),
-                "other_cpus_avg": round(others / wall, 2) if wall > 0 else 0.0}
-
-
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs kept busy by other processes over the next `seconds`."""
-    load = Load()
-    time.sleep(seconds)
-    o = load.others()
-    return None if o is None else o["other_cpus_avg"]
 
 
 class Quiet:
@@ -203,16 +127,9 @@ class Quiet:
             self.say(f"  (still {busy} CPUs busy with other work after waiting {waited:.0f} s: going on)")
 
 
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def vm_rss(pid: int | str = "self") -> int | None:
     """VmRSS of a process, in bytes."""
-    text = _read(f"/proc/{pid}/status")
+    text = read_text(f"/proc/{pid}/status")
     if text:
         for line in text.splitlines():
             if line.startswith("VmRSS:"):
@@ -221,7 +138,7 @@ def vm_rss(pid: int | str = "self") -> int | None:
 
 
 def pss(pid: int) -> int | None:
-    text = _read(f"/proc/{pid}/smaps_rollup")
+    text = read_text(f"/proc/{pid}/smaps_rollup")
     if text:
         for line in text.splitlines():
             if line.startswith("Pss:"):
@@ -794,46 +711,56 @@ def bench_rss(names: list[str], workers: int, probes: int, say: Callable[[str], 
 # ---------------------------------------------------------------------------
 
 
-def build_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str], dict[str, Any]]:
-    """(header, rows, notes, verdicts)."""
+def build_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]], list[str], dict[str, Any],
+                                              dict[str, Any]]:
+    """(header, rows, notes, verdicts, summary): the rows of this script's table, whose
+    last cell is "target: verdict", and the same rows for the combined table."""
     d6, tr, mem = res.get("day6"), res.get("trivial"), res.get("rss")
-    labels = {"interpool": "interpool", "threads": "threads", "processes": "processes",
-              "loky": "loky", "stdlib": "stdlib interp.", "backport": "backport"}
-    header = ["measure (2 workers)"] + [labels[c] for c in COLUMNS] + ["interpool target"]
+    header = ["measure (2 workers)"] + [_common.COLUMNS[c] for c in COLUMNS] + ["interpool target"]
     rows: list[list[str]] = []
+    summary_rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    summary_notes: list[str] = []  # the notes the combined table needs: markers, baselines, skips
     verdicts: dict[str, Any] = {}
 
     def skipped(section: dict[str, Any] | None, name: str) -> bool:
         return section is None or bool(section["backends"].get(name, {}).get("skipped"))
 
-    def ok(flag: bool) -> str:
-        return "met" if flag else "MISSED"
+    ok = _common.verdict
+
+    def add(measure: str, cells: list[str], target: str = "", verdict: str = "") -> None:
+        rows.append([measure] + cells + [f"{target}: {verdict}" if verdict else target])
+        summary_rows.append(_common.summary_row(measure, dict(zip(COLUMNS, cells)), target, verdict))
+
+    def note(text: str, combined: bool = True) -> None:
+        notes.append(text)
+        if combined:
+            summary_notes.append(text)
 
     if d6:
-        row = ["1. day 6 part 2: best s, speedup"]
+        cells = []
         for c in COLUMNS:
             b = d6["backends"][c]
-            row.append("skipped" if b.get("skipped") else f"{b['seconds']:.3f} {b['speedup']:.2f}x")
+            cells.append("skipped" if b.get("skipped") else f"{b['seconds']:.3f} {b['speedup']:.2f}x")
         ip = d6["backends"]["interpool"]
         others = [b["speedup"] for n, b in d6["backends"].items() if n != "interpool" and not b.get("skipped")]
         met = ip["speedup"] >= TARGETS["day6_speedup"]
         ahead = all(ip["speedup"] > s for s in others)
         verdicts["1"] = {"speedup": ip["speedup"], "target": TARGETS["day6_speedup"], "met": met,
                          "ahead_of_all": ahead}
-        row.append(f">= {TARGETS['day6_speedup']}x, fastest: {ok(met)}, {'yes' if ahead else 'NO'}")
-        rows.append(row)
+        add("1. day 6 part 2: best s, speedup", cells, f">= {TARGETS['day6_speedup']}x, fastest",
+            f"{ok(met)}, {'yes' if ahead else 'NO'}")
         runs_ip = [x["seconds"] for x in ip["runs"]]
         seq_runs = [x["seconds"] for x in d6["sequential_runs"]]
         n_clean = [d6["backends"][c]["speedup_rounds"] for c in COLUMNS if not d6["backends"][c].get("skipped")]
-        notes.append(f"row 1: speedup = the median over rounds of (mean of the sequential runs just "
+        note(combined=False, text=f"row 1: speedup = the median over rounds of (mean of the sequential runs just "
                      f"before and after / the run's time), over the rounds not disturbed by other "
                      f"processes (> {DISTURBED_CPUS} CPUs busy): {min(n_clean)}-{max(n_clean)} of "
                      f"{len(ip['runs'])} per backend (0: all disturbed, all used); sequential best {min(seq_runs):.3f} s, ranged "
                      f"{min(seq_runs):.3f}-{max(seq_runs):.3f} s; interpool ranged {min(runs_ip):.3f}-"
                      f"{max(runs_ip):.3f} s, its speedups {min(x['speedup'] for x in ip['runs']):.2f}-"
                      f"{max(x['speedup'] for x in ip['runs']):.2f}x")
-        notes.append("row 1: best sequential / best time instead: " + ", ".join(
+        note(combined=False, text="row 1: best sequential / best time instead: " + ", ".join(
             f"{c} {d6['backends'][c]['best_of_speedup']:.2f}x" for c in COLUMNS
             if not d6["backends"][c].get("skipped")))
     if tr:
@@ -845,76 +772,73 @@ def build_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]], list[s
             v = bk[name].get(key)
             return "-" if v is None else fmt.format(v) + (mark if bk[name].get("batches") else "")
 
-        rows.append([f"2. map inc, {tr['items']} items: µs/item"]
-                    + [cell(c, "map_us", "{:.2f}", " (b)") for c in COLUMNS]
-                    + [f"<= {TARGETS['map_us']:g} µs: {ok(bk['interpool']['map_us'] <= TARGETS['map_us'])}"])
+        add(f"2. map inc, {tr['items']} items: µs/item",
+            [cell(c, "map_us", "{:.2f}", " (b)") for c in COLUMNS],
+            f"<= {TARGETS['map_us']:g} µs", ok(bk["interpool"]["map_us"] <= TARGETS["map_us"]))
         verdicts["2"] = {"us": bk["interpool"]["map_us"], "target": TARGETS["map_us"],
                          "met": bk["interpool"]["map_us"] <= TARGETS["map_us"]}
-        rows.append([f"2b. same, chunksize={tr['chunksize_2b']}: µs/item"]
-                    + [cell(c, "map_chunked_us", "{:.2f}") if not (not skipped(tr, c) and bk[c].get("batches"))
-                       else cell(c, "map_us", "{:.2f}", " (b)") for c in COLUMNS] + [""])
+        add(f"2b. same, chunksize={tr['chunksize_2b']}: µs/item",
+            [cell(c, "map_chunked_us", "{:.2f}") if not (not skipped(tr, c) and bk[c].get("batches"))
+             else cell(c, "map_us", "{:.2f}", " (b)") for c in COLUMNS])
         rt_calls = {bk[c].get("roundtrip_calls") for c in COLUMNS if not skipped(tr, c)}
-        rows.append(["3. submit(noop).result(): median µs"]
-                    + [cell(c, "roundtrip_us", "{:.1f}", " (q)") for c in COLUMNS]
-                    + [f"<= {TARGETS['roundtrip_us']:g} µs: "
-                       f"{ok(bk['interpool']['roundtrip_us'] <= TARGETS['roundtrip_us'])}"])
+        add("3. submit(noop).result(): median µs", [cell(c, "roundtrip_us", "{:.1f}", " (q)") for c in COLUMNS],
+            f"<= {TARGETS['roundtrip_us']:g} µs", ok(bk["interpool"]["roundtrip_us"] <= TARGETS["roundtrip_us"]))
         verdicts["3"] = {"us": bk["interpool"]["roundtrip_us"], "target": TARGETS["roundtrip_us"],
                          "met": bk["interpool"]["roundtrip_us"] <= TARGETS["roundtrip_us"]}
         bare = tr["bare"]
         base = bare.get("stdlib") or bare["interpool"]
         start = bk["interpool"]["start_s"]
         ratio = start / base
-        rows.append([f"4. start, {WORKERS} workers ready: ms (x bare)"]
-                    + ["skipped" if skipped(tr, c) else
-                       f"{bk[c]['start_s'] * 1e3:.1f} {bk[c]['start_s'] / base:.1f}x" for c in COLUMNS]
-                    + [f"<= {TARGETS['start_ratio']}x: {ok(ratio <= TARGETS['start_ratio'])}"])
+        add(f"4. start, {WORKERS} workers ready: ms (x bare)",
+            ["skipped" if skipped(tr, c) else f"{bk[c]['start_s'] * 1e3:.1f} {bk[c]['start_s'] / base:.1f}x"
+             for c in COLUMNS],
+            f"<= {TARGETS['start_ratio']}x", ok(ratio <= TARGETS["start_ratio"]))
         verdicts["4"] = {"start_ms": start * 1e3, "bare_ms": base * 1e3, "ratio": ratio,
                          "ratio_vs_interpool_create": start / bare["interpool"],
                          "target": TARGETS["start_ratio"], "met": ratio <= TARGETS["start_ratio"]}
-        notes.append(f"row 4 baseline, {WORKERS} bare interpreters in sequence: "
+        note(f"row 4 baseline, {WORKERS} bare interpreters in sequence: "
                      f"{tr.get('bare_module', '_interpreters')}.create() + exec('pass') "
                      f"{bare.get('stdlib', float('nan')) * 1e3:.1f} ms; "
                      f"interpool.interpreters.create() + .exec('pass') {bare['interpool'] * 1e3:.1f} ms "
                      f"(interpool start = {start / bare['interpool']:.2f}x that); of interpool's "
                      f"{start * 1e3:.1f} ms, its constructor took {(bk['interpool'].get('ctor_s') or 0) * 1e3:.1f} ms")
         rt_runs = bk["interpool"]["runs"]["roundtrip_us"]
-        notes.append(f"row 3: the median of the rounds' medians, over the rounds not disturbed by other "
+        note(combined=False, text=f"row 3: the median of the rounds' medians, over the rounds not disturbed by other "
                      f"processes: {tr['clean_rounds']} of {len(rt_runs)} (0: all disturbed, all used); "
                      f"interpool's rounds ranged "
                      f"{min(rt_runs):.1f}-{max(rt_runs):.1f} µs, the threads' "
                      + ("skipped" if skipped(tr, "threads") else
                         f"{min(bk['threads']['runs']['roundtrip_us']):.1f}-"
                         f"{max(bk['threads']['runs']['roundtrip_us']):.1f} µs"))
-        notes.append(f"row 3: {'/'.join(str(x) for x in sorted(rt_calls))} calls per run; "
+        note(f"row 3: {'/'.join(str(x) for x in sorted(rt_calls))} calls per run; "
                      "(q): the recipe's queues, whose get() polls every 10 ms in the worker "
                      "(the parent polls every 1 ms, as study.py does)")
-        notes.append("(b): the exec + queues recipe sends batches, 8 per worker "
+        note("(b): the exec + queues recipe sends batches, 8 per worker "
                      "(study.batches), not one item per task; rows 2 and 2b are the same measure")
     if mem:
         mb = mem["backends"]
         bare_mib = mb.get("bare", {}).get("per_worker_mib")
-        row = [f"5. RSS per idle worker (N={mem['workers']}): MiB"]
+        cells = []
         for c in COLUMNS:
             b = mb.get(c, {})
             if b.get("skipped") or "per_worker_mib" not in b:
-                row.append("skipped")
+                cells.append("skipped")
             else:
-                row.append(f"{b['per_worker_mib']:.2f}" + (" (c)" if "pss_per_worker_mib" in b else ""))
+                cells.append(f"{b['per_worker_mib']:.2f}" + (" (c)" if "pss_per_worker_mib" in b else ""))
         ip = mb.get("interpool", {}).get("per_worker_mib")
+        target = verdict = ""
         if ip is not None and bare_mib is not None:
             limit = bare_mib + TARGETS["rss_extra_mib"]
-            row.append(f"<= bare + 1 = {limit:.2f}: {ok(ip <= limit)}")
+            target, verdict = f"<= bare + 1 = {limit:.2f}", ok(ip <= limit)
             verdicts["5"] = {"mib": ip, "bare_mib": bare_mib, "limit_mib": limit, "met": ip <= limit}
-        else:
-            row.append("")
-        rows.append(row)
+        add(f"5. RSS per idle worker (N={mem['workers']}): MiB", cells, target, verdict)
         if bare_mib is not None:
             low = mb["bare"]["runs"][0].get("module", "_interpreters")
-            notes.append(f"row 5 baseline: a bare interpreter ({low}.create()) adds {bare_mib:.2f} MiB")
+            note(f"row 5 baseline: a bare interpreter ({low}.create()) adds {bare_mib:.2f} MiB")
         pss_bits = [f"{c} {mb[c]['pss_per_worker_mib']:.2f}" for c in COLUMNS
                     if "pss_per_worker_mib" in mb.get(c, {})]
         if pss_bits:
-            notes.append("(c): the worker processes' own VmRSS; their PSS per worker: " + ", ".join(pss_bits)
+            note("(c): the worker processes' own VmRSS; their PSS per worker: " + ", ".join(pss_bits)
                          + " MiB (a forked child shares the parent's pages)")
     skips: dict[tuple[str, str], list[str]] = {}
     for section, what in ((d6, "1"), (tr, "2-4"), (mem, "5")):
@@ -923,22 +847,8 @@ def build_table(res: dict[str, Any]) -> tuple[list[str], list[list[str]], list[s
                 if b.get("skipped") and name in COLUMNS:
                     skips.setdefault((name, b["skipped"]), []).append(what)
     for (name, why), where in skips.items():
-        notes.append(f"{name} skipped (row{'s' if where != ['1'] else ''} {', '.join(where)}): {why}")
-    return header, rows, notes, verdicts
-
-
-def format_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    fmt = lambda r: "  ".join(  # noqa: E731
-        (v.ljust(w) if i in (0, len(r) - 1) else v.rjust(w)) for i, (v, w) in enumerate(zip(r, widths))).rstrip()
-    line = "-" * len(fmt(header))
-    return [fmt(header), line] + [fmt(r) for r in rows] + [line]
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 2) + ["---"]) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return out
+        note(f"{name} skipped (row{'s' if where != ['1'] else ''} {', '.join(where)}): {why}")
+    return header, rows, notes, verdicts, _common.summary("", summary_rows, summary_notes)
 
 
 # ---------------------------------------------------------------------------
@@ -947,12 +857,9 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--quick", action="store_true", help="a fast smoke run (smaller sizes, 1 round)")
-    ap.add_argument("--json", metavar="FILE", help="also write every number to FILE")
+    ap = _common.parser(__doc__, quick="a fast smoke run (smaller sizes, 1 round)",
+                        repeat="rounds of rows 1-4 (best kept); default 5, --quick 1", epilog=True)
     ap.add_argument("--markdown", action="store_true", help="print the table as Markdown too")
-    ap.add_argument("--repeat", type=int, help="rounds of rows 1-4 (best kept); default 5, --quick 1")
     ap.add_argument("--size", type=int, help="day 6 grid size (default 130, --quick 60)")
     ap.add_argument("--seed", type=int, default=2024, help="day 6 grid seed (default 2024)")
     ap.add_argument("--items", type=int, help="row 2 map items (default 20000, --quick 2000)")
@@ -981,19 +888,8 @@ def main(argv: list[str] | None = None) -> int:
     def say(line: str = "") -> None:
         print(line, flush=True)
 
-    info = machine()
-    info["loadavg_start"] = loadavg()
-    info["busy_cpus_start"] = busy_cpus()
-    say(f"interpool.Executor benchmark{' (--quick)' if args.quick else ''}: interpool {info['interpool']}, "
-        f"Python {info['python']} ({info['python_executable']})")
-    say(f"  {info['cpu_model']}, {info['cpu_count']} CPUs ({info['usable_cpus']} usable), "
-        f"{info['ram_gib']} GiB RAM, {info['os']}, Linux {info['kernel']}")
-    say(f"  before the run: load average {info['loadavg_start']}, "
-        f"CPUs busy with other work (1 s sample) {info['busy_cpus_start']}")
-    if info["usable_cpus"] < WORKERS:
-        say(f"  WARNING: fewer than {WORKERS} usable CPUs: no parallel speedup is possible")
-    if (info["busy_cpus_start"] or 0) > 0.25:
-        say("  WARNING: other work is running: parallel numbers will be low and noisy")
+    info = _common.machine_info()
+    _common.print_machine("interpool.Executor benchmark", info, args.quick, workers=WORKERS)
     say()
 
     result: dict[str, Any] = {
@@ -1011,19 +907,22 @@ def main(argv: list[str] | None = None) -> int:
         result["trivial"] = bench_trivial(trivial_runners(), items, roundtrips, repeat, say, quiet)
     if "5" in only:
         result["rss"] = bench_rss(RUN_ORDER, args.rss_workers, probes, say)
-    result["machine"]["loadavg_end"] = loadavg()
+    result["machine"]["loadavg_end"] = _common.loadavg()
     result["quiet_waits"] = quiet.log
     result["seconds"] = time.perf_counter() - started
 
-    header, rows, notes, verdicts = build_table(result)
+    header, rows, notes, verdicts, summary = build_table(result)
     result["table"] = {"header": header, "rows": rows, "notes": notes}
     result["verdicts"] = verdicts
+    summary["title"] = (f"interpool.Executor and the other backends, {WORKERS} workers, "
+                        + (f"best of {repeat} rounds" if repeat > 1 else "1 round"))
+    result["summary"] = summary
     say()
     say("Times: best of %d round(s); row 1 start-up excluded; x = speedup vs sequential (row 1) "
         "or ratio to 2 bare interpreters (row 4)" % repeat)
     if repeat < 3:
         say(f"(only {repeat} round{'s' if repeat > 1 else ''}: the verdicts are indicative only)")
-    for line in format_table(header, rows):
+    for line in _common.format_table(header, rows):
         say(line)
     for n in notes:
         say("  " + n)
@@ -1034,13 +933,10 @@ def main(argv: list[str] | None = None) -> int:
         f"the run took {result['seconds']:.0f} s")
     if args.markdown:
         say()
-        for line in markdown_table(header, rows):
+        for line in _common.markdown_table(header, rows):
             say(line)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        say(f"wrote {args.json}")
+        _common.write_json(args.json, result)
     return 0
 
 

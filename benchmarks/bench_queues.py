@@ -37,6 +37,8 @@ are not meaningful: rerun, or compare backends of one run).
 Usage:
   .venv/bin/python benchmarks/bench_queues.py [--quick] [--json FILE] [--repeat R]
       [--items N] [--roundtrips K] [--backend NAME ...]
+  (or `make bench`, which runs every benchmarks/*.py and then prints one table of
+  them all, benchmarks/_report.py; BENCH_ARGS=--quick)
 """
 
 from __future__ import annotations
@@ -44,12 +46,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import _common  # noqa: E402
 
 ROUNDTRIP_TARGET_US = 50.0
 THROUGHPUT_TARGET = 200_000.0
@@ -244,13 +252,6 @@ def child(name: str, params: dict) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
 def run_child(name: str, params: dict, timeout: float) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--child", name, "--params", json.dumps(params)]
     try:
@@ -291,12 +292,50 @@ def print_table(results: list[dict]) -> None:
               f"throughput >= {THROUGHPUT_TARGET:,.0f} items/s: {'met' if tp_ok else 'NOT met'}")
 
 
+def summary(results: list[dict]) -> dict:
+    """This script's rows of the combined table (`make bench`)."""
+
+    def cells(get: Callable[[dict], float], fmt: str) -> dict[str, str]:
+        out = {}
+        for r in results:
+            if r.get("skipped"):
+                out[r["backend"]] = "skipped"
+            elif r.get("error"):
+                out[r["backend"]] = "failed"
+            else:
+                out[r["backend"]] = fmt.format(get(r))
+        return out
+
+    ours = next((r for r in results if r["backend"] == "interpool" and "roundtrip" in r), None)
+
+    def check(met: Callable[[dict], bool]) -> str:
+        return _common.verdict(met(ours)) if ours else ""
+
+    rt_target = f"<= {ROUNDTRIP_TARGET_US:.0f} µs"
+    rows = [
+        _common.summary_row("round trip main <-> worker, p50: µs",
+                            cells(lambda r: r["roundtrip"]["us_p50"], "{:,.1f}"), rt_target,
+                            check(lambda r: r["roundtrip"]["us_p50"] <= ROUNDTRIP_TARGET_US)),
+        _common.summary_row("  same, mean: µs",
+                            cells(lambda r: r["roundtrip"]["us_mean_median"], "{:,.1f}"), rt_target,
+                            check(lambda r: r["roundtrip"]["us_mean_median"] <= ROUNDTRIP_TARGET_US)),
+        _common.summary_row("  same, p99: µs", cells(lambda r: r["roundtrip"]["us_p99"], "{:,.1f}")),
+        _common.summary_row("throughput worker -> main: items/s",
+                            cells(lambda r: r["throughput"]["items_per_s_median"], "{:,.0f}"),
+                            f">= {THROUGHPUT_TARGET:,.0f}/s",
+                            check(lambda r: r["throughput"]["items_per_s_median"] >= THROUGHPUT_TARGET)),
+    ]
+    labels = [f"{r['backend']}: {r['label']}" for r in results if r.get("label")]
+    notes = ["columns: " + ", ".join(labels)] if labels else []
+    notes += [f"{r['backend']}: " + (f"skipped: {r['skipped']}" if r.get("skipped") else f"failed: {r['error']}")
+              for r in results if r.get("skipped") or r.get("error")]
+    return _common.summary("queues of interpool.interpreters vs the stdlib's and the backport's", rows,
+                           notes)
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="a fast smoke run (a few seconds)")
-    ap.add_argument("--json", metavar="FILE", help="also write every number to FILE")
-    ap.add_argument("--repeat", type=int, help="repetitions of each measure (median shown; default 5, quick 3)")
+    ap = _common.parser(__doc__, quick="a fast smoke run (a few seconds)",
+                        repeat="repetitions of each measure (median shown; default 5, quick 3)")
     ap.add_argument("--items", type=int, help="items per throughput run (default 200000, quick 20000)")
     ap.add_argument("--roundtrips", type=int,
                     help="round trips per repetition (default 20000, quick 2000); a slow backend "
@@ -318,28 +357,21 @@ def main(argv: list[str] | None = None) -> int:
         "budget": 0.3 if args.quick else 2.0,
     }
     backends = args.backend or list(BACKENDS)
-    info = {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "loadavg_start": loadavg(),
-        "params": params,
-    }
-    print(f"queue benchmark: Python {info['python']}, {info['cpus']} CPUs; "
-          f"load average before the run {info['loadavg_start']}")
+    info = _common.machine_info()
+    _common.print_machine("queue benchmark", info, args.quick)
     print(f"  {params['repeat']} repetitions; round trips: up to {params['roundtrips']:,} per repetition "
-          f"(or {params['budget']} s); throughput: {params['items']:,} items per repetition; medians shown")
+          f"(or {params['budget']} s); throughput: {params['items']:,} items per repetition; medians shown",
+          flush=True)
     results = [run_child(name, params, timeout=600) for name in backends]
-    info["loadavg_end"] = loadavg()
+    info["loadavg_end"] = _common.loadavg()
     print()
     print_table(results)
     print(f"load average after the run {info['loadavg_end']}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({**info, "targets": {"roundtrip_us": ROUNDTRIP_TARGET_US,
-                                           "throughput_items_per_s": THROUGHPUT_TARGET},
-                       "backends": {r["backend"]: r for r in results}}, f, indent=2)
+        _common.write_json(args.json, {
+            "machine": info, "config": {"quick": args.quick, **params},
+            "targets": {"roundtrip_us": ROUNDTRIP_TARGET_US, "throughput_items_per_s": THROUGHPUT_TARGET},
+            "backends": {r["backend"]: r for r in results}, "summary": summary(results)})
     return 1 if any(r.get("error") for r in results) else 0
 
 

@@ -19,8 +19,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
 #include <cstdint>
+#include <cstdlib>
 #include <future>
 #include <string>
 
@@ -65,57 +65,77 @@ struct Countdown {
   }
 };
 
-/// Submits n tasks and waits for all; returns the seconds the submitting loop took.
-double run_batch(Pool& pool, Countdown& countdown, int n) {
-  countdown.start(n);
-  auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < n; ++i)
-    pool.submit(trivial_call(i), [&countdown](Outcome out) { countdown.done(out); });
-  auto t1 = std::chrono::steady_clock::now();
-  countdown.wait();
-  return std::chrono::duration<double>(t1 - t0).count();
+PoolOptions pool_options(std::size_t workers) {
+  PoolOptions options;
+  options.workers = workers;
+  return options;
 }
 
+/// The pool of one run of the batch benchmarks (state.range(0) workers) and the countdown
+/// its tasks report to; declared first, the countdown outlives the pool, whose workers call
+/// into it.
+struct BatchPool {
+  Countdown countdown;
+  Pool pool;
+
+  explicit BatchPool(const benchmark::State& state)
+      : pool(pool_options(static_cast<std::size_t>(state.range(0)))) {}
+
+  /// Submits n tasks one by one and waits for all; returns the seconds the submitting
+  /// loop took.
+  double run_batch(int n) {
+    countdown.start(n);
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < n; ++i)
+      pool.submit(trivial_call(i), [this](Outcome out) { countdown.done(out); });
+    auto t1 = std::chrono::steady_clock::now();
+    countdown.wait();
+    return std::chrono::duration<double>(t1 - t0).count();
+  }
+
+  /// Shuts the pool down, then reports the run: kBatch tasks an iteration, an error if
+  /// a task did not end Ok, and (submitting >= 0) the seconds the submitting loops took
+  /// in all as submit_ns per task.
+  void finish(benchmark::State& state, double submitting = -1) {
+    pool.shutdown();
+    if (countdown.failures.load() != 0) state.SkipWithError("some tasks did not end Ok");
+    const auto tasks = state.iterations() * kBatch;
+    state.SetItemsProcessed(tasks);
+    state.counters["batch"] = kBatch;
+    if (submitting >= 0)
+      state.counters["submit_ns"] = 1e9 * submitting / static_cast<double>(tasks);
+  }
+};
+
 void PoolTrivialTask(benchmark::State& state) {
-  Countdown countdown;  // outlives the pool, whose workers call into it
-  PoolOptions options;
-  options.workers = static_cast<std::size_t>(state.range(0));
-  Pool pool(std::move(options));
-  run_batch(pool, countdown, 2 * kBatch);  // warm-up: imports, function caches, allocators
+  BatchPool bench(state);
+  bench.run_batch(2 * kBatch);  // warm-up: imports, function caches, allocators
   double submitting = 0;
-  for (auto _ : state) submitting += run_batch(pool, countdown, kBatch);
-  pool.shutdown();
-  if (countdown.failures.load() != 0) state.SkipWithError("some tasks did not end Ok");
-  state.SetItemsProcessed(state.iterations() * kBatch);
-  state.counters["batch"] = kBatch;
-  // The submitting loop alone, per task: when it is close to the whole time per task,
+  for (auto _ : state) submitting += bench.run_batch(kBatch);
+  // submit_ns, the submitting loop alone: when it is close to the whole time per task,
   // the submitter (not the workers) is the bottleneck.
-  state.counters["submit_ns"] = 1e9 * submitting / static_cast<double>(state.iterations() * kBatch);
+  bench.finish(state, submitting);
 }
 BENCHMARK(PoolTrivialTask)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime();
 
 /// The same batch handed over with one Pool::submit_all: one lock and one wake-up
 /// for the whole batch, as map() chunks and bulk C++ callers would.
 void PoolTrivialTaskBatched(benchmark::State& state) {
-  Countdown countdown;
-  PoolOptions options;
-  options.workers = static_cast<std::size_t>(state.range(0));
-  Pool pool(std::move(options));
+  BatchPool bench(state);
+  Countdown& countdown = bench.countdown;
   auto batch = [&](int n) {
     countdown.start(n);
     std::vector<Pool::Job> jobs;
     jobs.reserve(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i)
-      jobs.push_back({trivial_call(i), [&countdown](Outcome out) { countdown.done(out); }, nullptr});
-    pool.submit_all(std::move(jobs));
+      jobs.push_back(
+          {trivial_call(i), [&countdown](Outcome out) { countdown.done(out); }, nullptr});
+    bench.pool.submit_all(std::move(jobs));
     countdown.wait();
   };
   batch(2 * kBatch);  // warm-up
   for (auto _ : state) batch(kBatch);
-  pool.shutdown();
-  if (countdown.failures.load() != 0) state.SkipWithError("some tasks did not end Ok");
-  state.SetItemsProcessed(state.iterations() * kBatch);
-  state.counters["batch"] = kBatch;
+  bench.finish(state);
 }
 BENCHMARK(PoolTrivialTaskBatched)->ArgName("workers")->Arg(1)->Arg(2)->UseRealTime();
 
@@ -130,13 +150,12 @@ constexpr double kHoldSeconds = 0.03;
 
 void PoolPrefilledDrain(benchmark::State& state) {
   using Clock = std::chrono::steady_clock;
-  Countdown countdown;
+  BatchPool bench(state);
+  Countdown& countdown = bench.countdown;
+  Pool& pool = bench.pool;
   std::atomic<Clock::rep> first_free{0};  // when the first worker ended its sleep
   const auto workers = static_cast<std::size_t>(state.range(0));
-  PoolOptions options;
-  options.workers = workers;
-  Pool pool(std::move(options));
-  run_batch(pool, countdown, 2 * kBatch);  // warm-up
+  bench.run_batch(2 * kBatch);  // warm-up
   double submitting = 0;
   bool overlapped = false;
   for (auto _ : state) {
@@ -146,7 +165,8 @@ void PoolPrefilledDrain(benchmark::State& state) {
       pool.submit(Call{FunctionRef{"time", "sleep"}, Tuple{{Value(kHoldSeconds)}}, Dict{}},
                   [&](Outcome out) {
                     Clock::rep zero = 0;
-                    first_free.compare_exchange_strong(zero, Clock::now().time_since_epoch().count());
+                    first_free.compare_exchange_strong(zero,
+                                                       Clock::now().time_since_epoch().count());
                     countdown.done(out);
                   });
     auto t0 = Clock::now();
@@ -160,19 +180,13 @@ void PoolPrefilledDrain(benchmark::State& state) {
     if (first_free.load() == 0 || t1 > start) overlapped = true;
     state.SetIterationTime(std::chrono::duration<double>(end - start).count());
   }
-  pool.shutdown();
-  if (countdown.failures.load() != 0) state.SkipWithError("some tasks did not end Ok");
+  bench.finish(state, submitting);
   if (overlapped) state.SkipWithError("the batch was not queued before the workers were free");
-  state.SetItemsProcessed(state.iterations() * kBatch);
-  state.counters["batch"] = kBatch;
-  state.counters["submit_ns"] = 1e9 * submitting / static_cast<double>(state.iterations() * kBatch);
 }
 BENCHMARK(PoolPrefilledDrain)->ArgName("workers")->Arg(1)->Arg(2)->UseManualTime();
 
 void PoolRoundTrip(benchmark::State& state) {
-  PoolOptions options;
-  options.workers = 1;
-  Pool pool(std::move(options));
+  Pool pool(pool_options(1));
   pool.submit(trivial_call(0)).get();  // warm-up
   int failures = 0;
   std::int64_t i = 0;
@@ -198,9 +212,7 @@ class MainGil {
   PyGILState_STATE state_;
 };
 
-PyObject* small_tuple() {
-  return Py_BuildValue("(idsOO)", 1, 2.5, "abc", Py_None, Py_True);
-}
+PyObject* small_tuple() { return Py_BuildValue("(idsOO)", 1, 2.5, "abc", Py_None, Py_True); }
 
 void ToValueSmallTuple(benchmark::State& state) {
   MainGil gil;

@@ -211,6 +211,10 @@ def test_queue_benchmark_quick(tmp_path):
     assert ours["skipped"] is None
     assert 0 < ours["roundtrip"]["us_p50"] <= ours["roundtrip"]["us_p99"]
     assert ours["throughput"]["items_per_s_median"] > 0
+    # the rows of the combined table of `make bench` (benchmarks/_report.py)
+    rows = {r["measure"].strip(): r for r in data["summary"]["rows"]}
+    assert float(rows["round trip main <-> worker, p50: µs"]["values"]["interpool"].replace(",", "")) > 0
+    assert rows["throughput worker -> main: items/s"]["verdict"] in ("met", "MISSED")
     for name in ("stdlib", "backport"):
         b = data["backends"][name]
         assert b["skipped"] or b["roundtrip"]["us_p50"] > 0, b
