@@ -14,6 +14,7 @@ import re
 import sys
 import sysconfig
 import time
+from collections.abc import Callable
 
 PROG = "python -m interpool"
 MAX_WORKERS = 1024
@@ -40,24 +41,23 @@ def worker_counts(text: str) -> list[int]:
     return sorted(counts)
 
 
-def grid_size(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 8 <= n <= 1000:
-        raise argparse.ArgumentTypeError(f"{n}: the size must be between 8 and 1000")
-    return n
+def whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from low to high (`what` names it in errors)."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"{n}: {what} must be between {low} and {high}")
+        return n
+
+    return parse
 
 
-def repeat_count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= n <= 100:
-        raise argparse.ArgumentTypeError(f"{n}: between 1 and 100")
-    return n
+grid_size = whole_number(8, 1000, "the size")
+repeat_count = whole_number(1, 100, "the count")
 
 
 def plot_file(text: str) -> str:
@@ -90,9 +90,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     source.add_argument("--size", type=grid_size, metavar="N",
                         help="size of the generated grid (default 130)")
     source.add_argument("--seed", type=int, metavar="N", help="seed of the generated grid (default 2024)")
-    demo.add_argument("--workers", type=worker_counts, metavar="LIST",
-                      help=f"worker counts: 1,2,4 or 1-8 or 1,3-4 (default 1-{cpus + 2}: "
-                           f"1 to the usable CPUs + 2)")
+    # The default goes through worker_counts like a value given on the command line.
+    demo.add_argument("--workers", type=worker_counts, default=f"1-{min(cpus + 2, MAX_WORKERS)}",
+                      metavar="LIST",
+                      help="worker counts: 1,2,4 or 1-8 or 1,3-4 (default %(default)s: "
+                           "1 to the usable CPUs + 2)")
     demo.add_argument("--compare", action="store_true",
                       help="also run the workload on threads, processes and the standard library's "
                            "sub-interpreters (and the interpreters-pep-734 backport, if installed), "
@@ -139,15 +141,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    import interpool
-
     from .demo import study
 
     if args.plot:
         study.need_matplotlib()  # before the long part
     work = study.load(args.grid, args.size if args.size is not None else 130,
                       args.seed if args.seed is not None else 2024)
-    counts = args.workers or list(range(1, interpool.usable_cpus() + 3))
+    counts = args.workers  # the default too is parsed by worker_counts
     progress = study.Progress(enabled=not args.no_progress)
     chosen, results = study.run_study(work, counts, args.compare, progress, repeat=args.repeat)
     if args.json:

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _interpool, _worker
 from ._functions import Ref as _Ref
-from ._functions import main_path as _main_path
+from ._functions import main_source as _main_source
 from ._functions import reference as _reference
 
 BrokenInterpreterPool = _interpool.BrokenInterpreterPool
@@ -262,7 +262,7 @@ class Executor(_BaseExecutor):
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__!r}")
 
-        initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_path()), None)]
+        initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
         if initializer is not None:
             ref = _reference(initializer, "the initializer")
             initializers.append(self._call_parts(ref, initargs, {}))

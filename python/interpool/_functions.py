@@ -12,7 +12,6 @@ from typing import Any
 from . import _worker
 
 
-
 class Ref:
     """A callable as workers find it: by (module, qualname), or pickled, plus
     the arguments of any functools.partial around it."""
@@ -31,13 +30,61 @@ class Ref:
 _ref_cache: weakref.WeakKeyDictionary[Any, Ref] = weakref.WeakKeyDictionary()
 
 
-def main_path() -> str | None:
-    """The script run as __main__, if workers can load it as a module."""
+def main_source() -> tuple[str, str] | None:
+    """How other interpreters load this one's __main__ as __mp_main__ (see
+    _worker.main_source), or None when they cannot.
+
+    As multiprocessing's spawn does: `python -m pkg.tool` -> the module by name
+    (its relative imports work there too); `python script.py` -> the file. Not
+    a package's __main__ (`python -m pkg`, a directory or zip run as a script:
+    such files run their code unconditionally), nor `python -c` or a REPL.
+    Where __main__ is the script, this also lets the objects of __mp_main__
+    classes that other interpreters send back resolve to __main__.
+    """
+    if _worker.main_source is not None:
+        return _worker.main_source  # an interpool interpreter passes its parent's on
     main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    if not path or os.path.basename(path) == "__main__.py":
-        return None  # `python -m package` or a package's __main__: not ours to re-run
-    return os.path.abspath(path)
+    name = getattr(getattr(main, "__spec__", None), "name", None)
+    if name is not None:
+        source: tuple[str, str] | None = None
+        if name != "__main__" and not name.endswith(".__main__"):
+            source = ("module", name)
+    else:
+        path = getattr(main, "__file__", None)
+        if not path or os.path.basename(path) == "__main__.py":
+            return None
+        source = ("path", os.path.abspath(path))
+    if source is not None and _MainAlias not in sys.meta_path:
+        sys.meta_path.append(_MainAlias)
+    return source
+
+
+class _MainAlias:
+    """In the interpreter that runs the script, module __mp_main__ -- the name the
+    script has in other interpreters, so the module of the objects of its classes
+    that they send back -- is __main__.
+
+    A finder rather than multiprocessing's sys.modules['__mp_main__'] alias:
+    sys.modules is untouched until such an object arrives, and a real module of
+    that name (this process is a multiprocessing child) is found first.
+    """
+
+    @staticmethod
+    def find_spec(name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _worker.MAIN_ALIAS:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, _MainAlias)
+
+    @staticmethod
+    def create_module(spec: Any) -> None:
+        return None
+
+    @staticmethod
+    def exec_module(module: types.ModuleType) -> None:
+        # The import system returns what sys.modules holds once this has run.
+        sys.modules[module.__name__] = sys.modules["__main__"]
 
 
 def _lookup(module: str, qualname: str) -> Any:
@@ -89,11 +136,13 @@ def _make_reference(fn: Any, what: str) -> Ref:
         found = _lookup(module, qualname)
         if found is not None and (found is target or found == target):
             if module == "__main__":
-                if main_path() is None:
+                # (In an interpool interpreter, __main__ is not the script: it holds
+                # what exec and prepare_main put there.)
+                if _worker.main_source is not None or main_source() is None:
                     raise TypeError(
                         f"cannot send {what} {qualname!r}: it is defined in __main__ of an "
-                        f"interactive session, `python -c` or a package's __main__, which "
-                        f"workers cannot import. Move it to a module"
+                        f"interactive session, `python -c`, a package's __main__.py or code "
+                        f"run by exec, which workers cannot import. Move it to a module"
                     )
                 module = _worker.MAIN_ALIAS
             return Ref(module, qualname, None, args, kwargs)

@@ -1,4 +1,5 @@
-"""What runs inside worker interpreters: set-up, chunks, calls of pickled callables.
+"""What runs inside worker interpreters: set-up, chunks, calls of pickled callables,
+and the parent's __main__ loaded as __mp_main__.
 
 Workers import this module by name; it must stay importable in an isolated
 sub-interpreter (pure Python, standard library only).
@@ -57,46 +58,71 @@ def call(*args: Any, **kwargs: Any) -> Any:
     return kwargs.pop(FN_KEYWORD)(*args, **kwargs)
 
 
-class _MainFinder:
-    """Makes the parent's __main__ script importable as __mp_main__, on first use."""
+# How this interpreter loads its parent's __main__ as __mp_main__: ("module", name)
+# when the parent ran `python -m name`, ("path", file) for a script; None if it
+# cannot. Passed on to the interpreters this one starts.
+main_source: tuple[str, str] | None = None
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+# True while this interpreter runs the parent's __main__ code: an Executor or an
+# interpreter created then means the script lacks an `if __name__ == "__main__":` guard.
+loading_main = False
+
+
+class _MainFinder:
+    """Makes the parent's __main__ importable as __mp_main__, on first use."""
+
+    def __init__(self, source: tuple[str, str]) -> None:
+        self.kind, self.target = source
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != MAIN_ALIAS:
             return None
         import importlib.util  # here: most workers never load the script
 
-        return importlib.util.spec_from_file_location(
-            MAIN_ALIAS, self.path, loader=_MainLoader(self.path)
-        )
-
-
-class _LazyMain(type(sys)):  # types.ModuleType, without importing types
-    """Stands for __main__ in a worker: attribute lookups (e.g. by pickle, for a
-    class defined in the parent's script) load the script as __mp_main__."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(importlib.import_module(MAIN_ALIAS), name)
-
-
-# True while this worker runs the parent's script: an Executor created then
-# means the script lacks an `if __name__ == "__main__":` guard.
-loading_main = False
+        if self.kind == "path":
+            return importlib.util.spec_from_file_location(
+                MAIN_ALIAS, self.target, loader=_MainLoader(self.target, None)
+            )
+        # `python -m pkg.tool`: the module found by its name, so that its relative
+        # imports work, run under the name __mp_main__ (as multiprocessing does).
+        real = importlib.util.find_spec(self.target)
+        if real is None or real.loader is None:
+            raise ModuleNotFoundError(
+                f"no module named {self.target!r} (the __main__ module of the parent, "
+                f"run with -m) on this interpreter's sys.path", name=self.target
+            )
+        return importlib.util.spec_from_loader(MAIN_ALIAS, _MainLoader(None, real))
 
 
 class _MainLoader:
-    def __init__(self, path: str) -> None:
+    """Runs the script at `path`, or the module of spec `real`, as __mp_main__."""
+
+    def __init__(self, path: str | None, real: Any) -> None:
         self.path = path
+        self.real = real
 
     def create_module(self, spec: Any) -> None:
         return None
 
     def exec_module(self, module: Any) -> None:
         global loading_main  # noqa: PLW0603
-        with open(self.path, "rb") as f:
-            code = compile(f.read(), self.path, "exec")
+        real = self.real
+        if real is None:
+            path = str(self.path)
+            with open(path, "rb") as f:
+                code = compile(f.read(), path, "exec")
+        else:
+            code = real.loader.get_code(real.name)
+            if code is None:
+                raise ImportError(f"no code for {real.name!r}, the __main__ module of the parent",
+                                  name=real.name)
+            # What runpy gives a module run by name (name apart): relative imports work.
+            module.__spec__ = real
+            module.__package__ = real.parent
+            module.__loader__ = real.loader
+            if real.has_location:
+                module.__file__ = real.origin
+                module.__cached__ = real.cached  # type: ignore[attr-defined]
         loading_main = True
         try:
             exec(code, module.__dict__)
@@ -104,27 +130,44 @@ class _MainLoader:
             loading_main = False
 
 
-def install_main(main_path: str | None) -> None:
-    """Lets this interpreter load the parent's script as __mp_main__ when a task
-    (or an unpickled object) needs it. Idempotent."""
-    if not main_path or any(isinstance(f, _MainFinder) for f in sys.meta_path):
+class _LazyMain(type(sys)):  # types.ModuleType, without importing types
+    """The class of __main__ in an interpool interpreter: names it lacks (e.g. a
+    class of the parent's script that pickle looks up there) come from the
+    parent's __main__, loaded as __mp_main__ on first use. Its own names (those
+    of prepare_main and exec) come first."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") and name.endswith("__"):  # probes (__file__, __path__...)
+            raise AttributeError(f"module '__main__' has no attribute {name!r}")
+        return getattr(importlib.import_module(MAIN_ALIAS), name)
+
+
+def install_main(source: tuple[str, str] | None) -> None:
+    """Lets this interpreter load the parent's __main__ as __mp_main__ when a task
+    (or an unpickled object) needs it. Idempotent.
+
+    The interpreter keeps its own __main__ module (where exec runs): only its
+    class changes, so that names it lacks resolve in __mp_main__.
+    """
+    global main_source  # noqa: PLW0603
+    if not source or main_source is not None:
         return
-    sys.meta_path.append(_MainFinder(main_path))
-    lazy = _LazyMain("__main__")
-    lazy.__file__ = main_path
-    sys.modules["__main__"] = lazy
+    main_source = (source[0], source[1])
+    sys.meta_path.append(_MainFinder(main_source))
+    main = sys.modules["__main__"]
+    if type(main) is type(sys):
+        main.__class__ = _LazyMain
 
 
-def setup(shared: dict, main_path: str | None) -> None:
+def setup(shared: dict, source: tuple[str, str] | None) -> None:
     """First thing an Executor worker runs: publishes `shared`, prepares __main__."""
     import interpool
 
     interpool.shared._publish(shared)
-    install_main(main_path)
+    install_main(source)
 
 
-def prepare(sys_path: list, main_path: str | None) -> None:
+def prepare(sys_path: list, source: tuple[str, str] | None) -> None:
     """First call into an interpreter made by interpool.interpreters.create()."""
     sys.path[:] = sys_path
-    if main_path:
-        sys.meta_path.append(_MainFinder(main_path))
+    install_main(source)

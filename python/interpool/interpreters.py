@@ -16,8 +16,10 @@ Differences from the standard library, all on purpose:
   ``unbounditems=UNBOUND`` (or ``UNBOUND_ERROR``/``UNBOUND_REMOVE``) is given.
 - A ``Queue`` can be passed through ``prepare_main``, ``call`` arguments and
   another queue.
-- ``call()`` accepts functions of the ``__main__`` script; new interpreters get
-  the parent's ``sys.path`` so they import what the parent can.
+- ``call()`` accepts functions and objects of classes of the ``__main__``
+  script (or ``python -m`` module), loaded there as ``__mp_main__``; the
+  interpreter's own ``__main__`` falls back to it for names it lacks. New
+  interpreters get the parent's ``sys.path`` so they import what the parent can.
 - Errors name what could not be shared and where (``argument 2``, ``'grid'``).
 """
 
@@ -31,7 +33,7 @@ import weakref
 from typing import Any, Callable
 
 from . import _interpool, _worker
-from ._functions import main_path as _main_path
+from ._functions import main_source as _main_source
 from ._functions import reference as _reference
 
 __all__ = [
@@ -213,14 +215,14 @@ class Interpreter:
         return thread
 
     def _prepare(self) -> None:
-        # Once per interpreter made here: the parent's sys.path, and __main__
-        # functions loadable as __mp_main__.
+        # Once per interpreter made here: the parent's sys.path, and its __main__
+        # loadable as __mp_main__ (see _worker.install_main).
         if self._id in _prepared or self.whence != "interpool":
             return
         raw = _interpool.interp_exec(self._id, f"__import__('sys').path[:] = {list(sys.path)!r}")
         if raw is None:
             ok, raw = _interpool.interp_call(
-                self._id, "interpool._worker", "prepare", (list(sys.path), _main_path()), None
+                self._id, "interpool._worker", "prepare", (list(sys.path), _main_source()), None
             )
             if ok:
                 raw = None
@@ -240,6 +242,12 @@ def _function_body(fn: types.FunctionType) -> types.CodeType:
 
 def create() -> Interpreter:
     """A new isolated interpreter (own GIL, no fork or exec, no daemon threads)."""
+    if _worker.loading_main:
+        raise RuntimeError(
+            "interpreters.create() was called while a sub-interpreter was loading your script "
+            "(to find a function or class of it that was sent there): protect the code that "
+            "creates interpreters with `if __name__ == \"__main__\":`"
+        )
     return Interpreter(_interpool.interp_create())
 
 

@@ -3,6 +3,10 @@
 Workers of a Pool are fresh sub-interpreters: they import task functions by
 module name. The helper modules live next to this file, so this directory is
 put on sys.path here, and pools are given the parent's sys.path.
+
+Fixtures: pools (`pool`, `fresh_pool`), executors (`ex`, `make_executor`) and
+interpreters of interpool.interpreters (`interp`, `make_interp`, and
+`no_interpreter_left_open` for the modules that check that none is left).
 """
 
 import os
@@ -65,3 +69,53 @@ def make_executor():
     yield factory
     for e in made:
         e.shutdown(wait=True, cancel_futures=True)
+
+
+def close_quietly(interp):
+    """Closes an interpreter of interpool.interpreters unless it is closed already."""
+    from interpool import interpreters
+
+    try:
+        interp.close()
+    except interpreters.InterpreterNotFoundError:
+        pass
+
+
+@pytest.fixture
+def interp():
+    """A new interpreter (interpool.interpreters.create()), closed after the test."""
+    from interpool import interpreters
+
+    made = interpreters.create()
+    yield made
+    close_quietly(made)
+
+
+@pytest.fixture
+def make_interp():
+    """Makes interpreters for one test; all are closed afterwards."""
+    from interpool import interpreters
+
+    made = []
+
+    def factory():
+        made.append(interpreters.create())
+        return made[-1]
+
+    yield factory
+    for one in made:
+        close_quietly(one)
+
+
+@pytest.fixture(scope="module")
+def no_interpreter_left_open():
+    """Fails the module if its tests left interpreters open (and closes them).
+    Use: pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")."""
+    from interpool import interpreters
+
+    before = {i.id for i in interpreters.list_all()}
+    yield
+    left = [i for i in interpreters.list_all() if i.id not in before and i.whence == "interpool"]
+    for one in left:
+        close_quietly(one)
+    assert not left, f"interpreters left open by the tests of this module: {left}"

@@ -1,12 +1,13 @@
 """interpool.Executor in whole programs, run as child processes: functions defined
-in the __main__ script, a script without the `if __name__ == "__main__":` guard,
-and programs that end with an executor still open."""
+in the __main__ script or in a module run with `python -m`, a script without the
+`if __name__ == "__main__":` guard, and programs that end with an executor still open."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+import textwrap
 
 import pytest
 
@@ -34,12 +35,102 @@ def test_functions_defined_in_main_script():
         "names": ["__mp_main__"],  # workers load the script under another name
         "bound": [10, 20, 30],
         "static": 4.5,
+        "returned": [True, 15],  # __mp_main__.Scaler is __main__.Scaler here
     }
     # Loaded once in the parent, at most once per worker (2), and the guarded
     # block ran in the parent only. (Workers' lines may interleave: count substrings.)
     assert proc.stderr.count("loaded as __main__") == 1
     assert 1 <= proc.stderr.count("loaded as __mp_main__") <= 2
     assert proc.stderr.count("main block ran") == 1
+
+
+def make_package(root):
+    """root/pkg: a package with a helper module, a tool module that uses it by a
+    relative import, and a __main__.py."""
+    pkg = root / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    (pkg / "tool.py").write_text(textwrap.dedent("""
+        import json
+        import sys
+
+        from . import helpers
+
+        print(f"loaded as {__name__}", file=sys.stderr, flush=True)
+
+
+        class Box:
+            def __init__(self, v):
+                self.v = v
+
+            def doubled(self):
+                return helpers.double(self.v)
+
+
+        def work(x):
+            return helpers.double(x), __name__
+
+
+        if __name__ == "__main__":
+            import interpool
+
+            with interpool.Executor(2) as ex:
+                made = ex.submit(Box, 4).result()
+                out = {
+                    "map": list(ex.map(work, range(4), chunksize=1)),
+                    "method": ex.submit(Box(5).doubled).result(),
+                    "returned": [type(made) is Box, made.v],
+                }
+            print(json.dumps(out), flush=True)
+    """))
+    (pkg / "__main__.py").write_text(textwrap.dedent("""
+        import interpool
+
+        from pkg import helpers
+
+
+        def local(x):
+            return x
+
+
+        # No guard: a package's __main__.py runs its code unconditionally, which is why
+        # workers never load it (as with multiprocessing).
+        with interpool.Executor(1) as ex:
+            print("helper:", ex.submit(helpers.double, 4).result(), flush=True)
+            try:
+                ex.submit(local, 1)
+            except TypeError as e:
+                print("TypeError:", e, flush=True)
+    """))
+
+
+def test_functions_of_a_main_module_run_with_dash_m(tmp_path):
+    """`python -m pkg.tool`: workers import pkg.tool by name (under the name
+    __mp_main__), so its relative imports work, and its guarded block does not run."""
+    make_package(tmp_path)
+    proc, _ = run_python(["-m", "pkg.tool"], cwd=tmp_path)
+    assert_clean_exit(proc)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {
+        "map": [[0, "__mp_main__"], [2, "__mp_main__"], [4, "__mp_main__"], [6, "__mp_main__"]],
+        "method": 10,
+        "returned": [True, 4],
+    }
+    assert proc.stderr.count("loaded as __main__") == 1
+    assert 1 <= proc.stderr.count("loaded as __mp_main__") <= 2
+
+
+def test_functions_of_a_package_main_are_refused_clearly(tmp_path):
+    """`python -m pkg` runs pkg/__main__.py, which workers do not load: its functions
+    are refused at submit; those of the package's other modules work."""
+    make_package(tmp_path)
+    proc, _ = run_python(["-m", "pkg"], cwd=tmp_path)
+    assert_clean_exit(proc)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "helper: 8"
+    assert lines[1].startswith("TypeError: cannot send the function 'local'")
+    assert "package's __main__.py" in lines[1] and "Move it to a module" in lines[1]
 
 
 def test_main_script_without_guard_fails_clearly():

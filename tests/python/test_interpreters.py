@@ -6,7 +6,7 @@ Queues are in test_interpreters_queue.py; programs run as scripts (Ctrl-C,
 __main__ functions, the example, the benchmark) in test_interpreters_scripts.py.
 
 Every interpreter a test creates is closed by the end of the test (the fixtures
-close what is left); each module checks at its end that none is left open.
+of conftest.py close what is left); the module checks at its end that none is left open.
 """
 
 import pickle
@@ -26,45 +26,7 @@ import interp_tasks
 PY312 = sys.version_info < (3, 13)
 
 
-def _close_quietly(interp):
-    try:
-        interp.close()
-    except I.InterpreterNotFoundError:
-        pass
-
-
-def _new():
-    return I.create()
-
-
-@pytest.fixture
-def interp():
-    interp = _new()
-    yield interp
-    _close_quietly(interp)
-
-
-@pytest.fixture
-def make_interp():
-    made = []
-
-    def factory():
-        made.append(_new())
-        return made[-1]
-
-    yield factory
-    for interp in made:
-        _close_quietly(interp)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_interpreter_left_open():
-    before = {i.id for i in I.list_all()}
-    yield
-    left = [i for i in I.list_all() if i.id not in before and i.whence == "interpool"]
-    for interp in left:
-        _close_quietly(interp)
-    assert not left, f"interpreters left open by the tests of this module: {left}"
+pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
 
 
 def run_python(code, timeout=60, args=()):

@@ -25,41 +25,7 @@ import interp_tasks
 SLACK = 0.25
 
 
-def _close_quietly(interp):
-    try:
-        interp.close()
-    except I.InterpreterNotFoundError:
-        pass
-
-
-@pytest.fixture
-def interp():
-    interp = I.create()
-    yield interp
-    _close_quietly(interp)
-
-
-@pytest.fixture
-def make_interp():
-    made = []
-
-    def factory():
-        made.append(I.create())
-        return made[-1]
-
-    yield factory
-    for interp in made:
-        _close_quietly(interp)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _no_interpreter_left_open():
-    before = {i.id for i in I.list_all()}
-    yield
-    left = [i for i in I.list_all() if i.id not in before and i.whence == "interpool"]
-    for interp in left:
-        _close_quietly(interp)
-    assert not left, f"interpreters left open by the tests of this module: {left}"
+pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
 
 
 def drain(q):

@@ -1,6 +1,8 @@
 """interpool.interpreters in programs of their own: Ctrl-C during a blocking queue
-operation, call() of functions defined in a `python script.py` __main__, the
-exec + queues executor example, and the queue benchmark (quick run)."""
+operation, call() of functions and objects of classes defined in the __main__ of
+`python script.py` or `python -m pkg.tool`, a script without the `if __name__ ==
+"__main__":` guard, the exec + queues executor example, and the queue benchmark
+(quick run)."""
 
 import json
 import os
@@ -82,11 +84,6 @@ def test_call_accepts_functions_of_the_main_script(tmp_path):
     assert r.stderr == ""
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: instances of classes of the __main__ script do not cross, "
-                   "though its functions do: as arguments or bound methods, pickle looks the class up in "
-                   "the sub-interpreter's own __main__ (AttributeError: Can't get attribute 'Point' on "
-                   "<module '__main__'>); as results, in a module __mp_main__ the caller does not have "
-                   "(ModuleNotFoundError: No module named '__mp_main__')")
 @pytest.mark.parametrize("mode", ["instance", "method", "return"])
 def test_call_accepts_objects_of_classes_of_the_main_script(tmp_path, mode):
     r = run([os.path.join(SCRIPTS, "interp_main_call.py"), mode], cwd=tmp_path)
@@ -94,10 +91,6 @@ def test_call_accepts_objects_of_classes_of_the_main_script(tmp_path, mode):
     assert f"{mode}: 7" in r.stdout.splitlines()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: with `python -m pkg.tool`, a function of the __main__ module "
-                   "fails in the sub-interpreter when the module uses a relative import: the file is "
-                   "loaded as a top-level module __mp_main__ (ImportError: attempted relative import with "
-                   "no known parent package); multiprocessing imports __main__.__spec__.name instead")
 def test_call_accepts_functions_of_a_main_module_run_with_dash_m(tmp_path):
     pkg = tmp_path / "pkg"
     pkg.mkdir()
@@ -120,6 +113,37 @@ def test_call_accepts_functions_of_a_main_module_run_with_dash_m(tmp_path):
     r = run(["-m", "pkg.tool"], cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "result: 42\n"
+
+
+def test_call_of_a_main_function_from_a_main_function():
+    # The sub-interpreter passes the script on to the interpreter it creates.
+    r = run([os.path.join(SCRIPTS, "interp_main_call.py"), "nested"])
+    assert r.returncode == 0, r.stderr
+    assert "nested: (50, '__mp_main__')" in r.stdout.splitlines()
+    assert r.stdout.splitlines().count("loaded as __mp_main__") == 2  # once in each
+
+
+def test_main_of_a_sub_interpreter_keeps_its_names():
+    # Its own names (prepare_main, exec) come first; the script's fill in what it
+    # lacks, for pickle, without being copied into it.
+    r = run([os.path.join(SCRIPTS, "interp_main_call.py"), "namespace"])
+    assert r.returncode == 0, r.stderr
+    assert "namespace: (3, False, False, True)" in r.stdout.splitlines()
+
+
+def test_main_script_without_guard_fails_clearly():
+    r = run([os.path.join(SCRIPTS, "interp_main_unguarded.py")], timeout=60)
+    assert r.returncode == 1
+    assert "result" not in r.stdout and "end of script" not in r.stdout
+    # Loaded once as __main__ and once in the sub-interpreter, which stopped there.
+    assert r.stderr.count("loaded as __main__") == 1
+    assert r.stderr.count("loaded as __mp_main__") == 1
+    assert "interpool.interpreters.ExecutionFailed: RuntimeError: interpreters.create() was called while " \
+           "a sub-interpreter was loading your script" in r.stderr
+    assert 'protect the code that creates interpreters with `if __name__ == "__main__":`' in r.stderr
+    assert "No module named" not in r.stderr
+    # The sub-interpreter's traceback shows the script's line.
+    assert "interp_main_unguarded.py" in r.stderr and "interp = interpreters.create()" in r.stderr
 
 
 def test_call_of_a_main_function_from_python_c_fails_clearly():

@@ -16,16 +16,6 @@ from interpool import interpreters as I
 import tasks_helpers  # noqa: F401  (importable in new interpreters: they get our sys.path)
 
 
-@pytest.fixture
-def interp():
-    it = I.create()
-    yield it
-    try:
-        it.close()
-    except I.InterpreterNotFoundError:
-        pass
-
-
 # -- module functions ------------------------------------------------------------
 
 

@@ -47,4 +47,6 @@ if __name__ == "__main__":
             "bound": list(ex.map(Scaler(10).scale, [1, 2, 3])),
             "static": ex.submit(Scaler.halve, 9).result(),
         }
+        made = ex.submit(Scaler, 3).result()  # made in a worker, of class __mp_main__.Scaler
+        out["returned"] = [type(made) is Scaler, made.scale(5)]
     print(json.dumps(out), flush=True)

@@ -6,6 +6,9 @@ Usage: python interp_main_call.py MODE, MODE one of
   instance    an instance of a class of this script as an argument
   method      a bound method of an instance of a class of this script
   return      a function of this script returning an instance of a class of this script
+  nested      a function of this script that calls another one in an interpreter of its own
+  namespace   the sub-interpreter's __main__ after an instance crossed: its own names
+              first, then those of this script
 
 The sub-interpreter loads this file as __mp_main__: the guarded block below does
 not run there, and module-level prints show how often the file was loaded.
@@ -47,6 +50,22 @@ def make_point(x, y):
     return Point(x, y)
 
 
+def nested_call(x):
+    inner = interpreters.create()
+    try:
+        return inner.call(work, x)
+    finally:
+        inner.close()
+
+
+def main_view():
+    """Runs in the sub-interpreter: what its __main__ shows."""
+    import __main__
+
+    return (__main__.SCALE, hasattr(__main__, "nothing_here"), "Point" in vars(__main__),
+            __main__.Point is Point)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     interp = interpreters.create()
@@ -64,6 +83,12 @@ if __name__ == "__main__":
             print("method:", interp.call(Point(3, -4).norm1))
         elif mode == "return":
             print("return:", interp.call(make_point, 3, -4).norm1())
+        elif mode == "nested":
+            print("nested:", interp.call(nested_call, 5))
+        elif mode == "namespace":
+            interp.prepare_main(SCALE=3)
+            assert interp.call(norm1_of, Point(1, 2)) == 3
+            print("namespace:", interp.call(main_view))
         else:
             raise SystemExit(f"unknown mode {mode}")
     finally:
