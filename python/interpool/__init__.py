@@ -27,6 +27,14 @@ QueueClosed = _interpool.QueueClosed
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 
 
+class IncompatibleModuleError(ImportError):
+    """A task imported an extension module that does not support sub-interpreters
+    with their own GIL (``module`` names its package). Executor(fallback="process")
+    runs such tasks in processes instead."""
+
+    module: str | None = None
+
+
 def usable_cpus() -> int:
     """Number of CPUs this process may run on."""
     return _interpool.usable_cpus()
@@ -50,6 +58,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BrokenInterpreterPool",
     "Executor",
+    "IncompatibleModuleError",
     "InterpreterError",
     "InterpreterNotFoundError",
     "ItemInterpreterDestroyed",

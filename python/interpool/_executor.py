@@ -17,7 +17,7 @@ from concurrent.futures import CancelledError, Future
 from concurrent.futures import Executor as _BaseExecutor
 from typing import Any
 
-from . import _interpool, _worker
+from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
 from ._functions import main_source as _main_source
 from ._functions import reference as _reference
@@ -62,6 +62,12 @@ class _Future(Future):
     _task: Any = None
     _state: _State | None = None
     _token = 0
+    # With fallback="process": what to run in a process if the worker refuses an
+    # import, (fn, args, kwargs) and the function's (module, qualname); then the
+    # process pool's future.
+    _call: tuple | None = None
+    _key: tuple[str, str] | None = None
+    _fallback: Future | None = None
 
     def _settle_here(self, timeout: float | None) -> None:
         """Waits for the task (GIL released) and settles this future, unless the
@@ -69,9 +75,12 @@ class _Future(Future):
         task = self._task
         if task is None or self._state is None or self.done():
             return
-        got = task.take(timeout)
-        if got is not None:
-            self._state.settle(self._token, *got)
+        got = None
+        try:
+            got = task.take(timeout)
+        finally:  # claimed outcomes are settled, even if an exception comes in between
+            if got is not None:
+                self._state.settle(self._token, *got)
 
     def result(self, timeout: float | None = None) -> Any:
         if not self.done():
@@ -92,12 +101,16 @@ class _Future(Future):
     def cancel(self) -> bool:
         if self.cancelled():
             return True
+        if self._fallback is not None:
+            return self._fallback.cancel() and super().cancel()
         task = self._task
         if task is not None and not task.cancel():
             return False  # a worker has started it (or it already ended)
         return super().cancel()
 
     def running(self) -> bool:
+        if self._fallback is not None:
+            return self._fallback.running()
         task = self._task
         if task is not None and task.running():
             return True
@@ -108,8 +121,9 @@ class _State:
     """What the executor and its result thread share. Holds no reference to
     the Executor, so an executor nobody references can be collected."""
 
-    def __init__(self, pool: Any) -> None:
+    def __init__(self, pool: Any, fallback: _fallback.ProcessFallback | None = None) -> None:
         self.pool = pool
+        self.fallback = fallback
         self.futures: dict[int, _Future] = {}
         self.tokens = itertools.count(1)
         self.lock = threading.Lock()
@@ -118,6 +132,8 @@ class _State:
         self.feeding = 0             # map() calls still submitting the inputs they accepted
         self.pool_closed = False
         self.broken: str | None = None
+        # Set once the pool is closed and every future it took is settled.
+        self.settled = threading.Event()
 
     def begin_feed(self) -> None:
         with self.lock:
@@ -158,7 +174,24 @@ class _State:
         else:
             if isinstance(payload, BrokenInterpreterPool):
                 self.broken = str(payload)
-            fut.set_exception(payload)
+            elif isinstance(payload, ImportError):
+                refused = _fallback.incompatible(payload)
+                if refused is not None:
+                    if (self.fallback is not None and fut._call is not None
+                            and self.fallback.run(fut, fut._call, fut._key)):
+                        payload = None  # runs again in a process
+                    else:
+                        payload = refused
+            if payload is not None:
+                fut.set_exception(payload)
+        self._check_settled()
+
+    def _check_settled(self) -> None:
+        if self.pool_closed and not self.futures and not self.settled.is_set():
+            self.settled.set()
+            if self.fallback is not None:
+                # Whatever went to processes is queued there: no more will.
+                self.fallback.shutdown(wait=False)
 
     def _close_pool_when_fed(self) -> None:
         # The engine stops taking tasks once every map() has submitted all it accepted.
@@ -168,6 +201,7 @@ class _State:
             self.pool_closed = True
             cancel = self.cancelling
         self.pool.close(cancel_pending=cancel)
+        self._check_settled()
 
 
 def _collect(state: _State) -> None:
@@ -187,7 +221,7 @@ def _collect(state: _State) -> None:
 def _forget(state: _State, owner: int) -> None:
     from . import shared as shared_view
 
-    state.close()
+    state.close()  # a fallback process pool closes once every future is settled
     shared_view._pop(owner)
 
 
@@ -223,6 +257,12 @@ class Executor(_BaseExecutor):
             raises, the executor is broken (BrokenInterpreterPool).
         max_tasks_per_worker: replace a worker's interpreter after this many tasks
             (a chunk of ``map`` counts as one task).
+        fallback: None, or ``"process"``: a task that imports an extension module
+            that refuses sub-interpreters (IncompatibleModuleError, e.g. numpy)
+            runs again in a process pool of ``max_workers`` processes (spawned on
+            first need, with the same ``shared``, initializer and initargs), and
+            later tasks of the same function go there directly. The function and
+            its arguments must then pickle.
     """
 
     def __init__(
@@ -233,6 +273,7 @@ class Executor(_BaseExecutor):
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
         max_tasks_per_worker: int | None = None,
+        fallback: str | None = None,
     ) -> None:
         if _worker.loading_main:
             raise RuntimeError(
@@ -261,6 +302,7 @@ class Executor(_BaseExecutor):
             raise TypeError(f"shared must be a mapping of names to values, not {type(shared).__name__!r}")
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__!r}")
+        _fallback.check(fallback)
 
         initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
         if initializer is not None:
@@ -277,7 +319,8 @@ class Executor(_BaseExecutor):
             text = str(e).replace("argument 1[", "shared[", 1)
             raise NotShareableError(text) from None
         self._max_workers = max_workers
-        self._state = _State(pool)
+        self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
+            max_workers, shared_dict, initializer, initargs))
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
             target=_collect, args=(self._state,), name="interpool-results", daemon=False
@@ -315,9 +358,12 @@ class Executor(_BaseExecutor):
         return (_WORKER_MODULE, "call", args, {**kwargs, _FN_KEYWORD: ref.pickled})
 
     def _submit_parts(self, parts: tuple, chunk_start: int | None = None,
-                      accepted: bool = False) -> _Future:
+                      accepted: bool = False, ref: _Ref | None = None,
+                      call: tuple | None = None) -> _Future:
         """Submits (module, qualname, args, kwargs). `accepted`: part of a map()
-        that was accepted before shutdown(), which it still completes."""
+        that was accepted before shutdown(), which it still completes. With a
+        fallback, `call` = (fn, args, kwargs) is what a process would run for
+        `ref`'s function."""
         state = self._state
         fut = _Future()
         with state.lock:
@@ -327,6 +373,12 @@ class Executor(_BaseExecutor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _exiting and not accepted:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            if state.fallback is not None and call is not None and ref is not None:
+                fut._call = call
+                if ref.module is not None:
+                    fut._key = (ref.module, ref.qualname)  # type: ignore[assignment]
+                    if fut._key in state.fallback.known and state.fallback.run(fut, call, None):
+                        return fut  # this function's imports refuse sub-interpreters
             token = next(state.tokens)
             state.futures[token] = fut
             fut._state = state
@@ -342,7 +394,9 @@ class Executor(_BaseExecutor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Schedules fn(*args, **kwargs) on a worker; returns a Future."""
-        return self._submit_parts(self._call_parts(_reference(fn), args, kwargs))
+        ref = _reference(fn)
+        return self._submit_parts(self._call_parts(ref, args, kwargs), ref=ref,
+                                  call=(fn, args, kwargs))
 
     def map(
         self,
@@ -394,7 +448,7 @@ class Executor(_BaseExecutor):
         ref = _reference(fn)
         if buffersize is None:
             argtuples = list(argtuples)  # read now, like concurrent.futures
-        run = _MapRun(self, ref, argtuples, chunksize, buffersize, ordered)
+        run = _MapRun(self, fn, ref, argtuples, chunksize, buffersize, ordered)
         if buffersize is None:
             # Accepted now: submitted in full even if shutdown() comes first.
             self._state.begin_feed()
@@ -409,8 +463,13 @@ class Executor(_BaseExecutor):
         wait=True waits for the rest and for the workers to end."""
         state = self._state
         state.close(cancel_pending=cancel_futures)
+        if state.fallback is not None and cancel_futures:
+            state.fallback.cancel_pending()
         if wait and threading.current_thread() is not self._handler:
             self._handler.join()
+            if state.fallback is not None:
+                state.settled.wait()
+                state.fallback.shutdown(wait=True)
         self._finalizer()  # once: interpool.shared stops showing this executor's values
         _live.discard(self)
 
@@ -425,9 +484,10 @@ class _MapRun:
     # vanish, short enough to balance.
     TARGET_SECONDS = 0.02
 
-    def __init__(self, ex: Executor, ref: _Ref, argtuples: Iterable[tuple],
+    def __init__(self, ex: Executor, fn: Any, ref: _Ref, argtuples: Iterable[tuple],
                  chunksize: int | None, buffersize: int | None, ordered: bool) -> None:
         self.ex = ex
+        self.fn = fn
         self.ref = ref
         self.total = len(argtuples) if isinstance(argtuples, list) else None
         self.source = iter(argtuples)
@@ -514,13 +574,16 @@ class _MapRun:
                 self.changed.notify_all()
 
     def _submit(self, chunk: list, start: int) -> _Future:
+        raw = chunk
         ref = self.ref
         kwargs = ref.kwargs or {}
         if ref.args:
             chunk = [ref.args + args for args in chunk]
         fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
         parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs), fn)
-        return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted)
+        call = (_fallback.run_chunk, (self.fn, raw, {}), {})
+        return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
+                                     ref=ref, call=call)
 
     def _chunk_done(self, n: int, fut: Future) -> None:
         # Runs on the result thread (or in feed(), if the chunk was already done).

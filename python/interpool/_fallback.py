@@ -1,0 +1,143 @@
+"""Extension modules that refuse sub-interpreters, and Executor(fallback="process").
+
+CPython refuses to load, in an interpreter with its own GIL, an extension module
+that does not declare support for it (single-phase init, or multi-phase without
+Py_MOD_PER_INTERPRETER_GIL_SUPPORTED): "module X does not support loading in
+subinterpreters". Such an ImportError becomes IncompatibleModuleError; with
+fallback="process" the task runs again in a process pool instead.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from . import IncompatibleModuleError
+
+_REFUSED = re.compile(r"module '?([\w.]+)'? does not support loading in subinterpreters")
+
+FALLBACKS = (None, "process")
+
+
+def incompatible(exc: BaseException) -> IncompatibleModuleError | None:
+    """The IncompatibleModuleError an ImportError from a worker stands for, if any."""
+    if isinstance(exc, IncompatibleModuleError):
+        return exc
+    if not isinstance(exc, ImportError):
+        return None
+    text = str(exc)
+    # The worker's traceback (the chain included) travels as the cause's text:
+    # packages such as numpy re-raise the refusal with a message of their own.
+    text += "\n" + str(getattr(exc.__cause__, "traceback", "") or "")
+    found = _REFUSED.search(text)
+    if found is None:
+        return None
+    extension = found.group(1)
+    package = extension.split(".")[0]
+    error = IncompatibleModuleError(
+        f"cannot import {package!r} in a worker interpreter: its extension module "
+        f"{extension!r} does not support sub-interpreters with their own GIL. Run the tasks "
+        f"that need it in processes: interpool.Executor(..., fallback=\"process\") does so "
+        f"for you (or use concurrent.futures.ProcessPoolExecutor)",
+        name=extension,
+    )
+    error.module = package
+    error.__cause__ = exc
+    return error
+
+
+def check(fallback: Any) -> None:
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be None or 'process', not {fallback!r}")
+
+
+def _process_setup(shared: dict, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    """First thing a fallback process runs: the same view a worker interpreter has."""
+    import interpool
+
+    interpool.shared._publish(shared)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def run_chunk(fn: Callable[..., Any], chunk: list, kwargs: dict) -> tuple[list, float]:
+    """A map chunk in a fallback process; returns what _worker.run_chunk returns."""
+    start = time.perf_counter()
+    out = [fn(*args, **kwargs) for args in chunk]
+    return out, time.perf_counter() - start
+
+
+class ProcessFallback:
+    """A process pool, started on first need, for the tasks whose imports refuse
+    sub-interpreters. Functions seen failing so go there directly afterwards."""
+
+    def __init__(self, max_workers: int, shared: dict,
+                 initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+        self._max_workers = max_workers
+        self._initargs = (shared, initializer, initargs)
+        self._lock = threading.Lock()
+        self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._pending: set[Future] = set()
+        #: (module, qualname) of functions that went to processes.
+        self.known: set[tuple[str, str]] = set()
+
+    def run(self, fut: Future, call: tuple, key: tuple[str, str] | None) -> bool:
+        """Runs call = (fn, args, kwargs) in a process and settles `fut` with its
+        outcome. False if the fallback is shut down."""
+        fn, args, kwargs = call
+        with self._lock:
+            if self._closed:
+                return False
+            if self._pool is None:
+                # spawn: forking a process whose other threads run interpreters is unsafe.
+                self._pool = ProcessPoolExecutor(
+                    self._max_workers, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_process_setup, initargs=self._initargs)
+            if key is not None:
+                self.known.add(key)
+            pfut = self._pool.submit(fn, *args, **kwargs)
+            self._pending.add(pfut)
+        fut._fallback = pfut  # type: ignore[attr-defined]
+        pfut.add_done_callback(lambda done: self._done(done, fut))
+        return True
+
+    def _done(self, done: Future, fut: Future) -> None:
+        with self._lock:
+            self._pending.discard(done)
+        _copy(done, fut)
+
+    def shutdown(self, wait: bool) -> None:
+        """Takes no more tasks; wait=True waits for those taken."""
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        if pool is not None:
+            pool.shutdown(wait=wait)
+
+    def cancel_pending(self) -> None:
+        """Cancels the tasks that no process has started (shutdown(cancel_futures=True))."""
+        with self._lock:
+            futures = list(self._pending)
+        for pfut in futures:
+            pfut.cancel()
+
+
+def _copy(done: Future, fut: Future) -> None:
+    if fut.done():
+        return
+    if done.cancelled():
+        Future.cancel(fut)
+        try:
+            fut.set_running_or_notify_cancel()
+        except RuntimeError:
+            pass  # already notified
+    elif (exc := done.exception()) is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(done.result())

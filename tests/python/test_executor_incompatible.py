@@ -1,0 +1,133 @@
+"""Extension modules that refuse sub-interpreters: IncompatibleModuleError, and
+Executor(fallback="process") running such tasks in processes."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+import executor_tasks as T  # noqa: E402
+
+np = pytest.importorskip("numpy")
+import numpy_tasks  # noqa: E402
+
+# Standard library modules that CPython itself refuses in an own-GIL interpreter
+# (single-phase init). Present only where they were built.
+STDLIB_REFUSING = ["readline", "_curses", "_testsinglephase"]
+
+
+def test_numpy_task_names_the_module_and_the_way_out(make_executor):
+    ex = make_executor(1)
+    with pytest.raises(interpool.IncompatibleModuleError) as e:
+        ex.submit(numpy_tasks.total, 10).result(timeout=60)
+    err = e.value
+    assert isinstance(err, ImportError)
+    assert err.module == "numpy"
+    assert err.name.startswith("numpy.") and "multiarray" in err.name
+    assert "'numpy'" in str(err) and 'fallback="process"' in str(err)
+    assert "ProcessPoolExecutor" in str(err)
+    assert isinstance(err.__cause__, ImportError)  # numpy's own error, with the worker's traceback
+    # The executor keeps serving.
+    assert ex.submit(T.add, 2, 3).result(timeout=60) == 5
+
+
+@pytest.mark.parametrize("name", STDLIB_REFUSING)
+def test_stdlib_modules_that_refuse(make_executor, name):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        pytest.skip(f"{name} is not built here")
+    ex = make_executor(1)
+    with pytest.raises(interpool.IncompatibleModuleError) as e:
+        ex.submit(importlib.import_module, name).result(timeout=60)
+    assert e.value.name == name and e.value.module == name
+    assert f"{name!r}" in str(e.value)
+
+
+def test_map_raises_it_too(make_executor):
+    ex = make_executor(2)
+    with pytest.raises(interpool.IncompatibleModuleError):
+        list(ex.map(numpy_tasks.total, range(5)))
+
+
+def test_other_import_errors_stay_what_they_are(make_executor):
+    ex = make_executor(1)
+    with pytest.raises(ModuleNotFoundError) as e:
+        ex.submit(importlib.import_module, "no_such_module_xyz").result(timeout=60)
+    assert not isinstance(e.value, interpool.IncompatibleModuleError)
+
+
+def test_fallback_process_runs_numpy_task(make_executor):
+    ex = make_executor(1, fallback="process")
+    pid, value = ex.submit(numpy_tasks.where_total, 100).result(timeout=120)
+    assert value == sum(range(100))
+    assert pid != os.getpid()  # a process of the fallback pool
+    # The next task of that function goes to the processes directly.
+    assert ex.submit(numpy_tasks.where_total, 10).result(timeout=120)[1] == 45
+    assert ("numpy_tasks", "where_total") in ex._state.fallback.known
+    # Tasks that import nothing of the kind still run on worker interpreters.
+    assert ex.submit(T.add, 1, 1).result(timeout=60) == 2
+
+
+def test_fallback_process_map_and_partial(make_executor):
+    ex = make_executor(2, fallback="process")
+    assert list(ex.map(numpy_tasks.total, range(50))) == [sum(range(n)) for n in range(50)]
+    part = functools.partial(numpy_tasks.total)
+    assert list(ex.map(part, [3, 4], chunksize=1)) == [3, 6]
+
+
+def test_fallback_processes_see_shared_and_initializer(make_executor):
+    ex = make_executor(1, fallback="process", shared={"k": 7},
+                       initializer=T.init_set_state, initargs=("set",))
+    assert ex.submit(numpy_tasks.shared_and_state, "k").result(timeout=120) == (21, "set")
+
+
+def test_fallback_value_checked():
+    with pytest.raises(ValueError, match="fallback must be None or 'process'"):
+        interpool.Executor(1, fallback="processes")
+
+
+@pytest.mark.parametrize("wait", [True, False])
+def test_fallback_tasks_accepted_before_shutdown_all_end(make_executor, wait):
+    ex = make_executor(1, fallback="process")
+    futs = [ex.submit(numpy_tasks.total, n) for n in range(4)]
+    ex.shutdown(wait=wait)
+    assert [f.result(timeout=120) for f in futs] == [0, 0, 1, 3]
+
+
+def test_fallback_cancel_futures_on_shutdown(make_executor):
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3  # known from now on
+    futs = [ex.submit(numpy_tasks.total, n) for n in range(20)]
+    ex.shutdown(wait=True, cancel_futures=True)
+    assert all(f.done() for f in futs)
+    assert all(f.cancelled() or f.result(timeout=0) == sum(range(n)) for n, f in enumerate(futs))
+
+
+def test_program_with_fallback_left_open_exits(tmp_path):
+    import subprocess
+    import textwrap
+
+    script = tmp_path / "left_open.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {HERE!r})
+        import interpool, numpy_tasks
+        if __name__ == "__main__":
+            ex = interpool.Executor(1, fallback="process")
+            futs = [ex.submit(numpy_tasks.total, n) for n in (10, 20)]
+            print(futs[0].result(timeout=120))
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "45\n"
+    assert r.stderr == ""
