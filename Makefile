@@ -22,6 +22,7 @@ JOBS ?= 2
 VENV ?= .venv
 PYTEST_ARGS ?=
 CTEST_ARGS ?=
+GTEST_ARGS ?=
 # Per-test limit for ctest; pytest's per-test limit is in pyproject.toml (120 s).
 CTEST_TIMEOUT ?= 300
 # Wall-clock limit for a whole pytest run: a backstop for a hang that holds the GIL,
@@ -72,7 +73,7 @@ TOOLS_STAMP = $(VENV)/.tools$(subst /,-,$(BASE_PYTHON))
 INSTALL_STAMP = $(VENV)/.installed
 
 .PHONY: help venv deps-cpp test test-cpp test-python test-asan test-asan-cpp \
-  test-asan-python demo bench format format-check clean
+  test-asan-python test-valgrind demo bench format format-check clean
 
 # help: list the targets.
 help:
@@ -134,12 +135,7 @@ test: deps-cpp
 # test-cpp: build the GoogleTest suites in build/cpp-<pyver> and run ctest.
 test-cpp: deps-cpp $(TOOLS_STAMP)
 	@echo "== C++ tests in $(CPP_BUILD) (Python $(PYVER))"
-	mkdir -p $(CPP_BUILD)
-	$(CMAKE) -S . -B $(CPP_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERPOOL_BUILD_TESTS=ON \
-	  -DPython_EXECUTABLE=$(BASE_PYTHON) >$(CPP_BUILD)/configure.log || {
-	  cat $(CPP_BUILD)/configure.log; exit 1; }
-	$(CMAKE) --build $(CPP_BUILD) -j $(JOBS)
+	$(build-cpp-tests)
 	$(CTEST) --test-dir $(CPP_BUILD) --output-on-failure --no-tests=error -j $(JOBS) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
 
 # test-python: run pytest (tests/python) against the package installed in .venv.
@@ -156,6 +152,29 @@ fi
 [ $$rc -ne 124 ] || echo "== pytest was killed after $(PYTEST_WALL) s (PYTEST_WALL)"
 exit $$rc
 endef
+
+# Configures and builds the GoogleTest suites in $(CPP_BUILD).
+define build-cpp-tests
+mkdir -p $(CPP_BUILD)
+$(CMAKE) -S . -B $(CPP_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERPOOL_BUILD_TESTS=ON \
+  -DPython_EXECUTABLE=$(BASE_PYTHON) >$(CPP_BUILD)/configure.log || {
+  cat $(CPP_BUILD)/configure.log; exit 1; }
+$(CMAKE) --build $(CPP_BUILD) -j $(JOBS)
+endef
+
+# test-valgrind: the GoogleTest suites (test-cpp's build) in one process under valgrind
+# memcheck. Any memory error fails it, and so does any leak but CPython's own: what
+# it allocates at start-up and the immortal interned strings of sub-interpreters
+# (tools/valgrind-python.supp). PYTHONMALLOC=malloc: memcheck sees every object.
+test-valgrind: deps-cpp $(TOOLS_STAMP)
+	@$(call apt-ensure,valgrind)
+	echo "== C++ tests under valgrind memcheck (build in $(CPP_BUILD))"
+	$(build-cpp-tests)
+	cd $(CPP_BUILD)/tests/cpp && PYTHONMALLOC=malloc valgrind --tool=memcheck --error-exitcode=99 \
+	  --leak-check=full --show-leak-kinds=definite,possible --errors-for-leak-kinds=definite,possible \
+	  --suppressions=$(abspath tools/valgrind-python.supp) --num-callers=40 \
+	  ./interpool_tests --gtest_brief=1 $(GTEST_ARGS)
 
 # test-asan: both suites built with -fsanitize=address,undefined.
 test-asan: test-asan-cpp test-asan-python
