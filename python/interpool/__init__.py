@@ -25,6 +25,7 @@ InterpreterNotFoundError = _interpool.InterpreterNotFoundError
 QueueEmpty = _interpool.QueueEmpty
 QueueFull = _interpool.QueueFull
 QueueClosed = _interpool.QueueClosed
+QueueNotFoundError = _interpool.QueueNotFoundError
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 
 
@@ -56,6 +57,7 @@ __all__ = [
     "QueueClosed",
     "QueueEmpty",
     "QueueFull",
+    "QueueNotFoundError",
     "RemoteError",
     "shared",
     "usable_cpus",
