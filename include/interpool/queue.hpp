@@ -34,7 +34,16 @@ class Queue : public Shareable, public Channel<QueueItem> {
   /// The live queue with this id, or nullptr.
   static std::shared_ptr<Queue> find(std::int64_t id);
   /// Applies the unbound policy of every item put by interpreter `interp_id`, in every queue.
+  /// Interpreter::close calls it once the interpreter has ended.
   static void interpreter_closed(std::int64_t interp_id);
+  /// Interpreter::close calls it before ending interpreter `interp_id`: until
+  /// interpreter_closed(interp_id), interpreter_finalizing(interp_id) does nothing.
+  static void interpreter_closing(std::int64_t interp_id);
+  /// A face's notice that interpreter `interp_id` is being finalized, whoever
+  /// ends it (the standard library, another extension, the runtime at exit) and
+  /// past the point where it can put items: applies the unbound policies then,
+  /// unless Interpreter::close is ending it (it applies them itself, once).
+  static void interpreter_finalizing(std::int64_t interp_id);
 
   ~Queue() override;
   ObjectKind kind() const noexcept override { return ObjectKind::Queue; }

@@ -24,6 +24,7 @@ InterpreterError = _interpool.InterpreterError
 InterpreterNotFoundError = _interpool.InterpreterNotFoundError
 QueueEmpty = _interpool.QueueEmpty
 QueueClosed = _interpool.QueueClosed
+QueueNotFoundError = _interpool.QueueNotFoundError
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 
 
@@ -66,6 +67,7 @@ __all__ = [
     "QueueClosed",
     "QueueEmpty",
     "QueueFull",
+    "QueueNotFoundError",
     "RemoteError",
     "shared",
     "usable_cpus",

@@ -40,6 +40,7 @@ __all__ = [
     "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE",
     "ExecutionFailed", "Interpreter", "InterpreterError", "InterpreterNotFoundError",
     "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueFull",
+    "QueueNotFoundError",
     "create", "create_queue", "get_current", "get_main", "is_shareable", "list_all",
 ]
 
@@ -50,6 +51,7 @@ from . import (  # noqa: E402  (the package's names for the extension's exceptio
     NotShareableError,
     QueueEmpty,
     QueueFull,
+    QueueNotFoundError,
 )
 
 Queue = _interpool.Queue
@@ -280,4 +282,4 @@ def create_queue(maxsize: int = 0, *, unbounditems: Any = None) -> Queue:
     """A new cross-interpreter queue. unbounditems=None keeps items whose
     interpreter closed; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the
     standard library's behaviours."""
-    return Queue(maxsize, unbounditems=unbounditems)
+    return Queue.create(maxsize, unbounditems=unbounditems)

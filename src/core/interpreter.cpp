@@ -123,6 +123,9 @@ void Interpreter::close() {
   if (previous && PyThreadState_GetInterpreter(previous) == state_)
     throw InterpreterError("interpreter " + std::to_string(id_) + " cannot close itself");
   if (previous) PyEval_SaveThread();
+  // The extension's module state, freed while the interpreter ends, also tells
+  // the queues; this close applies the unbound policies itself, once, after.
+  Queue::interpreter_closing(id_);
   PyEval_RestoreThread(keeper_);
 #if PY_VERSION_HEX < 0x030D0000
   settle_threading_312();

@@ -1,6 +1,7 @@
 #include <interpool/queue.hpp>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace interpool {
 
@@ -11,6 +12,7 @@ struct Registry {
   std::mutex mutex;
   std::int64_t next_id = 1;
   std::unordered_map<std::int64_t, std::weak_ptr<Queue>> queues;
+  std::unordered_set<std::int64_t> closing;  // interpreters Interpreter::close is ending now
 };
 
 Registry& registry() {
@@ -42,7 +44,9 @@ Queue::~Queue() {
   if (it != r.queues.end() && it->second.expired()) r.queues.erase(it);
 }
 
-void Queue::interpreter_closed(std::int64_t interp_id) {
+namespace {
+
+void apply_unbound_policies(std::int64_t interp_id) {
   std::vector<std::shared_ptr<Queue>> live;
   {
     Registry& r = registry();
@@ -67,6 +71,32 @@ void Queue::interpreter_closed(std::int64_t interp_id) {
       return true;
     });
   }
+}
+
+}  // namespace
+
+void Queue::interpreter_closing(std::int64_t interp_id) {
+  Registry& r = registry();
+  std::lock_guard lock(r.mutex);
+  r.closing.insert(interp_id);
+}
+
+void Queue::interpreter_closed(std::int64_t interp_id) {
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    r.closing.erase(interp_id);
+  }
+  apply_unbound_policies(interp_id);
+}
+
+void Queue::interpreter_finalizing(std::int64_t interp_id) {
+  {
+    Registry& r = registry();
+    std::lock_guard lock(r.mutex);
+    if (r.closing.count(interp_id)) return;
+  }
+  apply_unbound_policies(interp_id);
 }
 
 }  // namespace interpool

@@ -12,6 +12,7 @@ namespace {
 struct Entry {
   Interpreter interp;
   std::atomic<int> users{0};  // enter() calls between the table lookup and their end
+  bool closing = false;       // a close() has begun; guarded by the table's mutex
 };
 
 struct Table {
@@ -22,6 +23,28 @@ struct Table {
 Table& table() {
   static auto* t = new Table;  // never destroyed: used until the process ends
   return *t;
+}
+
+std::string being_closed(std::int64_t id, const char* what) {
+  return "interpreter " + std::to_string(id) + " is being closed (by another call): " + what;
+}
+
+// Ends the interpreter of an entry marked closing, outside the table's lock
+// (Py_EndInterpreter runs its atexit hooks and waits for its threads, which
+// may use the table), then drops the entry. If the close fails the entry
+// stays, no longer closing.
+void close_entry(std::int64_t id, const std::shared_ptr<Entry>& entry) {
+  Table& t = table();
+  try {
+    entry->interp.close();
+  } catch (...) {
+    std::lock_guard lock(t.mutex);
+    entry->closing = false;
+    throw;
+  }
+  std::lock_guard lock(t.mutex);
+  auto it = t.entries.find(id);
+  if (it != t.entries.end() && it->second == entry) t.entries.erase(it);
 }
 
 }  // namespace
@@ -48,6 +71,7 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
     std::lock_guard lock(table().mutex);
     auto it = table().entries.find(id);
     if (it != table().entries.end()) {
+      if (it->second->closing) throw InterpreterError(being_closed(id, "it cannot run code"));
       entry = it->second;
       entry->users.fetch_add(1);  // under the lock, so close() sees it
     }
@@ -57,6 +81,13 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
     out->activation_ = std::make_unique<Activation>(entry->interp);
   } else if (id == 0) {
     out->activation_ = std::make_unique<Activation>(PyInterpreterState_Main());
+  } else if (find_state(id)) {
+    // Its owner may destroy it at any time, and CPython ends an interpreter
+    // with a fatal error if another thread state is still in it.
+    throw InterpreterError("interpreter " + std::to_string(id) +
+                           " was not created by interpool: interpool runs code only in the "
+                           "interpreters it creates (and the main one); use the module that "
+                           "created this one");
   } else {
     throw InterpreterNotFound(id);
   }
@@ -75,16 +106,18 @@ void InterpreterTable::close(std::int64_t id) {
                                " was not created by interpool: it cannot be closed here");
       throw InterpreterNotFound(id);
     }
+    if (it->second->closing)
+      throw InterpreterError(being_closed(id, "it is gone when that call returns"));
     if (it->second->users.load() > 0 || it->second->interp.active() > 0)
       throw InterpreterError("interpreter " + std::to_string(id) +
                              " is running: it cannot be closed now");
     PyThreadState* current = current_thread_state();
     if (current && PyThreadState_GetInterpreter(current) == it->second->interp.state())
       throw InterpreterError("interpreter " + std::to_string(id) + " cannot close itself");
-    entry = std::move(it->second);
-    t.entries.erase(it);
+    entry = it->second;
+    entry->closing = true;
   }
-  entry->interp.close();  // outside the lock: it runs the interpreter's atexit hooks
+  close_entry(id, entry);
 }
 
 bool InterpreterTable::contains(std::int64_t id) {
@@ -92,10 +125,16 @@ bool InterpreterTable::contains(std::int64_t id) {
   return table().entries.count(id) != 0;
 }
 
+bool InterpreterTable::is_closing(std::int64_t id) {
+  std::lock_guard lock(table().mutex);
+  auto it = table().entries.find(id);
+  return it != table().entries.end() && it->second->closing;
+}
+
 bool InterpreterTable::is_running(std::int64_t id) {
   std::lock_guard lock(table().mutex);
   auto it = table().entries.find(id);
-  return it != table().entries.end() &&
+  return it != table().entries.end() && !it->second->closing &&
          (it->second->users.load() > 0 || it->second->interp.active() > 0);
 }
 
@@ -114,21 +153,20 @@ PyInterpreterState* InterpreterTable::find_state(std::int64_t id) {
 }
 
 void InterpreterTable::close_all() {
-  std::vector<std::shared_ptr<Entry>> idle;
+  std::vector<std::pair<std::int64_t, std::shared_ptr<Entry>>> idle;
   {
     std::lock_guard lock(table().mutex);
-    for (auto it = table().entries.begin(); it != table().entries.end();) {
-      if (it->second->users.load() == 0 && it->second->interp.active() == 0) {
-        idle.push_back(std::move(it->second));
-        it = table().entries.erase(it);
-      } else {
-        ++it;
+    for (auto& [id, entry] : table().entries) {
+      // Ones being closed elsewhere are left to that close.
+      if (!entry->closing && entry->users.load() == 0 && entry->interp.active() == 0) {
+        entry->closing = true;
+        idle.emplace_back(id, entry);
       }
     }
   }
-  for (auto& e : idle) {
+  for (auto& [id, entry] : idle) {
     try {
-      e->interp.close();
+      close_entry(id, entry);
     } catch (const Error&) {
     }
   }

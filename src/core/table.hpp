@@ -22,11 +22,19 @@ class InterpreterNotFound : public InterpreterError {
 
 /// Process-wide table of interpreters created with create(); holds no Python
 /// object. Entering and closing go through it so that a close cannot race an
-/// entry: close() refuses while any thread is inside.
+/// entry: close() refuses while any thread is inside, and enter() refuses
+/// once a close has begun.
 /// Contract:
-/// - enter(id) works for interpreters in the table and for the main one;
+/// - enter(id) works for interpreters in the table and for the main one; it
+///   throws InterpreterNotFound for unknown ids and InterpreterError for an
+///   interpreter being closed or not created here (made by the standard
+///   library or another extension: entering those safely needs their owner);
 /// - close(id) throws InterpreterError while the interpreter runs code (an
-///   Activation is alive), InterpreterNotFound for unknown ids.
+///   Activation is alive) or is being closed by another call,
+///   InterpreterNotFound for unknown ids;
+/// - an interpreter stays in the table, marked closing, until its close has
+///   ended (Py_EndInterpreter may wait for its threads): contains() is true
+///   meanwhile.
 class InterpreterTable {
  public:
   /// Creates an isolated interpreter; returns its id.
@@ -49,7 +57,10 @@ class InterpreterTable {
   /// Waiting for the interpreter's GIL happens outside the table's lock.
   static std::unique_ptr<Entered> enter(std::int64_t id);
   static void close(std::int64_t id);
+  /// True for interpreters of the table, including one being closed.
   static bool contains(std::int64_t id);
+  /// True while a close() of this interpreter runs.
+  static bool is_closing(std::int64_t id);
   static bool is_running(std::int64_t id);
   /// Ids of every interpreter of the process (ours and others), in creation order.
   static std::vector<std::int64_t> all_ids();

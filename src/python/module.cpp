@@ -44,10 +44,13 @@ struct ModuleState {
   PyObject* QueueEmpty;
   PyObject* QueueFull;
   PyObject* QueueClosed;
+  PyObject* QueueNotFoundError;
   PyObject* ItemInterpreterDestroyed;
   PyObject* RemoteError;
   PyObject* BrokenInterpreterPool;
   PyObject* CancelledError;
+  std::int64_t interpreter_id;  // of the interpreter this module belongs to
+  bool exiting;                 // the atexit hook ran: the interpreter is ending
 };
 
 extern PyModuleDef module_def;
@@ -327,18 +330,49 @@ PyObject* queue_object_for(ModuleState* st, const std::shared_ptr<Queue>& q) {
   return reinterpret_cast<PyObject*>(self);
 }
 
+// Queue(id): this interpreter's object for the live queue with that id.
+PyObject* queue_by_id(ModuleState* st, PyObject* id_obj) {
+  if (!PyLong_Check(id_obj) || PyBool_Check(id_obj))
+    return PyErr_Format(PyExc_TypeError,
+                        "a queue id must be an int, not %.100s (make a new queue with "
+                        "create_queue() or Queue.create())",
+                        Py_TYPE(id_obj)->tp_name);
+  int overflow = 0;
+  long long id = PyLong_AsLongLongAndOverflow(id_obj, &overflow);
+  if (id == -1 && PyErr_Occurred()) return nullptr;
+  std::shared_ptr<Queue> q = overflow == 0 && id >= 0 ? Queue::find(id) : nullptr;
+  if (!q)
+    return PyErr_Format(st->QueueNotFoundError,
+                        "queue %R not found (never created, or every reference to it is gone)",
+                        id_obj);
+  return queue_object_for(st, q);
+}
+
 PyObject* Queue_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"", nullptr};
+  PyObject* id_obj;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O:Queue", const_cast<char**>(kwlist), &id_obj))
+    return nullptr;
+  return queue_by_id(state_of_type(type), id_obj);
+}
+
+// Queue.create(maxsize=0, *, unbounditems=None): a new queue.
+PyObject* Queue_create(PyObject* cls, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"maxsize", "unbounditems", nullptr};
   Py_ssize_t maxsize = 0;
   PyObject* unbound_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n$O:Queue", const_cast<char**>(kwlist), &maxsize,
-                                   &unbound_obj))
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|n$O:create", const_cast<char**>(kwlist),
+                                   &maxsize, &unbound_obj))
     return nullptr;
-  ModuleState* st = state_of_type(type);
+  ModuleState* st = state_of_type(reinterpret_cast<PyTypeObject*>(cls));
   Unbound unbound;
   if (!parse_unbound(st, unbound_obj, Unbound::Keep, unbound)) return nullptr;
   if (maxsize < 0) maxsize = 0;
-  return queue_object_for(st, Queue::create(static_cast<std::size_t>(maxsize), unbound));
+  try {
+    return queue_object_for(st, Queue::create(static_cast<std::size_t>(maxsize), unbound));
+  } catch (...) {
+    return raise_engine_error(st);
+  }
 }
 
 int Queue_traverse(PyObject* self, visitproc visit, void* arg) {
@@ -442,13 +476,10 @@ PyObject* Queue_get_nowait(PyObject* self, PyObject*) {
   return r;
 }
 
-// Pickles as a handle: the id, looked up again when unpickled (the queue must still live).
+// Pickles as a handle: Queue(id), looked up again when unpickled (the queue must still live).
 PyObject* Queue_reduce(PyObject* self, PyObject*) {
-  PyObject* module = PyType_GetModuleByDef(Py_TYPE(self), &module_def);
-  if (!module) return nullptr;
-  PyObject* from_id = PyObject_GetAttrString(module, "queue_from_id");
-  if (!from_id) return nullptr;
-  return Py_BuildValue("(N(L))", from_id, (long long)queue_of(self).id());
+  return Py_BuildValue("(O(L))", reinterpret_cast<PyObject*>(Py_TYPE(self)),
+                       (long long)queue_of(self).id());
 }
 
 PyObject* Queue_qsize(PyObject* self, PyObject*) {
@@ -480,6 +511,12 @@ PyObject* Queue_repr(PyObject* self) {
 }
 
 PyMethodDef Queue_methods[] = {
+    {"create", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_create)),
+     METH_VARARGS | METH_KEYWORDS | METH_CLASS,
+     "create(maxsize=0, *, unbounditems=None)\n--\n\nA new queue (maxsize 0: unbounded). "
+     "unbounditems is the default of put()'s: None keeps the items of an interpreter that "
+     "closes; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the standard library's "
+     "behaviours."},
     {"put", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put)),
      METH_VARARGS | METH_KEYWORDS,
      "put(obj, block=True, timeout=None, *, unbounditems=None)\n--\n\nAdd an item, waiting for "
@@ -510,8 +547,10 @@ PyMemberDef Queue_members[] = {
     {nullptr, 0, 0, 0, nullptr}};
 
 PyType_Slot Queue_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Queue(maxsize=0, *, unbounditems=None)\n--\n\nA FIFO shared by "
-                                  "every interpreter of the process.")},
+    {Py_tp_doc, const_cast<char*>("Queue(id, /)\n--\n\nA FIFO shared by every interpreter of the "
+                                  "process. Queue(id) is this interpreter's object for the live "
+                                  "queue with that id (one object per id); Queue.create() makes "
+                                  "a new one.")},
     {Py_tp_new, reinterpret_cast<void*>(Queue_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Queue_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Queue_traverse)},
@@ -1133,10 +1172,29 @@ PyObject* Unbound_repr(PyObject* self) {
   }
 }
 
-PyType_Slot Unbound_slots[] = {{Py_tp_repr, reinterpret_cast<void*>(Unbound_repr)}, {0, nullptr}};
+// The markers hold their type, which holds the module: without GC support
+// that reference is invisible to the collector, and the module (with its
+// state) would never be freed.
+int Unbound_traverse(PyObject* self, visitproc visit, void* arg) {
+  Py_VISIT(Py_TYPE(self));
+  return 0;
+}
+
+void Unbound_dealloc(PyObject* op) {
+  PyTypeObject* type = Py_TYPE(op);
+  PyObject_GC_UnTrack(op);
+  type->tp_free(op);
+  Py_DECREF(type);
+}
+
+PyType_Slot Unbound_slots[] = {{Py_tp_repr, reinterpret_cast<void*>(Unbound_repr)},
+                               {Py_tp_traverse, reinterpret_cast<void*>(Unbound_traverse)},
+                               {Py_tp_dealloc, reinterpret_cast<void*>(Unbound_dealloc)},
+                               {0, nullptr}};
 
 PyType_Spec Unbound_spec = {"interpool._interpool.UnboundItem", sizeof(UnboundObject), 0,
-                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, Unbound_slots};
+                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
+                            Unbound_slots};
 
 // ---------------------------------------------------------------------------
 // Interpreters (the PEP 734 face builds on these)
@@ -1397,18 +1455,16 @@ PyObject* mod_interpreter_id(PyObject*, PyObject*) {
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
 
 PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
-  long long id = PyLong_AsLongLong(arg);
-  if (id == -1 && PyErr_Occurred()) return nullptr;
-  auto q = Queue::find(id);
-  if (!q) return PyErr_Format(PyExc_LookupError, "no queue with id %lld", id);
-  return queue_object_for(state_of(module), q);
+  return queue_by_id(state_of(module), arg);
 }
 
 // atexit hook: joins every live Pool of this interpreter before it finalizes,
 // and in the main interpreter closes the interpreters left open
 // (3.13 ends sub-interpreters still in use at finalization; 3.12 would leak them).
+// It also marks the interpreter as ending, for module_free.
 PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
+  st->exiting = true;
   PyObject* pools = st->pools ? PySequence_List(st->pools) : PyList_New(0);
   if (!pools) return nullptr;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) {
@@ -1489,6 +1545,7 @@ int module_exec(PyObject* module) {
   });
 
   ModuleState* st = state_of(module);
+  st->interpreter_id = current_interpreter_id();
 
   // queue.Empty is _queue.Empty; queue.Full (for QueueFull) needs the queue
   // module and its threading import, which workers seldom use: made on first need.
@@ -1510,6 +1567,10 @@ int module_exec(PyObject* module) {
             new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
       !(st->QueueClosed =
             new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
+      !(st->QueueNotFoundError =
+            new_exception(module, "QueueNotFoundError", PyExc_LookupError,
+                          "No live queue has this id (never created, or every reference to it "
+                          "is gone).")) ||
       !(st->ItemInterpreterDestroyed =
             new_exception(module, "ItemInterpreterDestroyed", PyExc_Exception,
                           "The interpreter that put a queue item has been closed.")) ||
@@ -1565,6 +1626,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->QueueEmpty);
   Py_VISIT(st->QueueFull);
   Py_VISIT(st->QueueClosed);
+  Py_VISIT(st->QueueNotFoundError);
   Py_VISIT(st->ItemInterpreterDestroyed);
   Py_VISIT(st->RemoteError);
   Py_VISIT(st->BrokenInterpreterPool);
@@ -1589,6 +1651,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->QueueEmpty);
   Py_CLEAR(st->QueueFull);
   Py_CLEAR(st->QueueClosed);
+  Py_CLEAR(st->QueueNotFoundError);
   Py_CLEAR(st->ItemInterpreterDestroyed);
   Py_CLEAR(st->RemoteError);
   Py_CLEAR(st->BrokenInterpreterPool);
@@ -1596,7 +1659,18 @@ int module_clear(PyObject* module) {
   return 0;
 }
 
-void module_free(void* module) { module_clear(static_cast<PyObject*>(module)); }
+// Runs when the module is freed. After the atexit hook, that is the interpreter
+// ending: every Queue object of this interpreter is gone (each holds the module
+// through its type), so it can put no more items, and the queues apply the
+// unbound policies of its items. This covers interpreters interpool did not
+// end itself (made by the standard library or another extension, or the main
+// one at exit); for those Interpreter::close ends, the engine ignores this
+// notice and applies them once the interpreter is gone.
+void module_free(void* module) {
+  ModuleState* st = state_of(static_cast<PyObject*>(module));
+  if (st && st->exiting) Queue::interpreter_finalizing(st->interpreter_id);
+  module_clear(static_cast<PyObject*>(module));
+}
 
 PyModuleDef_Slot module_slots[] = {
     {Py_mod_exec, reinterpret_cast<void*>(module_exec)},

@@ -176,6 +176,28 @@ TEST(Queue, UnboundPoliciesApplyWhenTheOriginCloses) {
   EXPECT_EQ(out.value, Value(4));
 }
 
+TEST(Queue, UnboundPoliciesApplyOnceWhileTheEngineClosesTheOrigin) {
+  auto q = Queue::create();
+  QueueItem first{Value(1), 43, Unbound::Remove, false};
+  q->put(first);
+  Queue::interpreter_closing(43);
+  Queue::interpreter_finalizing(43);  // the extension's notice, while Interpreter::close runs
+  EXPECT_EQ(q->size(), 1u) << "left to the engine's close";
+  Queue::interpreter_closed(43);
+  EXPECT_EQ(q->size(), 0u);
+  // An interpreter someone else ends: the notice applies the policies.
+  QueueItem second{Value(2), 44, Unbound::Remove, false};
+  QueueItem third{Value(3), 44, Unbound::Marker, false};
+  q->put(second);
+  q->put(third);
+  Queue::interpreter_finalizing(44);
+  ASSERT_EQ(q->size(), 1u);
+  QueueItem out;
+  q->get(out);
+  EXPECT_TRUE(out.origin_closed);
+  EXPECT_EQ(out.value, Value());
+}
+
 TEST(Channel, PutAllKeepsOrderAndWhatIsRefused) {
   Channel<int> open;
   std::vector<int> items{1, 2, 3};

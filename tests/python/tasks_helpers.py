@@ -144,7 +144,7 @@ def make_not_shareable_inside():
 
 def raise_queue_empty():
     """Raises the worker's own QueueEmpty (a class of the worker's interpreter)."""
-    return ip.Queue().get(block=False)
+    return ip.Queue.create().get(block=False)
 
 
 def raise_system_exit():
@@ -220,7 +220,7 @@ def failing_initializer(message="initializer failed"):
 
 def make_queue_with(items, maxsize=0):
     """Creates a queue in the worker, fills it, and returns it (as a handle)."""
-    q = ip.Queue(maxsize)
+    q = ip.Queue.create(maxsize)
     for item in items:
         q.put(item)
     return q

@@ -99,7 +99,7 @@ def test_errors_inside_are_reported(sub):
 
 
 def test_extension_imports_and_reports_its_interpreter(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import interpool
@@ -115,7 +115,7 @@ def test_extension_imports_and_reports_its_interpreter(sub):
 
 
 def test_roundtrip_inside(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import fractions
@@ -151,12 +151,12 @@ def test_roundtrip_inside(sub):
 
 
 def test_queue_inside(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import interpool._interpool as m
         out = m.queue_from_id({qid})
-        local = m.Queue(2)
+        local = m.Queue.create(2)
         local.put(1)
         local.put(2)
         assert local.full()
@@ -182,7 +182,7 @@ def test_queue_inside(sub):
 
 
 def test_main_queue_reached_by_id_both_ways(sub):
-    to_main, to_sub = ip.Queue(), ip.Queue()
+    to_main, to_sub = ip.Queue.create(), ip.Queue.create()
     to_sub.put({"from": "main", "n": 1})
     sub.run(
         """
@@ -204,11 +204,11 @@ def test_main_queue_reached_by_id_both_ways(sub):
 
 
 def test_queue_made_inside_reached_from_main(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import interpool._interpool as m
-        made = m.Queue(10)   # kept alive by this interpreter's __main__
+        made = m.Queue.create(10)   # kept alive by this interpreter's __main__
         made.put("made inside")
         m.queue_from_id({qid}).put(made.id)
         m.queue_from_id({qid}).put(made)  # as a handle
@@ -229,7 +229,7 @@ def test_queue_made_inside_reached_from_main(sub):
 
 
 def test_module_state_is_per_interpreter(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import interpool._interpool as m
@@ -238,7 +238,7 @@ def test_module_state_is_per_interpreter(sub):
         m.queue_from_id({qid}).put({{"module": id(m), **{{n: id(getattr(m, n)) for n in names}}}})
         # The exceptions raised there are that interpreter's own classes.
         try:
-            m.Queue().get(block=False)
+            m.Queue.create().get(block=False)
         except m.QueueEmpty as e:
             m.queue_from_id({qid}).put(type(e) is m.QueueEmpty)
         """,
@@ -253,11 +253,11 @@ def test_module_state_is_per_interpreter(sub):
     # The main interpreter's classes are untouched by the import over there.
     assert ip.QueueEmpty.__module__ == "interpool"
     with pytest.raises(ip.QueueEmpty):
-        ip.Queue().get(block=False)
+        ip.Queue.create().get(block=False)
 
 
 def test_two_isolated_interpreters_have_distinct_modules():
-    q = ip.Queue()
+    q = ip.Queue.create()
     with SubInterpreter() as a, SubInterpreter() as b:
         for s in (a, b):
             s.run(
@@ -277,7 +277,7 @@ def test_sub_interpreters_in_parallel_threads():
     # all of them feed one queue. Each thread also creates and destroys its
     # interpreter: on 3.12, destroying from another thread an interpreter in
     # which a thread imported threading hangs in CPython itself.
-    q = ip.Queue(64)  # bounded: producers block, released with the GIL
+    q = ip.Queue.create(64)  # bounded: producers block, released with the GIL
     n_subs, per_sub = 3, 2000
     errors = []
     sub_ids = []
@@ -322,7 +322,7 @@ def test_sub_interpreters_in_parallel_threads():
 
 
 def test_pool_inside_isolated_interpreter(sub):
-    q = ip.Queue()
+    q = ip.Queue.create()
     sub.run(
         """
         import interpool._interpool as m
@@ -349,7 +349,7 @@ def test_pool_inside_isolated_interpreter(sub):
 def test_destroying_interpreter_with_live_pool_and_queues():
     # The sub-interpreter's exit hook must end its pool (whose task is still
     # running) when the interpreter is destroyed; items it put stay gettable.
-    q = ip.Queue()
+    q = ip.Queue.create()
     s = SubInterpreter()
     try:
         s.run(
@@ -358,7 +358,7 @@ def test_destroying_interpreter_with_live_pool_and_queues():
             out = m.queue_from_id({qid})
             p = m.Pool(1, sys_path=__import__("sys").path)
             slow = p.submit("tasks_helpers", "sleep_then", (0.2, None))
-            mine = m.Queue()
+            mine = m.Queue.create()
             mine.put("left behind")
             out.put(mine)
             """,
@@ -374,7 +374,7 @@ def test_destroying_interpreter_with_live_pool_and_queues():
 
 def test_legacy_sub_interpreter_can_import_too():
     # A sub-interpreter sharing the main GIL (legacy config) works as well.
-    q = ip.Queue()
+    q = ip.Queue.create()
     with SubInterpreter("legacy") as s:
         s.run(
             """

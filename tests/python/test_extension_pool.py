@@ -31,7 +31,7 @@ def run_everywhere(pool, qualname="rendezvous", timeout=30):
 
     Returns what each reported on `started` (one item per worker).
     """
-    started, release = ip.Queue(), ip.Queue()
+    started, release = ip.Queue.create(), ip.Queue.create()
     tasks = [pool.submit(HELPERS, qualname, (started, release)) for _ in range(pool.size)]
     reports = [started.get(timeout=timeout) for _ in tasks]
     for _ in tasks:

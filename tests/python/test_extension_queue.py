@@ -4,16 +4,18 @@ queues crossing into Pool workers, and interruption by signals."""
 import collections
 import fractions
 import os
+import pickle
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
 import pytest
 
 import interpool._interpool as ip
-from ext_support import HELPERS, run_script
+from ext_support import HELPERS, assert_clean_exit_stderr, run_script
 
 # Timing bounds: lower bounds are strict (a wait must not end early), upper
 # bounds are generous (the machine may be loaded).
@@ -51,7 +53,7 @@ def test_exception_types():
 
 
 def test_fifo_order():
-    q = ip.Queue()
+    q = ip.Queue.create()
     items = list(range(1000)) + ["a", ("t",), None]
     for x in items:
         q.put(x)
@@ -61,7 +63,7 @@ def test_fifo_order():
 
 
 def test_items_are_copies_of_any_kind():
-    q = ip.Queue()
+    q = ip.Queue.create()
     payload = {"big": 2**100, "s": "\ud800x", "f": fractions.Fraction(3, 4), "b": bytearray(b"ab"), "n": [1, {2}]}
     q.put(payload)
     out = q.get()
@@ -71,7 +73,7 @@ def test_items_are_copies_of_any_kind():
 
 
 def test_unshareable_item_is_refused_and_not_enqueued():
-    q = ip.Queue()
+    q = ip.Queue.create()
     with pytest.raises(ip.NotShareableError) as info:
         q.put({"k": [1, lambda: 0]})
     assert "the item['k'][1]" in str(info.value)
@@ -84,19 +86,19 @@ def test_unshareable_item_is_refused_and_not_enqueued():
 
 
 def test_attributes():
-    q = ip.Queue(7)
+    q = ip.Queue.create(7)
     assert q.maxsize == 7
     assert isinstance(q.id, int)
-    assert ip.Queue().maxsize == 0
-    assert ip.Queue(maxsize=3).maxsize == 3
-    assert ip.Queue(-5).maxsize == 0  # negative means unbounded
+    assert ip.Queue.create().maxsize == 0
+    assert ip.Queue.create(maxsize=3).maxsize == 3
+    assert ip.Queue.create(-5).maxsize == 0  # negative means unbounded
     assert str(q.id) in repr(q)
-    ids = {ip.Queue().id for _ in range(50)}
+    ids = {ip.Queue.create().id for _ in range(50)}
     assert len(ids) == 50
 
 
 def test_queue_in_a_queue_is_the_same_object():
-    outer, inner = ip.Queue(), ip.Queue()
+    outer, inner = ip.Queue.create(), ip.Queue.create()
     outer.put(inner)
     outer.put([inner, {"q": inner}])
     assert outer.get() is inner
@@ -110,7 +112,7 @@ def test_queue_in_a_queue_is_the_same_object():
 
 
 def test_bounded_full_and_empty():
-    q = ip.Queue(2)
+    q = ip.Queue.create(2)
     assert q.empty() and not q.full()
     q.put(1)
     assert not q.empty() and not q.full()
@@ -130,7 +132,7 @@ def test_bounded_full_and_empty():
 
 
 def test_unbounded_never_full():
-    q = ip.Queue()
+    q = ip.Queue.create()
     for i in range(10_000):
         q.put(i, block=False)
     assert not q.full()
@@ -138,7 +140,7 @@ def test_unbounded_never_full():
 
 
 def test_block_false_ignores_timeout():
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     q.put(0)
     out, t = elapsed(q.put, 1, False, 5.0)
     assert isinstance(out, ip.QueueFull)
@@ -150,7 +152,7 @@ def test_block_false_ignores_timeout():
 
 
 def test_timeout_zero_does_not_wait():
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     out, t = elapsed(q.get, timeout=0)
     assert isinstance(out, ip.QueueEmpty) and t < SLACK
     q.put(1)
@@ -159,7 +161,7 @@ def test_timeout_zero_does_not_wait():
 
 
 def test_negative_timeout_is_an_error():
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     with pytest.raises(ValueError):
         q.get(timeout=-1)
     q.put(1)
@@ -168,7 +170,7 @@ def test_negative_timeout_is_an_error():
 
 
 def test_bad_arguments():
-    q = ip.Queue()
+    q = ip.Queue.create()
     with pytest.raises(TypeError):
         q.get(timeout="soon")
     with pytest.raises(ValueError, match="unbounditems"):
@@ -187,7 +189,7 @@ def test_bad_arguments():
 
 @pytest.mark.parametrize("timeout", [0.001, 0.05, 0.2])
 def test_get_timeout_is_honoured(timeout):
-    q = ip.Queue()
+    q = ip.Queue.create()
     out, t = elapsed(q.get, timeout=timeout)
     assert isinstance(out, ip.QueueEmpty)
     assert t >= timeout
@@ -196,7 +198,7 @@ def test_get_timeout_is_honoured(timeout):
 
 @pytest.mark.parametrize("timeout", [0.001, 0.05, 0.2])
 def test_put_timeout_is_honoured(timeout):
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     q.put("x")
     out, t = elapsed(q.put, "y", timeout=timeout)
     assert isinstance(out, ip.QueueFull)
@@ -206,13 +208,13 @@ def test_put_timeout_is_honoured(timeout):
 
 
 def test_integer_timeout_accepted():
-    q = ip.Queue()
+    q = ip.Queue.create()
     later(0.05, q.put, "late")
     assert q.get(timeout=5) == "late"
 
 
 def test_get_wakes_when_an_item_arrives():
-    q = ip.Queue()
+    q = ip.Queue.create()
     later(0.1, q.put, "item")
     out, t = elapsed(q.get, timeout=30)
     assert out == "item"
@@ -220,7 +222,7 @@ def test_get_wakes_when_an_item_arrives():
 
 
 def test_put_wakes_when_space_frees():
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     q.put("first")
     later(0.1, q.get)
     out, t = elapsed(q.put, "second", timeout=30)
@@ -231,7 +233,7 @@ def test_put_wakes_when_space_frees():
 
 @pytest.mark.parametrize("timeout", [1e10, float("inf")])
 def test_huge_timeout_waits(timeout):
-    q = ip.Queue()
+    q = ip.Queue.create()
     later(0.2, q.put, "late")
     try:
         out, t = elapsed(q.get, timeout=timeout)
@@ -248,7 +250,7 @@ def test_huge_timeout_waits(timeout):
 
 
 def test_close_refuses_puts_and_drains_gets():
-    q = ip.Queue()
+    q = ip.Queue.create()
     q.put(1)
     q.put(2)
     q.close()
@@ -268,7 +270,7 @@ def test_close_refuses_puts_and_drains_gets():
 
 
 def test_close_wakes_blocked_getters():
-    q = ip.Queue()
+    q = ip.Queue.create()
     results = []
 
     def getter():
@@ -288,7 +290,7 @@ def test_close_wakes_blocked_getters():
 
 
 def test_close_wakes_blocked_putter():
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     q.put("kept")
     later(0.1, q.close)
     out, t = elapsed(q.put, "refused", timeout=30)
@@ -305,11 +307,51 @@ def test_close_wakes_blocked_putter():
 
 
 def test_queue_from_id_identity():
-    q = ip.Queue(3)
+    q = ip.Queue.create(3)
     assert ip.queue_from_id(q.id) is q
     assert ip.queue_from_id(q.id) is ip.queue_from_id(q.id)
     q.put("via id")
     assert ip.queue_from_id(q.id).get() == "via id"
+
+
+def test_queue_constructor_takes_an_id():
+    q = ip.Queue.create(3)
+    assert ip.Queue(q.id) is q
+    assert pickle.loads(pickle.dumps(q)) is q
+    assert pickle.loads(pickle.dumps(q)).maxsize == 3
+    with pytest.raises(TypeError):
+        ip.Queue(id=q.id)  # positional only, like 3.14's Queue(id, /)
+    with pytest.raises(TypeError):
+        ip.Queue()
+    with pytest.raises(TypeError, match="Queue.create"):
+        ip.Queue(str(q.id))
+    with pytest.raises(TypeError):
+        ip.Queue(True)
+    with pytest.raises(TypeError):
+        ip.Queue(float(q.id))
+
+
+@pytest.mark.parametrize("bad", [10**12, -1, 10**30])
+def test_queue_constructor_with_an_unknown_id(bad):
+    with pytest.raises(ip.QueueNotFoundError, match=f"queue {bad} not found"):
+        ip.Queue(bad)
+    assert issubclass(ip.QueueNotFoundError, LookupError)
+
+
+def test_queue_constructor_after_the_queue_is_gone():
+    qid = ip.Queue.create().id
+    with pytest.raises(ip.QueueNotFoundError):
+        ip.Queue(qid)
+
+
+def test_queue_create_checks_its_arguments():
+    with pytest.raises(TypeError):
+        ip.Queue.create("3")
+    with pytest.raises(TypeError):
+        ip.Queue.create(3, ip.UNBOUND)  # unbounditems is keyword-only
+    with pytest.raises(ValueError, match="unbounditems"):
+        ip.Queue.create(unbounditems="drop")
+    assert ip.Queue.create(unbounditems=ip.UNBOUND_REMOVE).maxsize == 0
 
 
 def test_queue_from_id_unknown():
@@ -322,7 +364,7 @@ def test_queue_from_id_unknown():
 
 
 def test_queue_from_id_after_the_queue_is_gone():
-    q = ip.Queue()
+    q = ip.Queue.create()
     qid = q.id
     del q
     with pytest.raises(LookupError):
@@ -331,8 +373,8 @@ def test_queue_from_id_after_the_queue_is_gone():
 
 def test_queue_kept_alive_by_an_item_elsewhere():
     # A queue whose only reference is an item of another queue stays alive.
-    holder = ip.Queue()
-    q = ip.Queue()
+    holder = ip.Queue.create()
+    q = ip.Queue.create()
     qid = q.id
     q.put("inside")
     holder.put(q)
@@ -350,7 +392,7 @@ def test_queue_kept_alive_by_an_item_elsewhere():
 @pytest.mark.parametrize("maxsize", [0, 8])
 def test_many_threads_exactly_once(maxsize):
     producers, consumers, per_producer = 4, 4, 2500
-    q = ip.Queue(maxsize)
+    q = ip.Queue.create(maxsize)
     received = [[] for _ in range(consumers)]
     errors = []
 
@@ -399,7 +441,7 @@ def test_many_threads_exactly_once(maxsize):
 
 
 def test_worker_sees_the_same_queue(pool):
-    q = ip.Queue(5)
+    q = ip.Queue.create(5)
     info = pool.submit(HELPERS, "queue_info", (q,)).result(30)
     assert info["type"] == "Queue"
     assert info["id"] == q.id
@@ -409,7 +451,7 @@ def test_worker_sees_the_same_queue(pool):
 
 
 def test_worker_puts_parent_gets(pool):
-    q = ip.Queue()
+    q = ip.Queue.create()
     items = [1, "two", (3.0, 4j), {"five": [6]}, 2**80, fractions.Fraction(1, 7), b"\x00", None]
     assert pool.submit(HELPERS, "put_items", (q, items)).result(30) == len(items)
     got = [q.get(timeout=10) for _ in items]
@@ -419,7 +461,7 @@ def test_worker_puts_parent_gets(pool):
 
 
 def test_parent_puts_worker_gets(pool):
-    q = ip.Queue()
+    q = ip.Queue.create()
     items = list(range(20)) + ["x", ("y",)]
     for x in items:
         q.put(x)
@@ -428,7 +470,7 @@ def test_parent_puts_worker_gets(pool):
 
 
 def test_worker_blocks_until_parent_puts(pool):
-    q = ip.Queue()
+    q = ip.Queue.create()
     task = pool.submit(HELPERS, "get_items", (q, 3))
     time.sleep(0.1)
     assert not task.done()
@@ -438,7 +480,7 @@ def test_worker_blocks_until_parent_puts(pool):
 
 
 def test_queue_returned_by_worker_is_the_parent_object(pool):
-    q = ip.Queue()
+    q = ip.Queue.create()
     assert pool.submit(HELPERS, "echo_queue", (q,)).result(30) is q
     made = pool.submit(HELPERS, "make_queue_with", (["p", "q"], 4)).result(30)
     assert type(made) is ip.Queue
@@ -449,7 +491,7 @@ def test_queue_returned_by_worker_is_the_parent_object(pool):
 
 def test_bounded_queue_between_workers(pool):
     # One worker produces, the other consumes, through a small bound.
-    q = ip.Queue(4)
+    q = ip.Queue.create(4)
     consumer = pool.submit(HELPERS, "consume_until_closed", (q,))
     producer = pool.submit(HELPERS, "produce", (q, 0, 500))
     assert producer.result(60) == 500
@@ -458,12 +500,12 @@ def test_bounded_queue_between_workers(pool):
 
 
 def test_timeout_in_worker(pool):
-    waited = pool.submit(HELPERS, "timed_get", (ip.Queue(), 0.05)).result(30)
+    waited = pool.submit(HELPERS, "timed_get", (ip.Queue.create(), 0.05)).result(30)
     assert 0.05 <= waited < 0.05 + SLACK
 
 
 def test_close_seen_by_worker(pool):
-    q = ip.Queue()
+    q = ip.Queue.create()
     task = pool.submit(HELPERS, "consume_until_closed", (q,))
     q.put(1)
     q.put(2)
@@ -483,7 +525,7 @@ def test_close_seen_by_worker(pool):
 )
 def test_unbounditems_when_worker_interpreter_ends(fresh_pool, unbounditems, expected):
     p = fresh_pool(1)
-    q = ip.Queue()
+    q = ip.Queue.create()
     q.put("from main", unbounditems=unbounditems)
     assert p.submit(HELPERS, "put_items", (q, ["a", "b"], unbounditems)).result(30) == 2
     p.shutdown()  # the worker's interpreter is destroyed
@@ -498,6 +540,91 @@ def test_unbounditems_when_worker_interpreter_ends(fresh_pool, unbounditems, exp
     assert got[0] == "from main"
     assert got[1:] == expected
     assert repr(ip.UNBOUND) == "UNBOUND"
+
+
+def _stdlib_interpreter():
+    """(low-level module, id, handle) of an isolated interpreter the standard library made."""
+    try:
+        import _interpreters as low  # 3.13
+    except ImportError:
+        import _xxsubinterpreters as low  # 3.12: the InterpreterID object is the handle
+
+        handle = low.create(isolated=True)
+        return low, int(handle), handle
+    iid = low.create()
+    return low, iid, iid
+
+
+def _run_in(low, handle, code, **shared):
+    failure = low.run_string(handle, code, shared)  # 3.12 raises instead of returning it
+    assert failure is None, failure
+
+
+@pytest.mark.parametrize(
+    "unbounditems, expected",
+    [
+        (0, ["a", "b"]),
+        (1, ["UNBOUND", "UNBOUND"]),
+        (2, ["ItemInterpreterDestroyed", "ItemInterpreterDestroyed"]),
+        (3, []),
+    ],
+)
+def test_unbounditems_when_a_stdlib_interpreter_ends(unbounditems, expected):
+    # Told by the extension's module state, freed while that interpreter ends.
+    q = ip.Queue.create()
+    q.put("from main", unbounditems=unbounditems)
+    low, iid, handle = _stdlib_interpreter()
+    try:
+        _run_in(low, handle, textwrap.dedent("""
+            import os, pickle, sys
+            sys.path[:] = path.split(os.pathsep)
+            q = pickle.loads(blob)
+            q.put("a", unbounditems=policy)
+            q.put("b", unbounditems=policy)
+            del q
+        """), path=os.pathsep.join(sys.path), blob=pickle.dumps(q), policy=unbounditems)
+        assert q.qsize() == 3  # nothing happens while it lives
+    finally:
+        low.destroy(handle)
+    got = []
+    while not q.empty():
+        try:
+            x = q.get(block=False)
+            got.append("UNBOUND" if x is ip.UNBOUND else x)
+        except ip.ItemInterpreterDestroyed:
+            got.append("ItemInterpreterDestroyed")
+    assert got == ["from main"] + expected
+
+
+def test_unbounditems_at_exit_of_main_and_stdlib_interpreters():
+    # The notices at exit (the main interpreter's module, the interpreters the
+    # runtime ends) come late in finalization: they must not crash or complain.
+    proc = run_script(
+        """
+        import os, pickle, sys
+        import interpool._interpool as ip
+        try:
+            import _interpreters as low
+            made = low.create()
+        except ImportError:
+            import _xxsubinterpreters as low
+            made = low.create(isolated=True)
+        q = ip.Queue.create(unbounditems=ip.UNBOUND_REMOVE)
+        kept = ip.Queue.create(unbounditems=ip.UNBOUND)
+        for policy in (None, ip.UNBOUND, ip.UNBOUND_ERROR):
+            q.put("main", unbounditems=policy)
+        assert low.run_string(made, "import os, pickle, sys\\n"
+                              "sys.path[:] = path.split(os.pathsep)\\n"
+                              "q = pickle.loads(blob)\\nq.put('sub')\\nq.put('sub', unbounditems=0)",
+                              {"path": os.pathsep.join(sys.path), "blob": pickle.dumps(q)}) is None
+        kept.put(q)
+        print(q.qsize(), flush=True)
+        """,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "5\n"
+    assert_clean_exit_stderr(proc.stderr)
 
 
 # ---------------------------------------------------------------------------
@@ -517,7 +644,7 @@ def sigusr1():
 def test_signal_handler_runs_during_get_and_wait_resumes(sigusr1):
     calls = []
     sigusr1(lambda signum, frame: calls.append(signum))
-    q = ip.Queue()
+    q = ip.Queue.create()
     later(0.1, os.kill, os.getpid(), signal.SIGUSR1)
     later(0.4, q.put, "after the signal")
     out, t = elapsed(q.get, timeout=30)
@@ -529,7 +656,7 @@ def test_signal_handler_runs_during_get_and_wait_resumes(sigusr1):
 def test_signal_handler_runs_during_timed_get(sigusr1):
     calls = []
     sigusr1(lambda signum, frame: calls.append(time.monotonic()))
-    q = ip.Queue()
+    q = ip.Queue.create()
     later(0.05, os.kill, os.getpid(), signal.SIGUSR1)
     out, t = elapsed(q.get, timeout=0.3)
     # The handler ran while waiting, and the wait still ended at its deadline.
@@ -549,7 +676,7 @@ def _raise_interrupted(signum, frame):
 @pytest.mark.parametrize("op", ["get", "put"])
 def test_exception_from_signal_handler_ends_the_wait(sigusr1, op):
     sigusr1(_raise_interrupted)
-    q = ip.Queue(1)
+    q = ip.Queue.create(1)
     if op == "put":
         q.put("full")
     later(0.1, os.kill, os.getpid(), signal.SIGUSR1)
@@ -581,9 +708,9 @@ print("not reached", flush=True)
 @pytest.mark.parametrize(
     "setup, blocking_call",
     [
-        ("q = ip.Queue()", "q.get()"),
-        ("q = ip.Queue()", "q.get(timeout=600)"),
-        ("q = ip.Queue(1); q.put(0)", "q.put(1)"),
+        ("q = ip.Queue.create()", "q.get()"),
+        ("q = ip.Queue.create()", "q.get(timeout=600)"),
+        ("q = ip.Queue.create(1); q.put(0)", "q.put(1)"),
     ],
     ids=["get", "get-timeout", "put-full"],
 )
@@ -625,7 +752,7 @@ def test_keyboard_interrupt_in_subprocess_via_run_script():
         threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
         t0 = time.monotonic()
         try:
-            ip.Queue().get()
+            ip.Queue.create().get()
         except KeyboardInterrupt:
             print("interrupted after", round(time.monotonic() - t0, 3))
         """,

@@ -255,7 +255,7 @@ def test_shared_references_are_not_cycles():
 
 
 def test_queue_is_a_handle_not_a_copy():
-    q = ip.Queue()
+    q = ip.Queue.create()
     assert ip.value_kind(q) == "handle"
     assert ip.roundtrip(q) is q
     out = ip.roundtrip({"q": [q]})

@@ -679,9 +679,6 @@ def test_close_of_an_interpreter_not_created_by_interpool_fails_clearly():
         low.destroy(handle)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: exec/call/prepare_main on an interpreter interpool did not "
-                   "create (but which list_all() shows) raise InterpreterNotFoundError 'not found "
-                   "(closed or never created)'")
 def test_exec_on_an_interpreter_not_created_by_interpool_says_why():
     iid, (low, handle) = _foreign_interpreter()
     try:
@@ -689,6 +686,13 @@ def test_exec_on_an_interpreter_not_created_by_interpool_says_why():
         with pytest.raises(I.InterpreterError) as e:
             foreign.exec("x = 1")
         assert not isinstance(e.value, I.InterpreterNotFoundError), str(e.value)
+        assert f"interpreter {iid} was not created by interpool" in str(e.value)
+        assert "use the module that created" in str(e.value)
+        for attempt in (lambda: foreign.prepare_main(x=1), lambda: foreign.call(len, "ab")):
+            with pytest.raises(I.InterpreterError, match="not created by interpool") as e:
+                attempt()
+            assert not isinstance(e.value, (I.InterpreterNotFoundError, I.ExecutionFailed))
+        assert foreign in I.list_all()
     finally:
         low.destroy(handle)
 
@@ -870,19 +874,31 @@ def test_interpreter_being_closed_is_not_closed_twice(interp):
     assert interp not in I.list_all()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: while close() runs (e.g. waits for the interpreter's "
-                   "threads), another close() says 'was not created by interpool: it cannot be "
-                   "closed here' (and whence says 'unknown')")
 def test_interpreter_being_closed_is_reported_as_such(interp):
     error = _while_closing(interp, interp.close)
     assert "not created by interpool" not in str(error), str(error)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: while close() runs, whence says 'unknown' (an interpreter "
-                   "interpool did not make) instead of 'interpool' or InterpreterNotFoundError")
 def test_whence_while_being_closed(interp):
     whence = _while_closing(interp, lambda: interp.whence)
     assert whence == "interpool" or isinstance(whence, I.InterpreterNotFoundError), whence
+
+
+def test_second_close_while_being_closed_says_so(interp):
+    error = _while_closing(interp, interp.close)
+    assert type(error) is I.InterpreterError
+    assert f"interpreter {interp.id} is being closed" in str(error)
+
+
+@pytest.mark.parametrize("use", ["exec", "call", "prepare_main"])
+def test_use_while_being_closed_says_so(interp, use):
+    probes = {"exec": lambda: interp.exec("pass"), "call": lambda: interp.call(len, "ab"),
+              "prepare_main": lambda: interp.prepare_main(x=1)}
+    error = _while_closing(interp, probes[use])
+    assert type(error) is I.InterpreterError, repr(error)
+    assert f"interpreter {interp.id} is being closed" in str(error)
+    with pytest.raises(I.InterpreterNotFoundError):
+        probes[use]()
 
 
 def test_program_exits_with_interpreters_left_open():

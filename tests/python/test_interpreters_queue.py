@@ -177,8 +177,6 @@ def test_one_object_per_id_and_pickle_as_a_handle():
     assert q2[0] is q and q2[1] is q
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Queue(id) makes a new queue with maxsize=id; 3.14's "
-                   "concurrent.interpreters.Queue(id) returns the existing queue with that id")
 def test_queue_constructor_takes_an_id_like_the_stdlib():
     q = I.create_queue()
     assert I.Queue(q.id) is q
@@ -645,16 +643,12 @@ def test_ping_pong_between_two_interpreters(make_interp):
     assert ab.empty() and ba.empty()
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
-                   reason="BUG: the UNBOUND behaviours apply only to interpreters closed through "
-                   "interpool; an item put by an interpreter the standard library made and destroyed "
-                   "stays as it was")
 def test_unbound_behaviour_for_an_interpreter_made_by_the_stdlib():
     _interpreters = pytest.importorskip("_interpreters")  # 3.13+
     q = I.create_queue(unbounditems=I.UNBOUND_REMOVE)
     iid = _interpreters.create()
     try:
-        _interpreters.set___main___attrs(iid, {"path": list(sys.path), "blob": pickle.dumps(q)})
+        _interpreters.set___main___attrs(iid, {"path": tuple(sys.path), "blob": pickle.dumps(q)})
         failure = _interpreters.run_string(
             iid, "import sys, pickle\nsys.path[:] = path\nq = pickle.loads(blob)\nq.put('x')\ndel q")
         assert failure is None, failure

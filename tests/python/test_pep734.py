@@ -220,7 +220,9 @@ def test_queue_timeouts_are_honoured():
 
 def test_queue_one_object_per_id_and_pickles_as_handle():
     q = I.create_queue()
-    assert I.Queue(0) is not q
+    assert I.Queue(q.id) is q
+    with pytest.raises(I.QueueNotFoundError):
+        I.Queue(0)  # ids start at 1
     assert pickle.loads(pickle.dumps(q)) is q
 
 

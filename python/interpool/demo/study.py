@@ -236,7 +236,7 @@ def _interpool_warm_up(ex: Any, workers: int) -> None:
     one rendezvous task per worker, let go only when all of them have arrived."""
     from interpool import _interpool
 
-    arrived, go = _interpool.Queue(), _interpool.Queue()
+    arrived, go = _interpool.Queue.create(), _interpool.Queue.create()
     futures = [ex.submit(tasks.rendezvous, arrived, go) for _ in range(workers)]
     deadline = time.monotonic() + 120
     try:
