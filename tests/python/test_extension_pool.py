@@ -155,7 +155,7 @@ def test_take_claims_an_outcome_once(fresh_pool):
 
 def test_take_timeout_and_cancel(fresh_pool):
     p = fresh_pool(1)
-    started, release = ip.Queue(), ip.Queue()
+    started, release = ip.Queue.create(), ip.Queue.create()
     blocker = p.submit(HELPERS, "rendezvous", (started, release), token=1)
     started.get(timeout=30)
     queued = p.submit(HELPERS, "add", (1, 2), token=2)
