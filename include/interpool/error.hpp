@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace interpool {
 
@@ -22,6 +23,48 @@ class NotShareable : public Error {
 class InterpreterError : public Error {
  public:
   using Error::Error;
+};
+
+/// A Value does not hold what a C++ type needs (`value.as<T>()`). The message
+/// names both types and, inside containers, where: "cannot convert a Python
+/// 'str' at [2]['x'] to long long", "cannot convert a Python 'int' to unsigned
+/// char: 300 is out of range".
+class ConversionError : public Error {
+ public:
+  ConversionError(std::string python_type, std::string cpp_type, std::string why = {},
+                  std::string where = {})
+      : Error(describe(python_type, cpp_type, why, where)),
+        python_type_(std::move(python_type)),
+        cpp_type_(std::move(cpp_type)),
+        why_(std::move(why)),
+        where_(std::move(where)) {}
+
+  /// The Python type the Value holds ("str", "int", ...).
+  const std::string& python_type() const noexcept { return python_type_; }
+  /// The C++ type asked for ("long long", "std::vector<double>", ...).
+  const std::string& cpp_type() const noexcept { return cpp_type_; }
+  /// Where inside the converted value ("[2]['x']"); empty at the top.
+  const std::string& where() const noexcept { return where_; }
+
+  /// The same error seen one container further out: `step` ("[2]") goes first.
+  ConversionError inside(const std::string& step) const {
+    return ConversionError(python_type_, cpp_type_, why_, step + where_);
+  }
+
+ private:
+  static std::string describe(const std::string& python_type, const std::string& cpp_type,
+                              const std::string& why, const std::string& where) {
+    std::string s = "cannot convert a Python '" + python_type + "'";
+    if (!where.empty()) s += " at " + where;
+    s += " to " + cpp_type;
+    if (!why.empty()) s += ": " + why;
+    return s;
+  }
+
+  std::string python_type_;
+  std::string cpp_type_;
+  std::string why_;
+  std::string where_;
 };
 
 /// A Python exception is set in the current interpreter; callers propagate it.

@@ -263,6 +263,10 @@ Call Pool::make_call(std::string module, std::string function, A&&... args) {
   Tuple positional;
   Dict keywords;
   positional.items.reserve(sizeof...(A));
+  static_assert(((std::is_same_v<std::remove_cvref_t<A>, Kwargs> ||
+                  std::is_constructible_v<Value, A&&>)&&...),
+                "an argument of submit() does not convert to interpool::Value: see "
+                "interpool/convert.hpp, or specialize interpool::Convert<T>");
   [[maybe_unused]] auto add = [&](auto&& arg) {
     if constexpr (std::is_same_v<std::remove_cvref_t<decltype(arg)>, Kwargs>) {
       for (auto& [name, value] : arg.items) keywords.items.emplace_back(Value(name), value);

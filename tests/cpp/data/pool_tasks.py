@@ -66,3 +66,16 @@ def get_state():
 
 def init_fails():
     raise RuntimeError("initializer failed on purpose")
+
+
+def echo(x):
+    return x
+
+
+def type_name(x):
+    return type(x).__name__
+
+
+def describe(x):
+    """repr(x) with its type: checks what a C++ value became in Python."""
+    return f"{type(x).__name__}:{x!r}"
