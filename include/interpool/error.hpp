@@ -90,11 +90,21 @@ struct ErrorInfo {
   friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
 };
 
-/// A task's exception seen from C++.
+/// A task's exception seen from C++: what `future.get()` throws when the
+/// Python function raised. what() is "ValueError: bad thing" (the type as
+/// type_name() gives it); the worker's formatted traceback is kept.
 class RemoteError : public Error {
  public:
   explicit RemoteError(ErrorInfo info)
       : Error(info.type_name() + ": " + info.message), info_(std::move(info)) {}
+
+  /// "ValueError", "json.decoder.JSONDecodeError": the module is left out for builtins.
+  std::string type_name() const { return info_.type_name(); }
+  /// str() of the exception.
+  const std::string& message() const noexcept { return info_.message; }
+  /// The traceback as Python prints it ("Traceback (most recent call last): ...").
+  const std::string& traceback() const noexcept { return info_.traceback; }
+  /// Everything captured, including the exception's pickle when it pickles.
   const ErrorInfo& info() const noexcept { return info_; }
 
  private:

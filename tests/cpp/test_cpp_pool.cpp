@@ -110,6 +110,39 @@ TEST(CppPool, PythonExceptionsThrowRemoteErrorFromGet) {
   EXPECT_THROW(pool.map("builtins", "int", std::vector<std::string>{"1", "x", "3"}), RemoteError);
 }
 
+TEST(CppPool, RemoteErrorHasTypeMessageAndTraceback) {
+  Pool pool(with_tests(1));
+  try {
+    pool.submit("pool_tasks", "fail", "bad thing").get();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad thing");
+    EXPECT_EQ(e.traceback().rfind("Traceback (most recent call last):", 0), 0u) << e.traceback();
+    EXPECT_NE(e.traceback().find("raise ValueError(message)"), std::string::npos);
+    EXPECT_TRUE(e.traceback().ends_with("ValueError: bad thing\n")) << e.traceback();
+  }
+  // A type from a module keeps its module; RemoteError is a std::exception.
+  try {
+    pool.submit("json", "loads", "{").get();
+    FAIL() << "expected RemoteError";
+  } catch (const std::exception& e) {
+    auto* remote = dynamic_cast<const RemoteError*>(&e);
+    ASSERT_NE(remote, nullptr);
+    EXPECT_EQ(remote->type_name(), "json.decoder.JSONDecodeError");
+    EXPECT_EQ(remote->info().type_module, "json.decoder");
+    EXPECT_EQ(std::string(e.what()).rfind("json.decoder.JSONDecodeError: Expecting", 0), 0u)
+        << e.what();
+  }
+  // Errors in the arguments' way in come back the same way.
+  try {
+    pool.submit("math", "factorial", -1).get();
+    FAIL() << "expected RemoteError";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "ValueError: factorial() not defined for negative values");
+  }
+}
+
 TEST(CppPool, ClosedPoolRefusesAndCancelledTasksThrow) {
   Pool pool(with_tests(1));
   std::vector<std::future<Value>> futures;
