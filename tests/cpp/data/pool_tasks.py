@@ -79,3 +79,17 @@ def type_name(x):
 def describe(x):
     """repr(x) with its type: checks what a C++ value became in Python."""
     return f"{type(x).__name__}:{x!r}"
+
+
+def prefix():
+    return sys.prefix
+
+
+def engine_copies():
+    """The files of the engine library mapped in this process, after the
+    interpool package (and so its _interpool extension) is imported here."""
+    import interpool
+
+    with open("/proc/self/maps") as maps:
+        files = sorted({line.split()[-1] for line in maps if "libinterpool_core" in line})
+    return files, interpool._interpool.__file__
