@@ -229,7 +229,7 @@ bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	[ $${#files[@]} -gt 0 ] || { echo "no benchmarks/*.py yet"; exit 0; }
 	for f in "$${files[@]}"; do echo "== $$f"; $(VENV_PY) "$$f" $(BENCH_ARGS); done
 
-# format: clang-format -i every C++ file in src, include and tests.
+# format: clang-format -i every C++ file in src, include, tests and examples.
 format:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format -i
@@ -239,7 +239,7 @@ format-check:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format --dry-run --Werror
 
-CXX_FILES = find src include tests -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
+CXX_FILES = find src include tests examples -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
   -o -name '*.hpp' \) -print0
 need-clang-format = command -v clang-format >/dev/null || { \
   echo "clang-format not found: apt-get install clang-format"; exit 1; }

@@ -140,7 +140,8 @@ int main(int argc, char** argv) {
   long long part1 = 0;
   try {
     if (o.grid_file.empty()) {
-      text = helper.submit("interpool.demo.day6", "generate", o.size, o.seed).get().as<std::string>();
+      text =
+          helper.submit("interpool.demo.day6", "generate", o.size, o.seed).get().as<std::string>();
       description = "generated " + std::to_string(o.size) + "x" + std::to_string(o.size) +
                     ", seed " + std::to_string(o.seed);
     } else {
@@ -149,9 +150,8 @@ int main(int argc, char** argv) {
     }
     grid = helper.submit("interpool.demo.day6", "parse", text).get();
     part1 = helper.submit("interpool.demo.day6", "part1", grid).get().as<long long>();
-    candidates = helper.submit("interpool.demo.day6", "candidates", grid)
-                     .get()
-                     .as<std::vector<long long>>();
+    candidates =
+        helper.submit("interpool.demo.day6", "candidates", grid).get().as<std::vector<long long>>();
   } catch (const interpool::RemoteError& e) {
     std::cerr << "interpool_day6: " << e.what() << "\n";
     if (e.type_name() == "ModuleNotFoundError")
@@ -162,8 +162,8 @@ int main(int argc, char** argv) {
 
   std::printf("AoC 2024 day 6 part 2 on interpool::Pool (C++), Python %s\n",
               interpool::Runtime::python_version().substr(0, 6).c_str());
-  std::printf("grid: %s; part 1: %lld cells; part 2: %zu candidates\n", description.c_str(),
-              part1, candidates.size());
+  std::printf("grid: %s; part 1: %lld cells; part 2: %zu candidates\n", description.c_str(), part1,
+              candidates.size());
 
   long long expected = -1;
   if (o.check) {
@@ -189,7 +189,7 @@ int main(int argc, char** argv) {
   }
   if (o.check) {
     std::printf("\n%s\n", all_agree ? "every answer matches the sequential solver"
-                                     : "MISMATCH: an answer differs from the sequential solver");
+                                    : "MISMATCH: an answer differs from the sequential solver");
     return all_agree ? 0 : 1;
   }
   return 0;

@@ -21,6 +21,7 @@
 //   std::pair<A, B>, std::tuple<A...>        tuple (as<> also takes a list of that length)
 //   std::optional<T>                         None or T
 //   std::nullopt_t, std::nullptr_t           None
+//   std::shared_ptr<Queue> (any Shareable)   the engine object, by reference
 //   interpool::Value and its kinds           as they are
 //
 // Teach interpool a type of your own by specializing interpool::Convert<T>
@@ -35,6 +36,7 @@
 #include <interpool/value.hpp>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -329,6 +331,21 @@ template <>
 struct Convert<std::nullptr_t> {
   static std::string name() { return "std::nullptr_t"; }
   static Value to(std::nullptr_t) { return Value(None{}); }
+};
+
+/// Engine objects (a Queue, ...) cross by reference: the worker gets the
+/// Python object for the same C++ object (the interpool package must be
+/// importable there: it defines the Python types).
+template <class T>
+requires std::is_base_of_v<Shareable, T>
+struct Convert<std::shared_ptr<T>> {
+  static std::string name() { return "std::shared_ptr<engine object>"; }
+  static Value to(const std::shared_ptr<T>& object) { return Value(Handle{object}); }
+  static std::shared_ptr<T> from(const Value& v) {
+    if (auto h = v.get_if<Handle>())
+      if (auto object = h->get<T>()) return object;
+    detail::mismatch(v, name());
+  }
 };
 
 // ---------------------------------------------------------------------------

@@ -6,9 +6,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <interpool/pool.hpp>
+#include <interpool/queue.hpp>
 #include <interpool/value.hpp>
 #include <limits>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -184,6 +186,15 @@ TEST(CppConvert, Containers) {
   EXPECT_EQ(list.as<std::vector<Value>>().size(), 2u);
   Value frozen = FrozenSet{{Value(4)}};
   EXPECT_EQ(frozen.as<std::set<int>>(), std::set<int>{4});
+}
+
+TEST(CppConvert, EngineObjectsByReference) {
+  std::shared_ptr<Queue> queue = Queue::create();
+  Value v = queue;
+  ASSERT_TRUE(v.is(Kind::Handle));
+  EXPECT_EQ(v.as<std::shared_ptr<Queue>>(), queue);  // the same object, not a copy
+  EXPECT_EQ(conversion_error([] { Value(1).as<std::shared_ptr<Queue>>(); }),
+            "cannot convert a Python 'int' to std::shared_ptr<engine object>");
 }
 
 TEST(CppConvert, Nested) {

@@ -189,3 +189,23 @@ TEST_F(CppRuntime, ThePythonPackageUsesTheSameEngine) {
   ASSERT_EQ(files.size(), 1u) << "the engine is loaded twice";
   EXPECT_EQ(std::filesystem::canonical(files[0]), std::filesystem::canonical(mine.dli_fname));
 }
+
+TEST_F(CppRuntime, QueuesCrossBetweenCppAndPython) {
+  Runtime runtime({.module_paths = {INTERPOOL_STAGED_PYTHON, INTERPOOL_TEST_DATA}});
+  // Workers import interpool first (resolving interpool.usable_cpus does): the
+  // package gives queues their Python type.
+  Pool pool{{.workers = 2, .initializers = {Call{{"interpool", "usable_cpus"}}}}};
+  std::shared_ptr<Queue> queue = Queue::create();
+  pool.submit("pool_tasks", "put_squares", queue, 10).get();
+  for (int i = 0; i < 10; ++i) {
+    QueueItem item;
+    ASSERT_EQ(queue->get(item, Deadline::after(10)), WaitResult::Ready);
+    EXPECT_EQ(item.value.as<int>(), i * i);
+  }
+  std::future<Value> taken = pool.submit("pool_tasks", "take", queue);  // waits in Python
+  QueueItem item{Value(std::vector<std::string>{"from", "C++"})};
+  ASSERT_EQ(queue->put(item), WaitResult::Ready);
+  EXPECT_EQ(taken.get().as<std::vector<std::string>>(), (std::vector<std::string>{"from", "C++"}));
+  // A queue comes back as the same C++ object.
+  EXPECT_EQ(pool.submit("pool_tasks", "echo", queue).get().as<std::shared_ptr<Queue>>(), queue);
+}

@@ -93,3 +93,12 @@ def engine_copies():
     with open("/proc/self/maps") as maps:
         files = sorted({line.split()[-1] for line in maps if "libinterpool_core" in line})
     return files, interpool._interpool.__file__
+
+
+def put_squares(queue, n):
+    for i in range(n):
+        queue.put(i * i)
+
+
+def take(queue):
+    return queue.get(timeout=10)
