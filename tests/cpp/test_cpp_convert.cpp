@@ -25,6 +25,22 @@
 
 using namespace interpool;
 
+// A type of the program's own, taught to interpool as docs/cpp.md shows.
+struct Point {
+  double x = 0, y = 0;
+  friend bool operator==(const Point&, const Point&) = default;
+};
+
+template <>
+struct interpool::Convert<Point> {
+  static std::string name() { return "Point"; }
+  static Value to(const Point& p) { return Value(std::make_tuple(p.x, p.y)); }
+  static Point from(const Value& v) {
+    auto [x, y] = v.as<std::tuple<double, double>>();
+    return {x, y};
+  }
+};
+
 namespace {
 
 // The message of the ConversionError `f` throws ("" if none).
@@ -195,6 +211,15 @@ TEST(CppConvert, EngineObjectsByReference) {
   EXPECT_EQ(v.as<std::shared_ptr<Queue>>(), queue);  // the same object, not a copy
   EXPECT_EQ(conversion_error([] { Value(1).as<std::shared_ptr<Queue>>(); }),
             "cannot convert a Python 'int' to std::shared_ptr<engine object>");
+}
+
+TEST(CppConvert, TypesOfTheProgramsOwn) {
+  Value v = Point{1, 2};
+  EXPECT_EQ(v, Value(Tuple{{Value(1.0), Value(2.0)}}));
+  EXPECT_EQ(v.as<Point>(), (Point{1, 2}));
+  std::vector<Point> path{{0, 0}, {1, 0.5}};
+  EXPECT_EQ(Value(path).as<std::vector<Point>>(), path);
+  EXPECT_EQ((Convert<std::map<std::string, Point>>::name()), "std::map<std::string, Point>");
 }
 
 TEST(CppConvert, Nested) {
