@@ -1,7 +1,8 @@
 # ctest: installs this build into a fresh prefix, then configures, builds and
 # runs tests/cpp/consumer against it with find_package(interpool).
 #   cmake -DBUILD_DIR=... -DSOURCE_DIR=... -DWORK_DIR=... -DGENERATOR=... \
-#         -DMAKE_PROGRAM=... -DCXX_COMPILER=... -P run.cmake
+#         -DMAKE_PROGRAM=... -DCXX_COMPILER=... [-DSANITIZE=address,...] -P run.cmake
+# A sanitized interpool needs a sanitized program (the runtime must load first).
 function(run)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
@@ -15,9 +16,15 @@ set(prefix ${WORK_DIR}/prefix)
 run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
 
 set(consumer_build ${WORK_DIR}/build)
+set(flags)
+if(SANITIZE)
+  string(REPLACE ";" "," SANITIZE "${SANITIZE}")
+  list(APPEND flags -DCMAKE_CXX_FLAGS=-fsanitize=${SANITIZE}
+       -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${SANITIZE})
+endif()
 run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/cpp/consumer -B ${consumer_build}
     -G ${GENERATOR} -DCMAKE_MAKE_PROGRAM=${MAKE_PROGRAM} -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
-    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON)
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_EXPORT_COMPILE_COMMANDS=ON ${flags})
 run(${CMAKE_COMMAND} --build ${consumer_build})
 
 # The headers must come from the prefix, not from this source tree.
