@@ -272,7 +272,7 @@ bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	$(VENV_PY) benchmarks/_report.py $(BENCH_RESULTS) "$${runs[@]}"
 	[ $$failed -eq 0 ] || { echo "== $$failed benchmark script(s) failed: see their output above"; exit 1; }
 
-# format: clang-format -i every C++ file in src, include, tests and benchmarks.
+# format: clang-format -i every C++ file in src, include, tests, benchmarks and examples.
 format:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format -i
@@ -282,7 +282,7 @@ format-check:
 	@$(need-clang-format)
 	$(CXX_FILES) | xargs -0 -r clang-format --dry-run --Werror
 
-CXX_FILES = find src include tests benchmarks -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
+CXX_FILES = find src include tests benchmarks examples -type f \( -name '*.cpp' -o -name '*.cc' -o -name '*.h' \
   -o -name '*.hpp' \) -print0
 need-clang-format = command -v clang-format >/dev/null || { \
   echo "clang-format not found: apt-get install clang-format"; exit 1; }

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace interpool {
 
@@ -22,6 +23,48 @@ class NotShareable : public Error {
 class InterpreterError : public Error {
  public:
   using Error::Error;
+};
+
+/// A Value does not hold what a C++ type needs (`value.as<T>()`). The message
+/// names both types and, inside containers, where: "cannot convert a Python
+/// 'str' at [2]['x'] to long long", "cannot convert a Python 'int' to unsigned
+/// char: 300 is out of range".
+class ConversionError : public Error {
+ public:
+  ConversionError(std::string python_type, std::string cpp_type, std::string why = {},
+                  std::string where = {})
+      : Error(describe(python_type, cpp_type, why, where)),
+        python_type_(std::move(python_type)),
+        cpp_type_(std::move(cpp_type)),
+        why_(std::move(why)),
+        where_(std::move(where)) {}
+
+  /// The Python type the Value holds ("str", "int", ...).
+  const std::string& python_type() const noexcept { return python_type_; }
+  /// The C++ type asked for ("long long", "std::vector<double>", ...).
+  const std::string& cpp_type() const noexcept { return cpp_type_; }
+  /// Where inside the converted value ("[2]['x']"); empty at the top.
+  const std::string& where() const noexcept { return where_; }
+
+  /// The same error seen one container further out: `step` ("[2]") goes first.
+  ConversionError inside(const std::string& step) const {
+    return ConversionError(python_type_, cpp_type_, why_, step + where_);
+  }
+
+ private:
+  static std::string describe(const std::string& python_type, const std::string& cpp_type,
+                              const std::string& why, const std::string& where) {
+    std::string s = "cannot convert a Python '" + python_type + "'";
+    if (!where.empty()) s += " at " + where;
+    s += " to " + cpp_type;
+    if (!why.empty()) s += ": " + why;
+    return s;
+  }
+
+  std::string python_type_;
+  std::string cpp_type_;
+  std::string why_;
+  std::string where_;
 };
 
 /// A Python exception is set in the current interpreter; callers propagate it.
@@ -47,11 +90,21 @@ struct ErrorInfo {
   friend bool operator==(const ErrorInfo&, const ErrorInfo&) = default;
 };
 
-/// A task's exception seen from C++.
+/// A task's exception seen from C++: what `future.get()` throws when the
+/// Python function raised. what() is "ValueError: bad thing" (the type as
+/// type_name() gives it); the worker's formatted traceback is kept.
 class RemoteError : public Error {
  public:
   explicit RemoteError(ErrorInfo info)
       : Error(info.type_name() + ": " + info.message), info_(std::move(info)) {}
+
+  /// "ValueError", "json.decoder.JSONDecodeError": the module is left out for builtins.
+  std::string type_name() const { return info_.type_name(); }
+  /// str() of the exception.
+  const std::string& message() const noexcept { return info_.message; }
+  /// The traceback as Python prints it ("Traceback (most recent call last): ...").
+  const std::string& traceback() const noexcept { return info_.traceback; }
+  /// Everything captured, including the exception's pickle when it pickles.
   const ErrorInfo& info() const noexcept { return info_; }
 
  private:

@@ -6,10 +6,12 @@
 #pragma once
 
 #include <complex>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -110,6 +112,38 @@ enum class Kind : std::uint8_t {
 /// Python-style name of a kind ("int", "tuple", ...).
 std::string_view kind_name(Kind kind) noexcept;
 
+/// How a C++ type converts to and from a Value (interpool/convert.hpp has the
+/// built-in ones). A specialization has `static Value to(const T&)`, `static T
+/// from(const Value&)` (throws ConversionError) and `static std::string name()`;
+/// a type that only goes one way leaves the other out.
+template <class T, class Enable = void>
+struct Convert;
+
+/// T converts to a Value: `Value v = x;`
+template <class T>
+concept ConvertsToValue = requires(const T& t) {
+  { Convert<T>::to(t) } -> std::same_as<Value>;
+};
+/// A Value converts to T: `v.as<T>()`.
+template <class T>
+concept ConvertsFromValue = requires(const Value& v) {
+  { Convert<T>::from(v) } -> std::same_as<T>;
+};
+
+namespace detail {
+/// Types Value has a constructor of its own for.
+template <class T>
+inline constexpr bool has_value_constructor =
+    std::is_same_v<T, None> || std::is_same_v<T, bool> || std::is_same_v<T, std::int64_t> ||
+    std::is_same_v<T, int> || std::is_same_v<T, double> ||
+    std::is_same_v<T, std::complex<double>> || std::is_same_v<T, const char*> ||
+    std::is_same_v<T, char*> || std::is_same_v<T, std::string> || std::is_same_v<T, BigInt> ||
+    std::is_same_v<T, Str> || std::is_same_v<T, Bytes> || std::is_same_v<T, ByteArray> ||
+    std::is_same_v<T, Tuple> || std::is_same_v<T, List> || std::is_same_v<T, Dict> ||
+    std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> || std::is_same_v<T, Handle> ||
+    std::is_same_v<T, Pickled>;
+}  // namespace detail
+
 class Value {
  public:
   using Data = std::variant<None, bool, std::int64_t, BigInt, double, std::complex<double>, Str,
@@ -123,6 +157,10 @@ class Value {
   Value(double d) : data_(d) {}
   Value(std::complex<double> c) : data_(c) {}
   Value(const char* s) : data_(Str{s}) {}
+  Value(char* s) : data_(Str{s}) {}
+  /// Other pointers would silently become a bool.
+  template <class T>
+  Value(T*) = delete;
   Value(std::string s) : data_(Str{std::move(s)}) {}
   template <class T>
   requires(std::is_same_v<T, BigInt> || std::is_same_v<T, Str> || std::is_same_v<T, Bytes> ||
@@ -130,6 +168,14 @@ class Value {
            std::is_same_v<T, Dict> || std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> ||
            std::is_same_v<T, Handle> || std::is_same_v<T, Pickled>) Value(T v)
       : data_(std::move(v)) {}
+  /// Any other C++ type with a Convert: every integer type (range kept: big
+  /// unsigned values become a BigInt), float, std::string_view, std::vector,
+  /// std::map, std::tuple, std::optional, ... nested (see convert.hpp).
+  template <class T>
+  requires(!std::is_same_v<std::remove_cvref_t<T>, Value> &&
+           !detail::has_value_constructor<std::remove_cvref_t<T>> &&
+           ConvertsToValue<std::remove_cvref_t<T>>) Value(T&& v)
+      : Value(Convert<std::remove_cvref_t<T>>::to(v)) {}
 
   Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
   bool is(Kind k) const noexcept { return kind() == k; }
@@ -148,6 +194,11 @@ class Value {
   }
   const Data& data() const noexcept { return data_; }
 
+  /// This value as a C++ type: `v.as<long long>()`, `v.as<std::vector<std::string>>()`.
+  /// Throws ConversionError naming the Python type held and the C++ type asked for.
+  template <class T>
+  T as() const;
+
   /// True if this value or anything inside it is a pickle.
   bool contains_pickle() const noexcept;
 
@@ -158,3 +209,5 @@ class Value {
 };
 
 }  // namespace interpool
+
+#include <interpool/convert.hpp>  // the Convert specializations and Value::as

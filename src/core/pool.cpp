@@ -2,8 +2,10 @@
 
 #include <sched.h>
 
+#include <condition_variable>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/convert.hpp"
 #include "core/runner.hpp"
@@ -21,10 +23,70 @@ std::size_t usable_cpus() noexcept {
 }
 
 // ---------------------------------------------------------------------------
+// Live pools
+// ---------------------------------------------------------------------------
+
+namespace {
+
+// Every live Pool, so that a Runtime can shut them down before Python
+// finalizes. A pool being shut down by shutdown_all() is pinned: its destructor
+// waits for the pin to go. Never destroyed: pools may end during static
+// destruction.
+struct LivePools {
+  struct Entry {
+    std::uint64_t serial;
+    int pins = 0;
+  };
+  std::mutex mutex;
+  std::condition_variable unpinned;
+  std::unordered_map<Pool*, Entry> pools;
+  std::uint64_t next_serial = 0;
+};
+
+LivePools& live_pools() {
+  static LivePools* pools = new LivePools;
+  return *pools;
+}
+
+}  // namespace
+
+std::size_t Pool::shutdown_all() noexcept {
+  LivePools& live = live_pools();
+  std::unordered_set<std::uint64_t> done;  // serials, not addresses: an address may be reused
+  for (;;) {
+    Pool* pool = nullptr;
+    {
+      std::lock_guard lock(live.mutex);
+      for (auto& [p, entry] : live.pools) {
+        if (done.insert(entry.serial).second) {
+          pool = p;
+          ++entry.pins;
+          break;
+        }
+      }
+    }
+    if (!pool) return done.size();
+    try {
+      pool->shutdown(false);
+    } catch (...) {
+      // shutdown() only joins threads; nothing is left to do if that fails.
+    }
+    {
+      std::lock_guard lock(live.mutex);
+      --live.pools.at(pool).pins;
+    }
+    live.unpinned.notify_all();
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Pool
 // ---------------------------------------------------------------------------
 
 Pool::Pool(PoolOptions options) : options_(std::move(options)) {
+  if (!Py_IsInitialized())
+    throw InterpreterError(
+        "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
   std::size_t n = options_.workers ? options_.workers : usable_cpus();
   std::vector<Worker*> started;
   {
@@ -39,9 +101,30 @@ Pool::Pool(PoolOptions options) : options_(std::move(options)) {
     shutdown(false);
     throw;
   }
+  LivePools& live = live_pools();
+  std::lock_guard lock(live.mutex);
+  live.pools.emplace(this, LivePools::Entry{live.next_serial++});
 }
 
-Pool::~Pool() { shutdown(false); }
+Pool::~Pool() {
+  // The GIL is released first: shutdown_all() may be joining this pool, and
+  // nothing may wait for the GIL while holding the registry's lock.
+  GilRelease unlocked;
+  {
+    LivePools& live = live_pools();
+    std::unique_lock lock(live.mutex);
+    live.unpinned.wait(lock, [&] {
+      auto it = live.pools.find(this);
+      return it == live.pools.end() || it->second.pins == 0;
+    });
+    live.pools.erase(this);
+  }
+  try {
+    shutdown(false);
+  } catch (...) {
+    // Joining threads failed (e.g. resource exhaustion): never from a destructor.
+  }
+}
 
 std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) {
   return std::make_unique<Worker>(

@@ -66,3 +66,39 @@ def get_state():
 
 def init_fails():
     raise RuntimeError("initializer failed on purpose")
+
+
+def echo(x):
+    return x
+
+
+def type_name(x):
+    return type(x).__name__
+
+
+def describe(x):
+    """repr(x) with its type: checks what a C++ value became in Python."""
+    return f"{type(x).__name__}:{x!r}"
+
+
+def prefix():
+    return sys.prefix
+
+
+def engine_copies():
+    """The files of the engine library mapped in this process, after the
+    interpool package (and so its _interpool extension) is imported here."""
+    import interpool
+
+    with open("/proc/self/maps") as maps:
+        files = sorted({line.split()[-1] for line in maps if "libinterpool_core" in line})
+    return files, interpool._interpool.__file__
+
+
+def put_squares(queue, n):
+    for i in range(n):
+        queue.put(i * i)
+
+
+def take(queue):
+    return queue.get(timeout=10)

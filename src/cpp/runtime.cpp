@@ -1,0 +1,94 @@
+// The C++ face's Runtime: starting, attaching to and finalizing an embedded Python.
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <interpool/error.hpp>
+#include <interpool/pool.hpp>
+#include <interpool/runtime.hpp>
+#include <string>
+
+#ifndef INTERPOOL_PYTHON_HOME
+#error "INTERPOOL_PYTHON_HOME (the build Python's sys.base_prefix) must be defined"
+#endif
+
+namespace interpool {
+
+namespace {
+
+// Turns a failed PyStatus into InterpreterError (clearing `config` first).
+void check(PyStatus status, PyConfig& config, const char* step) {
+  if (!PyStatus_Exception(status)) return;
+  std::string why = std::string("cannot start Python (") + step + "): ";
+  if (PyStatus_IsExit(status)) {
+    why += "it asked to exit with code " + std::to_string(status.exitcode);
+  } else {
+    if (status.func) why += std::string(status.func) + ": ";
+    why += status.err_msg ? status.err_msg : "unknown error";
+  }
+  PyConfig_Clear(&config);
+  throw InterpreterError(why);
+}
+
+const char* env(const char* name) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : nullptr;
+}
+
+}  // namespace
+
+Runtime::Runtime(RuntimeOptions options) {
+  if (Py_IsInitialized()) return;  // attach: someone else owns Python
+
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0;
+  config.parse_argv = 0;
+  config.site_import = options.import_site ? 1 : 0;
+
+  std::string home = options.home;
+  if (home.empty() && !env("PYTHONHOME")) home = INTERPOOL_PYTHON_HOME;
+  if (!home.empty())
+    check(PyConfig_SetBytesString(&config, &config.home, home.c_str()), config, "home");
+
+  // pythonpath_env is what $PYTHONPATH sets: it lands in the configured module
+  // search path, which every new interpreter copies (sys.path changes made in
+  // the main interpreter later would not reach the workers).
+  std::string path;
+  for (const std::string& p : options.module_paths) path += (path.empty() ? "" : ":") + p;
+  if (const char* more = env("PYTHONPATH")) path += (path.empty() ? "" : ":") + std::string(more);
+  if (!path.empty())
+    check(PyConfig_SetBytesString(&config, &config.pythonpath_env, path.c_str()), config,
+          "module search path");
+
+  PyStatus status = Py_InitializeFromConfig(&config);
+  check(status, config, "initialization");
+  PyConfig_Clear(&config);
+
+  owns_ = true;
+  owner_ = std::this_thread::get_id();
+  main_state_ = PyEval_SaveThread();  // workers and other threads may run now
+}
+
+Runtime::~Runtime() {
+  if (!owns_) return;
+  if (std::this_thread::get_id() != owner_) {
+    std::fputs(
+        "interpool: the Runtime was destroyed on another thread than the one that made it; "
+        "Python is left running\n",
+        stderr);
+    return;
+  }
+  Pool::shutdown_all();  // workers end their interpreters before Python finalizes
+  PyEval_RestoreThread(static_cast<PyThreadState*>(main_state_));
+  Py_FinalizeEx();
+}
+
+bool Runtime::python_running() noexcept { return Py_IsInitialized(); }
+
+std::string Runtime::python_version() { return Py_GetVersion(); }
+
+std::string Runtime::default_home() { return INTERPOOL_PYTHON_HOME; }
+
+}  // namespace interpool

@@ -1,0 +1,215 @@
+// The typed layer of interpool::Pool, as a C++ program uses it: submit(module,
+// function, args...) -> std::future<Value>, map, errors from get().
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <interpool/pool.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "python_env.hpp"
+
+using namespace interpool;
+
+namespace {
+
+// Workers find tests/cpp/data (pool_tasks.py) through the main interpreter's sys.path.
+PoolOptions with_tests(std::size_t workers) {
+  return PoolOptions{.workers = workers, .sys_path = testenv::main_sys_path()};
+}
+
+}  // namespace
+
+TEST(CppPool, SubmitGivesAFutureOfTheResult) {
+  Pool pool{{.workers = 2}};
+  EXPECT_EQ(pool.size(), 2u);
+  std::future<Value> f = pool.submit("math", "factorial", 20);
+  EXPECT_EQ(f.get(), Value(std::int64_t{2432902008176640000}));
+  EXPECT_EQ(pool.submit("operator", "add", std::string("ab"), "cd").get(), Value("abcd"));
+  EXPECT_EQ(pool.submit("builtins", "len", "four").get(), Value(4));
+}
+
+TEST(CppPool, KeywordArgumentsAndQualifiedNames) {
+  Pool pool(with_tests(1));
+  EXPECT_EQ(pool.submit("pool_tasks", "add", 1, Kwargs{{"b", 10}}).get(), Value(11));
+  EXPECT_EQ(pool.submit("pool_tasks", "add", Kwargs{{"a", 2}, {"b", 3}}).get(), Value(5));
+  EXPECT_EQ(pool.submit("pool_tasks", "Thing.twice", 21).get(), Value(42));
+  // A Value argument crosses as it is.
+  EXPECT_EQ(pool.submit("builtins", "len", Value(Tuple{{Value(1), Value(2)}})).get(), Value(2));
+}
+
+TEST(CppPool, MapKeepsTheOrderOfTheItems) {
+  Pool pool{{.workers = 2}};
+  std::vector<int> items;
+  for (int i = -100; i < 100; ++i) items.push_back(i);
+  std::vector<Value> out = pool.map("builtins", "abs", items);
+  ASSERT_EQ(out.size(), items.size());
+  for (std::size_t i = 0; i < items.size(); ++i) EXPECT_EQ(out[i], Value(std::abs(items[i])));
+
+  std::vector<std::future<Value>> futures = pool.map_async("builtins", "str", items);
+  ASSERT_EQ(futures.size(), items.size());
+  EXPECT_EQ(futures[0].get(), Value("-100"));
+  EXPECT_EQ(futures[199].get(), Value("99"));
+
+  EXPECT_TRUE(pool.map("builtins", "abs", std::vector<int>{}).empty());
+}
+
+TEST(CppPool, ManyThreadsSubmitAtOnce) {
+  Pool pool(with_tests(2));
+  constexpr int kThreads = 8, kPerThread = 300;
+  std::atomic<int> right{0}, wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<std::future<Value>> futures;
+      for (int i = 0; i < kPerThread; ++i)
+        futures.push_back(pool.submit("pool_tasks", "add", t * 100000 + i, 1));
+      for (int i = 0; i < kPerThread; ++i) {
+        Value v = futures[static_cast<std::size_t>(i)].get();
+        (v == Value(t * 100000 + i + 1) ? right : wrong)++;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(right.load(), kThreads * kPerThread);
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST(CppPool, ManyThreadsMapAtOnce) {
+  Pool pool{{.workers = 2}};
+  constexpr int kThreads = 6, kItems = 200;
+  std::atomic<long long> total{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      std::vector<int> items(kItems);
+      for (int i = 0; i < kItems; ++i) items[static_cast<std::size_t>(i)] = i;
+      for (const Value& v : pool.map("builtins", "abs", items)) total += v.get<std::int64_t>();
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(total.load(), kThreads * (kItems * (kItems - 1) / 2));
+}
+
+TEST(CppPool, PythonExceptionsThrowRemoteErrorFromGet) {
+  Pool pool(with_tests(1));
+  std::future<Value> f = pool.submit("pool_tasks", "fail", "bad thing");
+  try {
+    f.get();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_STREQ(e.what(), "ValueError: bad thing");
+    EXPECT_EQ(e.info().type_qualname, "ValueError");
+    EXPECT_EQ(e.info().message, "bad thing");
+    EXPECT_NE(e.info().traceback.find("pool_tasks.py"), std::string::npos) << e.info().traceback;
+  }
+  EXPECT_THROW(pool.submit("no_such_module_xyz", "f").get(), RemoteError);
+  EXPECT_THROW(pool.map("builtins", "int", std::vector<std::string>{"1", "x", "3"}), RemoteError);
+}
+
+TEST(CppPool, RemoteErrorHasTypeMessageAndTraceback) {
+  Pool pool(with_tests(1));
+  try {
+    pool.submit("pool_tasks", "fail", "bad thing").get();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.type_name(), "ValueError");
+    EXPECT_EQ(e.message(), "bad thing");
+    EXPECT_EQ(e.traceback().rfind("Traceback (most recent call last):", 0), 0u) << e.traceback();
+    EXPECT_NE(e.traceback().find("raise ValueError(message)"), std::string::npos);
+    EXPECT_TRUE(e.traceback().ends_with("ValueError: bad thing\n")) << e.traceback();
+  }
+  // A type from a module keeps its module; RemoteError is a std::exception.
+  try {
+    pool.submit("json", "loads", "{").get();
+    FAIL() << "expected RemoteError";
+  } catch (const std::exception& e) {
+    auto* remote = dynamic_cast<const RemoteError*>(&e);
+    ASSERT_NE(remote, nullptr);
+    EXPECT_EQ(remote->type_name(), "json.decoder.JSONDecodeError");
+    EXPECT_EQ(remote->info().type_module, "json.decoder");
+    EXPECT_EQ(std::string(e.what()).rfind("json.decoder.JSONDecodeError: Expecting", 0), 0u)
+        << e.what();
+  }
+  // Errors in the arguments' way in come back the same way.
+  try {
+    pool.submit("math", "factorial", -1).get();
+    FAIL() << "expected RemoteError";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "ValueError: factorial() not defined for negative values");
+  }
+}
+
+TEST(CppPool, ClosedPoolRefusesAndCancelledTasksThrow) {
+  Pool pool(with_tests(1));
+  std::vector<std::future<Value>> futures;
+  for (int i = 0; i < 20; ++i) futures.push_back(pool.submit("pool_tasks", "burn", 200000));
+  pool.shutdown(/*cancel_pending=*/true);
+  int done = 0, cancelled = 0;
+  for (auto& f : futures) {
+    try {
+      f.get();
+      ++done;
+    } catch (const TaskCancelled&) {
+      ++cancelled;
+    }
+  }
+  EXPECT_EQ(done + cancelled, 20);
+  EXPECT_GT(cancelled, 0);
+  EXPECT_THROW(pool.submit("math", "factorial", 3), PoolClosed);
+  EXPECT_THROW(pool.map("math", "factorial", std::vector<int>{1, 2}), PoolClosed);
+}
+
+TEST(CppPool, BrokenPoolThrowsPoolBroken) {
+  PoolOptions o = with_tests(1);
+  o.initializers.push_back(Call{FunctionRef{"pool_tasks", "init_fails"}});
+  Pool pool(std::move(o));
+  try {
+    pool.submit("math", "factorial", 3).get();  // accepted before the break, or refused
+    FAIL() << "expected PoolBroken";
+  } catch (const PoolBroken& e) {
+    EXPECT_EQ(e.cause().type_qualname, "RuntimeError");
+  }
+}
+
+TEST(CppPool, DestructorRunsAcceptedTasksAndJoins) {
+  std::vector<std::future<Value>> futures;
+  {
+    Pool pool{{.workers = 2}};
+    for (int i = 0; i < 50; ++i) futures.push_back(pool.submit("math", "factorial", i % 20));
+  }
+  for (int i = 0; i < 50; ++i)
+    EXPECT_TRUE(futures[static_cast<std::size_t>(i)].get().is(Kind::Int));
+}
+
+TEST(CppPool, ShutdownAllShutsDownLivePools) {
+  Pool a{{.workers = 1}};
+  Pool b{{.workers = 1}};
+  std::future<Value> f = a.submit("math", "factorial", 10);
+  EXPECT_GE(Pool::shutdown_all(), 2u);
+  EXPECT_EQ(f.get(), Value(3628800));  // accepted before: still runs
+  EXPECT_THROW(a.submit("math", "factorial", 3), PoolClosed);
+  EXPECT_THROW(b.submit("math", "factorial", 3), PoolClosed);
+}
+
+TEST(CppPool, ShutdownAllRacesDestructors) {
+  // Pools destroyed on other threads while shutdown_all() runs: no crash, no hang.
+  for (int round = 0; round < 5; ++round) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 3; ++t) {
+      threads.emplace_back([] {
+        Pool pool{{.workers = 1}};
+        try {
+          pool.submit("math", "factorial", 5).get();
+        } catch (const PoolClosed&) {
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    Pool::shutdown_all();
+    for (auto& th : threads) th.join();
+  }
+}
