@@ -28,7 +28,8 @@
 
 namespace interpool {
 
-class Worker;  // src/core/worker.hpp: a thread that owns one sub-interpreter
+class Worker;    // src/core/worker.hpp: a thread that owns one sub-interpreter
+class Watchdog;  // src/core/watchdog.hpp: interrupts running tasks
 
 /// A function as workers find it: imported from `module`, then attributes
 /// along `qualname` ("Class.method"). Resolved once per worker and cached.
@@ -70,20 +71,39 @@ class TaskCancelled : public Error {
   TaskCancelled() : Error("the task was cancelled before it started") {}
 };
 
+/// Why a running task was interrupted.
+enum class Interruption : std::uint8_t { None, Timeout, Stopped };
+
+/// A running task was interrupted (TaskControl::interrupt, Pool::interrupt_all,
+/// or its timeout). where() holds the worker's traceback at that moment.
+class TaskInterrupted : public Error {
+ public:
+  explicit TaskInterrupted(ErrorInfo where) : Error(where.message), where_(std::move(where)) {}
+  const ErrorInfo& where() const noexcept { return where_; }
+
+ private:
+  ErrorInfo where_;
+};
+
 /// How a task ended.
 struct Outcome {
-  enum class Status : std::uint8_t { Ok, Error, Cancelled, Broken };
+  enum class Status : std::uint8_t { Ok, Error, Cancelled, Broken, Interrupted };
   Status status = Status::Ok;
   Value value;      ///< the result, when Ok
-  ErrorInfo error;  ///< the exception, when Error; the cause, when Broken
+  ErrorInfo error;  ///< the exception, when Error; the cause, when Broken; when
+                    ///< Interrupted, the reason (message) and the traceback
+  Interruption interruption = Interruption::None;  ///< why, when Interrupted
 
   static Outcome ok(Value v) { return {Status::Ok, std::move(v), {}}; }
   static Outcome failed(ErrorInfo e) { return {Status::Error, {}, std::move(e)}; }
   static Outcome cancelled() { return {Status::Cancelled, {}, {}}; }
   static Outcome broken(ErrorInfo e) { return {Status::Broken, {}, std::move(e)}; }
+  static Outcome interrupted(Interruption why, ErrorInfo where) {
+    return {Status::Interrupted, {}, std::move(where), why};
+  }
 
   /// The value when Ok; otherwise throws RemoteError (the function raised),
-  /// TaskCancelled or PoolBroken.
+  /// TaskCancelled, TaskInterrupted or PoolBroken.
   Value result() && {
     switch (status) {
       case Status::Ok:
@@ -92,6 +112,8 @@ struct Outcome {
         throw RemoteError(std::move(error));
       case Status::Cancelled:
         throw TaskCancelled();
+      case Status::Interrupted:
+        throw TaskInterrupted(std::move(error));
       case Status::Broken:
         break;
     }
@@ -100,7 +122,8 @@ struct Outcome {
 };
 
 /// Shared by a submitter and the pool: lets a task that has not started be
-/// cancelled, and tells whether it is running.
+/// cancelled, one that runs be interrupted, gives it a time limit, and tells
+/// whether it is running.
 class TaskControl {
  public:
   enum class State : std::uint8_t { Pending, Running, Cancelled };
@@ -110,12 +133,43 @@ class TaskControl {
   bool start() noexcept { return move(State::Pending, State::Running); }
   State state() const noexcept { return state_.load(std::memory_order_acquire); }
 
+  /// Seconds a worker may run the task before it is interrupted (0, the
+  /// default: no limit). Set it before submitting. A task made of many items
+  /// (a map chunk) may start its limit again per item: restart_task_timeout().
+  void set_timeout(double seconds) noexcept;
+  double timeout() const noexcept { return static_cast<double>(timeout_ns_.load()) / 1e9; }
+
+  /// Interrupts the task if a worker runs it: an exception (a BaseException
+  /// named interpool.TaskInterrupted) is raised in its Python code at the next
+  /// bytecode; a call that released the GIL (time.sleep, I/O) is interrupted
+  /// when it returns. The task then ends as Interrupted (unless its code
+  /// swallows the exception), and its worker's interpreter is replaced by a
+  /// fresh one. False if the task is not running (a pending one: cancel()).
+  bool interrupt() noexcept;
+  Interruption interruption() const noexcept { return interruption_.load(); }
+
  private:
+  friend class Pool;
+  friend class Watchdog;
+  friend void restart_task_timeout() noexcept;
   bool move(State from, State to) noexcept {
     return state_.compare_exchange_strong(from, to, std::memory_order_acq_rel);
   }
+  // Records why (the first reason wins); tells the watchdog unless it is the caller.
+  bool request(Interruption why, bool tell_watchdog = true) noexcept;
+
   std::atomic<State> state_{State::Pending};
+  std::atomic<Interruption> interruption_{Interruption::None};
+  std::atomic<bool> delivered_{false};  // raised in the worker
+  std::atomic<std::int64_t> timeout_ns_{0};
+  std::atomic<std::int64_t> deadline_ns_{0};  // steady clock, while running with a timeout
+  std::atomic<Watchdog*> watchdog_{nullptr};  // of the pool that accepted it
+  std::shared_ptr<Watchdog> keep_watchdog_;   // keeps it alive (set before the task is queued)
 };
+
+/// In a worker, during a task with a timeout: starts its time limit again.
+/// Does nothing elsewhere.
+void restart_task_timeout() noexcept;
 
 /// Called exactly once per accepted task, on whatever thread ends it (a worker,
 /// or the thread that cancels). It must not touch Python objects.
@@ -219,6 +273,9 @@ class Pool {
   }
 
   std::size_t size() const;
+  /// Interrupts every running task that was submitted with a TaskControl (see
+  /// TaskControl::interrupt); returns how many.
+  std::size_t interrupt_all() noexcept;
   /// The initializer error that broke the pool, if any.
   std::optional<ErrorInfo> broken() const;
 
@@ -232,6 +289,7 @@ class Pool {
   void work(Worker& worker);
   bool replace(Worker& worker);
   void mark_broken(ErrorInfo cause);
+  void watch(TaskControl& control);
 
   // Settles `promise` with a task's outcome (its value, or the exception).
   static Completion settle(std::shared_ptr<std::promise<Value>> promise) {
@@ -252,6 +310,7 @@ class Pool {
   std::optional<ErrorInfo> broken_;
   std::atomic<bool> is_broken_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::shared_ptr<Watchdog> watchdog_;
 };
 
 // ---------------------------------------------------------------------------

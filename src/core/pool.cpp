@@ -9,6 +9,7 @@
 
 #include "core/convert.hpp"
 #include "core/runner.hpp"
+#include "core/watchdog.hpp"
 
 namespace interpool {
 
@@ -83,7 +84,8 @@ std::size_t Pool::shutdown_all() noexcept {
 // Pool
 // ---------------------------------------------------------------------------
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)) {
+Pool::Pool(PoolOptions options)
+    : options_(std::move(options)), watchdog_(std::make_shared<Watchdog>()) {
   if (!Py_IsInitialized())
     throw InterpreterError(
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
@@ -161,6 +163,24 @@ bool Pool::replace(Worker& worker) {
 }
 
 void Pool::work(Worker& self) {
+  // Where the watchdog finds this worker's running task; closed before the
+  // interpreter ends, on every way out.
+  std::shared_ptr<WorkerSite> site;
+  try {
+    site = WorkerSite::open();
+  } catch (const PythonErrorSet&) {
+    mark_broken(capture_error());
+    return;
+  }
+  watchdog_->add(site);
+  struct Closer {
+    Watchdog& watchdog;
+    WorkerSite& site;
+    ~Closer() {
+      watchdog.remove(&site);
+      site.close();
+    }
+  } closer{*watchdog_, *site};
   Runner runner;
   if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
     mark_broken(capture_error());
@@ -175,6 +195,7 @@ void Pool::work(Worker& self) {
   }
   Task task;
   std::size_t ran = 0;
+  bool fresh_needed = false;  // a task was interrupted: replace this interpreter
   for (;;) {
     // Take a task without releasing the GIL if one is there; block only when idle.
     WaitResult r = tasks_.get(task, Deadline::now());
@@ -188,13 +209,21 @@ void Pool::work(Worker& self) {
       done(Outcome::broken(*broken()));
     } else if (task.control && !task.control->start()) {
       done(Outcome::cancelled());
+    } else if (task.control) {
+      watchdog_->begin_task(*site, task.control);
+      Outcome out = runner.run(task.call);
+      fresh_needed = Watchdog::end_task(*site, task.control, out);
+      done(std::move(out));
+      ++ran;
     } else {
       done(runner.run(task.call));
       ++ran;
     }
     task = Task{};
-    if (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker && replace(self))
-      return;
+    if (fresh_needed || (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker)) {
+      if (replace(self)) return;
+      fresh_needed = false;  // the pool is closing: this worker serves to the end
+    }
   }
 }
 
@@ -215,7 +244,13 @@ std::optional<ErrorInfo> Pool::broken() const {
   return broken_;
 }
 
+void Pool::watch(TaskControl& control) {
+  control.keep_watchdog_ = watchdog_;
+  control.watchdog_.store(watchdog_.get(), std::memory_order_release);
+}
+
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
+  if (control) watch(*control);
   Task task{std::move(call), std::move(done), std::move(control)};
   if (tasks_.put(task) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
@@ -224,6 +259,8 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
 }
 
 void Pool::submit_all(std::vector<Job> jobs) {
+  for (Job& job : jobs)
+    if (job.control) watch(*job.control);
   if (tasks_.put_all(jobs) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();
@@ -255,6 +292,9 @@ void Pool::join() {
     ending.swap(workers_);
   }
   ending.clear();  // joins each, releasing the caller's GIL
+  if (tasks_.closed()) watchdog_->stop();
 }
+
+std::size_t Pool::interrupt_all() noexcept { return watchdog_->interrupt_all(); }
 
 }  // namespace interpool

@@ -47,6 +47,7 @@ struct ModuleState {
   PyObject* QueueNotFoundError;
   PyObject* ItemInterpreterDestroyed;
   PyObject* RemoteError;
+  PyObject* TaskInterrupted;
   PyObject* BrokenInterpreterPool;
   PyObject* CancelledError;
   std::int64_t interpreter_id;  // of the interpreter this module belongs to
@@ -216,6 +217,16 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
     case Outcome::Status::Broken:
       exc = broken_exception(st, out.error);
       break;
+    case Outcome::Status::Interrupted: {
+      // A time limit: the TimeoutError of concurrent.futures; otherwise TaskInterrupted.
+      PyObject* type =
+          out.interruption == Interruption::Timeout ? PyExc_TimeoutError : st->TaskInterrupted;
+      exc = PyObject_CallFunction(type, "s", out.error.message.c_str());
+      PyObject* where = exc ? new_remote_error(st, out.error, /*as_cause=*/true) : nullptr;
+      if (!where) Py_CLEAR(exc);
+      if (exc) PyException_SetCause(exc, where);  // steals `where`
+      break;
+    }
   }
   if (exc) PyErr_SetRaisedException(exc);
   return nullptr;
@@ -785,6 +796,11 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
   return Py_BuildValue("(NN)", PyBool_FromLong(ok), payload);
 }
 
+PyObject* Task_interrupt(PyObject* self, PyObject*) {
+  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  return PyBool_FromLong(!task.is_done() && task.control->interrupt());
+}
+
 PyObject* Task_cancel(PyObject* self, PyObject*) {
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
   if (!task.control->cancel()) Py_RETURN_FALSE;
@@ -802,6 +818,8 @@ PyMethodDef Task_methods[] = {
     {"cancel", Task_cancel, METH_NOARGS,
      "Cancel the task if no worker has started it; True if so."},
     {"running", Task_running, METH_NOARGS, "True while a worker runs the task."},
+    {"interrupt", Task_interrupt, METH_NOARGS,
+     "Stop the task if a worker runs it (it then ends with TaskInterrupted); True if so."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
@@ -972,11 +990,22 @@ int Pool_traverse(PyObject* self, visitproc visit, void* arg) {
 }
 
 PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"module", "qualname", "args", "kwargs", "token", nullptr};
+  static const char* kwlist[] = {"module", "qualname", "args", "kwargs",
+                                 "token",  "timeout",  nullptr};
   PyObject *module, *qualname, *call_args = nullptr, *call_kwargs = Py_None, *token_obj = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$O:submit", const_cast<char**>(kwlist),
-                                   &module, &qualname, &call_args, &call_kwargs, &token_obj))
+  PyObject* timeout_obj = Py_None;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|OO$OO:submit", const_cast<char**>(kwlist),
+                                   &module, &qualname, &call_args, &call_kwargs, &token_obj,
+                                   &timeout_obj))
     return nullptr;
+  double time_limit = 0;
+  if (timeout_obj != Py_None) {
+    time_limit = PyFloat_AsDouble(timeout_obj);
+    if (time_limit == -1.0 && PyErr_Occurred()) return nullptr;
+    if (!(time_limit > 0))
+      return PyErr_Format(PyExc_ValueError, "timeout must be a positive number or None, not %R",
+                          timeout_obj);
+  }
   long long token = 0;
   if (token_obj != Py_None) {
     token = PyLong_AsLongLong(token_obj);
@@ -997,6 +1026,7 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
     task->state = new std::shared_ptr<TaskState>(std::make_shared<TaskState>());
     PyObject_GC_Track(task);
     std::shared_ptr<TaskState> state = *task->state;
+    if (time_limit > 0) state->control->set_timeout(time_limit);
     try {
       if (token_obj == Py_None) {
         pool->submit(
@@ -1113,6 +1143,10 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   return list;
 }
 
+PyObject* Pool_interrupt_all(PyObject* self, PyObject*) {
+  return PyLong_FromSize_t(reinterpret_cast<PoolObject*>(self)->pool->interrupt_all());
+}
+
 PyObject* Pool_get_size(PyObject* self, void*) {
   return PyLong_FromSize_t(reinterpret_cast<PoolObject*>(self)->pool->size());
 }
@@ -1120,7 +1154,8 @@ PyObject* Pool_get_size(PyObject* self, void*) {
 PyMethodDef Pool_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_submit)),
      METH_VARARGS | METH_KEYWORDS,
-     "submit(module, qualname, args=(), kwargs=None)\n--\n\nRun module.qualname(*args, **kwargs) "
+     "submit(module, qualname, args=(), kwargs=None, *, token=None, timeout=None)\n--\n\nRun "
+     "module.qualname(*args, **kwargs) "
      "in a worker; returns a Task."},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_shutdown)),
      METH_VARARGS | METH_KEYWORDS,
@@ -1129,6 +1164,8 @@ PyMethodDef Pool_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "close(cancel_pending=False)\n--\n\nStop accepting tasks; do not wait."},
     {"join", Pool_join, METH_NOARGS, "Wait for every worker to end (after close)."},
+    {"interrupt_all", Pool_interrupt_all, METH_NOARGS,
+     "Stop every running task (they end with TaskInterrupted); returns how many."},
     {"completions", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_completions)),
      METH_VARARGS | METH_KEYWORDS,
      "completions(timeout=None, limit=4096)\n--\n\nWait for outcomes of tasks submitted with a "
@@ -1495,7 +1532,14 @@ PyObject* mod_getattr(PyObject* module, PyObject* name) {
                       name);
 }
 
+PyObject* mod_restart_task_timeout(PyObject*, PyObject*) {
+  restart_task_timeout();
+  Py_RETURN_NONE;
+}
+
 PyMethodDef module_methods[] = {
+    {"restart_task_timeout", mod_restart_task_timeout, METH_NOARGS,
+     "In a worker, during a task with a time limit: start the limit again (per map item)."},
     {"__getattr__", mod_getattr, METH_O,
      "Made on first use: QueueFull, BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,
@@ -1576,7 +1620,11 @@ int module_exec(PyObject* module) {
                           "The interpreter that put a queue item has been closed.")) ||
       !(st->RemoteError = new_exception(module, "RemoteError", PyExc_Exception,
                                         "An exception raised in a worker, described by type_name, "
-                                        "message and traceback.")))
+                                        "message and traceback.")) ||
+      !(st->TaskInterrupted = new_exception(
+            module, "TaskInterrupted", PyExc_Exception,
+            "A running task was stopped (Future.interrupt, Executor.terminate_workers, Ctrl-C); "
+            "its __cause__ holds the worker's traceback at that moment.")))
     return -1;
 
   auto add_type = [&](PyType_Spec* spec, PyTypeObject** slot, bool public_name) {
@@ -1629,6 +1677,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->QueueNotFoundError);
   Py_VISIT(st->ItemInterpreterDestroyed);
   Py_VISIT(st->RemoteError);
+  Py_VISIT(st->TaskInterrupted);
   Py_VISIT(st->BrokenInterpreterPool);
   Py_VISIT(st->CancelledError);
   return 0;
@@ -1654,6 +1703,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->QueueNotFoundError);
   Py_CLEAR(st->ItemInterpreterDestroyed);
   Py_CLEAR(st->RemoteError);
+  Py_CLEAR(st->TaskInterrupted);
   Py_CLEAR(st->BrokenInterpreterPool);
   Py_CLEAR(st->CancelledError);
   return 0;

@@ -259,3 +259,99 @@ TEST(Pool, SubmitAllAcceptsABatchAtOnce) {
   late.push_back({call("add", Tuple{{Value(1)}}), [](Outcome) {}, nullptr});
   EXPECT_THROW(pool.submit_all(std::move(late)), PoolClosed);
 }
+
+// ---------------------------------------------------------------------------
+// Interrupting running tasks
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::future<Outcome> submit_controlled(Pool& pool, Call c, std::shared_ptr<TaskControl> control) {
+  auto promise = std::make_shared<std::promise<Outcome>>();
+  auto future = promise->get_future();
+  pool.submit(
+      std::move(c), [promise](Outcome out) { promise->set_value(std::move(out)); },
+      std::move(control));
+  return future;
+}
+
+void wait_running(const TaskControl& control) {
+  for (int i = 0; i < 6000 && control.state() != TaskControl::State::Running; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(control.state(), TaskControl::State::Running);
+}
+
+}  // namespace
+
+TEST(PoolInterrupt, TimeoutStopsARunningTaskAndTheWorkerIsReplaced) {
+  Pool pool(options(1));
+  std::int64_t first = pool.submit(call("interpreter_id")).get().value.get<std::int64_t>();
+  auto control = std::make_shared<TaskControl>();
+  control->set_timeout(0.2);
+  auto start = std::chrono::steady_clock::now();
+  Outcome out = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), control).get();
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(out.status, Outcome::Status::Interrupted) << out.error.message;
+  EXPECT_EQ(out.interruption, Interruption::Timeout);
+  EXPECT_EQ(control->interruption(), Interruption::Timeout);
+  EXPECT_NE(out.error.message.find("time limit of 0.2 s"), std::string::npos) << out.error.message;
+  EXPECT_NE(out.error.traceback.find("spin"), std::string::npos) << out.error.traceback;
+  EXPECT_LT(took, 30.0);  // interrupted, not run for its 60 s
+  // The pool keeps serving, on a fresh interpreter.
+  Outcome next = pool.submit(call("interpreter_id")).get();
+  ASSERT_EQ(next.status, Outcome::Status::Ok);
+  EXPECT_NE(next.value.get<std::int64_t>(), first);
+  EXPECT_THROW(std::move(out).result(), TaskInterrupted);
+}
+
+TEST(PoolInterrupt, InterruptAndInterruptAll) {
+  Pool pool(options(2));
+  auto a = std::make_shared<TaskControl>();
+  auto b = std::make_shared<TaskControl>();
+  auto queued = std::make_shared<TaskControl>();
+  auto fa = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), a);
+  auto fb = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), b);
+  wait_running(*a);
+  wait_running(*b);
+  auto fq = submit_controlled(pool, call("add", Tuple{{Value(1), Value(2)}}), queued);
+  EXPECT_FALSE(queued->interrupt());  // pending: not running
+  EXPECT_TRUE(a->interrupt());
+  Outcome oa = fa.get();
+  ASSERT_EQ(oa.status, Outcome::Status::Interrupted);
+  EXPECT_EQ(oa.interruption, Interruption::Stopped);
+  // The freed worker runs the queued task; b still spins.
+  EXPECT_EQ(fq.get().value, Value(3));
+  EXPECT_EQ(pool.interrupt_all(), 1u);
+  Outcome ob = fb.get();
+  EXPECT_EQ(ob.status, Outcome::Status::Interrupted);
+  EXPECT_EQ(pool.interrupt_all(), 0u);
+  EXPECT_EQ(pool.submit(call("add", Tuple{{Value(2), Value(2)}})).get().value, Value(4));
+}
+
+TEST(PoolInterrupt, SwallowedInterruptionKeepsTheResultAndReplacesTheWorker) {
+  Pool pool(options(1));
+  std::int64_t first = pool.submit(call("interpreter_id")).get().value.get<std::int64_t>();
+  // Code that catches BaseException keeps its result; the worker is replaced all the same.
+  auto swallow = std::make_shared<TaskControl>();
+  swallow->set_timeout(0.2);
+  Dict kw;
+  kw.items.emplace_back(Value("swallow"), Value(true));
+  Outcome out = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}, kw), swallow).get();
+  ASSERT_EQ(out.status, Outcome::Status::Ok) << out.error.message << out.error.traceback;
+  EXPECT_EQ(out.value, Value("swallowed"));
+  Outcome next = pool.submit(call("interpreter_id")).get();
+  ASSERT_EQ(next.status, Outcome::Status::Ok);
+  EXPECT_NE(next.value.get<std::int64_t>(), first);
+}
+
+TEST(PoolInterrupt, FinishedTaskIsNotInterruptedLater) {
+  Pool pool(options(1));
+  auto control = std::make_shared<TaskControl>();
+  control->set_timeout(0.05);
+  Outcome out = submit_controlled(pool, call("add", Tuple{{Value(1), Value(2)}}), control).get();
+  ASSERT_EQ(out.status, Outcome::Status::Ok);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // The next tasks (same worker) are not hit by a stale interruption.
+  for (int i = 0; i < 20; ++i)
+    EXPECT_EQ(pool.submit(call("add", Tuple{{Value(i), Value(1)}})).get().value, Value(i + 1));
+}

@@ -102,3 +102,26 @@ def put_squares(queue, n):
 
 def take(queue):
     return queue.get(timeout=10)
+
+
+def busy(seconds):
+    """Pure Python busy loop for `seconds`."""
+    import time
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def spin(seconds=60.0, swallow=False):
+    """busy(seconds), then the interpreter id; with `swallow`, catches
+    everything, interruptions included, and returns "swallowed"."""
+    try:
+        busy(seconds)
+    except BaseException:
+        # (An exception raised in the loop itself, at its backward jump, escapes
+        # a handler in the same function on CPython 3.13: hence busy().)
+        if swallow:
+            return "swallowed"
+        raise
+    return interpreter_id()

@@ -1,0 +1,231 @@
+#include "core/watchdog.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+
+#include "core/convert.hpp"
+#include "core/interpreter.hpp"
+
+namespace interpool {
+
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// ---------------------------------------------------------------------------
+// TaskControl
+// ---------------------------------------------------------------------------
+
+void TaskControl::set_timeout(double seconds) noexcept {
+  std::int64_t ns = 0;
+  if (seconds > 0) ns = seconds < 1e9 ? static_cast<std::int64_t>(seconds * 1e9) : 0;
+  timeout_ns_.store(ns);
+}
+
+bool TaskControl::request(Interruption why, bool tell_watchdog) noexcept {
+  Interruption none = Interruption::None;
+  if (!interruption_.compare_exchange_strong(none, why)) return false;
+  if (Watchdog* w = watchdog_.load(std::memory_order_acquire); w && tell_watchdog) w->wake();
+  return true;
+}
+
+bool TaskControl::interrupt() noexcept {
+  if (state() != State::Running) return false;
+  request(Interruption::Stopped);
+  return true;
+}
+
+namespace {
+// The task a worker thread runs now (for restart_task_timeout).
+thread_local TaskControl* running_here = nullptr;
+}  // namespace
+
+void restart_task_timeout() noexcept {
+  TaskControl* task = running_here;
+  if (!task) return;
+  if (std::int64_t limit = task->timeout_ns_.load()) task->deadline_ns_.store(steady_ns() + limit);
+}
+
+// ---------------------------------------------------------------------------
+// WorkerSite
+// ---------------------------------------------------------------------------
+
+std::shared_ptr<WorkerSite> WorkerSite::open() {
+  auto site = std::make_shared<WorkerSite>();
+  site->interp = PyInterpreterState_Get();
+  site->thread_id = PyThread_get_thread_ident();
+  // A BaseException, so that `except Exception:` in the task does not stop it.
+  site->interrupt_type = PyErr_NewExceptionWithDoc("interpool.TaskInterrupted",
+                                                   "Raised in a task that interpool interrupts.",
+                                                   PyExc_BaseException, nullptr);
+  if (!site->interrupt_type) throw PythonErrorSet();
+  return site;
+}
+
+void WorkerSite::close() {
+  closing.store(true);
+  for (;;) {
+    std::uint32_t epoch = unpinned.epoch();
+    if (pins.load() == 0) break;
+    GilRelease unlocked;  // an interrupter inside waits for this interpreter's GIL
+    (void)unpinned.wait(epoch, Deadline::never(), false);
+  }
+  Py_CLEAR(interrupt_type);
+}
+
+// ---------------------------------------------------------------------------
+// Watchdog
+// ---------------------------------------------------------------------------
+
+void Watchdog::add(std::shared_ptr<WorkerSite> site) {
+  std::lock_guard lock(mutex_);
+  sites_.push_back(std::move(site));
+}
+
+void Watchdog::remove(const WorkerSite* site) {
+  std::lock_guard lock(mutex_);
+  std::erase_if(sites_, [&](const auto& s) { return s.get() == site; });
+}
+
+void Watchdog::wake() noexcept {
+  {
+    std::lock_guard lock(mutex_);
+    if (!started_ && !stopping_.load()) {
+      started_ = true;
+      try {
+        thread_ = std::thread([this] { run(); });
+      } catch (...) {
+        started_ = false;  // no thread: interruptions cannot be delivered
+      }
+    }
+  }
+  signal_.notify_all();
+}
+
+std::size_t Watchdog::interrupt_all() noexcept {
+  std::vector<std::shared_ptr<TaskControl>> running;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& site : sites_) {
+      std::lock_guard site_lock(site->mutex);
+      if (site->current) running.push_back(site->current);
+    }
+  }
+  std::size_t n = 0;
+  for (auto& task : running) n += task->request(Interruption::Stopped) ? 1 : 0;
+  wake();
+  return n;
+}
+
+void Watchdog::stop() noexcept {
+  stopping_.store(true);
+  signal_.notify_all();
+  std::thread t;
+  {
+    std::lock_guard lock(mutex_);
+    t.swap(thread_);
+  }
+  if (t.joinable()) t.join();
+}
+
+void Watchdog::run() {
+  while (!stopping_.load()) {
+    std::uint32_t epoch = signal_.epoch();
+    std::int64_t now = steady_ns();
+    std::int64_t next = std::numeric_limits<std::int64_t>::max();
+    std::vector<std::pair<std::shared_ptr<WorkerSite>, std::shared_ptr<TaskControl>>> due;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& site : sites_) {
+        std::shared_ptr<TaskControl> task;
+        {
+          std::lock_guard site_lock(site->mutex);
+          task = site->current;
+        }
+        if (!task || task->delivered_.load()) continue;
+        if (task->interruption() == Interruption::None && task->timeout_ns_.load()) {
+          std::int64_t deadline = task->deadline_ns_.load();
+          if (deadline && now >= deadline)
+            task->request(Interruption::Timeout, /*tell_watchdog=*/false);
+          else if (deadline)
+            next = std::min(next, deadline);
+        }
+        if (task->interruption() != Interruption::None) due.emplace_back(site, std::move(task));
+      }
+    }
+    for (auto& [site, task] : due) deliver(*site, task);
+    if (!due.empty()) continue;  // look again: deliveries take time
+    Deadline until = next == std::numeric_limits<std::int64_t>::max()
+                         ? Deadline::never()
+                         : Deadline::after(static_cast<double>(next - now) / 1e9);
+    (void)signal_.wait(epoch, until, false);
+  }
+}
+
+void Watchdog::deliver(WorkerSite& site, const std::shared_ptr<TaskControl>& task) {
+  site.pins.fetch_add(1);
+  if (!site.closing.load()) {
+    // Waits for the worker's GIL: the worker gives it up within the switch
+    // interval when it runs Python code, or at once when it waits.
+    Activation inside(site.interp);
+    bool still_running;
+    {
+      std::lock_guard lock(site.mutex);
+      still_running = site.current == task;
+    }
+    if (still_running && !task->delivered_.exchange(true))
+      (void)PyThreadState_SetAsyncExc(site.thread_id, site.interrupt_type);
+  }
+  if (site.pins.fetch_sub(1) == 1) site.unpinned.notify_all();
+}
+
+// ---------------------------------------------------------------------------
+// In the worker: running one task under watch
+// ---------------------------------------------------------------------------
+
+void Watchdog::begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task) {
+  {
+    std::lock_guard lock(site.mutex);
+    site.current = task;
+  }
+  running_here = task.get();
+  if (std::int64_t limit = task->timeout_ns_.load()) {
+    task->deadline_ns_.store(steady_ns() + limit);
+    wake();
+  }
+}
+
+bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task, Outcome& out) {
+  {
+    std::lock_guard lock(site.mutex);
+    site.current.reset();
+  }
+  running_here = nullptr;
+  if (!task->delivered_.load()) return false;
+  // Raised, or still pending if the task ended first: drop it, or it would
+  // surface in whatever this thread runs next.
+  (void)PyThreadState_SetAsyncExc(site.thread_id, nullptr);
+  bool raised_here = out.status == Outcome::Status::Error && out.error.type_module == "interpool" &&
+                     out.error.type_qualname == "TaskInterrupted";
+  if (raised_here) {
+    Interruption why = task->interruption();
+    ErrorInfo where = std::move(out.error);
+    where.pickled.clear();
+    if (why == Interruption::Timeout) {
+      char limit[32];
+      std::snprintf(limit, sizeof limit, "%g", task->timeout());
+      where.message = std::string("the task ran longer than its time limit of ") + limit +
+                      " s and was interrupted";
+    } else {
+      where.message = "the task was interrupted while it ran";
+    }
+    out = Outcome::interrupted(why, std::move(where));
+  }
+  return true;  // a fresh interpreter: the interrupted code may have left any state
+}
+
+}  // namespace interpool
