@@ -26,6 +26,7 @@ QueueEmpty = _interpool.QueueEmpty
 QueueClosed = _interpool.QueueClosed
 QueueNotFoundError = _interpool.QueueNotFoundError
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
+TaskInterrupted = _interpool.TaskInterrupted
 
 
 class IncompatibleModuleError(ImportError):
@@ -69,6 +70,7 @@ __all__ = [
     "QueueFull",
     "QueueNotFoundError",
     "RemoteError",
+    "TaskInterrupted",
     "shared",
     "usable_cpus",
 ]

@@ -54,13 +54,19 @@ def _rephrase(exc: BaseException, chunk_start: int | None = None) -> BaseExcepti
 # ---------------------------------------------------------------------------
 
 
+def _raised_by_task(exc: BaseException) -> bool:
+    """True for an exception a task raised (rebuilt here, with the worker's
+    traceback as its cause), False for one raised in this process (Ctrl-C)."""
+    return isinstance(exc.__cause__, _interpool.RemoteError)
+
+
 class _Future(Future):
     """A Future whose cancel() also withdraws the task from the workers' queue,
     and whose result() waits on the engine: the thread that asks settles it,
     without a detour through the result thread."""
 
     _task: Any = None
-    _state: _State | None = None
+    _owner: _State | None = None  # (Future has a _state of its own)
     _token = 0
     # With fallback="process": what to run in a process if the worker refuses an
     # import, (fn, args, kwargs) and the function's (module, qualname); then the
@@ -69,34 +75,53 @@ class _Future(Future):
     _key: tuple[str, str] | None = None
     _fallback: Future | None = None
 
+    def interrupt(self) -> bool:
+        """Stops the task if a worker runs it: an exception is raised in its
+        code (at the next bytecode; a call that released the GIL, such as
+        time.sleep, is interrupted when it returns), the worker's interpreter is
+        replaced, and result() raises interpool.TaskInterrupted. False if the
+        task is not running: cancel() withdraws a pending one."""
+        task = self._task
+        return task is not None and self._fallback is None and task.interrupt()
+
     def _settle_here(self, timeout: float | None) -> None:
         """Waits for the task (GIL released) and settles this future, unless the
         result thread claims the outcome first. TimeoutError if it runs late."""
         task = self._task
-        if task is None or self._state is None or self.done():
+        if task is None or self._owner is None or self.done():
             return
         got = None
         try:
             got = task.take(timeout)
         finally:  # claimed outcomes are settled, even if an exception comes in between
             if got is not None:
-                self._state.settle(self._token, *got)
+                self._owner.settle(self._token, *got)
 
     def result(self, timeout: float | None = None) -> Any:
-        if not self.done():
-            end = None if timeout is None else time.monotonic() + timeout
-            self._settle_here(timeout)
-            if end is not None:
-                timeout = max(0.0, end - time.monotonic())
-        return super().result(timeout)
+        try:
+            if not self.done():
+                end = None if timeout is None else time.monotonic() + timeout
+                self._settle_here(timeout)
+                if end is not None:
+                    timeout = max(0.0, end - time.monotonic())
+            return super().result(timeout)
+        except KeyboardInterrupt as e:
+            if self._owner is not None and not _raised_by_task(e):
+                self._owner.stop_everything()  # Ctrl-C while waiting: stop this executor's work
+            raise
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        if not self.done():
-            end = None if timeout is None else time.monotonic() + timeout
-            self._settle_here(timeout)
-            if end is not None:
-                timeout = max(0.0, end - time.monotonic())
-        return super().exception(timeout)
+        try:
+            if not self.done():
+                end = None if timeout is None else time.monotonic() + timeout
+                self._settle_here(timeout)
+                if end is not None:
+                    timeout = max(0.0, end - time.monotonic())
+            return super().exception(timeout)
+        except KeyboardInterrupt as e:
+            if self._owner is not None and not _raised_by_task(e):
+                self._owner.stop_everything()  # Ctrl-C while waiting: stop this executor's work
+            raise
 
     def cancel(self) -> bool:
         if self.cancelled():
@@ -121,9 +146,11 @@ class _State:
     """What the executor and its result thread share. Holds no reference to
     the Executor, so an executor nobody references can be collected."""
 
-    def __init__(self, pool: Any, fallback: _fallback.ProcessFallback | None = None) -> None:
+    def __init__(self, pool: Any, fallback: _fallback.ProcessFallback | None = None,
+                 task_timeout: float | None = None) -> None:
         self.pool = pool
         self.fallback = fallback
+        self.task_timeout = task_timeout
         self.futures: dict[int, _Future] = {}
         self.tokens = itertools.count(1)
         self.lock = threading.Lock()
@@ -192,6 +219,18 @@ class _State:
             if self.fallback is not None:
                 # Whatever went to processes is queued there: no more will.
                 self.fallback.shutdown(wait=False)
+
+    def stop_everything(self) -> None:
+        """Ctrl-C while waiting for results: cancels the tasks not started and
+        interrupts the running ones, so that the program can exit promptly
+        (a `with` block's shutdown then has nothing long to wait for)."""
+        with self.lock:
+            pending = list(self.futures.values())
+        for fut in pending:
+            fut.cancel()
+        self.pool.interrupt_all()
+        if self.fallback is not None:
+            self.fallback.cancel_pending()
 
     def _close_pool_when_fed(self) -> None:
         # The engine stops taking tasks once every map() has submitted all it accepted.
@@ -263,6 +302,9 @@ class Executor(_BaseExecutor):
             first need, with the same ``shared``, initializer and initargs), and
             later tasks of the same function go there directly. The function and
             its arguments must then pickle.
+        task_timeout: seconds a task may run (for map, each item) before it is
+            interrupted; its future then raises TimeoutError (map raises it
+            too), and the worker's interpreter is replaced. None: no limit.
     """
 
     def __init__(
@@ -274,6 +316,7 @@ class Executor(_BaseExecutor):
         initargs: tuple = (),
         max_tasks_per_worker: int | None = None,
         fallback: str | None = None,
+        task_timeout: float | None = None,
     ) -> None:
         if _worker.loading_main:
             raise RuntimeError(
@@ -303,6 +346,12 @@ class Executor(_BaseExecutor):
         if not isinstance(initargs, tuple):
             raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__!r}")
         _fallback.check(fallback)
+        if task_timeout is not None:
+            if not isinstance(task_timeout, (int, float)) or isinstance(task_timeout, bool):
+                raise TypeError(f"task_timeout must be a number of seconds or None, "
+                                f"not {type(task_timeout).__name__!r}")
+            if not task_timeout > 0:
+                raise ValueError(f"task_timeout must be > 0, not {task_timeout!r}")
 
         initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
         if initializer is not None:
@@ -320,7 +369,7 @@ class Executor(_BaseExecutor):
             raise NotShareableError(text) from None
         self._max_workers = max_workers
         self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
-            max_workers, shared_dict, initializer, initargs))
+            max_workers, shared_dict, initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
             target=_collect, args=(self._state,), name="interpool-results", daemon=False
@@ -381,10 +430,10 @@ class Executor(_BaseExecutor):
                         return fut  # this function's imports refuse sub-interpreters
             token = next(state.tokens)
             state.futures[token] = fut
-            fut._state = state
+            fut._owner = state
             fut._token = token
             try:
-                fut._task = state.pool.submit(*parts, token=token)
+                fut._task = state.pool.submit(*parts, token=token, timeout=state.task_timeout)
             except BaseException as e:
                 del state.futures[token]
                 if isinstance(e, NotShareableError):
@@ -457,6 +506,14 @@ class Executor(_BaseExecutor):
         return run.results(end)
 
     # -- shutting down -------------------------------------------------------
+
+    def terminate_workers(self) -> None:
+        """Stops all work now: cancels the pending tasks, interrupts the running
+        ones (their futures raise interpool.TaskInterrupted; see
+        Future.interrupt), and shuts the executor down, waiting for its workers."""
+        self.shutdown(wait=False, cancel_futures=True)
+        self._state.pool.interrupt_all()
+        self.shutdown(wait=True)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops accepting tasks; cancel_futures cancels those not started;
@@ -580,7 +637,8 @@ class _MapRun:
         if ref.args:
             chunk = [ref.args + args for args in chunk]
         fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
-        parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs), fn)
+        timed = self.ex._state.task_timeout is not None
+        parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
         call = (_fallback.run_chunk, (self.fn, raw, {}), {})
         return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
                                      ref=ref, call=call)
@@ -655,6 +713,10 @@ class _MapRun:
                     yield item
                 if self.buffersize is not None:
                     self.feed()
+        except KeyboardInterrupt as e:
+            if not _raised_by_task(e):
+                self.ex._state.stop_everything()  # Ctrl-C while waiting: stop this executor's work
+            raise
         finally:
             self.stopped = True
             with self.lock:

@@ -37,16 +37,24 @@ FN_KEYWORD = "__interpool_fn__"
 
 
 def run_chunk(module: str | None, qualname: str | None, chunk: list, kwargs: dict,
-              **pickled: Any) -> tuple[list, float]:
+              timed: bool = False, **pickled: Any) -> tuple[list, float]:
     """Calls the function for each args tuple of a map chunk, with `kwargs`.
 
     The function is module.qualname, or the callable passed as FN_KEYWORD.
     Returns the results and the seconds spent, which the parent uses to size
-    the next chunks.
+    the next chunks. `timed`: the chunk has a time limit, which applies to
+    each item.
     """
     fn = pickled[FN_KEYWORD] if module is None else resolve(module, qualname)  # type: ignore[arg-type]
     start = time.perf_counter()
-    if kwargs:
+    if timed:
+        from interpool._interpool import restart_task_timeout
+
+        out = []
+        for args in chunk:
+            restart_task_timeout()
+            out.append(fn(*args, **kwargs))
+    elif kwargs:
         out = [fn(*args, **kwargs) for args in chunk]
     else:
         out = [fn(*args) for args in chunk]

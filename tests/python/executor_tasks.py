@@ -361,3 +361,24 @@ def executor_in_worker(n):
     """Creates an Executor inside a worker and uses it."""
     with interpool.Executor(1) as ex:
         return ex.submit(square, n).result()
+
+
+def _busy(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def spin(seconds=60.0):
+    """Pure Python work for `seconds` (interruptible at any bytecode); returns
+    the interpreter id. The loop is in its own frame: on CPython 3.13 an
+    exception raised at a loop's backward jump escapes handlers of that frame."""
+    _busy(seconds)
+    return _interpool.interpreter_id()
+
+
+def spin_started(path, seconds=60.0):
+    """spin(), after creating the file `path` (so the parent knows it runs)."""
+    with open(path, "w") as f:
+        f.write("started")
+    return spin(seconds)

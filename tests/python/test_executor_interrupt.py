@@ -1,0 +1,135 @@
+"""Stopping running work: task_timeout, Future.interrupt, terminate_workers, Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from concurrent.futures import CancelledError
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+import executor_tasks as T  # noqa: E402
+from executor_tasks_support import wait_until  # noqa: E402
+
+
+def test_task_timeout_interrupts_and_the_executor_keeps_serving(make_executor):
+    ex = make_executor(1, task_timeout=0.3)
+    before = ex.submit(T.interp_id).result(timeout=60)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="time limit of 0.3 s") as e:
+        ex.submit(T.spin, 60).result(timeout=60)
+    assert time.monotonic() - t0 < 30  # not the task's 60 s
+    # The worker's traceback at the moment it was stopped.
+    assert "_busy" in e.value.__cause__.traceback
+    after = ex.submit(T.interp_id).result(timeout=60)
+    assert after != before  # a fresh interpreter replaced the interrupted one
+    assert ex.submit(T.spin, 0.01).result(timeout=60) == after
+
+
+def test_task_timeout_applies_to_each_map_item(make_executor):
+    ex = make_executor(1, task_timeout=0.5)
+    # One chunk of 12 items of 0.1 s: 1.2 s in all, each item well under the limit.
+    assert len(list(ex.map(T.spin, [0.1] * 12, chunksize=12))) == 12
+    with pytest.raises(TimeoutError):
+        list(ex.map(T.spin, [0.01, 0.01, 60], chunksize=3))
+    assert list(ex.map(T.square, range(5))) == [0, 1, 4, 9, 16]
+
+
+def test_task_timeout_checked():
+    with pytest.raises(ValueError, match="task_timeout must be > 0"):
+        interpool.Executor(1, task_timeout=0)
+    with pytest.raises(TypeError, match="task_timeout must be a number"):
+        interpool.Executor(1, task_timeout="5")
+
+
+def test_future_interrupt(make_executor, tmp_path):
+    ex = make_executor(1)
+    started = tmp_path / "started"
+    running = ex.submit(T.spin_started, str(started), 60)
+    queued = ex.submit(T.add, 1, 2)
+    wait_until(started.exists, 60, "the task to start")
+    assert queued.interrupt() is False  # not running: cancel() is for that
+    assert running.interrupt() is True
+    with pytest.raises(interpool.TaskInterrupted, match="interrupted while it ran") as e:
+        running.result(timeout=60)
+    assert "_busy" in e.value.__cause__.traceback
+    assert queued.result(timeout=60) == 3
+    assert running.interrupt() is False  # over
+
+
+def test_terminate_workers_stops_everything_now(make_executor, tmp_path):
+    ex = make_executor(2)
+    marks = [tmp_path / f"s{i}" for i in range(2)]
+    running = [ex.submit(T.spin_started, str(m), 60) for m in marks]
+    pending = [ex.submit(T.spin, 60) for _ in range(5)]
+    for m in marks:
+        wait_until(m.exists, 60, "both tasks to start")
+    t0 = time.monotonic()
+    ex.terminate_workers()
+    assert time.monotonic() - t0 < 30
+    for f in running:
+        with pytest.raises(interpool.TaskInterrupted):
+            f.result(timeout=0)
+    for f in pending:
+        assert f.cancelled()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(T.add, 1, 1)
+
+
+CTRL_C_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    sys.path.insert(0, {here!r})
+    import interpool, executor_tasks as T
+    if __name__ == "__main__":
+        mode = sys.argv[1]
+        with interpool.Executor(2) as ex:
+            futs = []
+            try:
+                if mode == "map":
+                    print("waiting", flush=True)
+                    list(ex.map(T.spin, [60] * 6, chunksize=1))
+                else:
+                    futs = [ex.submit(T.spin, 60) for _ in range(6)]
+                    print("waiting", flush=True)
+                    futs[0].result()
+            except KeyboardInterrupt:
+                print("interrupted", flush=True)
+                raise
+            finally:
+                print("states", sorted(
+                    "cancelled" if f.cancelled() else type(f.exception(timeout=30)).__name__
+                    for f in futs), flush=True)
+""")
+
+
+@pytest.mark.parametrize("mode", ["map", "result"])
+def test_ctrl_c_while_waiting_stops_the_work_and_exits(tmp_path, mode):
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C_SCRIPT.format(here=HERE))
+    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "waiting\n"
+        time.sleep(1.0)  # both workers are inside their 60 s tasks
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    lines = out.splitlines()
+    assert "interrupted" in lines
+    if mode == "result":
+        # Every future ended: the two running ones interrupted, the rest cancelled.
+        assert lines[-1] == "states " + str(["TaskInterrupted"] * 2 + ["cancelled"] * 4)
