@@ -2,13 +2,14 @@
 
 Two measures, W workers (--workers, default 2):
 
-  1. Hand-off: W tasks, one per worker, each given the same data and returning
-     its len() (the bytes are not touched), from the first submit to the last
-     result; the median over --repeat rounds. Sizes 1 KiB and 256 MiB
-     (--big-mib):
+  1. Hand-off: W tasks, each given the same data and returning its len() (the
+     bytes are not touched), from the first submit to the last result; the
+     median over 20 x --repeat rounds (the copied 256 MiB: --repeat / 5 rounds,
+     at least 1 with --quick, else 3). Sizes 1 KiB and 256 MiB (--big-mib):
        interpool     an interpool.SharedBuffer: crosses as a handle, so the cost
-                     does not depend on the size. Target: the 256 MiB hand-off
-                     takes at most 2x the 1 KiB one.
+                     does not depend on the size. The two sizes alternate round
+                     by round. Target: the 256 MiB hand-off takes at most 2x the
+                     1 KiB one.
        interpool, bytes   the same bytes as a `bytes` object: copied into each
                      worker (a row of its own).
        processes     concurrent.futures.ProcessPoolExecutor (spawn) given the
@@ -20,6 +21,8 @@ Two measures, W workers (--workers, default 2):
        threads       ThreadPoolExecutor over the same buffer (the GIL serialises)
        processes     ProcessPoolExecutor (spawn) over a multiprocessing.shared_memory
                      block, attached by name in each task
+     The CPUs that other processes kept busy during each sum are printed: a
+     parallel sum needs idle CPUs to mean anything.
 
 Pools are started and warmed up (one task per worker) before timing; start-up
 is not measured. The process pool runs first, before this process starts the
@@ -62,25 +65,57 @@ def say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def handoff(submit: Callable[..., concurrent.futures.Future], data: Any, workers: int,
-            repeat: int) -> dict[str, Any]:
+def handoff_once(submit: Callable[..., concurrent.futures.Future], data: Any, workers: int) -> float:
     """Seconds from the first submit of `workers` size(data) tasks to the last result."""
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        futures = [submit(T.size, data) for _ in range(workers)]
-        sizes = [f.result() for f in futures]
-        times.append(time.perf_counter() - t0)
-        if sizes != [len(data)] * workers:
-            raise RuntimeError(f"hand-off: workers saw sizes {sizes}, expected {len(data)}")
-    return {"median_s": statistics.median(times), "min_s": min(times), "times_s": times}
+    t0 = time.perf_counter()
+    futures = [submit(T.size, data) for _ in range(workers)]
+    sizes = [f.result() for f in futures]
+    elapsed = time.perf_counter() - t0
+    if sizes != [len(data)] * workers:
+        raise RuntimeError(f"hand-off: workers saw sizes {sizes}, expected {len(data)}")
+    return elapsed
+
+
+def stats(times: list[float]) -> dict[str, Any]:
+    return {"median_s": statistics.median(times), "min_s": min(times), "rounds": len(times),
+            "times_s": times}
+
+
+def handoff(submit: Callable[..., concurrent.futures.Future], data: Any, workers: int,
+            rounds: int) -> dict[str, Any]:
+    return stats([handoff_once(submit, data, workers) for _ in range(rounds)])
+
+
+def handoff_pair(submit: Callable[..., concurrent.futures.Future], small: Any, big: Any,
+                 workers: int, rounds: int) -> dict[str, Any]:
+    """Both sizes, in alternating rounds: a burst of load from elsewhere hits both alike."""
+    times: dict[str, list[float]] = {"small": [], "big": []}
+    for _ in range(rounds):
+        for key, data in (("small", small), ("big", big)):
+            times[key].append(handoff_once(submit, data, workers))
+    return {key: stats(t) for key, t in times.items()}
+
+
+def process_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by these (live) processes, from /proc/PID/stat."""
+    total = 0
+    for pid in pids:
+        text = _common.read_text(f"/proc/{pid}/stat")
+        if text:
+            fields = text.rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _common.Load.HZ
 
 
 def parallel_sum(submit: Callable[..., concurrent.futures.Future], make_args: Callable[[int, int], tuple],
-                 n: int, workers: int, expected: int, repeat: int) -> dict[str, Any]:
-    """Best seconds for summing [0, n) in `workers` slices, one task each."""
+                 n: int, workers: int, expected: int, repeat: int,
+                 pids: list[int] | None = None) -> dict[str, Any]:
+    """Best seconds for summing [0, n) in `workers` slices, one task each, and the
+    CPUs that other processes kept busy meanwhile."""
     bounds = [(n * i // workers, n * (i + 1) // workers) for i in range(workers)]
     times = []
+    load = _common.Load()
+    own = process_cpu(pids or [])
     for _ in range(repeat):
         t0 = time.perf_counter()
         futures = [submit(*make_args(a, b)) for a, b in bounds]
@@ -88,7 +123,11 @@ def parallel_sum(submit: Callable[..., concurrent.futures.Future], make_args: Ca
         times.append(time.perf_counter() - t0)
         if total != expected:
             raise RuntimeError(f"parallel sum: got {total}, expected {expected}")
-    return {"best_s": min(times), "times_s": times}
+    others = load.others()
+    if others and pids:  # the pool's live processes are ours, not "others"
+        cpu = max(0.0, others["other_cpu_s"] - (process_cpu(pids) - own))
+        others.update(other_cpu_s=round(cpu, 2), other_cpus_avg=round(cpu / others["wall_s"], 2))
+    return {"best_s": min(times), "times_s": times, "others": others}
 
 
 def warm_up(ex: concurrent.futures.Executor, workers: int) -> None:
@@ -100,6 +139,7 @@ def run(args: Any) -> dict[str, Any]:
     workers = args.workers
     repeat = args.repeat or (5 if args.quick else 30)
     big_repeat = max(1, repeat // 5) if args.quick else max(3, repeat // 5)
+    cheap = 20 * repeat  # hand-offs that take well under a millisecond
     small = KIB
     big = args.big_mib * MIB
     n = args.ints or (2**22 if args.quick else 2**24)
@@ -122,10 +162,11 @@ def run(args: Any) -> dict[str, Any]:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as ex:
             warm_up(ex, workers)
             out["handoff"]["processes"] = {
-                "small": handoff(ex.submit, small_bytes, workers, repeat),
+                "small": handoff(ex.submit, small_bytes, workers, cheap),
                 "big": handoff(ex.submit, big_bytes, workers, big_repeat)}
             out["sum"]["processes"] = parallel_sum(
-                ex.submit, lambda a, b: (T.sum_shm, shm.name, a, b), n, workers, expected, repeat)
+                ex.submit, lambda a, b: (T.sum_shm, shm.name, a, b), n, workers, expected, repeat,
+                pids=list(ex._processes))
     finally:
         shm.close()
         shm.unlink()
@@ -135,13 +176,14 @@ def run(args: Any) -> dict[str, Any]:
     data.cast("q")[:] = ints
     del ints
     times = []
+    load = _common.Load()
     for _ in range(repeat):
         t0 = time.perf_counter()
         total = T.sum_slice(data, 0, n)
         times.append(time.perf_counter() - t0)
     if total != expected:
         raise RuntimeError(f"sequential sum: got {total}, expected {expected}")
-    out["sum"]["sequential"] = {"best_s": min(times), "times_s": times}
+    out["sum"]["sequential"] = {"best_s": min(times), "times_s": times, "others": load.others()}
 
     say("== threads (ThreadPoolExecutor)")
     with concurrent.futures.ThreadPoolExecutor(workers) as ex:
@@ -153,14 +195,14 @@ def run(args: Any) -> dict[str, Any]:
     big_buf = interpool.SharedBuffer.from_bytes(big_bytes)
     with interpool.Executor(workers) as ex:
         warm_up(ex, workers)
-        out["handoff"]["interpool"] = {"small": handoff(ex.submit, small_buf, workers, repeat),
-                                       "big": handoff(ex.submit, big_buf, workers, repeat)}
+        out["handoff"]["interpool"] = handoff_pair(ex.submit, small_buf, big_buf, workers, cheap)
         out["handoff"]["interpool_bytes"] = {
-            "small": handoff(ex.submit, small_bytes, workers, repeat),
+            "small": handoff(ex.submit, small_bytes, workers, cheap),
             "big": handoff(ex.submit, big_bytes, workers, big_repeat)}
         out["sum"]["interpool"] = parallel_sum(
             ex.submit, lambda a, b: (T.sum_slice, data, a, b), n, workers, expected, repeat)
     out["config"] = {"workers": workers, "repeat": repeat, "big_repeat": big_repeat,
+                     "handoff_rounds": cheap,
                      "small_bytes": small, "big_bytes": big, "ints": n}
     return out
 
@@ -217,6 +259,10 @@ def summary(out: dict[str, Any], verdicts: dict[str, Any]) -> dict[str, Any]:
     ]
     notes = ["interpool: SharedBuffer handles; processes: ProcessPoolExecutor (spawn), bytes pickled "
              "for the hand-off, multiprocessing.shared_memory for the sum"]
+    busy = [(v.get("others") or {}).get("other_cpus_avg") for v in s.values()]
+    if any(b is not None and b > 0.25 for b in busy):
+        notes.append("other processes kept CPUs busy during the sums (up to "
+                     f"{max(b for b in busy if b is not None)} on average): the speedups are not meaningful")
     return _common.summary(f"shared memory: hand-off and parallel sum, {w} workers", rows, notes)
 
 
@@ -242,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
         f"the 1 KiB one: {'met' if verdicts['handoff_met'] else 'NOT met'} "
         f"({verdicts['handoff_ratio']:.2f}x)")
     say("(hand-off: median of the rounds; sum: best round; speedup vs the sequential sum)")
+    busy = {k: (v.get("others") or {}).get("other_cpus_avg") for k, v in out["sum"].items()}
+    say("CPUs kept busy by other processes during the sums: "
+        + ", ".join(f"{k} {v}" for k, v in busy.items())
+        + ("  (parallel sums need idle CPUs: these are not meaningful)"
+           if any(v is not None and v > 0.25 for v in busy.values()) else ""))
     say(f"load average after the run {info['loadavg_end']}")
     if args.json:
         _common.write_json(args.json, {
