@@ -9,11 +9,13 @@
 // docs/cpp.md is the guide.
 #pragma once
 
-#include <interpool/channel.hpp>  // IWYU pragma: export
-#include <interpool/convert.hpp>  // IWYU pragma: export
-#include <interpool/error.hpp>    // IWYU pragma: export
-#include <interpool/pool.hpp>     // IWYU pragma: export
-#include <interpool/queue.hpp>    // IWYU pragma: export
-#include <interpool/runtime.hpp>  // IWYU pragma: export
-#include <interpool/signal.hpp>   // IWYU pragma: export
-#include <interpool/value.hpp>    // IWYU pragma: export
+#include <interpool/channel.hpp>        // IWYU pragma: export
+#include <interpool/convert.hpp>        // IWYU pragma: export
+#include <interpool/error.hpp>          // IWYU pragma: export
+#include <interpool/pool.hpp>           // IWYU pragma: export
+#include <interpool/queue.hpp>          // IWYU pragma: export
+#include <interpool/runtime.hpp>        // IWYU pragma: export
+#include <interpool/shared_buffer.hpp>  // IWYU pragma: export
+#include <interpool/signal.hpp>         // IWYU pragma: export
+#include <interpool/sync.hpp>           // IWYU pragma: export
+#include <interpool/value.hpp>          // IWYU pragma: export

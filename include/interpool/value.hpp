@@ -83,9 +83,12 @@ struct Handle {
   friend bool operator==(const Handle&, const Handle&) = default;
 };
 /// A Python object that has no native form, carried as a pickle (protocol 5).
-/// Kept as its own kind so that receivers can refuse it.
+/// Kept as its own kind so that receivers can refuse it. Engine objects inside
+/// it (a SharedBuffer field, ...) travel beside it as handles, which keep them
+/// alive until it is rebuilt.
 struct Pickled {
   std::string data;
+  std::vector<Handle> handles = {};
   friend bool operator==(const Pickled&, const Pickled&) = default;
 };
 

@@ -28,6 +28,17 @@ QueueNotFoundError = _interpool.QueueNotFoundError
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 TaskInterrupted = _interpool.TaskInterrupted
 
+# Shared memory and synchronisation across interpreters (docs/sharing.md): each
+# crosses to workers as a reference to the same engine object, never a copy.
+SharedBuffer = _interpool.SharedBuffer
+Lock = _interpool.Lock
+RLock = _interpool.RLock
+Event = _interpool.Event
+Semaphore = _interpool.Semaphore
+BoundedSemaphore = _interpool.BoundedSemaphore
+Barrier = _interpool.Barrier
+AtomicInt = _interpool.AtomicInt
+
 
 class IncompatibleModuleError(ImportError):
     """A task imported an extension module that does not support sub-interpreters
@@ -52,24 +63,38 @@ def __getattr__(name: str) -> Any:
         # Subclasses of concurrent.futures.BrokenExecutor and queue.Full: the
         # extension makes them on first use, sparing workers those imports.
         return getattr(_interpool, name)
+    if name == "BrokenBarrierError":
+        # Barrier raises threading's own; workers seldom import threading.
+        import threading
+
+        return threading.BrokenBarrierError
     raise AttributeError(f"module 'interpool' has no attribute {name!r}")
 
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AtomicInt",
+    "Barrier",
+    "BoundedSemaphore",
+    "BrokenBarrierError",
     "BrokenInterpreterPool",
+    "Event",
     "Executor",
     "IncompatibleModuleError",
     "InterpreterError",
     "InterpreterNotFoundError",
     "ItemInterpreterDestroyed",
+    "Lock",
     "NotShareableError",
     "QueueClosed",
     "QueueEmpty",
     "QueueFull",
     "QueueNotFoundError",
+    "RLock",
     "RemoteError",
+    "Semaphore",
+    "SharedBuffer",
     "TaskInterrupted",
     "shared",
     "usable_cpus",

@@ -21,6 +21,14 @@ Differences from the standard library, all on purpose:
   interpreter's own ``__main__`` falls back to it for names it lacks. New
   interpreters get the parent's ``sys.path`` so they import what the parent can.
 - Errors name what could not be shared and where (``argument 2``, ``'grid'``).
+- A ``memoryview`` shares its bytes only when it is over an
+  ``interpool.SharedBuffer`` (its format, shape and strides kept); any other
+  memoryview crosses as a copy of its bytes (the standard library keeps the
+  exporter of the sending interpreter alive instead). The receiver gets a
+  memoryview either way. ``interpool.SharedBuffer``, ``Lock``, ``RLock``,
+  ``Event``, ``Semaphore``, ``Barrier`` and ``AtomicInt`` cross by reference
+  (see docs/sharing.md); this module does not re-export them, as PEP 734 has no
+  such names.
 """
 
 from __future__ import annotations
@@ -273,8 +281,10 @@ def get_main() -> Interpreter:
 
 
 def is_shareable(obj: Any) -> bool:
-    """True if obj crosses without pickling (native data, or a queue). Other
-    objects that pickle cross too, as copies made by pickle."""
+    """True if obj crosses without pickling: native data, queues, and the
+    objects of docs/sharing.md (SharedBuffer, Lock, ..., and memoryviews: those
+    over a SharedBuffer share its bytes, others cross as a copy). Other objects
+    that pickle cross too, as copies made by pickle."""
     return _interpool.is_shareable(obj)
 
 

@@ -25,6 +25,25 @@ struct Ref {
 
 std::atomic<HandleCodec*> g_codec{nullptr};
 
+// The handles of the pickle that to_value is making on this thread, and of the
+// one that to_python is loading (see capture_handle).
+thread_local std::vector<Handle>* t_capturing = nullptr;
+thread_local const std::vector<Handle>* t_loading = nullptr;
+
+// Sets a thread-local pointer for a scope.
+template <class T>
+class ScopedSet {
+ public:
+  ScopedSet(T*& slot, T* value) : slot_(slot), saved_(std::exchange(slot, value)) {}
+  ScopedSet(const ScopedSet&) = delete;
+  ScopedSet& operator=(const ScopedSet&) = delete;
+  ~ScopedSet() { slot_ = saved_; }
+
+ private:
+  T*& slot_;
+  T* saved_;
+};
+
 std::string_view type_name(PyObject* obj) {
   const char* name = Py_TYPE(obj)->tp_name;
   const char* dot = nullptr;
@@ -188,7 +207,12 @@ class ToValue {
     Ref protocol(PyLong_FromLong(5));
     if (!protocol) throw PythonErrorSet();
     PyObject* args[] = {obj, protocol.p};
-    Ref data(PyObject_Vectorcall(dumps_.p, args, 2, nullptr));
+    std::vector<Handle> handles;  // engine objects met inside (capture_handle)
+    Ref data;
+    {
+      ScopedSet capturing(t_capturing, &handles);
+      data.p = PyObject_Vectorcall(dumps_.p, args, 2, nullptr);
+    }
     if (!data) {
       Ref exc(PyErr_GetRaisedException());
       std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
@@ -205,7 +229,8 @@ class ToValue {
     }
     if (!PyBytes_Check(data.p)) fail(obj, "pickle.dumps did not return bytes");
     return Pickled{
-        std::string(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p)))};
+        std::string(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p))),
+        std::move(handles)};
   }
 
   // Names the place: where + "[3]['grid']" (+ " (a key)").
@@ -278,11 +303,13 @@ PyObject* items_to_set(const std::vector<Value>& items, bool frozen) {
   return s.release();
 }
 
-PyObject* unpickle(const std::string& data) {
+PyObject* unpickle(const Pickled& pickled) {
   Ref module(PyImport_ImportModule("pickle"));
   if (!module) return nullptr;
+  const std::string& data = pickled.data;
   Ref bytes(PyBytes_FromStringAndSize(data.data(), static_cast<Py_ssize_t>(data.size())));
   if (!bytes) return nullptr;
+  ScopedSet<const std::vector<Handle>> loading(t_loading, &pickled.handles);
   return PyObject_CallMethod(module.p, "loads", "O", bytes.p);
 }
 
@@ -351,10 +378,21 @@ PyObject* to_python(const Value& value) {
       return codec->to_object(value.get<Handle>().object);
     }
     case Kind::Pickled:
-      return unpickle(value.get<Pickled>().data);
+      return unpickle(value.get<Pickled>());
   }
   PyErr_SetString(PyExc_SystemError, "interpool: unknown value kind");
   return nullptr;
+}
+
+std::int64_t capture_handle(std::shared_ptr<Shareable> object) {
+  if (!t_capturing) return -1;
+  t_capturing->push_back(Handle{std::move(object)});
+  return static_cast<std::int64_t>(t_capturing->size() - 1);
+}
+
+std::shared_ptr<Shareable> captured_handle(std::size_t index) noexcept {
+  if (!t_loading || index >= t_loading->size()) return nullptr;
+  return (*t_loading)[index].object;
 }
 
 void set_handle_codec(const HandleCodec& codec) noexcept {

@@ -41,6 +41,16 @@ struct HandleCodec {
 };
 void set_handle_codec(const HandleCodec& codec) noexcept;
 
+/// Engine objects inside an object that to_value pickles travel beside the
+/// pickle as handles (Pickled::handles), so that they stay alive until it is
+/// loaded. While to_value pickles on this thread, a face's __reduce__ calls
+/// capture_handle and gets the handle's index (-1 when no such pickling is
+/// under way: a plain pickle.dumps); while to_python loads that pickle,
+/// captured_handle(index) gives the object back (nullptr for a bad index or
+/// outside such a load).
+std::int64_t capture_handle(std::shared_ptr<Shareable> object);
+std::shared_ptr<Shareable> captured_handle(std::size_t index) noexcept;
+
 /// Takes the Python exception that is set (clearing it) and captures it as data.
 ErrorInfo capture_error();
 

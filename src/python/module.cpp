@@ -20,6 +20,7 @@
 #include "core/pool.hpp"
 #include "core/runner.hpp"
 #include "core/table.hpp"
+#include "python/shared.hpp"
 
 namespace interpool::python {
 namespace {
@@ -52,6 +53,7 @@ struct ModuleState {
   PyObject* CancelledError;
   std::int64_t interpreter_id;  // of the interpreter this module belongs to
   bool exiting;                 // the atexit hook ran: the interpreter is ending
+  SharedTypes shared;           // SharedBuffer, Lock, ... (shared.cpp)
 };
 
 extern PyModuleDef module_def;
@@ -580,6 +582,7 @@ PyType_Spec Queue_spec = {"interpool._interpool.Queue", sizeof(QueueObject), 0,
 // ---------------------------------------------------------------------------
 
 int handle_from_object(PyObject* obj, std::shared_ptr<Shareable>* out) {
+  if (PyMemoryView_Check(obj)) return memoryview_to_handle(obj, out);
   PyObject* module = PyType_GetModuleByDef(Py_TYPE(obj), &module_def);
   if (!module) {
     PyErr_Clear();
@@ -590,13 +593,15 @@ int handle_from_object(PyObject* obj, std::shared_ptr<Shareable>* out) {
     *out = *reinterpret_cast<QueueObject*>(obj)->queue;
     return 1;
   }
-  return 0;
+  return shared_to_handle(st->shared, obj, out);
 }
 
 PyObject* object_from_handle(const std::shared_ptr<Shareable>& object) {
   ModuleState* st = current_state();
   if (!st) return nullptr;
   if (auto q = std::dynamic_pointer_cast<Queue>(object)) return queue_object_for(st, q);
+  if (PyObject* o = shared_from_handle(st->shared, object)) return o;
+  if (PyErr_Occurred()) return nullptr;
   PyErr_SetString(PyExc_TypeError, "interpool: this kind of engine object has no Python type yet");
   return nullptr;
 }
@@ -1565,6 +1570,8 @@ PyMethodDef module_methods[] = {
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
     {"queue_from_id", mod_queue_from_id, METH_O, "This interpreter's Queue object for a live id."},
+    {"_shared_handle", shared_handle, METH_VARARGS,
+     "_shared_handle(how, number)\n--\n\nWhat a pickled SharedBuffer, lock, ... loads as."},
     {nullptr, nullptr, 0, nullptr}};
 
 // ---------------------------------------------------------------------------
@@ -1634,7 +1641,8 @@ int module_exec(PyObject* module) {
   };
   if (!add_type(&Queue_spec, &st->queue_type, true) ||
       !add_type(&Pool_spec, &st->pool_type, true) || !add_type(&Task_spec, &st->task_type, true) ||
-      !add_type(&Unbound_spec, &st->unbound_type, false))
+      !add_type(&Unbound_spec, &st->unbound_type, false) ||
+      add_shared_types(module, st->shared) < 0)
     return -1;
   auto make_unbound = [&](PyObject** slot, const char* name, Unbound code) {
     *slot = PyType_GenericAlloc(st->unbound_type, 0);
@@ -1680,7 +1688,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->TaskInterrupted);
   Py_VISIT(st->BrokenInterpreterPool);
   Py_VISIT(st->CancelledError);
-  return 0;
+  return traverse_shared_types(st->shared, visit, arg);
 }
 
 int module_clear(PyObject* module) {
@@ -1706,6 +1714,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->TaskInterrupted);
   Py_CLEAR(st->BrokenInterpreterPool);
   Py_CLEAR(st->CancelledError);
+  clear_shared_types(st->shared);
   return 0;
 }
 
@@ -1729,7 +1738,8 @@ PyModuleDef_Slot module_slots[] = {
 
 PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
                           "interpool._interpool",
-                          "interpool's engine: queues, worker pools and value conversion.",
+                          "interpool's engine: queues, worker pools, value conversion, shared "
+                          "memory and synchronisation.",
                           sizeof(ModuleState),
                           module_methods,
                           module_slots,
@@ -1738,6 +1748,16 @@ PyModuleDef module_def = {PyModuleDef_HEAD_INIT,
                           module_free};
 
 }  // namespace
+
+const SharedTypes* shared_types_of(PyTypeObject* type) {
+  PyObject* module = PyType_GetModuleByDef(type, &module_def);
+  if (!module) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  return &state_of(module)->shared;
+}
+
 }  // namespace interpool::python
 
 PyMODINIT_FUNC PyInit__interpool() { return PyModuleDef_Init(&interpool::python::module_def); }

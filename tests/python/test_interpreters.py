@@ -520,9 +520,9 @@ def test_is_shareable_true(value):
     assert I.is_shareable(value)
 
 
-@pytest.mark.xfail(strict=True, reason="GAP: memoryview is shareable in 3.14's concurrent.interpreters "
-                   "(and 3.13's _interpreters); here is_shareable() is False and it does not cross")
 def test_is_shareable_memoryview():
+    """As in 3.14's concurrent.interpreters; here it crosses as a copy unless it is
+    over an interpool.SharedBuffer (test_shared_buffer.py)."""
     assert I.is_shareable(memoryview(b"data"))
 
 

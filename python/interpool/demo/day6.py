@@ -183,6 +183,29 @@ def count_loops(obstacles: list[int]) -> int:
     return sum(loops(cells, grid.width, grid.start, i) for i in obstacles)
 
 
+# -- the same, with the grid in a SharedBuffer (docs/sharing.md) ---------------
+
+_private: tuple[interpool.SharedBuffer, bytearray] | None = None
+
+
+def mark_loops(cells: interpool.SharedBuffer, width: int, start: int, obstacles: list[int],
+               verdicts: interpool.SharedBuffer, total: interpool.AtomicInt) -> int:
+    """Task: for each obstacle that makes the guard loop, sets verdicts[obstacle] = 1
+    and adds 1 to `total`; returns how many it found. `cells` (the padded grid),
+    `verdicts` and `total` are shared by every worker; loops() writes into the grid
+    it walks, so each worker walks a private copy, made once."""
+    global _private  # noqa: PLW0603
+    if _private is None or _private[0] != cells:
+        _private = (cells, bytearray(cells))
+    found = 0
+    for i in obstacles:
+        if loops(_private[1], width, start, i):
+            verdicts[i] = 1
+            found += 1
+    total.add(found)
+    return found
+
+
 # -- generated inputs ----------------------------------------------------------
 
 
