@@ -162,6 +162,20 @@ bool Pool::replace(Worker& worker) {
   return false;
 }
 
+namespace {
+
+// A task that ended with one of these may have left its interpreter in a state
+// nobody planned for (half-run finally blocks, a stack or heap at its limit):
+// the worker is replaced by a fresh interpreter. The task still reports it.
+bool leaves_doubtful_state(const Outcome& out) {
+  if (out.status != Outcome::Status::Error || out.error.type_module != "builtins") return false;
+  const std::string& t = out.error.type_qualname;
+  return t == "SystemExit" || t == "KeyboardInterrupt" || t == "MemoryError" ||
+         t == "RecursionError";
+}
+
+}  // namespace
+
 void Pool::work(Worker& self) {
   // Where the watchdog finds this worker's running task; closed before the
   // interpreter ends, on every way out.
@@ -209,14 +223,12 @@ void Pool::work(Worker& self) {
       done(Outcome::broken(*broken()));
     } else if (task.control && !task.control->start()) {
       done(Outcome::cancelled());
-    } else if (task.control) {
-      watchdog_->begin_task(*site, task.control);
-      Outcome out = runner.run(task.call);
-      fresh_needed = Watchdog::end_task(*site, task.control, out);
-      done(std::move(out));
-      ++ran;
     } else {
-      done(runner.run(task.call));
+      if (task.control) watchdog_->begin_task(*site, task.control);
+      Outcome out = runner.run(task.call);
+      if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
+      fresh_needed = fresh_needed || leaves_doubtful_state(out);
+      done(std::move(out));
       ++ran;
     }
     task = Task{};

@@ -382,3 +382,12 @@ def spin_started(path, seconds=60.0):
     with open(path, "w") as f:
         f.write("started")
     return spin(seconds)
+
+
+def recurse_forever(depth=0):
+    return recurse_forever(depth + 1)
+
+
+def allocate_too_much():
+    """Asks for 4 EiB at once: MemoryError, without using memory."""
+    return len(bytearray(1 << 62))

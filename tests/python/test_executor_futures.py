@@ -604,3 +604,20 @@ def test_initializer_failure_fails_pending_futures(make_executor):
         f.result(timeout=30)
     with pytest.raises(interpool.BrokenInterpreterPool):
         e.submit(T.add, 1, 2)
+
+
+@pytest.mark.parametrize("task, args, error", [
+    (T.raise_system_exit, (3,), SystemExit),
+    (T.raise_keyboard_interrupt, (), KeyboardInterrupt),
+    (T.recurse_forever, (), RecursionError),
+    (T.allocate_too_much, (), MemoryError),
+])
+def test_worker_faults_fail_the_task_and_replace_the_worker(make_executor, task, args, error):
+    e = make_executor(1)
+    before = e.submit(T.interp_id).result(timeout=30)
+    with pytest.raises(error):
+        e.submit(task, *args).result(timeout=60)
+    after = e.submit(T.interp_id).result(timeout=30)
+    assert after != before  # a fresh interpreter took the faulty one's place
+    assert e.submit(T.add, 1, 2).result(timeout=30) == 3
+    assert e.submit(T.interp_id).result(timeout=30) == after  # and it stays
