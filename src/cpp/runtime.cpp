@@ -66,6 +66,14 @@ Runtime::Runtime(RuntimeOptions options) {
   check(status, config, "initialization");
   PyConfig_Clear(&config);
 
+  // The extension, if the package is importable, teaches the engine (once per
+  // process) how its objects (queues, shared buffers, locks) become Python
+  // objects; each worker interpreter then imports it when one arrives there.
+  if (PyObject* extension = PyImport_ImportModule("interpool._interpool"))
+    Py_DECREF(extension);
+  else
+    PyErr_Clear();  // not importable: engine objects cannot cross (ints, strings, ... still do)
+
   owns_ = true;
   owner_ = std::this_thread::get_id();
   main_state_ = PyEval_SaveThread();  // workers and other threads may run now

@@ -191,10 +191,10 @@ TEST_F(CppRuntime, ThePythonPackageUsesTheSameEngine) {
 }
 
 TEST_F(CppRuntime, QueuesCrossBetweenCppAndPython) {
+  // The package is importable: the Runtime loads its extension, and each worker
+  // imports it when the first queue arrives there (no initializer needed).
   Runtime runtime({.module_paths = {INTERPOOL_STAGED_PYTHON, INTERPOOL_TEST_DATA}});
-  // Workers import interpool first (resolving interpool.usable_cpus does): the
-  // package gives queues their Python type.
-  Pool pool{{.workers = 2, .initializers = {Call{{"interpool", "usable_cpus"}}}}};
+  Pool pool{{.workers = 2}};
   std::shared_ptr<Queue> queue = Queue::create();
   pool.submit("pool_tasks", "put_squares", queue, 10).get();
   for (int i = 0; i < 10; ++i) {
@@ -208,4 +208,20 @@ TEST_F(CppRuntime, QueuesCrossBetweenCppAndPython) {
   EXPECT_EQ(taken.get().as<std::vector<std::string>>(), (std::vector<std::string>{"from", "C++"}));
   // A queue comes back as the same C++ object.
   EXPECT_EQ(pool.submit("pool_tasks", "echo", queue).get().as<std::shared_ptr<Queue>>(), queue);
+}
+
+TEST_F(CppRuntime, SharedBufferWrittenByWorkersIsReadThroughASpan) {
+  Runtime runtime({.module_paths = {INTERPOOL_STAGED_PYTHON, INTERPOOL_TEST_DATA}});
+  Pool pool{{.workers = 2}};
+  std::shared_ptr<SharedBuffer> buffer = SharedBuffer::create(100 * sizeof(std::int64_t));
+  // Two workers write their halves of the same bytes; nothing is copied.
+  auto a = pool.submit("pool_tasks", "fill_squares", buffer, 0, 50);
+  auto b = pool.submit("pool_tasks", "fill_squares", buffer, 50, 50);
+  EXPECT_EQ(a.get().as<int>() + b.get().as<int>(), 100);
+  std::span<std::int64_t> items = buffer->as<std::int64_t>();
+  ASSERT_EQ(items.size(), 100u);
+  for (std::int64_t i = 0; i < 100; ++i) EXPECT_EQ(items[i], i * i);
+  // It comes back as the same C++ object.
+  EXPECT_EQ(pool.submit("pool_tasks", "echo", buffer).get().as<std::shared_ptr<SharedBuffer>>(),
+            buffer);
 }

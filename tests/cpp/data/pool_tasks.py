@@ -104,6 +104,14 @@ def take(queue):
     return queue.get(timeout=10)
 
 
+def fill_squares(buffer, start, count):
+    """Writes i * i as int64 into items start..start+count of `buffer` (a SharedBuffer)."""
+    view = memoryview(buffer).cast("q")
+    for i in range(start, start + count):
+        view[i] = i * i
+    return count
+
+
 def busy(seconds):
     """Pure Python busy loop for `seconds`."""
     import time
