@@ -97,31 +97,26 @@ class _Future(Future):
             if got is not None:
                 self._owner.settle(self._token, *got)
 
-    def result(self, timeout: float | None = None) -> Any:
+    def _wait(self, get: Callable[[float | None], Any], timeout: float | None) -> Any:
+        """Future.result or Future.exception (`get`), after waiting on the engine.
+        Ctrl-C while waiting stops this executor's work."""
         try:
             if not self.done():
                 end = None if timeout is None else time.monotonic() + timeout
                 self._settle_here(timeout)
                 if end is not None:
                     timeout = max(0.0, end - time.monotonic())
-            return super().result(timeout)
+            return get(timeout)
         except KeyboardInterrupt as e:
             if self._owner is not None and not _raised_by_task(e):
-                self._owner.stop_everything()  # Ctrl-C while waiting: stop this executor's work
+                self._owner.stop_everything()
             raise
 
+    def result(self, timeout: float | None = None) -> Any:
+        return self._wait(super().result, timeout)
+
     def exception(self, timeout: float | None = None) -> BaseException | None:
-        try:
-            if not self.done():
-                end = None if timeout is None else time.monotonic() + timeout
-                self._settle_here(timeout)
-                if end is not None:
-                    timeout = max(0.0, end - time.monotonic())
-            return super().exception(timeout)
-        except KeyboardInterrupt as e:
-            if self._owner is not None and not _raised_by_task(e):
-                self._owner.stop_everything()  # Ctrl-C while waiting: stop this executor's work
-            raise
+        return self._wait(super().exception, timeout)
 
     def cancel(self) -> bool:
         if self.cancelled():
