@@ -204,13 +204,14 @@ test-asan-cpp: deps-cpp $(TOOLS_STAMP)
 # The cmake build tree is build/asan-py. python itself is not instrumented, so the
 # sanitizer runtimes are preloaded (LD_PRELOAD) before it loads the extension;
 # PYTHONMALLOC=malloc lets ASan see object memory; leak checking is off because
-# CPython does not free everything at exit.
+# CPython does not free everything at exit; a failed allocation returns NULL (a
+# MemoryError for Python, as without ASan) instead of aborting.
 test-asan-python:
 	@$(MAKE) --no-print-directory test-python VENV=.venv-asan \
 	  PIP_BUILD_ARGS="-C build-dir=build/asan-py -C cmake.build-type=Debug \
 	    -C cmake.define.INTERPOOL_SANITIZE=$(SANITIZE)" \
 	  PYTEST_ENV="LD_PRELOAD='$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)' \
-	    PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
+	    PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1" \
 	  PYTEST_ARGS="-o timeout=600 $(PYTEST_ARGS)"
 
