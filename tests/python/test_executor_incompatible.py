@@ -130,4 +130,22 @@ def test_program_with_fallback_left_open_exits(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "45\n"
-    assert r.stderr == ""
+    assert _without_tracker_relaunch(r.stderr) == ""
+
+
+def _without_tracker_relaunch(stderr: str) -> str:
+    """stderr without multiprocessing's resource-tracker relaunch report: once
+    (1 run in several hundred, under ASan in CI) the spawn pool's tracker process
+    was gone at exit, and multiprocessing relaunched it and printed a warning plus
+    one KeyError traceback per semaphore it then unregistered. That is the stdlib
+    tracker's own bookkeeping; any other output still fails the test."""
+    kept, skipping = [], False
+    for line in stderr.splitlines(keepends=True):
+        if "resource_tracker: process died unexpectedly" in line:
+            skipping = True
+            continue
+        if skipping and (line.startswith(("Traceback", "  ", "KeyError: '/mp-"))):
+            continue
+        skipping = False
+        kept.append(line)
+    return "".join(kept)
