@@ -72,7 +72,12 @@ class TaskCancelled : public Error {
 };
 
 /// Why a running task was interrupted.
-enum class Interruption : std::uint8_t { None, Timeout, Stopped };
+enum class Interruption : std::uint8_t {
+  None,
+  Timeout,  ///< its time limit passed
+  Stopped,  ///< TaskControl::interrupt or Pool::interrupt_all
+  Stuck,    ///< asleep in an engine wait nothing could end (Pool::end_stuck_tasks)
+};
 
 /// A running task was interrupted (TaskControl::interrupt, Pool::interrupt_all,
 /// or its timeout). where() holds the worker's traceback at that moment.
@@ -282,6 +287,14 @@ class Pool {
   /// Shuts down every Pool alive in the process (accepted tasks run to the end)
   /// and returns how many. A Runtime calls it before it finalizes Python.
   static std::size_t shutdown_all() noexcept;
+
+  /// For the end of a program, when no thread but the tasks themselves can wake
+  /// them any more: from now on, whenever every task accepted by any Pool (with
+  /// a TaskControl, as all Python executor tasks have) is running and asleep in
+  /// an untimed engine wait (Queue get/put, Lock, Event, Semaphore, Barrier) that
+  /// nothing has notified since, none of them can ever progress: they are
+  /// interrupted (Interruption::Stuck). Irreversible, process-wide.
+  static void end_stuck_tasks() noexcept;
 
  private:
   using Task = Job;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import itertools
 import os
@@ -200,13 +201,19 @@ class _State:
                 refused = _fallback.incompatible(payload)
                 if refused is not None:
                     if (self.fallback is not None and fut._call is not None
-                            and self.fallback.run(fut, fut._call, fut._key)):
+                            and self._run_in_process(fut)):
                         payload = None  # runs again in a process
                     else:
                         payload = refused
             if payload is not None:
                 fut.set_exception(payload)
         self._check_settled()
+
+    def _run_in_process(self, fut: _Future) -> bool:
+        try:
+            return self.fallback.run(fut, fut._call, fut._key)  # type: ignore[union-attr]
+        except RuntimeError:  # the process pool refuses tasks at interpreter exit
+            return False
 
     def _check_settled(self) -> None:
         if self.pool_closed and not self.futures and not self.settled.is_set():
@@ -263,16 +270,40 @@ _live: weakref.WeakSet[Executor] = weakref.WeakSet()
 _exiting = False
 
 
-def _at_exit() -> None:
-    # Runs before threading joins non-daemon threads: let every open executor
-    # finish what it accepted, then its result thread can end.
+# In the main interpreter, result threads are daemon threads and executors left
+# open are finished after threading has joined the program's threads. Other
+# interpreters allow no daemon threads: there the executors finish before.
+_IN_MAIN = _interpool.interpreter_id() == 0
+
+
+def _at_main_thread_end() -> None:
+    # Before threading joins the non-daemon threads. Executors left open take
+    # no new tasks from now on (as concurrent.futures' executors at interpreter
+    # exit) and go on with those they accepted, which those threads may still
+    # be feeding.
     global _exiting
     _exiting = True
+    if not _IN_MAIN:
+        _finish_open_executors()
+
+
+def _at_exit() -> None:
+    # Every non-daemon thread has ended: a task waiting with no timeout on an
+    # interpool object can now be woken only by another task. Once every task
+    # waits so, none ever will: the engine interrupts them (TaskInterrupted)
+    # rather than let the program hang. Then each executor finishes.
+    if _IN_MAIN:
+        _interpool.end_stuck_tasks()
+    _finish_open_executors()
+
+
+def _finish_open_executors() -> None:
     for ex in list(_live):
         ex.shutdown(wait=True)
 
 
-threading._register_atexit(_at_exit)  # type: ignore[attr-defined]
+threading._register_atexit(_at_main_thread_end)  # type: ignore[attr-defined]
+atexit.register(_at_exit)
 
 
 # ---------------------------------------------------------------------------
@@ -367,7 +398,7 @@ class Executor(_BaseExecutor):
             max_workers, shared_dict, initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
-            target=_collect, args=(self._state,), name="interpool-results", daemon=False
+            target=_collect, args=(self._state,), name="interpool-results", daemon=_IN_MAIN
         )
         self._handler.start()
         from . import shared as shared_view

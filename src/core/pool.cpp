@@ -174,6 +174,55 @@ bool leaves_doubtful_state(const Outcome& out) {
          t == "RecursionError";
 }
 
+// Threads the task started and left running (threading knows them). An
+// interpreter cannot end before its threads do, so the task fails (when it
+// did not already), the threads are interrupted like a task, and the worker is
+// replaced. False if there are none. With the worker's GIL.
+bool stop_left_threads(Outcome& out, PyObject* interrupt_type) {
+  PyObject* modules = PyImport_GetModuleDict();  // borrowed
+  PyObject* threading = modules ? PyDict_GetItemString(modules, "threading") : nullptr;
+  if (!threading) return false;  // no thread was started with threading
+  PyObject* all = PyObject_CallMethod(threading, "enumerate", nullptr);
+  PyObject* me = all ? PyObject_CallMethod(threading, "current_thread", nullptr) : nullptr;
+  // Not the task's: the interpreter's "main thread" (in a sub-interpreter, an
+  // object naming the process's main thread) and threads that entered from
+  // outside, which threading calls dummies (the worker itself among them).
+  PyObject* main = me ? PyObject_CallMethod(threading, "main_thread", nullptr) : nullptr;
+  PyObject* dummy = main ? PyObject_GetAttrString(threading, "_DummyThread") : nullptr;
+  std::string names;
+  std::size_t n = 0;
+  for (Py_ssize_t i = 0; dummy && i < PyList_GET_SIZE(all); ++i) {
+    PyObject* t = PyList_GET_ITEM(all, i);
+    if (t == me || t == main || PyObject_IsInstance(t, dummy) != 0) continue;
+    PyObject* name = PyObject_GetAttrString(t, "name");
+    PyObject* ident = name ? PyObject_GetAttrString(t, "ident") : nullptr;
+    if (ident && PyLong_Check(ident)) {
+      (void)PyThreadState_SetAsyncExc(PyLong_AsUnsignedLong(ident), interrupt_type);
+      const char* text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : nullptr;
+      names += (n++ ? ", " : "");
+      names += text ? text : "?";
+    }
+    Py_XDECREF(ident);
+    Py_XDECREF(name);
+    PyErr_Clear();
+  }
+  Py_XDECREF(dummy);
+  Py_XDECREF(main);
+  Py_XDECREF(me);
+  Py_XDECREF(all);
+  PyErr_Clear();
+  if (n == 0) return false;
+  if (out.status == Outcome::Status::Ok) {
+    std::string message = "the task returned leaving " + std::to_string(n) +
+                          " thread(s) running in its worker (" + names +
+                          "): join the threads a task starts before it returns. interpool "
+                          "interrupted them and replaces the worker's interpreter";
+    PyErr_SetString(PyExc_RuntimeError, message.c_str());
+    out = Outcome::failed(capture_error());
+  }
+  return true;
+}
+
 }  // namespace
 
 void Pool::work(Worker& self) {
@@ -228,6 +277,7 @@ void Pool::work(Worker& self) {
       Outcome out = runner.run(task.call);
       if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
       fresh_needed = fresh_needed || leaves_doubtful_state(out);
+      fresh_needed = stop_left_threads(out, site->interrupt_type) || fresh_needed;
       done(std::move(out));
       ++ran;
     }
@@ -261,9 +311,16 @@ void Pool::watch(TaskControl& control) {
   control.watchdog_.store(watchdog_.get(), std::memory_order_release);
 }
 
+namespace {
+// The completion, counted as an accepted task until it is destroyed (end_stuck_tasks).
+Completion counted(Completion done) {
+  return [done = std::move(done), accepted = AcceptedTask{}](Outcome out) { done(std::move(out)); };
+}
+}  // namespace
+
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
   if (control) watch(*control);
-  Task task{std::move(call), std::move(done), std::move(control)};
+  Task task{std::move(call), counted(std::move(done)), std::move(control)};
   if (tasks_.put(task) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();
@@ -271,8 +328,10 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
 }
 
 void Pool::submit_all(std::vector<Job> jobs) {
-  for (Job& job : jobs)
+  for (Job& job : jobs) {
     if (job.control) watch(*job.control);
+    job.done = counted(std::move(job.done));
+  }
   if (tasks_.put_all(jobs) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();

@@ -3,6 +3,8 @@
 #include <ctime>
 #include <interpool/signal.hpp>
 
+#include "core/wait_hook.hpp"
+
 #if defined(__linux__)
 #include <linux/futex.h>
 #include <sys/syscall.h>
@@ -34,6 +36,8 @@ timespec to_timespec(Deadline::Clock::time_point t) {
 
 WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
                         bool interruptible) noexcept {
+  WaitHook* hook = interruptible ? WaitHook::current() : nullptr;
+  if (hook && !hook->enter(*this, epoch, deadline.is_never())) return WaitResult::Interrupted;
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   WaitResult result = WaitResult::Ready;
   std::optional<timespec> abs;
@@ -52,6 +56,7 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
     }
   }
   waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  if (hook && hook->leave()) result = WaitResult::Interrupted;
   return result;
 }
 
@@ -63,6 +68,11 @@ void Signal::wake(int count) noexcept {
 }
 
 void Signal::notify_one() noexcept { wake(1); }
+
+WaitHook*& WaitHook::current() noexcept {
+  thread_local WaitHook* hook = nullptr;
+  return hook;
+}
 void Signal::notify_all() noexcept { wake(INT_MAX); }
 
 }  // namespace interpool

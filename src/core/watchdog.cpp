@@ -40,9 +40,63 @@ bool TaskControl::interrupt() noexcept {
 }
 
 namespace {
-// The task a worker thread runs now (for restart_task_timeout).
+// The task a worker thread runs now (for restart_task_timeout), and its site.
 thread_local TaskControl* running_here = nullptr;
+thread_local WorkerSite* site_here = nullptr;
+
+// Pool::end_stuck_tasks: how many tasks every Pool has accepted and not ended,
+// and the sites whose task sleeps in an untimed engine wait.
+struct StuckWatch {
+  std::atomic<std::size_t> accepted{0};
+  std::atomic<bool> on{false};
+  std::mutex mutex;  // guards asleep
+  std::vector<WorkerSite*> asleep;
+
+  // With `mutex` held. The sites in `asleep` cannot leave their wait meanwhile
+  // (leave() takes `mutex`), so their signals are alive.
+  void check() noexcept {
+    if (!on.load() || asleep.empty() || accepted.load() != asleep.size()) return;
+    // Every accepted task sleeps with no deadline. One notified since it fell
+    // asleep may find what it waits for: not stuck.
+    for (WorkerSite* site : asleep) {
+      std::lock_guard lock(site->wait_mutex);
+      if (!site->sleeping_on || site->sleeping_on->epoch() != site->sleeping_epoch) return;
+    }
+    for (WorkerSite* site : asleep) {
+      std::shared_ptr<TaskControl> task;
+      {
+        std::lock_guard lock(site->mutex);
+        task = site->current;
+      }
+      if (task) Watchdog::request(*task, Interruption::Stuck);
+    }
+  }
+};
+
+// Never destroyed: tasks may still end while static objects are destroyed.
+StuckWatch& stuck_watch() {
+  static StuckWatch* watch = new StuckWatch;
+  return *watch;
+}
 }  // namespace
+
+AcceptedTask::AcceptedTask() noexcept { stuck_watch().accepted.fetch_add(1); }
+AcceptedTask::AcceptedTask(const AcceptedTask&) noexcept { stuck_watch().accepted.fetch_add(1); }
+AcceptedTask::~AcceptedTask() {
+  StuckWatch& watch = stuck_watch();
+  watch.accepted.fetch_sub(1);
+  if (watch.on.load()) {
+    std::lock_guard lock(watch.mutex);
+    watch.check();
+  }
+}
+
+void Pool::end_stuck_tasks() noexcept {
+  StuckWatch& watch = stuck_watch();
+  watch.on.store(true);
+  std::lock_guard lock(watch.mutex);
+  watch.check();
+}
 
 void restart_task_timeout() noexcept {
   TaskControl* task = running_here;
@@ -75,6 +129,54 @@ void WorkerSite::close() {
     (void)unpinned.wait(epoch, Deadline::never(), false);
   }
   Py_CLEAR(interrupt_type);
+}
+
+bool WorkerSite::enter(Signal& signal, std::uint32_t epoch, bool untimed) noexcept {
+  {
+    std::lock_guard lock(wait_mutex);
+    if (wait_cancelled) return false;
+    sleeping_on = &signal;
+    sleeping_epoch = epoch;
+    counted_stuck = untimed;
+  }
+  if (untimed) {
+    StuckWatch& watch = stuck_watch();
+    std::lock_guard lock(watch.mutex);
+    watch.asleep.push_back(this);
+    watch.check();
+  }
+  return true;
+}
+
+bool WorkerSite::leave() noexcept {
+  if (counted_stuck) {  // written only by this thread
+    StuckWatch& watch = stuck_watch();
+    std::lock_guard lock(watch.mutex);
+    std::erase(watch.asleep, this);
+  }
+  std::lock_guard lock(wait_mutex);
+  sleeping_on = nullptr;
+  counted_stuck = false;
+  return wait_cancelled;
+}
+
+void WorkerSite::cancel_wait() noexcept {
+  std::lock_guard lock(wait_mutex);
+  wait_cancelled = true;
+  if (sleeping_on) sleeping_on->notify_all();
+}
+
+bool raise_task_interruption() noexcept {
+  WorkerSite* site = site_here;
+  if (!site) return false;
+  {
+    std::lock_guard lock(site->wait_mutex);
+    if (!site->wait_cancelled) return false;
+  }
+  // The same exception, raised here rather than at the next bytecode.
+  (void)PyThreadState_SetAsyncExc(site->thread_id, nullptr);
+  PyErr_SetNone(site->interrupt_type);
+  return true;
 }
 
 // ---------------------------------------------------------------------------
@@ -177,8 +279,10 @@ void Watchdog::deliver(WorkerSite& site, const std::shared_ptr<TaskControl>& tas
       std::lock_guard lock(site.mutex);
       still_running = site.current == task;
     }
-    if (still_running && !task->delivered_.exchange(true))
+    if (still_running && !task->delivered_.exchange(true)) {
       (void)PyThreadState_SetAsyncExc(site.thread_id, site.interrupt_type);
+      site.cancel_wait();  // an engine wait would keep the task from seeing it
+    }
   }
   if (site.pins.fetch_sub(1) == 1) site.unpinned.notify_all();
 }
@@ -192,7 +296,13 @@ void Watchdog::begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& 
     std::lock_guard lock(site.mutex);
     site.current = task;
   }
+  {
+    std::lock_guard lock(site.wait_mutex);
+    site.wait_cancelled = false;
+  }
   running_here = task.get();
+  site_here = &site;
+  WaitHook::current() = &site;
   if (std::int64_t limit = task->timeout_ns_.load()) {
     task->deadline_ns_.store(steady_ns() + limit);
     wake();
@@ -205,6 +315,12 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
     site.current.reset();
   }
   running_here = nullptr;
+  site_here = nullptr;
+  WaitHook::current() = nullptr;
+  {
+    std::lock_guard lock(site.wait_mutex);
+    site.wait_cancelled = false;
+  }
   if (!task->delivered_.load()) return false;
   // Raised, or still pending if the task ended first: drop it, or it would
   // surface in whatever this thread runs next.
@@ -220,6 +336,10 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
       std::snprintf(limit, sizeof limit, "%g", task->timeout());
       where.message = std::string("the task ran longer than its time limit of ") + limit +
                       " s and was interrupted";
+    } else if (why == Interruption::Stuck) {
+      where.message =
+          "the task was interrupted at the end of the program: it waited with no timeout on an "
+          "interpool object, and so did every other task, so nothing could wake it";
     } else {
       where.message = "the task was interrupted while it ran";
     }

@@ -13,6 +13,8 @@
 #include <thread>
 #include <vector>
 
+#include "core/wait_hook.hpp"
+
 namespace interpool {
 
 /// Where a worker runs tasks: its interpreter and thread, the exception class
@@ -21,7 +23,10 @@ namespace interpool {
 /// Contract: made and ended by the worker, on its thread, inside its
 /// interpreter; `current` changes only while the worker holds that
 /// interpreter's GIL; the interpreter stays alive while `pins` > 0.
-struct WorkerSite {
+/// While a task runs, the site is its thread's WaitHook: an interruption
+/// delivered to the task also ends an engine wait it sleeps in, and an untimed
+/// wait is counted for Pool::end_stuck_tasks.
+struct WorkerSite final : WaitHook {
   PyInterpreterState* interp = nullptr;
   unsigned long thread_id = 0;
   PyObject* interrupt_type = nullptr;
@@ -30,6 +35,19 @@ struct WorkerSite {
   std::atomic<int> pins{0};
   std::atomic<bool> closing{false};
   Signal unpinned;
+
+  // The engine wait the task sleeps in (guarded by wait_mutex).
+  std::mutex wait_mutex;
+  Signal* sleeping_on = nullptr;
+  std::uint32_t sleeping_epoch = 0;
+  bool wait_cancelled = false;  // the task's interruption was delivered
+  bool counted_stuck = false;   // in the untimed waits end_stuck_tasks looks at
+
+  bool enter(Signal& signal, std::uint32_t epoch, bool untimed) noexcept override;
+  bool leave() noexcept override;
+  /// On the interrupting thread, after the exception was set: wakes the task
+  /// if it sleeps in an engine wait, and makes its later waits end at once.
+  void cancel_wait() noexcept;
 
   /// In the worker, with its GIL: makes the site (and its exception class).
   /// Throws PythonErrorSet if the class cannot be made.
@@ -59,6 +77,8 @@ class Watchdog {
   std::size_t interrupt_all() noexcept;
   /// Ends the thread (idempotent).
   void stop() noexcept;
+  /// Asks `task` to stop for `why` (the first reason wins); false if asked before.
+  static bool request(TaskControl& task, Interruption why) noexcept { return task.request(why); }
 
   /// In the worker, with its GIL, around running `task`: begin_task makes it the
   /// site's current task and starts its time limit; end_task clears it and, if
@@ -77,6 +97,21 @@ class Watchdog {
   std::atomic<bool> stopping_{false};
   Signal signal_;
   std::thread thread_;
+};
+
+/// In a worker, with the GIL, after an engine wait returned Interrupted: if the
+/// task running on this thread was interrupted, sets its interpool.TaskInterrupted
+/// exception (instead of the pending asynchronous one) and returns true.
+bool raise_task_interruption() noexcept;
+
+/// Counts the tasks accepted by every Pool and not yet ended: one per live
+/// token (copies count too: one per live Completion that holds it).
+class AcceptedTask {
+ public:
+  AcceptedTask() noexcept;
+  AcceptedTask(const AcceptedTask&) noexcept;
+  AcceptedTask& operator=(const AcceptedTask&) noexcept { return *this; }
+  ~AcceptedTask();
 };
 
 /// Steady-clock nanoseconds (the clock of TaskControl deadlines).

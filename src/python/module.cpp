@@ -21,6 +21,7 @@
 #include "core/runner.hpp"
 #include "core/table.hpp"
 #include "python/shared.hpp"
+#include "python/wait.hpp"
 
 namespace interpool::python {
 namespace {
@@ -232,21 +233,6 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
   }
   if (exc) PyErr_SetRaisedException(exc);
   return nullptr;
-}
-
-// Waits with the GIL released; runs signal handlers when a signal interrupts
-// the wait (so Ctrl-C raises KeyboardInterrupt). Returns false with an
-// exception set if a handler raised.
-template <class Attempt>
-bool wait_releasing_gil(Attempt&& attempt, WaitResult& result) {
-  for (;;) {
-    {
-      GilRelease unlocked;
-      result = attempt();
-    }
-    if (result != WaitResult::Interrupted) return true;
-    if (PyErr_CheckSignals() < 0) return false;
-  }
 }
 
 // timeout=None -> never; block=False -> now.
@@ -1542,9 +1528,22 @@ PyObject* mod_restart_task_timeout(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* mod_end_stuck_tasks(PyObject*, PyObject*) {
+  if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
+    // Process-wide and for good: only the program's end may switch it on.
+    PyErr_SetString(PyExc_RuntimeError, "end_stuck_tasks() is for the main interpreter");
+    return nullptr;
+  }
+  Pool::end_stuck_tasks();
+  Py_RETURN_NONE;
+}
+
 PyMethodDef module_methods[] = {
     {"restart_task_timeout", mod_restart_task_timeout, METH_NOARGS,
      "In a worker, during a task with a time limit: start the limit again (per map item)."},
+    {"end_stuck_tasks", mod_end_stuck_tasks, METH_NOARGS,
+     "At the end of a program: from now on, when every task of every pool waits with no timeout\n"
+     "on an interpool object that nothing has woken, interrupt them (TaskInterrupted)."},
     {"__getattr__", mod_getattr, METH_O,
      "Made on first use: QueueFull, BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,

@@ -21,6 +21,7 @@
 #include "core/convert.hpp"
 #include "core/interpreter.hpp"
 #include "core/registry.hpp"
+#include "python/wait.hpp"
 
 namespace interpool::python {
 namespace {
@@ -107,21 +108,6 @@ PyObject* raise_error() {
     PyErr_SetString(PyExc_SystemError, e.what());
   }
   return nullptr;
-}
-
-// Runs `attempt` (a wait on an engine object) with the GIL released; when a
-// signal interrupts it, runs the handlers and tries again, or returns false
-// with their exception (Ctrl-C) set.
-template <class Result, class Attempt>
-bool wait_releasing_gil(Attempt&& attempt, Result& result) {
-  for (;;) {
-    {
-      GilRelease unlocked;
-      result = attempt();
-    }
-    if (result != Result::Interrupted) return true;
-    if (PyErr_CheckSignals() < 0) return false;
-  }
 }
 
 // acquire(blocking=True, timeout=-1) of threading.Lock and RLock.

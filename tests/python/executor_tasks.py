@@ -391,3 +391,49 @@ def recurse_forever(depth=0):
 def allocate_too_much():
     """Asks for 4 EiB at once: MemoryError, without using memory."""
     return len(bytearray(1 << 62))
+
+
+def block_on(kind, obj, started_path=None):
+    """Waits with no timeout on an interpool object: a queue's get, a lock held
+    elsewhere, an event never set, a barrier nobody else reaches, or a
+    semaphore at zero. Marks `started_path` first when given."""
+    if started_path:
+        with open(started_path, "w"):
+            pass
+    if kind == "queue":
+        return obj.get()
+    if kind == "lock":
+        return obj.acquire()
+    if kind == "event":
+        return obj.wait()
+    if kind == "barrier":
+        return obj.wait()
+    if kind == "semaphore":
+        return obj.acquire()
+    raise ValueError(f"unknown kind {kind!r}")
+
+
+def block_then_report(kind, obj, started_path=None):
+    """block_on, catching the interruption: a later wait in the same task ends at once too."""
+    try:
+        block_on(kind, obj, started_path)
+    except interpool.TaskInterrupted:
+        pass
+    block_on(kind, obj)
+    return "woke"
+
+
+def sleep_put_then_block(seconds, q, item, other):
+    """Puts `item` on `q` after `seconds`, then waits on `other` with no timeout."""
+    time.sleep(seconds)
+    q.put(item)
+    return other.get()
+
+
+def leave_thread(seconds, joined=False):
+    """Starts a thread that runs Python for `seconds`; joins it only if `joined`."""
+    t = threading.Thread(target=_busy, args=(seconds,), name="left-behind")
+    t.start()
+    if joined:
+        t.join()
+    return "returned"

@@ -17,6 +17,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import interpool  # noqa: E402
+from interpool import interpreters  # noqa: E402
 import executor_tasks as T  # noqa: E402
 from executor_tasks_support import wait_until  # noqa: E402
 
@@ -133,3 +134,132 @@ def test_ctrl_c_while_waiting_stops_the_work_and_exits(tmp_path, mode):
     if mode == "result":
         # Every future ended: the two running ones interrupted, the rest cancelled.
         assert lines[-1] == "states " + str(["TaskInterrupted"] * 2 + ["cancelled"] * 4)
+
+
+# ---------------------------------------------------------------------------
+# Tasks asleep in an interpool wait (queue, lock, event, barrier, semaphore)
+# ---------------------------------------------------------------------------
+
+BLOCKERS = ["queue", "lock", "event", "barrier", "semaphore"]
+
+
+def blocker(kind):
+    """An interpool object whose wait (block_on) never ends by itself."""
+    if kind == "queue":
+        return interpreters.create_queue()
+    if kind == "lock":
+        lock = interpool.Lock()
+        lock.acquire()
+        return lock
+    if kind == "event":
+        return interpool.Event()
+    if kind == "barrier":
+        return interpool.Barrier(2)
+    return interpool.Semaphore(0)
+
+
+@pytest.mark.parametrize("kind", BLOCKERS)
+def test_task_timeout_ends_a_wait_on_an_interpool_object(make_executor, kind):
+    ex = make_executor(1, task_timeout=0.3)
+    obj = blocker(kind)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="time limit of 0.3 s") as e:
+        ex.submit(T.block_on, kind, obj).result(timeout=60)
+    assert time.monotonic() - t0 < 30
+    assert "block_on" in e.value.__cause__.traceback
+    assert ex.submit(T.add, 2, 3).result(timeout=60) == 5
+
+
+@pytest.mark.parametrize("kind", ["queue", "lock"])
+def test_interrupt_ends_a_wait_and_later_waits_of_the_task(make_executor, tmp_path, kind):
+    ex = make_executor(1)
+    started = tmp_path / "started"
+    # The task catches the first interruption and waits again: that wait ends
+    # at once as well, so an interrupted task cannot fall asleep for good.
+    fut = ex.submit(T.block_then_report, kind, blocker(kind), str(started))
+    wait_until(started.exists, 60, "the task to start")
+    time.sleep(0.2)  # asleep in its wait by now (it is interrupted either way)
+    assert fut.interrupt() is True
+    with pytest.raises(interpool.TaskInterrupted):
+        fut.result(timeout=60)
+    assert ex.submit(T.add, 1, 1).result(timeout=60) == 2
+
+
+def test_terminate_workers_ends_tasks_asleep_in_waits(make_executor, tmp_path):
+    ex = make_executor(2)
+    q = interpreters.create_queue()
+    marks = [tmp_path / f"s{i}" for i in range(2)]
+    futs = [ex.submit(T.block_on, "queue", q, str(m)) for m in marks]
+    for m in marks:
+        wait_until(m.exists, 60, "both tasks to start")
+    t0 = time.monotonic()
+    ex.terminate_workers()
+    assert time.monotonic() - t0 < 30
+    for f in futs:
+        with pytest.raises(interpool.TaskInterrupted):
+            f.result(timeout=0)
+    # The queue still works for everyone else: nothing was taken from it.
+    q.put(1)
+    assert q.get(timeout=5) == 1
+
+
+EXIT_SCRIPT = textwrap.dedent("""
+    import sys, threading, time
+    sys.path.insert(0, {here!r})
+    import interpool, executor_tasks as T
+    from interpool import interpreters
+
+    def report(name):
+        def done(f):
+            e = f.exception()
+            print(name, "ok" if e is None else type(e).__name__, flush=True)
+        return done
+
+    if __name__ == "__main__":
+        mode = sys.argv[1]
+        ex = interpool.Executor(2)  # left open: the program just ends
+        q = interpreters.create_queue()
+        if mode == "alone":
+            ex.submit(T.block_on, "queue", q).add_done_callback(report("consumer"))
+        elif mode == "thread feeds":
+            # A non-daemon thread puts after the main thread has ended.
+            ex.submit(T.block_on, "queue", q).add_done_callback(report("consumer"))
+            threading.Thread(target=lambda: (time.sleep(0.5), q.put(7))).start()
+        elif mode == "task feeds":
+            # One task waits for another that sleeps, puts, then waits forever.
+            other = interpreters.create_queue()
+            ex.submit(T.block_on, "queue", q).add_done_callback(report("consumer"))
+            ex.submit(T.sleep_put_then_block, 0.5, q, 7, other).add_done_callback(
+                report("producer"))
+        print("main done", flush=True)
+""")
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ("alone", ["consumer TaskInterrupted"]),
+    ("thread feeds", ["consumer ok"]),
+    ("task feeds", ["consumer ok", "producer TaskInterrupted"]),
+])
+def test_program_ending_while_tasks_wait_forever_exits(tmp_path, mode, expected):
+    script = tmp_path / "exit_blocked.py"
+    script.write_text(EXIT_SCRIPT.format(here=HERE))
+    r = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "main done"
+    assert sorted(lines[1:]) == expected, r.stdout + r.stderr
+    assert r.stderr == ""
+
+
+def test_task_leaving_a_thread_running_fails_and_the_worker_is_replaced(make_executor):
+    ex = make_executor(1)
+    before = ex.submit(T.interp_id).result(timeout=60)
+    assert ex.submit(T.leave_thread, 0.01, joined=True).result(timeout=60) == "returned"
+    assert ex.submit(T.interp_id).result(timeout=60) == before  # joined: nothing to replace
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"leaving 1 thread\(s\) running .*left-behind.*join"):
+        ex.submit(T.leave_thread, 60).result(timeout=60)
+    after = ex.submit(T.interp_id).result(timeout=60)
+    assert time.monotonic() - t0 < 30  # the thread was interrupted, not waited for
+    assert after != before
