@@ -67,10 +67,15 @@ def test_future_interrupt(make_executor, tmp_path):
     assert running.interrupt() is False  # over
 
 
-def test_terminate_workers_stops_everything_now(make_executor, tmp_path):
+@pytest.mark.parametrize("running_how", ["running Python", "asleep in a queue get"])
+def test_terminate_workers_stops_everything_now(make_executor, tmp_path, running_how):
     ex = make_executor(2)
+    q = interpreters.create_queue()
     marks = [tmp_path / f"s{i}" for i in range(2)]
-    running = [ex.submit(T.spin_started, str(m), 60) for m in marks]
+    if running_how == "running Python":
+        running = [ex.submit(T.spin_started, str(m), 60) for m in marks]
+    else:
+        running = [ex.submit(T.block_on, "queue", q, str(m)) for m in marks]
     pending = [ex.submit(T.spin, 60) for _ in range(5)]
     for m in marks:
         wait_until(m.exists, 60, "both tasks to start")
@@ -84,6 +89,9 @@ def test_terminate_workers_stops_everything_now(make_executor, tmp_path):
         assert f.cancelled()
     with pytest.raises(RuntimeError, match="after shutdown"):
         ex.submit(T.add, 1, 1)
+    # The queue still works for everyone else: the interrupted gets took nothing.
+    q.put(1)
+    assert q.get(timeout=5) == 1
 
 
 CTRL_C_SCRIPT = textwrap.dedent("""
@@ -183,24 +191,6 @@ def test_interrupt_ends_a_wait_and_later_waits_of_the_task(make_executor, tmp_pa
     with pytest.raises(interpool.TaskInterrupted):
         fut.result(timeout=60)
     assert ex.submit(T.add, 1, 1).result(timeout=60) == 2
-
-
-def test_terminate_workers_ends_tasks_asleep_in_waits(make_executor, tmp_path):
-    ex = make_executor(2)
-    q = interpreters.create_queue()
-    marks = [tmp_path / f"s{i}" for i in range(2)]
-    futs = [ex.submit(T.block_on, "queue", q, str(m)) for m in marks]
-    for m in marks:
-        wait_until(m.exists, 60, "both tasks to start")
-    t0 = time.monotonic()
-    ex.terminate_workers()
-    assert time.monotonic() - t0 < 30
-    for f in futs:
-        with pytest.raises(interpool.TaskInterrupted):
-            f.result(timeout=0)
-    # The queue still works for everyone else: nothing was taken from it.
-    q.put(1)
-    assert q.get(timeout=5) == 1
 
 
 EXIT_SCRIPT = textwrap.dedent("""
