@@ -331,4 +331,4 @@ def dask_setup(worker: Any) -> None:
     """``dask worker --preload interpool.dask`` (and ``Worker(preload=["interpool.dask"])``):
     ``install(worker)``."""
     executor = install(worker)
-    logger.info("interpool: tasks run on %d interpreters", executor.max_workers)
+    logger.info("this worker runs its tasks on %d interpreters", executor.max_workers)

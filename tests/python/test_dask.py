@@ -202,7 +202,7 @@ def interpool_threads():
 
 
 @contextlib.contextmanager
-def cluster(n_workers=2, threads_per_worker=2):
+def cluster(n_workers=2, threads_per_worker=2, preload="interpool.dask"):
     """A client of an in-process cluster whose workers are preloaded with
     interpool.dask; on exit, checks that the workers' interpreters and threads
     are gone."""
@@ -213,7 +213,7 @@ def cluster(n_workers=2, threads_per_worker=2):
     interps_before = {i.id for i in interpreters.list_all()}
     threads_before = interpool_threads()
     with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
-                      processes=False, preload=["interpool.dask"], dashboard_address=None) as lc:
+                      processes=False, preload=[preload], dashboard_address=None) as lc:
         with Client(lc) as client:
             yield client
     assert interpool_threads() == threads_before
@@ -345,6 +345,24 @@ def test_dask_profiler_running_is_refused():
 
 
 @needs_distributed
+def test_preload_of_ones_own_with_executor_options(tmp_path):
+    # docs/dask.md: a preload module that passes options to interpool.Executor.
+    preload = tmp_path / "interpool_preload.py"
+    preload.write_text(textwrap.dedent("""
+        import interpool.dask
+
+        def dask_setup(worker):
+            interpool.dask.install(worker, task_timeout=0.5)
+    """))
+    with cluster(n_workers=1, preload=str(preload)) as client:
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            client.submit(dask_tasks.spin, 60).result(timeout=60)
+        assert time.monotonic() - start < 30
+        assert client.submit(dask_tasks.spin, 0.01).result(timeout=60) != 0
+
+
+@needs_distributed
 def test_threads_executor_runs_tasks_that_need_the_worker():
     import dask
 
@@ -423,3 +441,14 @@ def test_dask_worker_command_line_with_preload(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+@needs_distributed
+def test_example_script_on_a_cluster_in_the_script():
+    example = os.path.join(HERE, "..", "..", "examples", "dask_day6.py")
+    out = subprocess.run([sys.executable, example, "--size", "30", "--chunk", "20",
+                          "--threads", "2"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    expected = day6.part2(day6.parse(day6.generate(30)))
+    assert f"part 2: {expected} (" in out.stdout
+    assert f"sequential solver: {expected}: same" in out.stdout
