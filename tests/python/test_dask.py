@@ -166,8 +166,8 @@ def test_task_exception_keeps_its_type_and_the_interpreter_traceback(worker_exec
     assert "dask_tasks.py" in info.value.__cause__.traceback
 
 
+@needs_distributed
 def test_runs_on_interpreter_rules():
-    pytest.importorskip("distributed", reason="Dask's distributed is not installed")
     import functools
     import operator
 
