@@ -162,13 +162,17 @@ def part2(grid: Grid) -> int:
 _cache: tuple[str, Grid, bytearray] | None = None
 
 
-def _shared_grid() -> tuple[Grid, bytearray]:
+def _parsed(text: str) -> tuple[Grid, bytearray]:
+    """The grid of `text` and a private copy of its cells, parsed once per text."""
     global _cache  # noqa: PLW0603
-    text = interpool.shared["grid"]
-    if _cache is None or _cache[0] is not text:
+    if _cache is None or (_cache[0] is not text and _cache[0] != text):
         grid = parse(text)
         _cache = (text, grid, bytearray(grid.cells))
     return _cache[1], _cache[2]
+
+
+def _shared_grid() -> tuple[Grid, bytearray]:
+    return _parsed(interpool.shared["grid"])
 
 
 def check(obstacle: int) -> bool:
@@ -180,6 +184,17 @@ def check(obstacle: int) -> bool:
 def count_loops(obstacles: list[int]) -> int:
     """Task: how many of `obstacles` make the guard loop (one task per batch)."""
     grid, cells = _shared_grid()
+    return sum(loops(cells, grid.width, grid.start, i) for i in obstacles)
+
+
+def count_loops_in(text: str, obstacles: list[int]) -> int:
+    """Task: count_loops with the grid passed as an argument, for schedulers
+    that send data with each task, such as Dask (docs/dask.md). An interpreter
+    parses a grid once, however many tasks bring it."""
+    grid = _parsed(text)[0]
+    # A copy per task: loops() writes into the cells it walks, and tasks that
+    # share an interpreter (threads of a Dask worker) must not share them.
+    cells = bytearray(grid.cells)
     return sum(loops(cells, grid.width, grid.start, i) for i in obstacles)
 
 
