@@ -78,7 +78,23 @@ StuckWatch& stuck_watch() {
   static StuckWatch* watch = new StuckWatch;
   return *watch;
 }
+
+// Ids of the interpreters of Pool workers (for `whence`). Never destroyed, as above.
+struct WorkerIds {
+  std::mutex mutex;
+  std::vector<std::int64_t> ids;
+};
+WorkerIds& worker_ids() {
+  static WorkerIds* ids = new WorkerIds;
+  return *ids;
+}
 }  // namespace
+
+bool is_pool_worker(std::int64_t id) {
+  WorkerIds& w = worker_ids();
+  std::lock_guard lock(w.mutex);
+  return std::find(w.ids.begin(), w.ids.end(), id) != w.ids.end();
+}
 
 AcceptedTask::AcceptedTask() noexcept { stuck_watch().accepted.fetch_add(1); }
 AcceptedTask::AcceptedTask(const AcceptedTask&) noexcept { stuck_watch().accepted.fetch_add(1); }
@@ -117,6 +133,9 @@ std::shared_ptr<WorkerSite> WorkerSite::open() {
                                                    "Raised in a task that interpool interrupts.",
                                                    PyExc_BaseException, nullptr);
   if (!site->interrupt_type) throw PythonErrorSet();
+  WorkerIds& w = worker_ids();
+  std::lock_guard lock(w.mutex);
+  w.ids.push_back(PyInterpreterState_GetID(site->interp));
   return site;
 }
 
@@ -129,6 +148,9 @@ void WorkerSite::close() {
     (void)unpinned.wait(epoch, Deadline::never(), false);
   }
   Py_CLEAR(interrupt_type);
+  WorkerIds& w = worker_ids();
+  std::lock_guard lock(w.mutex);
+  std::erase(w.ids, PyInterpreterState_GetID(interp));
 }
 
 bool WorkerSite::enter(Signal& signal, std::uint32_t epoch, bool untimed) noexcept {

@@ -99,6 +99,9 @@ class Watchdog {
   std::thread thread_;
 };
 
+/// True if interpreter `id` is a Pool worker's (from WorkerSite::open to close).
+bool is_pool_worker(std::int64_t id);
+
 /// In a worker, with the GIL, after an engine wait returned Interrupted: if the
 /// task running on this thread was interrupted, sets its interpool.TaskInterrupted
 /// exception (instead of the pending asynchronous one) and returns true.

@@ -20,6 +20,7 @@
 #include "core/pool.hpp"
 #include "core/runner.hpp"
 #include "core/table.hpp"
+#include "core/watchdog.hpp"
 #include "python/shared.hpp"
 #include "python/wait.hpp"
 
@@ -1290,6 +1291,7 @@ PyObject* mod_interp_whence(PyObject*, PyObject* arg) {
   if (!parse_id(arg, id)) return nullptr;
   if (InterpreterTable::contains(id)) return PyUnicode_FromString("interpool");
   if (id == 0) return PyUnicode_FromString("runtime init");
+  if (is_pool_worker(id)) return PyUnicode_FromString("interpool worker");
   if (InterpreterTable::find_state(id)) return PyUnicode_FromString("unknown");
   Py_RETURN_NONE;
 }

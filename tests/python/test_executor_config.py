@@ -288,3 +288,16 @@ def test_workers_stay_light(make_executor):
     heavy = {"threading", "queue", "weakref", "collections", "typing", "importlib.util",
              "concurrent.futures", "importlib.abc", "types"}
     assert loaded & heavy == set()
+
+
+def test_workers_are_listed_as_interpool_workers(make_executor):
+    from interpool import interpreters
+
+    ex = make_executor(1)
+    wid = ex.submit(T.interp_id).result(timeout=60)
+    [worker] = [i for i in interpreters.list_all() if i.id == wid]
+    assert worker.whence == "interpool worker"
+    with pytest.raises(interpreters.InterpreterError):
+        worker.exec("pass")  # not the caller's to run code in
+    ex.shutdown(wait=True)
+    assert wid not in [i.id for i in interpreters.list_all()]
