@@ -145,7 +145,7 @@ test-python: $(INSTALL_STAMP)
 
 # Runs pytest; exit 5 ("no tests collected") passes only while tests/python has no test file.
 define run-pytest
-rc=0; $(PYTEST_ENV) timeout -k 30 $(PYTEST_WALL) $(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?
+rc=0; INTERPOOL_CPP_BUILD=$(abspath $(CPP_BUILD)) $(PYTEST_ENV) timeout -k 30 $(PYTEST_WALL) $(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?
 if [ $$rc -eq 5 ] && [ -z "$$(find tests/python -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)" ]; then
   echo "== tests/python has no test files yet"; rc=0
 fi
