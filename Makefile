@@ -6,6 +6,7 @@
 #   make test-python PYTEST_ARGS='tests/python/test_pool.py::test_map'
 #   make test-cpp CTEST_ARGS='-R Queue'                   one or a few C++ tests
 #   make test-asan                  both suites under AddressSanitizer + UBSan
+#   make test-wheel                 the built wheel, installed in a fresh venv, against the suite
 #   INTERPOOL_PYTHON=/path/to/python3.13 make test        build against that Python
 #
 # The Python used for .venv is tools/find-python's pick: $INTERPOOL_PYTHON if set,
@@ -72,13 +73,13 @@ need-python = [ -n "$(BASE_PYTHON)" ] || { tools/find-python >/dev/null; exit 1;
 TOOLS_STAMP = $(VENV)/.tools$(subst /,-,$(BASE_PYTHON))
 INSTALL_STAMP = $(VENV)/.installed
 
-.PHONY: help venv deps-cpp test test-cpp test-python test-asan test-asan-cpp \
+.PHONY: help venv deps-cpp test test-cpp test-python test-wheel test-asan test-asan-cpp \
   test-asan-python test-valgrind demo bench format format-check clean
 
 # help: list the targets.
 help:
 	@sed -n 's/^# \([a-z-]*\): /  make \1\t/p' Makefile | expand -t 26
-	echo; sed -n '3,9p' Makefile | sed 's/^#/ /'
+	echo; sed -n '3,10p' Makefile | sed 's/^#/ /'
 
 # venv: create .venv with build tools, test extras and the package (rebuilt on change).
 # The cmake build tree is build/<wheel tag>, kept between builds, so a rebuild only
@@ -143,9 +144,52 @@ test-python: $(INSTALL_STAMP)
 	@echo "== Python tests (Python $(PYVER), $(VENV))"
 	$(run-pytest)
 
+# test-wheel: the wheel, installed in a fresh venv, against the Python suite.
+# For the main Python (3.13), and for 3.12 when there is one, `pip wheel .` (build isolation,
+# a clean build tree in build/wheel), tools/check-wheel on the wheel, a fresh venv
+# build/wheel/venv-<version> with the wheel and its test extra installed from the index; then
+# pytest against that install, from a copy of tests/python in a temporary directory (no
+# python/ within reach; conftest.py checks that interpool comes from the venv): the whole
+# suite on the main Python, WHEEL_OTHER_TESTS on 3.12.
+WHEEL_DIR ?= dist
+WHEEL_BUILD ?= build/wheel
+WHEEL_OTHER_TESTS ?= tests/python/test_executor.py tests/python/test_interpreters.py
+test-wheel:
+	@$(need-python)
+	pythons="$(BASE_PYTHON)"
+	if [ "$(PYVER)" != 3.12 ] && py312=$$(tools/find-python 3.12 2>/dev/null); then
+	  pythons="$$pythons $$py312"
+	fi
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	mkdir -p $$tmp/tests $(WHEEL_DIR)
+	cp -r tests/python $$tmp/tests/
+	find $$tmp -name __pycache__ -prune -exec rm -rf {} +
+	main=1
+	for py in $$pythons; do
+	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+	  venv=$(abspath $(WHEEL_BUILD))/venv-$$ver
+	  echo "== wheel for Python $$ver ($$py)"
+	  rm -rf $$venv $(WHEEL_BUILD)/build-$$ver $(WHEEL_DIR)/interpool-*-cp$${ver/./}-*.whl
+	  $$py -m venv $$venv
+	  $$venv/bin/python -m pip install -q --disable-pip-version-check -U pip
+	  $$venv/bin/python -m pip wheel -q --no-deps -w $(WHEEL_DIR) \
+	    -C build-dir=$(WHEEL_BUILD)/build-$$ver .
+	  wheel=$$(echo $(WHEEL_DIR)/interpool-*-cp$${ver/./}-*.whl)
+	  $$venv/bin/python tools/check-wheel $$wheel
+	  $$venv/bin/python -m pip install -q --disable-pip-version-check "$$wheel[test]"
+	  if [ $$main = 1 ]; then tests="$(or $(PYTEST_ARGS),tests/python)"; else tests="$(WHEEL_OTHER_TESTS)"; fi
+	  main=0
+	  echo "== Python tests against the installed wheel (Python $$ver, from $$tmp)"
+	  site=$$($$venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("platlib"))')
+	  (cd $$tmp && INTERPOOL_TEST_INSTALLED=$$site INTERPOOL_SOURCE_DIR=$(CURDIR) \
+	    INTERPOOL_CPP_BUILD=$(CURDIR)/build/cpp-$$ver timeout -k 30 $(PYTEST_WALL) \
+	    $$venv/bin/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $$tmp \
+	    -p no:cacheprovider $$tests)
+	done
+
 # Runs pytest; exit 5 ("no tests collected") passes only while tests/python has no test file.
 define run-pytest
-rc=0; $(PYTEST_ENV) timeout -k 30 $(PYTEST_WALL) $(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?
+rc=0; INTERPOOL_CPP_BUILD=$(abspath $(CPP_BUILD)) $(PYTEST_ENV) timeout -k 30 $(PYTEST_WALL) $(VENV_PY) -m pytest $(PYTEST_ARGS) || rc=$$?
 if [ $$rc -eq 5 ] && [ -z "$$(find tests/python -name 'test_*.py' -o -name '*_test.py' 2>/dev/null)" ]; then
   echo "== tests/python has no test files yet"; rc=0
 fi

@@ -24,7 +24,7 @@ def resolve(module: str, qualname: str) -> Any:
     key = (module, qualname)
     fn = _functions.get(key)
     if fn is None:
-        fn = importlib.import_module(module)
+        fn = load_main() if module == MAIN_ALIAS else importlib.import_module(module)
         for part in qualname.split("."):
             fn = getattr(fn, part)
         _functions[key] = fn
@@ -75,6 +75,26 @@ main_source: tuple[str, str] | None = None
 # interpreter created then means the script lacks an `if __name__ == "__main__":` guard.
 loading_main = False
 
+# The parent's __main__ once loaded here as __mp_main__.
+_main_module: Any = None
+
+
+def load_main() -> Any:
+    """The parent's __main__ as this interpreter's module __mp_main__, loaded on
+    first use.
+
+    `import multiprocessing` (which `from interpool import Executor` does, through
+    concurrent.futures.process) sets sys.modules['__mp_main__'] to this
+    interpreter's own __main__, as a process started by multiprocessing wants;
+    here that alias would send every name lookup back to __mp_main__, endlessly.
+    So the module loaded here is kept apart, and such an alias is dropped.
+    """
+    if _main_module is not None:
+        return _main_module
+    if sys.modules.get(MAIN_ALIAS) is sys.modules.get("__main__"):
+        del sys.modules[MAIN_ALIAS]
+    return importlib.import_module(MAIN_ALIAS)
+
 
 class _MainFinder:
     """Makes the parent's __main__ importable as __mp_main__, on first use."""
@@ -113,7 +133,7 @@ class _MainLoader:
         return None
 
     def exec_module(self, module: Any) -> None:
-        global loading_main  # noqa: PLW0603
+        global loading_main, _main_module  # noqa: PLW0603
         real = self.real
         if real is None:
             path = str(self.path)
@@ -136,6 +156,11 @@ class _MainLoader:
             exec(code, module.__dict__)
         finally:
             loading_main = False
+        _main_module = module
+        # The script may have imported multiprocessing, which replaced this
+        # module in sys.modules by __main__ (see load_main); the import system
+        # returns what sys.modules holds now.
+        sys.modules[MAIN_ALIAS] = module
 
 
 class _LazyMain(type(sys)):  # types.ModuleType, without importing types
@@ -147,7 +172,7 @@ class _LazyMain(type(sys)):  # types.ModuleType, without importing types
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):  # probes (__file__, __path__...)
             raise AttributeError(f"module '__main__' has no attribute {name!r}")
-        return getattr(importlib.import_module(MAIN_ALIAS), name)
+        return getattr(load_main(), name)
 
 
 def install_main(source: tuple[str, str] | None) -> None:

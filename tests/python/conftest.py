@@ -4,6 +4,10 @@ Workers of a Pool are fresh sub-interpreters: they import task functions by
 module name. The helper modules live next to this file, so this directory is
 put on sys.path here, and pools are given the parent's sys.path.
 
+The source tree (examples/, benchmarks/, the docs) is the one this directory is
+in, or $INTERPOOL_SOURCE_DIR when a copy of the tests runs elsewhere (make
+test-wheel).
+
 Fixtures: pools (`pool`, `fresh_pool`), executors (`ex`, `make_executor`) and
 interpreters of interpool.interpreters (`interp`, `make_interp`, and
 `no_interpreter_left_open` for the modules that check that none is left).
@@ -19,6 +23,19 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from ext_support import make_pool  # noqa: E402
+
+
+def pytest_configure(config):
+    # `make test-wheel` runs a copy of these tests against an installed wheel and
+    # names its site-packages: the package must come from there, not a source tree.
+    installed = os.environ.get("INTERPOOL_TEST_INSTALLED")
+    if installed:
+        import interpool
+
+        where = os.path.realpath(interpool.__file__)
+        if not where.startswith(os.path.realpath(installed) + os.sep):
+            raise pytest.UsageError(
+                f"interpool was imported from {where}, not from the installed wheel in {installed}")
 
 
 @pytest.fixture(scope="module")

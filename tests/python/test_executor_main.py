@@ -44,6 +44,60 @@ def test_functions_defined_in_main_script():
     assert proc.stderr.count("main block ran") == 1
 
 
+@pytest.mark.parametrize("top", ["from interpool import Executor, interpreters", ""])
+def test_main_script_and_multiprocessing(tmp_path, top):
+    """`import multiprocessing` sets sys.modules['__mp_main__'] to the running
+    interpreter's __main__. In a worker that happens while it loads a script that
+    imports interpool.Executor at the top (through concurrent.futures.process),
+    or when a task imports it later: functions and objects of the script still
+    resolve to the script's module."""
+    path = tmp_path / "main_and_multiprocessing.py"
+    path.write_text(textwrap.dedent("""
+        import json
+        %s
+
+
+        class Point:
+            def __init__(self, x):
+                self.x = x
+
+
+        def make(x):
+            return Point(x)
+
+
+        def import_multiprocessing():
+            import sys
+            import multiprocessing
+            return sys.modules["__mp_main__"] is sys.modules["__main__"]
+
+
+        if __name__ == "__main__":
+            from interpool import Executor, interpreters
+
+            out = {}
+            with Executor(1) as ex:
+                out["squares"] = list(ex.map(pow, [1, 2, 3], [2, 2, 2]))
+                out["made"] = ex.submit(make, 1).result().x
+                out["aliased"] = ex.submit(import_multiprocessing).result()
+                out["made later"] = ex.submit(make, 2).result().x
+                out["class"] = type(ex.submit(make, 3).result()) is Point
+            interp = interpreters.create()
+            interp.exec("import multiprocessing")
+            out["call"] = interp.call(make, 4).x
+            interp.close()
+            print(json.dumps(out))
+    """) % top)
+    proc, _ = run_python([str(path)], cwd=tmp_path)
+    assert_clean_exit(proc)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {
+        "squares": [1, 4, 9], "made": 1, "made later": 2, "class": True, "call": 4,
+        # Imported by the task (True) or already while the worker loaded the
+        # script, whose module then took its place back (False).
+        "aliased": not top,
+    }
+
+
 def make_package(root):
     """root/pkg: a package with a helper module, a tool module that uses it by a
     relative import, and a __main__.py."""
