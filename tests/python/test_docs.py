@@ -21,8 +21,10 @@ optional words; tests/python/doc_blocks.py parses them):
                  tree (the targets exist); `python -m interpool ARGS`: ARGS parse
                  with interpool's own parser, and `info` runs;
                  `[.venv/bin/]python SCRIPT.py ARGS`: the script exists and its
-                 --help lists every --option used. Any other command fails the
-                 test: mark such a block not-run.
+                 --help lists every --option used; `dask scheduler|worker ARGS`:
+                 the same for Dask's command, and a --preload module imports;
+                 `pip install 'interpool[EXTRA]'`: the extra exists. Any other
+                 command fails the test: mark such a block not-run.
 ```console       The same, for the lines that start with "$ " (the rest is output).
 ```text          Output, messages, layouts: not run.
 
@@ -244,14 +246,46 @@ def check_interpool_cli(where, args, tmp_path):
 def check_script(where, script, args):
     path = os.path.join(ROOT, script)
     assert os.path.isfile(path), f"{where}: no {script} in the source tree"
-    proc = subprocess.run([sys.executable, path, "--help"], cwd=ROOT, capture_output=True,
+    check_options(where, [sys.executable, path], script, args)
+
+
+def check_options(where, command, name, args):
+    """`command --help` works and lists every --option of args."""
+    proc = subprocess.run([*command, "--help"], cwd=ROOT, capture_output=True,
                           text=True, timeout=TIMEOUT)
-    assert proc.returncode == 0, f"{where}: `{script} --help` failed:\n{proc.stderr}"
+    assert proc.returncode == 0, f"{where}: `{name} --help` failed:\n{proc.stderr}"
     for arg in args:
         if arg.startswith("--"):
             option = arg.split("=", 1)[0]
             assert re.search(rf"(^|[\s,\[]){re.escape(option)}\b", proc.stdout), (
-                f"{where}: {script} has no option {option}")
+                f"{where}: {name} has no option {option}")
+
+
+def check_dask(where, args):
+    """`dask scheduler|worker ARGS`: Dask's own command has those options, and a
+    --preload given as a module name imports."""
+    pytest.importorskip("distributed", reason="Dask's distributed is not installed")
+    dask = os.path.join(os.path.dirname(sys.executable), "dask")
+    assert os.path.isfile(dask), f"{where}: no `dask` command beside {sys.executable}"
+    check_options(where, [dask, args[0]], f"dask {args[0]}", args[1:])
+    for option, value in zip(args, args[1:]):
+        if option == "--preload" and not value.endswith(".py"):
+            proc = subprocess.run([sys.executable, "-c", f"import {value}"], capture_output=True,
+                                  text=True, timeout=TIMEOUT)
+            assert proc.returncode == 0, f"{where}: --preload {value} does not import:\n{proc.stderr}"
+
+
+def check_pip_install(where, args):
+    """`pip install 'interpool[EXTRA,...]'`: the extras exist in pyproject.toml."""
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    for arg in args:
+        m = re.fullmatch(r"interpool\[([\w,-]+)\]", arg)
+        assert m or arg.startswith("-"), f"{where}: pip installs {arg!r}, not interpool"
+        for extra in m.group(1).split(",") if m else []:
+            assert extra in extras, f"{where}: pyproject.toml has no extra {extra!r}"
 
 
 def is_python(word):
@@ -269,6 +303,10 @@ def check_shell_block(group, tmp_path):
             check_interpool_cli(where, argv[3:], tmp_path)
         elif is_python(argv[0]) and len(argv) > 1 and argv[1].endswith(".py"):
             check_script(where, argv[1], argv[2:])
+        elif argv[0] == "dask" and argv[1:2] in (["scheduler"], ["worker"]):
+            check_dask(where, argv[1:])
+        elif argv[:2] == ["pip", "install"]:
+            check_pip_install(where, argv[2:])
         else:
             pytest.fail(f"{where}: no check for `{shlex.join(argv)}`: mark the block "
                         f"```{group.lang} not-run, or add a check to {__file__}")
