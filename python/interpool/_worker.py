@@ -136,6 +136,10 @@ class _MainLoader:
             exec(code, module.__dict__)
         finally:
             loading_main = False
+        # A script that imports multiprocessing (interpool.Executor does) made
+        # multiprocessing alias __mp_main__ to this interpreter's __main__ as it
+        # loaded: the script's module is this one.
+        sys.modules[MAIN_ALIAS] = module
 
 
 class _LazyMain(type(sys)):  # types.ModuleType, without importing types
@@ -147,7 +151,10 @@ class _LazyMain(type(sys)):  # types.ModuleType, without importing types
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") and name.endswith("__"):  # probes (__file__, __path__...)
             raise AttributeError(f"module '__main__' has no attribute {name!r}")
-        return getattr(importlib.import_module(MAIN_ALIAS), name)
+        main = importlib.import_module(MAIN_ALIAS)
+        if main is self:  # multiprocessing's alias while the script loads (see _MainLoader)
+            raise AttributeError(f"module '__main__' has no attribute {name!r}")
+        return getattr(main, name)
 
 
 def install_main(source: tuple[str, str] | None) -> None:
