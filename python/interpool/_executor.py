@@ -11,10 +11,10 @@ import threading
 import time
 import types
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import Executor as _BaseExecutor
-from typing import Any
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
@@ -23,6 +23,9 @@ from ._functions import reference as _reference
 
 BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _WORKER_MODULE = "interpool._worker"
 _FN_KEYWORD = _worker.FN_KEYWORD
@@ -59,7 +62,7 @@ def _raised_by_task(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, _interpool.RemoteError)
 
 
-class _Future(Future):
+class _Future(Future[_T]):
     """A Future whose cancel() also withdraws the task from the workers' queue,
     and whose result() waits on the engine: the thread that asks settles it,
     without a detour through the result thread."""
@@ -118,7 +121,7 @@ class _Future(Future):
                 self._owner.stop_everything()
             raise
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> _T:
         return self._wait(super().result, timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -316,7 +319,7 @@ class Executor(_BaseExecutor):
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
         max_tasks_per_worker: int | None = None,
-        fallback: str | None = None,
+        fallback: Literal["process"] | None = None,
         task_timeout: float | None = None,
     ) -> None:
         if _worker.loading_main:
@@ -415,7 +418,7 @@ class Executor(_BaseExecutor):
         fallback, `call` = (fn, args, kwargs) is what a process would run for
         `ref`'s function."""
         state = self._state
-        fut = _Future()
+        fut: _Future[Any] = _Future()
         with state.lock:
             if state.broken:
                 raise BrokenInterpreterPool(state.broken)
@@ -442,7 +445,7 @@ class Executor(_BaseExecutor):
                 raise
         return fut
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> _Future:
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _Future[_T]:
         """Schedules fn(*args, **kwargs) on a worker; returns a Future (with
         interrupt() besides the usual methods)."""
         ref = _reference(fn)
@@ -451,12 +454,12 @@ class Executor(_BaseExecutor):
 
     def map(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like builtin map(fn, *iterables), run in parallel; results in order.
 
         chunksize=None sizes chunks from measured task times (small first, then
@@ -468,24 +471,24 @@ class Executor(_BaseExecutor):
 
     def map_unordered(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like map(), but yields each result as soon as it is ready."""
         return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=False)
 
     def starmap(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         iterable: Iterable[Iterable[Any]],
         *,
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like itertools.starmap(fn, iterable), run in parallel; results in order."""
         return self._map(fn, (tuple(a) for a in iterable), timeout, chunksize, buffersize, ordered=True)
 
@@ -508,7 +511,7 @@ class Executor(_BaseExecutor):
     # Awaiting uses the futures' done-callbacks (asyncio.wrap_future): no thread
     # waits per task. asyncio is imported on first use, as most programs never do.
 
-    async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``await ex.run(fn, *args, **kwargs)``: runs the call on a worker and
         returns its result, or raises its exception.
 
@@ -531,11 +534,11 @@ class Executor(_BaseExecutor):
 
     def amap(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[_T, None]:
         """``async for r in ex.amap(fn, *iterables)``: map() for asyncio, results
         in order, in the same chunks as map().
 
@@ -552,11 +555,11 @@ class Executor(_BaseExecutor):
 
     def amap_unordered(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[_T, None]:
         """Like amap(), but yields each result as soon as it is ready."""
         return self._map_run(fn, zip(*iterables), chunksize, buffersize, ordered=False).aresults()
 
@@ -592,8 +595,9 @@ class Executor(_BaseExecutor):
 
 
 class _Slot(Future):
-    """map_unordered: where the outcome of the i-th chunk to finish goes. Only
-    its chunk can be cancelled (asyncio.wrap_future cancels what it wraps)."""
+    """map_unordered: where the outcome of the i-th chunk to finish goes. It is
+    no task, so cancel() does nothing (asyncio.wrap_future cancels what it wraps
+    when the awaiting task is cancelled; _MapRun._stop deals with the chunks)."""
 
     def cancel(self) -> bool:
         return False
@@ -716,7 +720,7 @@ class _MapRun:
         fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
         timed = self.ex._state.task_timeout is not None
         parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
-        call = (_fallback.run_chunk, (self.fn, raw, {}), {})
+        call: tuple[Any, ...] = (_fallback.run_chunk, (self.fn, raw, {}), {})
         return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
                                      ref=ref, call=call)
 
@@ -724,7 +728,7 @@ class _MapRun:
         # Runs on the result thread (or in feed(), if the chunk was already done).
         with self.lock:
             self.in_flight -= 1
-            self.pending.discard(fut)  # type: ignore[arg-type]
+            self.pending.discard(fut)
             if not fut.cancelled() and fut.exception() is None:
                 self.spent += fut.result()[1]
                 self.measured += n
@@ -808,7 +812,7 @@ class _MapRun:
         finally:
             self._stop(_Future.cancel)
 
-    async def aresults(self) -> AsyncIterator[Any]:
+    async def aresults(self) -> AsyncGenerator[Any, None]:
         """amap(): awaits each chunk; starts the run on the first iteration."""
         import asyncio
 
