@@ -7,6 +7,7 @@
 #   make test-cpp CTEST_ARGS='-R Queue'                   one or a few C++ tests
 #   make test-asan                  both suites under AddressSanitizer + UBSan
 #   make test-wheel                 the built wheel, installed in a fresh venv, against the suite
+#   make typecheck                  mypy: the package, its stubs (stubtest), tests/typing --strict
 #   INTERPOOL_PYTHON=/path/to/python3.13 make test        build against that Python
 #
 # The Python used for .venv is tools/find-python's pick: $INTERPOOL_PYTHON if set,
@@ -73,7 +74,7 @@ need-python = [ -n "$(BASE_PYTHON)" ] || { tools/find-python >/dev/null; exit 1;
 TOOLS_STAMP = $(VENV)/.tools$(subst /,-,$(BASE_PYTHON))
 INSTALL_STAMP = $(VENV)/.installed
 
-.PHONY: help venv deps-cpp test test-cpp test-python test-wheel test-asan test-asan-cpp \
+.PHONY: help venv deps-cpp test test-cpp test-python test-wheel typecheck test-asan test-asan-cpp \
   test-asan-python test-valgrind demo bench format format-check clean
 
 # help: list the targets.
@@ -120,9 +121,9 @@ apt-ensure = if command -v dpkg >/dev/null && ! dpkg -s $(1) >/dev/null 2>&1; th
   echo "== installing $(1)"; sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
   $$sudo apt-get update -q; DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q $(1); fi
 
-# test: C++ and Python suites on the main Python (3.13), then on 3.12 if present.
+# test: C++ and Python suites and typecheck on the main Python (3.13), then on 3.12 if present.
 test: deps-cpp
-	@$(MAKE) --no-print-directory test-cpp test-python
+	@$(MAKE) --no-print-directory test-cpp test-python typecheck
 	py312=$$(tools/find-python 3.12 2>/dev/null) || py312=
 	if [ -z "$$py312" ]; then
 	  echo "== no Python 3.12 found: the suites ran on $(PYVER) only"
@@ -130,7 +131,7 @@ test: deps-cpp
 	  echo "== the suites ran on 3.12 (no 3.13 found, or INTERPOOL_PYTHON chose it)"
 	else
 	  echo "== again on Python 3.12 ($$py312)"
-	  $(MAKE) --no-print-directory test-cpp test-python VENV=.venv-3.12 BASE_PYTHON="$$py312"
+	  $(MAKE) --no-print-directory test-cpp test-python typecheck VENV=.venv-3.12 BASE_PYTHON="$$py312"
 	fi
 
 # test-cpp: build the GoogleTest suites in build/cpp-<pyver> and run ctest.
@@ -186,6 +187,16 @@ test-wheel:
 	    $$venv/bin/python -m pytest -c $(CURDIR)/pyproject.toml --rootdir $$tmp \
 	    -p no:cacheprovider $$tests)
 	done
+
+# typecheck: mypy (the test extra) on the package's code ([tool.mypy] in pyproject.toml),
+# its stubs against the installed package (stubtest; tests/typing/stubtest-allowlist.txt
+# names what stubtest cannot see), and tests/typing, the API as the README uses it, --strict.
+typecheck: $(INSTALL_STAMP)
+	@echo "== typecheck (Python $(PYVER), $(VENV))"
+	$(VENV_PY) -m mypy
+	$(VENV_PY) -m mypy --strict tests/typing
+	$(VENV_PY) -m mypy.stubtest interpool --mypy-config-file pyproject.toml \
+	  --allowlist tests/typing/stubtest-allowlist.txt
 
 # Runs pytest; exit 5 ("no tests collected") passes only while tests/python has no test file.
 define run-pytest
@@ -334,4 +345,4 @@ need-clang-format = command -v clang-format >/dev/null || { \
 
 # clean: remove every build tree and venv.
 clean:
-	rm -rf build .venv .venv-* .pytest_cache .hypothesis
+	rm -rf build .venv .venv-* .pytest_cache .hypothesis .mypy_cache

@@ -6,17 +6,16 @@ import atexit
 import functools
 import itertools
 import os
-import queue
 import re
 import sys
 import threading
 import time
 import types
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future
 from concurrent.futures import Executor as _BaseExecutor
-from typing import Any
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
@@ -25,6 +24,9 @@ from ._functions import reference as _reference
 
 BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _WORKER_MODULE = "interpool._worker"
 _FN_KEYWORD = _worker.FN_KEYWORD
@@ -61,7 +63,7 @@ def _raised_by_task(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, _interpool.RemoteError)
 
 
-class _Future(Future):
+class _Future(Future[_T]):
     """A Future whose cancel() also withdraws the task from the workers' queue,
     and whose result() waits on the engine: the thread that asks settles it,
     without a detour through the result thread."""
@@ -84,6 +86,13 @@ class _Future(Future):
         task is not running: cancel() withdraws a pending one."""
         task = self._task
         return task is not None and self._fallback is None and task.interrupt()
+
+    def _abandon(self) -> None:
+        """Nobody waits for the outcome any more (the asyncio task awaiting it
+        was cancelled): withdraws the task if no worker has started it, else
+        interrupts it, so that no worker stays busy for nobody."""
+        if not self.done() and not self.cancel():
+            self.interrupt()
 
     def _settle_here(self, timeout: float | None) -> None:
         """Waits for the task (GIL released) and settles this future, unless the
@@ -113,7 +122,7 @@ class _Future(Future):
                 self._owner.stop_everything()
             raise
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> _T:
         return self._wait(super().result, timeout)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
@@ -341,7 +350,7 @@ class Executor(_BaseExecutor):
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
         max_tasks_per_worker: int | None = None,
-        fallback: str | None = None,
+        fallback: Literal["process"] | None = None,
         task_timeout: float | None = None,
     ) -> None:
         if _worker.loading_main:
@@ -440,7 +449,7 @@ class Executor(_BaseExecutor):
         fallback, `call` = (fn, args, kwargs) is what a process would run for
         `ref`'s function."""
         state = self._state
-        fut = _Future()
+        fut: _Future[Any] = _Future()
         with state.lock:
             if state.broken:
                 raise BrokenInterpreterPool(state.broken)
@@ -467,20 +476,21 @@ class Executor(_BaseExecutor):
                 raise
         return fut
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        """Schedules fn(*args, **kwargs) on a worker; returns a Future."""
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _Future[_T]:
+        """Schedules fn(*args, **kwargs) on a worker; returns a Future (with
+        interrupt() besides the usual methods)."""
         ref = _reference(fn)
         return self._submit_parts(self._call_parts(ref, args, kwargs), ref=ref,
                                   call=(fn, args, kwargs))
 
     def map(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like builtin map(fn, *iterables), run in parallel; results in order.
 
         chunksize=None sizes chunks from measured task times (small first, then
@@ -492,44 +502,97 @@ class Executor(_BaseExecutor):
 
     def map_unordered(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         *iterables: Iterable[Any],
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like map(), but yields each result as soon as it is ready."""
         return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=False)
 
     def starmap(
         self,
-        fn: Callable[..., Any],
+        fn: Callable[..., _T],
         iterable: Iterable[Iterable[Any]],
         *,
         timeout: float | None = None,
         chunksize: int | None = None,
         buffersize: int | None = None,
-    ) -> Iterator[Any]:
+    ) -> Iterator[_T]:
         """Like itertools.starmap(fn, iterable), run in parallel; results in order."""
         return self._map(fn, (tuple(a) for a in iterable), timeout, chunksize, buffersize, ordered=True)
 
     def _map(self, fn: Any, argtuples: Iterable[tuple], timeout: float | None,
              chunksize: int | None, buffersize: int | None, ordered: bool) -> Iterator[Any]:
+        run = self._map_run(fn, argtuples, chunksize, buffersize, ordered)
+        end = None if timeout is None else time.monotonic() + timeout
+        run.start()
+        return run.results(end)
+
+    def _map_run(self, fn: Any, argtuples: Iterable[tuple], chunksize: int | None,
+                 buffersize: int | None, ordered: bool) -> _MapRun:
         if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError("chunksize must be a positive int or None")
         if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
             raise ValueError("buffersize must be None or a positive int")
-        end = None if timeout is None else time.monotonic() + timeout
-        ref = _reference(fn)
-        if buffersize is None:
-            argtuples = list(argtuples)  # read now, like concurrent.futures
-        run = _MapRun(self, fn, ref, argtuples, chunksize, buffersize, ordered)
-        if buffersize is None:
-            # Accepted now: submitted in full even if shutdown() comes first.
-            self._state.begin_feed()
-            run.accepted = True
-        run.feed()
-        return run.results(end)
+        return _MapRun(self, fn, _reference(fn), argtuples, chunksize, buffersize, ordered)
+
+    # -- asyncio -------------------------------------------------------------
+    # Awaiting uses the futures' done-callbacks (asyncio.wrap_future): no thread
+    # waits per task. asyncio is imported on first use, as most programs never do.
+
+    async def run(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``await ex.run(fn, *args, **kwargs)``: runs the call on a worker and
+        returns its result, or raises its exception.
+
+        The task is submitted when the coroutine starts. Cancelling the
+        awaiting asyncio task (``task.cancel()``, ``asyncio.wait_for``,
+        ``asyncio.timeout``) withdraws the task if no worker has started it,
+        and interrupts it if one has (interpool.TaskInterrupted is raised in
+        its code, as by Future.interrupt), so that the worker is free at once
+        instead of finishing work whose result nobody will read. A task that
+        fell back to a process (fallback="process") is withdrawn only if it has
+        not started.
+        """
+        import asyncio
+
+        fut = self.submit(fn, *args, **kwargs)
+        try:
+            return await asyncio.wrap_future(fut)
+        finally:
+            fut._abandon()
+
+    def amap(
+        self,
+        fn: Callable[..., _T],
+        *iterables: Iterable[Any],
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> AsyncGenerator[_T, None]:
+        """``async for r in ex.amap(fn, *iterables)``: map() for asyncio, results
+        in order, in the same chunks as map().
+
+        The inputs are read, and the first chunks submitted, when the iteration
+        starts (all inputs then, unless buffersize bounds how many are read
+        ahead of the results). The exception of an item is raised at that
+        item. Leaving the loop early (break, an exception, cancelling the
+        consuming task) cancels the chunks not started and interrupts the
+        running ones, as run() does. For a time limit use ``asyncio.timeout``.
+        A break stops the work when the loop closes the iterator (soon after,
+        on the event loop); ``contextlib.aclosing`` stops it at once.
+        """
+        return self._map_run(fn, zip(*iterables), chunksize, buffersize, ordered=True).aresults()
+
+    def amap_unordered(
+        self,
+        fn: Callable[..., _T],
+        *iterables: Iterable[Any],
+        chunksize: int | None = None,
+        buffersize: int | None = None,
+    ) -> AsyncGenerator[_T, None]:
+        """Like amap(), but yields each result as soon as it is ready."""
+        return self._map_run(fn, zip(*iterables), chunksize, buffersize, ordered=False).aresults()
 
     # -- shutting down -------------------------------------------------------
 
@@ -562,6 +625,15 @@ class Executor(_BaseExecutor):
 # ---------------------------------------------------------------------------
 
 
+class _Slot(Future):
+    """map_unordered: where the outcome of the i-th chunk to finish goes. It is
+    no task, so cancel() does nothing (asyncio.wrap_future cancels what it wraps
+    when the awaiting task is cancelled; _MapRun._stop deals with the chunks)."""
+
+    def cancel(self) -> bool:
+        return False
+
+
 class _MapRun:
     # Work per chunk once task times are known: long enough that per-chunk costs
     # vanish, short enough to balance.
@@ -572,7 +644,7 @@ class _MapRun:
         self.ex = ex
         self.fn = fn
         self.ref = ref
-        self.total = len(argtuples) if isinstance(argtuples, list) else None
+        self.total: int | None = None  # known once the inputs are read at once
         self.source = iter(argtuples)
         self.fixed = chunksize
         self.buffersize = buffersize
@@ -589,7 +661,9 @@ class _MapRun:
         self.error: BaseException | None = None
         self.ordered_chunks: list[_Future | None] = []  # map: in submission order
         self.pending: set[_Future] = set()
-        self.finished: queue.SimpleQueue = queue.SimpleQueue()  # map_unordered
+        # map_unordered: slots[i] gets the outcome of the i-th chunk to finish.
+        self.slots: dict[int, _Slot] = {}
+        self.finished = 0
         self.submitted = 0
         self.spent = 0.0        # seconds measured in workers
         self.measured = 0       # items those seconds cover
@@ -607,6 +681,18 @@ class _MapRun:
             # Near the end, smaller chunks so that the workers finish together.
             size = min(size, max(1, (self.total - self.taken) // (2 * self.workers)))
         return max(1, size)
+
+    def start(self) -> None:
+        """Reads the inputs (all of them without buffersize, as concurrent.futures
+        does) and submits the first chunks."""
+        if self.buffersize is None:
+            inputs = list(self.source)
+            self.total = len(inputs)
+            self.source = iter(inputs)
+            # Accepted now: submitted in full even if shutdown() comes first.
+            self.ex._state.begin_feed()
+            self.accepted = True
+        self.feed()
 
     def feed(self) -> None:
         """Submits chunks until 2 per worker are in flight (and the buffer allows)."""
@@ -665,7 +751,7 @@ class _MapRun:
         fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
         timed = self.ex._state.task_timeout is not None
         parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
-        call = (_fallback.run_chunk, (self.fn, raw, {}), {})
+        call: tuple[Any, ...] = (_fallback.run_chunk, (self.fn, raw, {}), {})
         return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
                                      ref=ref, call=call)
 
@@ -673,13 +759,13 @@ class _MapRun:
         # Runs on the result thread (or in feed(), if the chunk was already done).
         with self.lock:
             self.in_flight -= 1
-            self.pending.discard(fut)  # type: ignore[arg-type]
+            self.pending.discard(fut)
             if not fut.cancelled() and fut.exception() is None:
                 self.spent += fut.result()[1]
                 self.measured += n
+            if not self.ordered:
+                _fallback.copy_outcome(fut, self._next_slot())
             self.changed.notify_all()
-        if not self.ordered:
-            self.finished.put(fut)
         if self.buffersize is None and not self.stopped:
             try:
                 self.feed()
@@ -688,18 +774,31 @@ class _MapRun:
                     self.error = e
                     self.exhausted = True
                     self.changed.notify_all()
+                    if not self.ordered:
+                        self._next_slot().set_exception(e)  # the caller sees it next
                 self._done_feeding()
-                if not self.ordered:
-                    self.finished.put(None)  # wake the caller
+
+    def _slot(self, index: int) -> _Slot:
+        with self.lock:
+            slot = self.slots.get(index)
+            if slot is None:
+                slot = self.slots[index] = _Slot()
+            return slot
+
+    def _next_slot(self) -> _Slot:
+        with self.lock:
+            self.finished += 1
+            return self._slot(self.finished - 1)
 
     def _next_chunk(self, index: int, end: float | None) -> Future | None:
-        """The next chunk to yield from, or None when all are yielded."""
+        """The future of the index-th chunk to yield (map_unordered: of the
+        index-th to finish), or None when all are yielded."""
         with self.lock:
             while True:
                 if self.ordered and index < len(self.ordered_chunks):
                     return self.ordered_chunks[index]
                 if not self.ordered and index < self.submitted:
-                    break
+                    return self._slot(index)
                 if self.exhausted:
                     if self.error is not None:
                         raise self.error
@@ -712,41 +811,56 @@ class _MapRun:
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError()
                     self.changed.wait(remaining)
-        remaining = None if end is None else end - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            raise TimeoutError()
-        try:
-            fut = self.finished.get(timeout=remaining)
-        except queue.Empty:
-            raise TimeoutError() from None
-        if fut is None:
-            raise self.error  # type: ignore[misc]
-        return fut
+
+    def _chunks(self, end: float | None) -> Iterator[Future]:
+        """The futures of the chunks in the order their items are yielded; the
+        caller waits for each and yields its items before asking for the next."""
+        index = 0
+        while (fut := self._next_chunk(index, end)) is not None:
+            yield fut
+            with self.lock:  # let the results go once yielded
+                if self.ordered:
+                    self.ordered_chunks[index] = None
+                else:
+                    del self.slots[index]
+                self.yielded += len(fut.result()[0])
+            index += 1
+            if self.buffersize is not None:
+                self.feed()
 
     def results(self, end: float | None) -> Iterator[Any]:
+        """map(): waits for each chunk in this thread."""
         try:
-            index = 0
-            while (fut := self._next_chunk(index, end)) is not None:
+            for fut in self._chunks(end):
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0 and not fut.done():
                     raise TimeoutError()
-                items = fut.result(remaining)[0]
-                if self.ordered:
-                    self.ordered_chunks[index] = None  # let the results go once yielded
-                index += 1
-                for item in items:
-                    self.yielded += 1
-                    yield item
-                if self.buffersize is not None:
-                    self.feed()
+                yield from fut.result(remaining)[0]
         except KeyboardInterrupt as e:
             if not _raised_by_task(e):
                 self.ex._state.stop_everything()  # Ctrl-C while waiting: stop this executor's work
             raise
         finally:
-            self.stopped = True
-            with self.lock:
-                pending = list(self.pending)
-            for fut in pending:
-                fut.cancel()
-            self._done_feeding()
+            self._stop(_Future.cancel)
+
+    async def aresults(self) -> AsyncGenerator[Any, None]:
+        """amap(): awaits each chunk; starts the run on the first iteration."""
+        import asyncio
+
+        try:
+            self.start()
+            for fut in self._chunks(None):
+                for item in (await asyncio.wrap_future(fut))[0]:
+                    yield item
+        finally:
+            self._stop(_Future._abandon)
+
+    def _stop(self, stop: Callable[[_Future], Any]) -> None:
+        """The caller stopped iterating: `stop` the chunks that are still pending
+        (map: cancel the ones not started; amap: interrupt the running ones too)."""
+        self.stopped = True
+        with self.lock:
+            pending = list(self.pending)
+        for fut in pending:
+            stop(fut)
+        self._done_feeding()

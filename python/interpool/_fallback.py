@@ -110,7 +110,7 @@ class ProcessFallback:
     def _done(self, done: Future, fut: Future) -> None:
         with self._lock:
             self._pending.discard(done)
-        _copy(done, fut)
+        copy_outcome(done, fut)
 
     def shutdown(self, wait: bool) -> None:
         """Takes no more tasks; wait=True waits for those taken."""
@@ -128,7 +128,9 @@ class ProcessFallback:
             pfut.cancel()
 
 
-def _copy(done: Future, fut: Future) -> None:
+def copy_outcome(done: Future, fut: Future) -> None:
+    """Gives fut the outcome of `done` (result, exception or cancellation),
+    unless fut is done already."""
     if fut.done():
         return
     if done.cancelled():

@@ -75,7 +75,7 @@ class _MainAlias:
             return None
         import importlib.util
 
-        return importlib.util.spec_from_loader(name, _MainAlias)
+        return importlib.util.spec_from_loader(name, _MainAlias)  # type: ignore[arg-type]  # (exec_module only)
 
     @staticmethod
     def create_module(spec: Any) -> None:

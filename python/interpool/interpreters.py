@@ -208,7 +208,7 @@ class Interpreter:
         if ref.kwargs:
             kwargs = {**ref.kwargs, **kwargs}
         self._prepare()
-        if ref.pickled is None:
+        if ref.module is not None and ref.qualname is not None:  # found by name, not pickled
             ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
         else:
             ok, value = _interpool.interp_call(

@@ -513,22 +513,22 @@ PyObject* Queue_repr(PyObject* self) {
 PyMethodDef Queue_methods[] = {
     {"create", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_create)),
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
-     "create(maxsize=0, *, unbounditems=None)\n--\n\nA new queue (maxsize 0: unbounded). "
-     "unbounditems is the default of put()'s: None keeps the items of an interpreter that "
-     "closes; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the standard library's "
-     "behaviours."},
+     "create($cls, /, maxsize=0, *, unbounditems=None)\n--\n\n"
+     "A new queue (maxsize 0: unbounded). unbounditems is the default of put()'s: None keeps the "
+     "items of an interpreter that closes; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the "
+     "standard library's behaviours."},
     {"put", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put)),
      METH_VARARGS | METH_KEYWORDS,
-     "put(obj, block=True, timeout=None, *, unbounditems=None)\n--\n\nAdd an item, waiting for "
-     "space. unbounditems (default: the queue's) says what becomes of the item if the interpreter "
-     "that put it closes first: kept (interpool's default), UNBOUND, UNBOUND_ERROR or "
-     "UNBOUND_REMOVE."},
+     "put($self, /, obj, block=True, timeout=None, *, unbounditems=None)\n--\n\n"
+     "Add an item, waiting for space. unbounditems (default: the queue's) says what becomes of "
+     "the item if the interpreter that put it closes first: kept (interpool's default), UNBOUND, "
+     "UNBOUND_ERROR or UNBOUND_REMOVE."},
     {"get", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_get)),
      METH_VARARGS | METH_KEYWORDS,
-     "get(block=True, timeout=None)\n--\n\nRemove and return an item."},
+     "get($self, /, block=True, timeout=None)\n--\n\nRemove and return an item."},
     {"put_nowait", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put_nowait)),
      METH_VARARGS | METH_KEYWORDS,
-     "put_nowait(obj, *, unbounditems=None)\n--\n\nput(obj, block=False)."},
+     "put_nowait($self, /, obj, *, unbounditems=None)\n--\n\nput(obj, block=False)."},
     {"get_nowait", Queue_get_nowait, METH_NOARGS, "get(block=False)."},
     {"__reduce__", Queue_reduce, METH_NOARGS, "Pickle as a handle (by id)."},
     {"qsize", Queue_qsize, METH_NOARGS, "Number of items now (a snapshot)."},
@@ -814,12 +814,14 @@ PyMethodDef Task_methods[] = {
      "Stop the task if a worker runs it (it then ends with TaskInterrupted); True if so."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
-     "result(timeout=None)\n--\n\nWait for the task; return its value or raise its exception."},
+     "result($self, /, timeout=None)\n--\n\n"
+     "Wait for the task; return its value or raise its exception."},
     {"take", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_take)),
      METH_VARARGS | METH_KEYWORDS,
-     "take(timeout=None)\n--\n\nFor a task submitted with a token: wait until it ends or is "
-     "cancelled; return (ok, value_or_exception) if this call claims its outcome, None if "
-     "completions() did (or will, once a cancelled task is dequeued)."},
+     "take($self, /, timeout=None)\n--\n\n"
+     "For a task submitted with a token: wait until it ends or is cancelled; return (ok, "
+     "value_or_exception) if this call claims its outcome, None if completions() did (or will, "
+     "once a cancelled task is dequeued)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyType_Slot Task_slots[] = {{Py_tp_doc, const_cast<char*>("The pending result of Pool.submit.")},
@@ -1146,24 +1148,24 @@ PyObject* Pool_get_size(PyObject* self, void*) {
 PyMethodDef Pool_methods[] = {
     {"submit", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_submit)),
      METH_VARARGS | METH_KEYWORDS,
-     "submit(module, qualname, args=(), kwargs=None, *, token=None, timeout=None)\n--\n\nRun "
-     "module.qualname(*args, **kwargs) "
-     "in a worker; returns a Task."},
+     "submit($self, /, module, qualname, args=(), kwargs=None, *, token=None, timeout=None)\n--\n\n"
+     "Run module.qualname(*args, **kwargs) in a worker; returns a Task."},
     {"shutdown", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_shutdown)),
      METH_VARARGS | METH_KEYWORDS,
-     "shutdown(cancel_pending=False)\n--\n\nStop accepting tasks and wait for the workers."},
+     "shutdown($self, /, cancel_pending=False)\n--\n\n"
+     "Stop accepting tasks and wait for the workers."},
     {"close", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_close)),
      METH_VARARGS | METH_KEYWORDS,
-     "close(cancel_pending=False)\n--\n\nStop accepting tasks; do not wait."},
+     "close($self, /, cancel_pending=False)\n--\n\nStop accepting tasks; do not wait."},
     {"join", Pool_join, METH_NOARGS, "Wait for every worker to end (after close)."},
     {"interrupt_all", Pool_interrupt_all, METH_NOARGS,
      "Stop every running task (they end with TaskInterrupted); returns how many."},
     {"completions", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_completions)),
      METH_VARARGS | METH_KEYWORDS,
-     "completions(timeout=None, limit=4096)\n--\n\nWait for outcomes of tasks submitted with a "
-     "token; returns a list of (token, ok, value_or_exception) (leaving out those Task.take() "
-     "claimed, so possibly []), [] on timeout, None once the pool is closed and every outcome "
-     "has been delivered."},
+     "completions($self, /, timeout=None, limit=4096)\n--\n\n"
+     "Wait for outcomes of tasks submitted with a token; returns a list of (token, ok, "
+     "value_or_exception) (leaving out those Task.take() claimed, so possibly []), [] on timeout, "
+     "None once the pool is closed and every outcome has been delivered."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers.", nullptr},
@@ -1550,29 +1552,36 @@ PyMethodDef module_methods[] = {
      "Made on first use: QueueFull, BrokenInterpreterPool, CancelledError."},
     {"interp_create", mod_interp_create, METH_NOARGS,
      "Create an isolated interpreter; return its id."},
-    {"interp_close", mod_interp_close, METH_O, "Close an interpreter made by interp_create."},
+    {"interp_close", mod_interp_close, METH_O,
+     "interp_close($module, id, /)\n--\n\nClose an interpreter made by interp_create."},
     {"interp_list", mod_interp_list, METH_NOARGS, "Ids of every interpreter of the process."},
-    {"interp_whence", mod_interp_whence, METH_O, "Who made the interpreter (None if it is gone)."},
+    {"interp_whence", mod_interp_whence, METH_O,
+     "interp_whence($module, id, /)\n--\n\nWho made the interpreter (None if it is gone)."},
     {"interp_is_running", mod_interp_is_running, METH_O,
-     "True while code runs in the interpreter."},
+     "interp_is_running($module, id, /)\n--\n\nTrue while code runs in the interpreter."},
     {"interp_exec", mod_interp_exec, METH_VARARGS,
-     "interp_exec(id, code): run source or marshalled code in its __main__."},
+     "interp_exec($module, id, code, /)\n--\n\nRun source or marshalled code in its __main__."},
     {"interp_prepare_main", mod_interp_prepare_main, METH_VARARGS,
-     "interp_prepare_main(id, dict): bind names in its __main__."},
+     "interp_prepare_main($module, id, ns, /)\n--\n\nBind names in its __main__ (ns: a dict)."},
     {"interp_call", mod_interp_call, METH_VARARGS,
-     "interp_call(id, module, qualname, args, kwargs): call there."},
+     "interp_call($module, id, module, qualname, args, kwargs=None, /)\n--\n\n"
+     "Call module.qualname(*args, **kwargs) there."},
     {"_shutdown_pools", mod_shutdown_pools, METH_NOARGS, "Shut down every live Pool (atexit)."},
     {"roundtrip", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_roundtrip)),
      METH_VARARGS | METH_KEYWORDS,
-     "roundtrip(obj, allow_pickle=True)\n--\n\nConvert obj to an engine value and back."},
-    {"value_kind", mod_value_kind, METH_O, "The engine value kind obj converts to."},
+     "roundtrip($module, /, obj, allow_pickle=True)\n--\n\n"
+     "Convert obj to an engine value and back."},
+    {"value_kind", mod_value_kind, METH_O,
+     "value_kind($module, obj, /)\n--\n\nThe engine value kind obj converts to."},
     {"is_shareable", mod_is_shareable, METH_O,
-     "True if obj crosses interpreters without pickling."},
+     "is_shareable($module, obj, /)\n--\n\nTrue if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
-    {"queue_from_id", mod_queue_from_id, METH_O, "This interpreter's Queue object for a live id."},
+    {"queue_from_id", mod_queue_from_id, METH_O,
+     "queue_from_id($module, id, /)\n--\n\nThis interpreter's Queue object for a live id."},
     {"_shared_handle", shared_handle, METH_VARARGS,
-     "_shared_handle(how, number)\n--\n\nWhat a pickled SharedBuffer, lock, ... loads as."},
+     "_shared_handle($module, how, number, /)\n--\n\n"
+     "What a pickled SharedBuffer, lock, ... loads as."},
     {nullptr, nullptr, 0, nullptr}};
 
 // ---------------------------------------------------------------------------

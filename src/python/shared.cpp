@@ -289,11 +289,13 @@ PyObject* SharedBuffer_repr(PyObject* self) {
 
 PyMethodDef SharedBuffer_methods[] = {
     {"from_bytes", SharedBuffer_from_bytes, METH_O | METH_CLASS,
-     "from_bytes(data, /)\n--\n\nA new SharedBuffer holding a copy of data (any bytes-like "
-     "object: bytes, bytearray, memoryview, array, ...)."},
+     "from_bytes($cls, data, /)\n--\n\n"
+     "A new SharedBuffer holding a copy of data (any bytes-like object: bytes, bytearray, "
+     "memoryview, array, ...)."},
     {"cast", INTERPOOL_METH(SharedBuffer_cast), METH_VARARGS | METH_KEYWORDS,
-     "cast(format, shape=...)\n--\n\nmemoryview(self).cast(format, shape): a typed view of the "
-     "bytes, e.g. cast('i') for C ints, cast('d', [rows, cols]) for a 2-D table of doubles."},
+     "cast($self, /, format, shape=...)\n--\n\n"
+     "memoryview(self).cast(format, shape): a typed view of the bytes, e.g. cast('i') for C ints, "
+     "cast('d', [rows, cols]) for a 2-D table of doubles."},
     {"__reduce__", INTERPOOL_METH(engine_reduce<SharedBuffer>), METH_NOARGS,
      "Pickle as a reference to the same bytes (no copy)."},
     {nullptr, nullptr, 0, nullptr}};
@@ -470,9 +472,9 @@ PyObject* Lock_repr(PyObject* self) {
 
 PyMethodDef Lock_methods[] = {
     {"acquire", INTERPOOL_METH(Lock_acquire), METH_VARARGS | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1)\n--\n\nTake the lock, waiting (GIL released) if "
-     "another thread, in any interpreter, holds it; True if taken, False if the timeout "
-     "passed."},
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\n"
+     "Take the lock, waiting (GIL released) if another thread, in any interpreter, holds it; True "
+     "if taken, False if the timeout passed."},
     {"release", Lock_release, METH_NOARGS,
      "Release the lock; any thread may. RuntimeError if it is not locked."},
     {"locked", Lock_locked, METH_NOARGS, "True if some thread holds the lock."},
@@ -568,8 +570,9 @@ PyObject* RLock_repr(PyObject* self) {
 
 PyMethodDef RLock_methods[] = {
     {"acquire", INTERPOOL_METH(RLock_acquire), METH_VARARGS | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1)\n--\n\nTake the lock, or take it once more if this "
-     "thread of this interpreter holds it; True if taken, False if the timeout passed."},
+     "acquire($self, /, blocking=True, timeout=-1)\n--\n\n"
+     "Take the lock, or take it once more if this thread of this interpreter holds it; True if "
+     "taken, False if the timeout passed."},
     {"release", RLock_release, METH_NOARGS,
      "Release once. RuntimeError unless this thread of this interpreter holds it."},
     {"locked", RLock_locked, METH_NOARGS, "True if some thread holds the lock."},
@@ -651,8 +654,9 @@ PyMethodDef Event_methods[] = {
     {"clear", Event_clear, METH_NOARGS, "Clear the flag."},
     {"is_set", Event_is_set, METH_NOARGS, "True if the flag is set."},
     {"wait", INTERPOOL_METH(Event_wait), METH_VARARGS | METH_KEYWORDS,
-     "wait(timeout=None)\n--\n\nWait (GIL released) until the flag is set; returns the flag, "
-     "False if the timeout passed first."},
+     "wait($self, /, timeout=None)\n--\n\n"
+     "Wait (GIL released) until the flag is set; returns the flag, False if the timeout passed "
+     "first."},
     {"__reduce__", INTERPOOL_METH(engine_reduce<Event>), METH_NOARGS,
      "Pickle as a reference to the same event."},
     {nullptr, nullptr, 0, nullptr}};
@@ -758,10 +762,11 @@ PyObject* Semaphore_repr(PyObject* self) {
 
 PyMethodDef Semaphore_methods[] = {
     {"acquire", INTERPOOL_METH(Semaphore_acquire), METH_VARARGS | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=None)\n--\n\nDecrement the counter, waiting (GIL "
-     "released) while it is 0; True, or False if the timeout passed."},
+     "acquire($self, /, blocking=True, timeout=None)\n--\n\n"
+     "Decrement the counter, waiting (GIL released) while it is 0; True, or False if the timeout "
+     "passed."},
     {"release", INTERPOOL_METH(Semaphore_release), METH_VARARGS | METH_KEYWORDS,
-     "release(n=1)\n--\n\nIncrement the counter by n and wake as many waiters."},
+     "release($self, /, n=1)\n--\n\nIncrement the counter by n and wake as many waiters."},
     {"__enter__", Semaphore_enter, METH_NOARGS, "acquire()"},
     {"__exit__", Semaphore_exit, METH_VARARGS, "release()"},
     {"__reduce__", INTERPOOL_METH(engine_reduce<Semaphore>), METH_NOARGS,
@@ -894,9 +899,10 @@ PyObject* Barrier_repr(PyObject* self) {
 
 PyMethodDef Barrier_methods[] = {
     {"wait", INTERPOOL_METH(Barrier_wait), METH_VARARGS | METH_KEYWORDS,
-     "wait(timeout=None)\n--\n\nWait (GIL released) until `parties` threads, in any "
-     "interpreters, have called wait(); returns this thread's arrival index (0 .. parties - 1). "
-     "threading.BrokenBarrierError if the barrier is or becomes broken: a timeout breaks it."},
+     "wait($self, /, timeout=None)\n--\n\n"
+     "Wait (GIL released) until `parties` threads, in any interpreters, have called wait(); "
+     "returns this thread's arrival index (0 .. parties - 1). threading.BrokenBarrierError if the "
+     "barrier is or becomes broken: a timeout breaks it."},
     {"reset", Barrier_reset, METH_NOARGS,
      "Back to the empty state; threads waiting now get BrokenBarrierError."},
     {"abort", Barrier_abort, METH_NOARGS,
@@ -1013,18 +1019,20 @@ PyObject* AtomicInt_repr(PyObject* self) {
 
 PyMethodDef AtomicInt_methods[] = {
     {"load", AtomicInt_load, METH_NOARGS, "The value."},
-    {"store", AtomicInt_store, METH_O, "store(value, /)\n--\n\nSet the value."},
+    {"store", AtomicInt_store, METH_O, "store($self, value, /)\n--\n\nSet the value."},
     {"exchange", AtomicInt_exchange, METH_O,
-     "exchange(value, /)\n--\n\nSet the value; return the previous one."},
+     "exchange($self, value, /)\n--\n\nSet the value; return the previous one."},
     {"add", INTERPOOL_METH(AtomicInt_add), METH_FASTCALL,
-     "add(n=1, /)\n--\n\nAdd n (may be negative) in one atomic step; return the NEW value, as "
-     "`x += n` would give. OverflowError (value unchanged) outside the 64-bit range."},
+     "add($self, n=1, /)\n--\n\n"
+     "Add n (may be negative) in one atomic step; return the NEW value, as `x += n` would give. "
+     "OverflowError (value unchanged) outside the 64-bit range."},
     {"fetch_add", INTERPOOL_METH(AtomicInt_fetch_add), METH_FASTCALL,
-     "fetch_add(n=1, /)\n--\n\nAdd n in one atomic step; return the OLD value (C++'s "
-     "fetch_add)."},
+     "fetch_add($self, n=1, /)\n--\n\n"
+     "Add n in one atomic step; return the OLD value (C++'s fetch_add)."},
     {"compare_exchange", INTERPOOL_METH(AtomicInt_compare_exchange), METH_FASTCALL,
-     "compare_exchange(expected, desired, /)\n--\n\nIf the value is `expected`, set it to "
-     "`desired` and return True; else change nothing and return False."},
+     "compare_exchange($self, expected, desired, /)\n--\n\n"
+     "If the value is `expected`, set it to `desired` and return True; else change nothing and "
+     "return False."},
     {"__reduce__", INTERPOOL_METH(engine_reduce<AtomicInt>), METH_NOARGS,
      "Pickle as a reference to the same integer."},
     {nullptr, nullptr, 0, nullptr}};

@@ -98,6 +98,34 @@ def test_main_script_and_multiprocessing(tmp_path, top):
     }
 
 
+def test_script_that_imports_the_executor_at_the_top(tmp_path):
+    """The README's layout: `from interpool import Executor` at the top of the
+    script. A worker that loads the script imports the executor and so
+    multiprocessing, which aliases __mp_main__ to that worker's own __main__;
+    the script's functions must still be found."""
+    path = tmp_path / "top_import.py"
+    path.write_text(textwrap.dedent("""
+        import json
+        import multiprocessing
+
+        from interpool import Executor
+
+
+        def square(x):
+            return x * x
+
+
+        if __name__ == "__main__":
+            with Executor(2) as ex:
+                out = {"map": list(ex.map(square, range(5), chunksize=1)),
+                       "submit": ex.submit(square, 7).result()}
+            print(json.dumps(out), flush=True)
+    """))
+    proc, _ = run_python([str(path)])
+    assert_clean_exit(proc)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"map": [0, 1, 4, 9, 16], "submit": 49}
+
+
 def make_package(root):
     """root/pkg: a package with a helper module, a tool module that uses it by a
     relative import, and a __main__.py."""

@@ -304,9 +304,9 @@ def _run_pool(make: Callable[[], concurrent.futures.Executor], barrier: Any, wor
             answer = 0
             t1 = time.perf_counter()
             futures = {ex.submit(tasks.count_batch, p): len(p) for p in parts}
-            for f in concurrent.futures.as_completed(futures):
-                answer += f.result()
-                b.advance(futures[f])
+            for done in concurrent.futures.as_completed(futures):
+                answer += done.result()
+                b.advance(futures[done])
             seconds = time.perf_counter() - t1
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
