@@ -219,8 +219,9 @@ class _State:
         self._check_settled()
 
     def _run_in_process(self, fut: _Future) -> bool:
+        assert self.fallback is not None and fut._call is not None
         try:
-            return self.fallback.run(fut, fut._call, fut._key)  # type: ignore[union-attr]
+            return self.fallback.run(fut, fut._call, fut._key)
         except RuntimeError:  # the process pool refuses tasks at interpreter exit
             return False
 

@@ -109,7 +109,7 @@ class _MainFinder:
 
         if self.kind == "path":
             return importlib.util.spec_from_file_location(
-                MAIN_ALIAS, self.target, loader=_MainLoader(self.target, None)
+                MAIN_ALIAS, self.target, loader=_MainLoader(self.target, None)  # type: ignore[arg-type]
             )
         # `python -m pkg.tool`: the module found by its name, so that its relative
         # imports work, run under the name __mp_main__ (as multiprocessing does).
@@ -119,7 +119,7 @@ class _MainFinder:
                 f"no module named {self.target!r} (the __main__ module of the parent, "
                 f"run with -m) on this interpreter's sys.path", name=self.target
             )
-        return importlib.util.spec_from_loader(MAIN_ALIAS, _MainLoader(None, real))
+        return importlib.util.spec_from_loader(MAIN_ALIAS, _MainLoader(None, real))  # type: ignore[arg-type]
 
 
 class _MainLoader:
@@ -150,7 +150,7 @@ class _MainLoader:
             module.__loader__ = real.loader
             if real.has_location:
                 module.__file__ = real.origin
-                module.__cached__ = real.cached  # type: ignore[attr-defined]
+                module.__cached__ = real.cached
         loading_main = True
         try:
             exec(code, module.__dict__)
@@ -163,7 +163,7 @@ class _MainLoader:
         sys.modules[MAIN_ALIAS] = module
 
 
-class _LazyMain(type(sys)):  # types.ModuleType, without importing types
+class _LazyMain(type(sys)):  # type: ignore[misc]  # types.ModuleType, without importing types
     """The class of __main__ in an interpool interpreter: names it lacks (e.g. a
     class of the parent's script that pickle looks up there) come from the
     parent's __main__, loaded as __mp_main__ on first use. Its own names (those

@@ -264,6 +264,7 @@ class WorkerExecutor(_BaseExecutor):
         if sent is not None:
             func = _OnInterpreter(func, sent, self)
         elif isinstance(_target(func), types.FunctionType):
+            assert why is not None  # set whenever nothing is sent
             self._report(func, why)
         if (func is node.func and all(a is b for a, b in zip(args, node.args))
                 and all(kwargs[k] is v for k, v in node.kwargs.items())):

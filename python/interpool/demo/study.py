@@ -745,9 +745,9 @@ def plot(path: str, work: Workload, worker_counts: list[int], chosen: list[Backe
     fig, ax = plt.subplots(figsize=(8, 5))
     ax.axhline(base, color="grey", linestyle="--", label=f"sequential ({base:.2f} s)")
     for b in chosen:
-        runs = [r for r in results if r.backend is b and r.workers is not None]
-        if runs:
-            ax.plot([r.workers for r in runs], [r.timing.seconds for r in runs], marker="o", label=b.label)
+        points = [(w, r.timing.seconds) for r in results if r.backend is b and (w := r.workers) is not None]
+        if points:
+            ax.plot([w for w, _ in points], [t for _, t in points], marker="o", label=b.label)
     ax.set_xlabel("workers")
     ax.set_ylabel("seconds (part 2, start-up excluded)")
     ax.set_xticks(worker_counts)
