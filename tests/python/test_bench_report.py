@@ -7,9 +7,8 @@ import os
 import subprocess
 import sys
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # The source tree: a copy of the tests run elsewhere is given it (make test-wheel).
-ROOT = os.environ.get("INTERPOOL_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+from source_tree import ROOT  # noqa: E402
 REPORT = os.path.join(ROOT, "benchmarks", "_report.py")
 
 MACHINE = {"cpu_model": "Test CPU", "cpu_count": 2, "usable_cpus": 2, "ram_gib": 4.0, "os": "TestOS",

@@ -8,9 +8,8 @@ import zipfile
 
 import pytest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # The source tree: a copy of the tests run elsewhere is given it (make test-wheel).
-ROOT = os.environ.get("INTERPOOL_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+from source_tree import ROOT  # noqa: E402
 TOOL = os.path.join(ROOT, "tools", "check-wheel")
 
 METADATA = "Metadata-Version: 2.1\nName: interpool\nVersion: 0.1.0\nRequires-Python: >=3.12\n\nText\n"

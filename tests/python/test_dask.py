@@ -25,6 +25,7 @@ import dask_tasks
 import interpool
 from interpool import interpreters
 from interpool.demo import day6
+from source_tree import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -445,7 +446,7 @@ def test_dask_worker_command_line_with_preload(tmp_path):
 
 @needs_distributed
 def test_example_script_on_a_cluster_in_the_script():
-    example = os.path.join(HERE, "..", "..", "examples", "dask_day6.py")
+    example = os.path.join(ROOT, "examples", "dask_day6.py")
     out = subprocess.run([sys.executable, example, "--size", "30", "--chunk", "20",
                           "--threads", "2"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

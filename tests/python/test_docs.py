@@ -60,7 +60,7 @@ import pytest
 import doc_blocks
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.environ.get("INTERPOOL_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+from source_tree import ROOT  # noqa: E402
 TIMEOUT = 120
 
 if not os.path.isfile(os.path.join(ROOT, "README.md")) or not os.path.isdir(os.path.join(ROOT, "docs")):

@@ -17,7 +17,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The source tree: a copy of the tests run elsewhere is given it (make test-wheel).
-ROOT = os.environ.get("INTERPOOL_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
+from source_tree import ROOT  # noqa: E402
 SCRIPTS = os.path.join(HERE, "scripts")
 EXAMPLES = os.path.join(ROOT, "examples")
 EXAMPLE = os.path.join(EXAMPLES, "exec_queue_executor.py")

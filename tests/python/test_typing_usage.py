@@ -11,8 +11,9 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 from executor_tasks_support import run_python  # noqa: E402
+from source_tree import ROOT  # noqa: E402
 
-USAGE = os.path.join(os.path.dirname(HERE), "typing", "usage.py")
+USAGE = os.path.join(ROOT, "tests", "typing", "usage.py")
 
 
 def test_typing_usage_runs():
