@@ -41,3 +41,36 @@ def assert_clean_exit_stderr(text):
     """No crash, no traceback, no ignored exception in a child's stderr."""
     for bad in ("Fatal Python error", "Traceback", "Exception ignored", "Segmentation fault"):
         assert bad not in text, text
+
+
+def ctrl_c(script, mode, timeout=60):
+    """Runs tests/python/scripts/SCRIPT MODE, which prints "ready" before it
+    blocks (scripts/sigint_support.py); sends it SIGINT 0.3 s later. Returns
+    (the line it printed next, seconds from SIGINT to that line, the rest of its
+    output, its stderr, its exit status). A child that hangs is killed after
+    `timeout` s."""
+    import signal
+    import threading
+    import time
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", script)
+    proc = subprocess.Popen([sys.executable, path, mode], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(timeout, proc.kill)  # a child that hangs ends the reads below
+    watchdog.start()
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(0.3)  # well inside the blocking call
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        line = proc.stdout.readline()
+        delay = time.monotonic() - sent
+        out = proc.stdout.read()  # (not communicate(): it would skip what readline buffered)
+        err = proc.stderr.read()
+        proc.wait(30)
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return line, delay, out, err, proc.returncode

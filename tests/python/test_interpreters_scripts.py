@@ -6,17 +6,15 @@ operation, call() of functions and objects of classes defined in the __main__ of
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The source tree: a copy of the tests run elsewhere is given it (make test-wheel).
+from ext_support import ctrl_c  # noqa: E402
 from source_tree import ROOT  # noqa: E402
 SCRIPTS = os.path.join(HERE, "scripts")
 EXAMPLES = os.path.join(ROOT, "examples")
@@ -39,29 +37,11 @@ def run(args, timeout=120, cwd=None):
 
 @pytest.mark.parametrize("mode", ["get", "get-timeout", "put", "get-busy"])
 def test_ctrl_c_interrupts_a_blocking_queue_operation(mode):
-    proc = subprocess.Popen([sys.executable, os.path.join(SCRIPTS, "interp_sigint.py"), mode],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(60, proc.kill)  # a child that hangs ends the reads below
-    watchdog.start()
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.3)  # well inside the blocking call
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        line = proc.stdout.readline()
-        delay = time.monotonic() - sent
-        out = proc.stdout.read()  # (not communicate(): it would skip what readline buffered)
-        err = proc.stderr.read()
-        proc.wait(30)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    line, delay, out, err, returncode = ctrl_c("interp_sigint.py", mode)
     assert line.startswith("interrupted after "), (line, out, err)
     assert delay < 2.0, f"KeyboardInterrupt came {delay:.3f} s after SIGINT"
     assert out == "queue ok\n", (out, err)
-    assert proc.returncode == 3, err
+    assert returncode == 3, err
     assert err == ""
 
 

@@ -6,11 +6,7 @@ every primitive under contention from many workers with exact counts.
 Ctrl-C during a wait runs in a process of its own (scripts/shared_sigint.py).
 """
 
-import os
 import pickle
-import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -20,6 +16,7 @@ import interpool
 from interpool import interpreters as I
 
 import shared_tasks
+from ext_support import ctrl_c
 
 pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
 
@@ -447,28 +444,9 @@ def test_sync_objects_through_prepare_main(interp):
 
 @pytest.mark.parametrize("mode", ["lock", "rlock", "event", "semaphore", "barrier"])
 def test_ctrl_c_interrupts_a_wait(mode):
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "shared_sigint.py")
-    proc = subprocess.Popen([sys.executable, script, mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(60, proc.kill)  # a child that hangs ends the reads below
-    watchdog.start()
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.3)  # well inside the blocking call
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        line = proc.stdout.readline()
-        delay = time.monotonic() - sent
-        out = proc.stdout.read()
-        err = proc.stderr.read()
-        proc.wait(30)
-    finally:
-        watchdog.cancel()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    line, delay, out, err, returncode = ctrl_c("shared_sigint.py", mode)
     assert line.startswith("interrupted after "), (line, out, err)
     assert delay < 2.0, f"KeyboardInterrupt came {delay:.3f} s after SIGINT"
     assert out == "ok\n", (out, err)
-    assert proc.returncode == 3, err
+    assert returncode == 3, err
     assert err == ""

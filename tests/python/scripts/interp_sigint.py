@@ -11,16 +11,14 @@ call it prints "interrupted after S s", checks that the queue still works, print
 "queue ok", and exits with status 3. Exits with 1 if the call returned instead.
 """
 
-import signal
 import sys
 import threading
-import time
+
+from sigint_support import block_until_ctrl_c, default_ctrl_c
 
 from interpool import interpreters
 
-# A parent that ignores SIGINT (e.g. a shell's background job) passes that on: ask for
-# the default Ctrl-C behaviour whatever the parent did.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+default_ctrl_c()
 
 mode = sys.argv[1]
 q = interpreters.create_queue(1)
@@ -35,20 +33,12 @@ elif mode == "get-busy":
         "import time\nwhile stop.empty():\n    sum(range(1000))",))
     runner.start()
 
-print("ready", flush=True)
-start = time.monotonic()
-try:
-    if mode == "put":
-        q.put("blocks")
-    elif mode == "get-timeout":
-        q.get(timeout=60)
-    else:
-        q.get()
-except KeyboardInterrupt:
-    print(f"interrupted after {time.monotonic() - start:.3f} s", flush=True)
+if mode == "put":
+    block_until_ctrl_c(lambda: q.put("blocks"))
+elif mode == "get-timeout":
+    block_until_ctrl_c(lambda: q.get(timeout=60))
 else:
-    print("returned without an interrupt", flush=True)
-    sys.exit(1)
+    block_until_ctrl_c(q.get)
 
 # The queue still works after the interrupted wait.
 if mode == "put":

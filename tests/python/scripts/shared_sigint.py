@@ -13,16 +13,14 @@ call it prints "interrupted after S s", checks that the object still works, prin
 "ok", and exits with status 3. Exits with 1 if the call returned instead.
 """
 
-import signal
 import sys
 import threading
-import time
+
+from sigint_support import block_until_ctrl_c, default_ctrl_c
 
 import interpool
 
-# A parent that ignores SIGINT (e.g. a shell's background job) passes that on: ask for
-# the default Ctrl-C behaviour whatever the parent did.
-signal.signal(signal.SIGINT, signal.default_int_handler)
+default_ctrl_c()
 
 mode = sys.argv[1]
 release_holder = threading.Event()
@@ -54,15 +52,7 @@ else:
     obj = interpool.Barrier(2)
     block = obj.wait
 
-print("ready", flush=True)
-start = time.monotonic()
-try:
-    block()
-except KeyboardInterrupt:
-    print(f"interrupted after {time.monotonic() - start:.3f} s", flush=True)
-else:
-    print("returned without an interrupt", flush=True)
-    sys.exit(1)
+block_until_ctrl_c(block)
 
 # The object still works after the interrupted wait.
 if mode == "lock":
