@@ -28,6 +28,7 @@ class Channel {
   Channel& operator=(const Channel&) = delete;
 
   WaitResult put(T& item, const Deadline& deadline = {}, bool interruptible = false) {
+    bool wake;
     for (;;) {
       std::uint32_t epoch;
       {
@@ -35,6 +36,7 @@ class Channel {
         if (closed_) return WaitResult::Closed;
         if (maxsize_ == 0 || items_.size() < maxsize_) {
           items_.push_back(std::move(item));
+          wake = getters_ != 0;
           break;
         }
         epoch = not_full_.epoch();
@@ -44,27 +46,59 @@ class Channel {
       if (r == WaitResult::Interrupted) return pass_on(not_full_, r, /*for_put=*/true);
       // Ready or Timeout: look again, so that a last-moment slot is not missed.
     }
-    not_empty_.notify_one();
+    // Only a getter that found the channel empty waits, and it counts itself in
+    // getters_ before it does: with none, the notify (a write to the signal's
+    // cache line, which spinning getters read) is saved.
+    if (wake) not_empty_.notify_one_lazy();
     return WaitResult::Ready;
   }
 
   WaitResult get(T& out, const Deadline& deadline = {}, bool interruptible = false) {
+    bool counted = false;  // this getter is in getters_
+    bool pass = false;     // items are left and getters wait: wake one (see put)
     for (;;) {
       std::uint32_t epoch;
       {
         std::lock_guard lock(mutex_);
+        if (counted) --getters_;
+        counted = false;
         if (!items_.empty()) {
           out = std::move(items_.front());
           items_.pop_front();
+          pass = !items_.empty() && getters_ != 0;
           break;
         }
         if (closed_) return WaitResult::Closed;
+        if (deadline.passed()) return WaitResult::Timeout;
         epoch = not_empty_.epoch();
+        ++getters_;
+        counted = true;
       }
-      if (deadline.passed()) return WaitResult::Timeout;
       WaitResult r = not_empty_.wait(epoch, deadline, interruptible);
-      if (r == WaitResult::Interrupted) return pass_on(not_empty_, r, /*for_put=*/false);
+      if (r == WaitResult::Interrupted) {
+        {
+          std::lock_guard lock(mutex_);
+          --getters_;
+        }
+        return pass_on(not_empty_, r, /*for_put=*/false);
+      }
     }
+    if (pass) not_empty_.notify_one_lazy();
+    if (maxsize_ != 0) not_full_.notify_one();
+    return WaitResult::Ready;
+  }
+
+  /// get without waiting: Ready, Closed (closed and empty), or Timeout (empty).
+  WaitResult try_get(T& out) {
+    bool pass;
+    {
+      std::lock_guard lock(mutex_);
+      if (items_.empty()) return closed_ ? WaitResult::Closed : WaitResult::Timeout;
+      out = std::move(items_.front());
+      items_.pop_front();
+      pass = !items_.empty() && getters_ != 0;
+    }
+    if (pass) not_empty_.notify_one_lazy();
     if (maxsize_ != 0) not_full_.notify_one();
     return WaitResult::Ready;
   }
@@ -85,14 +119,18 @@ class Channel {
       items.clear();
       return WaitResult::Ready;
     }
+    bool wake;
     {
       std::lock_guard lock(mutex_);
       if (closed_) return WaitResult::Closed;
       for (T& item : items) items_.push_back(std::move(item));
+      wake = getters_ != 0;
     }
-    if (items.size() == 1)
+    if (!wake || items.empty())
+      ;
+    else if (items.size() == 1)
       not_empty_.notify_one();
-    else if (!items.empty())
+    else
       not_empty_.notify_all();
     items.clear();
     return WaitResult::Ready;
@@ -154,11 +192,14 @@ class Channel {
   }
 
   const std::size_t maxsize_;
-  mutable std::mutex mutex_;
+  mutable SpinMutex mutex_;
   std::deque<T> items_;
+  std::size_t getters_ = 0;  // getters waiting for an item (guarded by mutex_)
   bool closed_ = false;
-  Signal not_empty_;
-  Signal not_full_;
+  // Waiters spin reading a signal: each on a cache line of its own, away from
+  // the lock and the items that putters and getters write.
+  alignas(64) Signal not_empty_;
+  alignas(64) Signal not_full_;
 };
 
 }  // namespace interpool

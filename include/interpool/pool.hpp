@@ -126,6 +126,32 @@ struct Outcome {
   }
 };
 
+/// Counts one task accepted by a Pool and not yet ended, process-wide (for
+/// Pool::end_stuck_tasks): counted from accept() until the token is destroyed;
+/// a moved-from or default-made token counts nothing.
+class AcceptedTask {
+ public:
+  AcceptedTask() noexcept = default;
+  static AcceptedTask accept() noexcept;
+  AcceptedTask(AcceptedTask&& other) noexcept : live_(std::exchange(other.live_, false)) {}
+  AcceptedTask& operator=(AcceptedTask&& other) noexcept {
+    if (this != &other) {
+      release();
+      live_ = std::exchange(other.live_, false);
+    }
+    return *this;
+  }
+  ~AcceptedTask() { release(); }
+
+ private:
+  void release() noexcept {
+    if (live_) end();
+    live_ = false;
+  }
+  void end() noexcept;
+  bool live_ = false;
+};
+
 /// Shared by a submitter and the pool: lets a task that has not started be
 /// cancelled, one that runs be interrupted, gives it a time limit, and tells
 /// whether it is running.
@@ -297,7 +323,14 @@ class Pool {
   static void end_stuck_tasks() noexcept;
 
  private:
-  using Task = Job;
+  /// A job the pool accepted; `accepted` counts it until the Task ends (after
+  /// its completion ran), for end_stuck_tasks.
+  struct Task {
+    Call call;
+    Completion done;
+    std::shared_ptr<TaskControl> control;
+    AcceptedTask accepted;
+  };
   std::unique_ptr<Worker> start_worker(std::unique_ptr<Worker> predecessor);
   void work(Worker& worker);
   bool replace(Worker& worker);

@@ -55,11 +55,62 @@ class Signal {
   WaitResult wait(std::uint32_t epoch, const Deadline& deadline, bool interruptible) noexcept;
   void notify_one() noexcept;
   void notify_all() noexcept;
+  /// notify_one, but when a waiter is spinning (it sees the notify without a
+  /// futex wake) no sleeper is woken. So a second notify before that waiter
+  /// acted may wake nobody new: a caller must pass the wake on itself (as
+  /// Channel::get does when it leaves items behind for waiting getters).
+  void notify_one_lazy() noexcept;
 
  private:
   void wake(int count) noexcept;
+  /// Spins until notified after `epoch` (true) or `until`; false at once when
+  /// no CPU is free to spin on.
+  bool spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept;
   std::atomic<std::uint32_t> seq_{0};
   std::atomic<std::uint32_t> waiters_{0};
+  std::atomic<std::uint32_t> spinning_{0};
+};
+
+/// Marks the calling thread, for its life, as one that keeps a CPU busy except
+/// while it waits on a Signal (a pool worker): waiters spin for a notify only
+/// while such threads and the spinners leave a CPU free. Nests (the outermost
+/// mark counts).
+class BusyThread {
+ public:
+  BusyThread() noexcept;
+  ~BusyThread();
+  BusyThread(const BusyThread&) = delete;
+  BusyThread& operator=(const BusyThread&) = delete;
+
+ private:
+  bool owner_ = false;
+};
+
+/// A mutex for short critical sections (a channel's push and pop): a thread
+/// that finds it taken spins briefly before it sleeps on a futex, because the
+/// holder is about to let go and a sleep plus a wake-up cost far more than the
+/// section. Lockable (std::lock_guard, std::unique_lock); not recursive.
+class SpinMutex {
+ public:
+  void lock() noexcept {
+    std::uint32_t free = 0;
+    if (!state_.compare_exchange_strong(free, 1, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+      lock_contended();
+  }
+  bool try_lock() noexcept {
+    std::uint32_t free = 0;
+    return state_.compare_exchange_strong(free, 1, std::memory_order_acquire,
+                                          std::memory_order_relaxed);
+  }
+  void unlock() noexcept {
+    if (state_.exchange(0, std::memory_order_release) == 2) wake_one();
+  }
+
+ private:
+  void lock_contended() noexcept;
+  void wake_one() noexcept;
+  std::atomic<std::uint32_t> state_{0};  // 0 free, 1 taken, 2 taken and maybe sleepers
 };
 
 }  // namespace interpool

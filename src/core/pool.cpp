@@ -178,7 +178,10 @@ bool leaves_doubtful_state(const Outcome& out) {
 // interpreter cannot end before its threads do, so the task fails (when it
 // did not already), the threads are interrupted like a task, and the worker is
 // replaced. False if there are none. With the worker's GIL.
-bool stop_left_threads(Outcome& out, PyObject* interrupt_type) {
+bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
+  // The usual case, cheaply: no thread was started at all.
+  if (Py_ssize_t started = runner.threads_started(); started == 0) return false;
+  PyErr_Clear();
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   PyObject* threading = modules ? PyDict_GetItemString(modules, "threading") : nullptr;
   if (!threading) return false;  // no thread was started with threading
@@ -256,12 +259,13 @@ void Pool::work(Worker& self) {
       return;
     }
   }
+  BusyThread busy;  // for Signal's spinning: this thread keeps a CPU when not waiting
   Task task;
   std::size_t ran = 0;
   bool fresh_needed = false;  // a task was interrupted: replace this interpreter
   for (;;) {
     // Take a task without releasing the GIL if one is there; block only when idle.
-    WaitResult r = tasks_.get(task, Deadline::now());
+    WaitResult r = tasks_.try_get(task);
     if (r == WaitResult::Timeout) {
       GilRelease unlocked;
       r = tasks_.get(task, Deadline::never());
@@ -277,7 +281,7 @@ void Pool::work(Worker& self) {
       Outcome out = runner.run(task.call);
       if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
       fresh_needed = fresh_needed || leaves_doubtful_state(out);
-      fresh_needed = stop_left_threads(out, site->interrupt_type) || fresh_needed;
+      fresh_needed = stop_left_threads(runner, out, site->interrupt_type) || fresh_needed;
       done(std::move(out));
       ++ran;
     }
@@ -311,16 +315,9 @@ void Pool::watch(TaskControl& control) {
   control.watchdog_.store(watchdog_.get(), std::memory_order_release);
 }
 
-namespace {
-// The completion, counted as an accepted task until it is destroyed (end_stuck_tasks).
-Completion counted(Completion done) {
-  return [done = std::move(done), accepted = AcceptedTask{}](Outcome out) { done(std::move(out)); };
-}
-}  // namespace
-
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
   if (control) watch(*control);
-  Task task{std::move(call), counted(std::move(done)), std::move(control)};
+  Task task{std::move(call), std::move(done), std::move(control), AcceptedTask::accept()};
   if (tasks_.put(task) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();
@@ -328,11 +325,14 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
 }
 
 void Pool::submit_all(std::vector<Job> jobs) {
+  std::vector<Task> tasks;
+  tasks.reserve(jobs.size());
   for (Job& job : jobs) {
     if (job.control) watch(*job.control);
-    job.done = counted(std::move(job.done));
+    tasks.push_back(
+        Task{std::move(job.call), std::move(job.done), std::move(job.control), AcceptedTask::accept()});
   }
-  if (tasks_.put_all(jobs) != WaitResult::Ready) {
+  if (tasks_.put_all(tasks) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));
     throw PoolClosed();
   }

@@ -8,6 +8,22 @@ namespace interpool {
 
 Runner::~Runner() {
   for (auto& [key, fn] : functions_) Py_DECREF(fn);
+  Py_XDECREF(thread_count_);
+}
+
+Py_ssize_t Runner::threads_started() {
+  if (!thread_count_) {
+    PyObject* thread = PyImport_ImportModule("_thread");
+    if (!thread) return -1;
+    thread_count_ = PyObject_GetAttrString(thread, "_count");
+    Py_DECREF(thread);
+    if (!thread_count_) return -1;
+  }
+  PyObject* n = PyObject_CallNoArgs(thread_count_);
+  if (!n) return -1;
+  Py_ssize_t count = PyLong_AsSsize_t(n);
+  Py_DECREF(n);
+  return count;
 }
 
 /// Replaces sys.path; false with a Python error set on failure.
@@ -66,10 +82,19 @@ Outcome Runner::run(const Call& call) {
 
 // A borrowed reference to the function, cached for the worker's life; nullptr with an error set.
 PyObject* Runner::resolve(const FunctionRef& ref) {
+  if (last_key_ && last_key_->size() == ref.module.size() + 1 + ref.qualname.size() &&
+      (*last_key_)[ref.module.size()] == '\0' &&
+      last_key_->compare(0, ref.module.size(), ref.module) == 0 &&
+      last_key_->compare(ref.module.size() + 1, std::string::npos, ref.qualname) == 0)
+    return last_fn_;
   std::string key = ref.module;
   key += '\0';
   key += ref.qualname;
-  if (auto it = functions_.find(key); it != functions_.end()) return it->second;
+  if (auto it = functions_.find(key); it != functions_.end()) {
+    last_key_ = &it->first;
+    last_fn_ = it->second;
+    return it->second;
+  }
   PyObject* obj = PyImport_ImportModule(ref.module.c_str());
   std::string_view rest = ref.qualname;
   while (obj && !rest.empty()) {
@@ -80,7 +105,11 @@ PyObject* Runner::resolve(const FunctionRef& ref) {
     Py_DECREF(obj);
     obj = next;
   }
-  if (obj) functions_.emplace(std::move(key), obj);
+  if (obj) {
+    auto it = functions_.emplace(std::move(key), obj).first;
+    last_key_ = &it->first;
+    last_fn_ = obj;
+  }
   return obj;
 }
 

@@ -28,6 +28,9 @@ class Runner {
   bool set_sys_path(const std::vector<std::string>& entries);
   /// Never throws: every failure becomes an Error outcome.
   Outcome run(const Call& call);
+  /// How many threads started with _thread or threading run in this interpreter
+  /// (not counting the one it was created on); -1 with a Python error set.
+  Py_ssize_t threads_started();
 
  private:
   /// A borrowed reference to the function, cached for the Runner's life;
@@ -35,6 +38,10 @@ class Runner {
   PyObject* resolve(const FunctionRef& ref);
 
   std::unordered_map<std::string, PyObject*> functions_;
+  // The function of the previous call: a stream of tasks mostly calls one.
+  const std::string* last_key_ = nullptr;
+  PyObject* last_fn_ = nullptr;
+  PyObject* thread_count_ = nullptr;  // _thread._count
 };
 
 }  // namespace interpool

@@ -1,7 +1,14 @@
 #include <cerrno>
 #include <climits>
 #include <ctime>
+#include <utility>
+
+#include <sched.h>
 #include <interpool/signal.hpp>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
 
 #include "core/wait_hook.hpp"
 
@@ -32,22 +39,132 @@ timespec to_timespec(Deadline::Clock::time_point t) {
   return timespec{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
 
+void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#endif
+}
+
+// Spinning before sleeping (docs/design.md, rule 3). A waiter spins up to
+// kMaxSpin for a notify before it sleeps on the futex, but only on a CPU that
+// would otherwise idle: while the engine's busy threads (workers that are not
+// waiting) and the spinners together leave a CPU free. So a caller waiting for
+// tasks that keep every CPU busy sleeps at once, and a wait on an idle machine
+// skips a sleep and a wake-up (tens of µs on a virtual machine) when the notify
+// comes soon.
+constexpr std::chrono::nanoseconds kMaxSpin{50'000};
+// An interruptible wait that spun sleeps at most this long before it reports
+// Interrupted once, so that its caller runs the signal handlers (see wait()).
+constexpr std::chrono::milliseconds kSignalCheck{20};
+
+int usable_cpus() noexcept {
+  static const int n = [] {
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  }();
+  return n;
+}
+
+// Threads that keep a CPU (busy threads and spinners), on a line of their own.
+alignas(64) std::atomic<int> cpus_taken{0};
+
+struct ThreadMark {
+  bool busy = false;        // counted in cpus_taken while not waiting
+  bool skip_spin = false;   // the last wait ended for a signal check: sleep at once
+};
+ThreadMark& thread_mark() noexcept {
+  thread_local ThreadMark mark;
+  return mark;
+}
+
+// While a busy thread waits, its CPU is not taken.
+struct WaitingMark {
+  ThreadMark& mark;
+  explicit WaitingMark(ThreadMark& m) noexcept : mark(m) {
+    if (mark.busy) cpus_taken.fetch_sub(1, std::memory_order_relaxed);
+  }
+  ~WaitingMark() {
+    if (mark.busy) cpus_taken.fetch_add(1, std::memory_order_relaxed);
+  }
+};
+
 }  // namespace
+
+BusyThread::BusyThread() noexcept {
+  ThreadMark& mark = thread_mark();
+  if (mark.busy) return;
+  mark.busy = owner_ = true;
+  cpus_taken.fetch_add(1, std::memory_order_relaxed);
+}
+
+BusyThread::~BusyThread() {
+  if (!owner_) return;
+  thread_mark().busy = false;
+  cpus_taken.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept {
+  if (cpus_taken.fetch_add(1, std::memory_order_relaxed) >= usable_cpus()) {
+    cpus_taken.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  // Counted before the first look at seq_ and uncounted after the last:
+  // notify_one_lazy relies on it.
+  spinning_.fetch_add(1, std::memory_order_seq_cst);
+  bool notified = false;
+  while (!notified) {
+    for (int i = 0; i < 64 && !notified; ++i) {
+      notified = seq_.load(std::memory_order_acquire) != epoch;
+      cpu_relax();
+    }
+    if (Deadline::Clock::now() >= until) break;
+  }
+  spinning_.fetch_sub(1, std::memory_order_seq_cst);
+  cpus_taken.fetch_sub(1, std::memory_order_relaxed);
+  return notified;
+}
 
 WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
                         bool interruptible) noexcept {
   WaitHook* hook = interruptible ? WaitHook::current() : nullptr;
   if (hook && !hook->enter(*this, epoch, deadline.is_never())) return WaitResult::Interrupted;
+  ThreadMark& mark = thread_mark();
+  WaitingMark waiting(mark);
+  std::optional<Deadline::Clock::time_point> sleep_until = deadline.when();
+  bool signal_check = false;
+  if (!std::exchange(mark.skip_spin, false)) {
+    auto until = Deadline::Clock::now() + kMaxSpin;
+    if (sleep_until && *sleep_until < until) until = *sleep_until;
+    if (spin(epoch, until)) {
+      if (hook && hook->leave()) return WaitResult::Interrupted;
+      return WaitResult::Ready;
+    }
+    // A signal that arrived while this thread spun interrupted no system call:
+    // nothing would tell the futex sleep below about it. So an interruptible
+    // wait that spun sleeps at most kSignalCheck, then reports Interrupted; its
+    // caller runs the signal handlers (Ctrl-C) and waits again, this time
+    // without spinning and for as long as it must: one look, not a polling loop.
+    if (interruptible) {
+      auto check = Deadline::Clock::now() + kSignalCheck;
+      if (!sleep_until || check < *sleep_until) {
+        sleep_until = check;
+        signal_check = true;
+      }
+    }
+  }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   WaitResult result = WaitResult::Ready;
   std::optional<timespec> abs;
-  if (auto when = deadline.when()) abs = to_timespec(*when);
+  if (sleep_until) abs = to_timespec(*sleep_until);
   while (seq_.load(std::memory_order_seq_cst) == epoch) {
     long rc = futex(&seq_, FUTEX_WAIT_BITSET, epoch, abs ? &*abs : nullptr);
     if (rc == 0) break;          // woken (maybe spuriously: the caller re-checks its condition)
     if (errno == EAGAIN) break;  // notified before we slept
     if (errno == ETIMEDOUT) {
-      result = WaitResult::Timeout;
+      result = signal_check ? WaitResult::Interrupted : WaitResult::Timeout;
+      mark.skip_spin = signal_check;
       break;
     }
     if (errno == EINTR && interruptible) {
@@ -68,6 +185,28 @@ void Signal::wake(int count) noexcept {
 }
 
 void Signal::notify_one() noexcept { wake(1); }
+
+void Signal::notify_one_lazy() noexcept {
+  seq_.fetch_add(1, std::memory_order_seq_cst);
+  // A spinner reads seq_ until it stops spinning, and reads it once more before
+  // it sleeps: seeing it counted here, after the increment, means it will see
+  // the increment.
+  if (spinning_.load(std::memory_order_seq_cst) != 0) return;
+  if (waiters_.load(std::memory_order_seq_cst) != 0) futex(&seq_, FUTEX_WAKE, 1, nullptr);
+}
+
+void SpinMutex::lock_contended() noexcept {
+  // Spin while the holder finishes (a few hundred nanoseconds at most)...
+  for (int i = 0; i < 128; ++i) {
+    cpu_relax();
+    if (state_.load(std::memory_order_relaxed) == 0 && try_lock()) return;
+  }
+  // ... then sleep: state 2 tells unlock() that somebody may be asleep.
+  while (state_.exchange(2, std::memory_order_acquire) != 0)
+    futex(&state_, FUTEX_WAIT_BITSET, 2, nullptr);
+}
+
+void SpinMutex::wake_one() noexcept { futex(&state_, FUTEX_WAKE, 1, nullptr); }
 
 WaitHook*& WaitHook::current() noexcept {
   thread_local WaitHook* hook = nullptr;

@@ -47,15 +47,25 @@ thread_local WorkerSite* site_here = nullptr;
 // Pool::end_stuck_tasks: how many tasks every Pool has accepted and not ended,
 // and the sites whose task sleeps in an untimed engine wait.
 struct StuckWatch {
-  std::atomic<std::size_t> accepted{0};
-  std::atomic<bool> on{false};
+  // Counted apart, on lines of their own: submitting threads write `accepted`,
+  // workers `ended`, and neither steals the other's cache line for every task.
+  alignas(64) std::atomic<std::size_t> accepted{0};
+  alignas(64) std::atomic<std::size_t> ended{0};
+  alignas(64) std::atomic<bool> on{false};
+
+  // Tasks accepted and not ended; never less than the truth (`ended` is read
+  // first), so a task that ends meanwhile cannot make others look stuck.
+  std::size_t live() const noexcept {
+    std::size_t gone = ended.load();
+    return accepted.load() - gone;
+  }
   std::mutex mutex;  // guards asleep
   std::vector<WorkerSite*> asleep;
 
   // With `mutex` held. The sites in `asleep` cannot leave their wait meanwhile
   // (leave() takes `mutex`), so their signals are alive.
   void check() noexcept {
-    if (!on.load() || asleep.empty() || accepted.load() != asleep.size()) return;
+    if (!on.load() || asleep.empty() || live() != asleep.size()) return;
     // Every accepted task sleeps with no deadline. One notified since it fell
     // asleep may find what it waits for: not stuck.
     for (WorkerSite* site : asleep) {
@@ -96,11 +106,15 @@ bool is_pool_worker(std::int64_t id) {
   return std::find(w.ids.begin(), w.ids.end(), id) != w.ids.end();
 }
 
-AcceptedTask::AcceptedTask() noexcept { stuck_watch().accepted.fetch_add(1); }
-AcceptedTask::AcceptedTask(const AcceptedTask&) noexcept { stuck_watch().accepted.fetch_add(1); }
-AcceptedTask::~AcceptedTask() {
+AcceptedTask AcceptedTask::accept() noexcept {
+  stuck_watch().accepted.fetch_add(1);
+  AcceptedTask token;
+  token.live_ = true;
+  return token;
+}
+void AcceptedTask::end() noexcept {
   StuckWatch& watch = stuck_watch();
-  watch.accepted.fetch_sub(1);
+  watch.ended.fetch_add(1);
   if (watch.on.load()) {
     std::lock_guard lock(watch.mutex);
     watch.check();

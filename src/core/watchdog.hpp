@@ -107,16 +107,6 @@ bool is_pool_worker(std::int64_t id);
 /// exception (instead of the pending asynchronous one) and returns true.
 bool raise_task_interruption() noexcept;
 
-/// Counts the tasks accepted by every Pool and not yet ended: one per live
-/// token (copies count too: one per live Completion that holds it).
-class AcceptedTask {
- public:
-  AcceptedTask() noexcept;
-  AcceptedTask(const AcceptedTask&) noexcept;
-  AcceptedTask& operator=(const AcceptedTask&) noexcept { return *this; }
-  ~AcceptedTask();
-};
-
 /// Steady-clock nanoseconds (the clock of TaskControl deadlines).
 std::int64_t steady_ns() noexcept;
 

@@ -133,14 +133,92 @@ TEST(Channel, InterruptibleWaitEndsOnSignal) {
   sigaction(SIGUSR1, &sa, &old);
   Channel<int> ch;
   pthread_t self = pthread_self();
+  std::atomic<bool> sent{false};
   std::thread t([&] {
-    std::this_thread::sleep_for(50ms);
+    std::this_thread::sleep_for(200ms);
+    sent = true;
     pthread_kill(self, SIGUSR1);
   });
+  // A wait that spun first ends once, Interrupted, after a short sleep (a
+  // signal may have come while it spun); the next one sleeps until the signal.
   int v;
-  EXPECT_EQ(ch.get(v, Deadline::after(10.0), /*interruptible=*/true), WaitResult::Interrupted);
+  int before_signal = 0;
+  WaitResult r;
+  while ((r = ch.get(v, Deadline::after(10.0), /*interruptible=*/true)) == WaitResult::Interrupted &&
+         !sent)
+    ++before_signal;
+  EXPECT_EQ(r, WaitResult::Interrupted);
+  EXPECT_LE(before_signal, 1) << "the wait kept waking up before the signal came";
   t.join();
   sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(Channel, EveryWaitingGetterIsWokenWhenItemsComeTogether) {
+  // Two getters fall asleep; two more start spinning; items arrive back to
+  // back while they spin. A put leaves the wake-up to a spinning getter, which
+  // must pass it on to the sleepers: every getter gets an item at once.
+  constexpr int kRounds = 200;
+  Channel<int> ch;
+  for (int round = 0; round < kRounds; ++round) {
+    std::atomic<int> results{0}, ready{0};
+    std::vector<std::thread> getters;
+    auto start_getter = [&] {
+      getters.emplace_back([&] {
+        int v;
+        ++ready;
+        // A getter that slept through its item gets it only when its own
+        // deadline makes it look again: that counts as a failure.
+        Deadline deadline = Deadline::after(5.0);
+        if (ch.get(v, deadline) == WaitResult::Ready && !deadline.passed()) ++results;
+      });
+    };
+    start_getter();
+    start_getter();
+    while (ready.load() < 2) std::this_thread::yield();
+    std::this_thread::sleep_for(2ms);  // past their spin: asleep
+    start_getter();
+    start_getter();
+    while (ready.load() < 4) std::this_thread::yield();
+    for (int i = 0; i < 4; ++i) {
+      int v = i;
+      ASSERT_EQ(ch.put(v), WaitResult::Ready);
+    }
+    for (auto& t : getters) t.join();
+    ASSERT_EQ(results.load(), 4) << "round " << round;
+  }
+}
+
+TEST(SpinMutex, ExcludesAndCountsExactly) {
+  SpinMutex mutex;
+  long counter = 0;  // plain: only the mutex keeps the increments apart
+  constexpr int kThreads = 4, kEach = 200000;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        std::lock_guard lock(mutex);
+        ++counter;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(counter, static_cast<long>(kThreads) * kEach);
+  EXPECT_TRUE(mutex.try_lock());
+  EXPECT_FALSE(mutex.try_lock());
+  mutex.unlock();
+}
+
+TEST(Signal, AWaitThatSpunSleepsUntilNotifiedWhenNotInterruptible) {
+  Signal signal;
+  std::atomic<bool> notified{false};
+  std::thread t([&] {
+    std::this_thread::sleep_for(100ms);
+    notified = true;
+    signal.notify_all();
+  });
+  std::uint32_t epoch = signal.epoch();
+  EXPECT_EQ(signal.wait(epoch, Deadline::never(), /*interruptible=*/false), WaitResult::Ready);
+  EXPECT_TRUE(notified.load()) << "woke before the notify";
+  t.join();
 }
 
 TEST(Queue, RegistryFindsLiveQueuesOnly) {
