@@ -114,12 +114,15 @@ bool Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexce
   // notify_one_lazy relies on it.
   spinning_.fetch_add(1, std::memory_order_seq_cst);
   bool notified = false;
-  while (!notified) {
+  for (unsigned round = 1; !notified; ++round) {
     for (int i = 0; i < 64 && !notified; ++i) {
       notified = seq_.load(std::memory_order_acquire) != epoch;
       cpu_relax();
     }
-    if (Deadline::Clock::now() >= until) break;
+    if (notified || Deadline::Clock::now() >= until) break;
+    // Our count of busy threads misses threads the engine does not know (a
+    // caller submitting tasks): now and then, let one that waits for this CPU run.
+    if (round % 4 == 0) sched_yield();
   }
   spinning_.fetch_sub(1, std::memory_order_seq_cst);
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
