@@ -6,10 +6,83 @@
 #include <deque>
 #include <interpool/signal.hpp>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
 namespace interpool {
+
+namespace detail {
+
+/// The items of a Channel: a FIFO in one growing circular buffer, so that a
+/// put and a get allocate and free nothing (a std::deque allocates a block
+/// every few items in the putting thread and frees it in the getting one,
+/// and those allocators' locks were the channel's main contention).
+template <class T>
+class Ring {
+ public:
+  bool empty() const noexcept { return count_ == 0; }
+  std::size_t size() const noexcept { return count_; }
+  T& front() noexcept { return *slots_[head_]; }
+
+  void push_back(T&& item) {
+    if (count_ == slots_.size()) grow();
+    slots_[(head_ + count_) & (slots_.size() - 1)].emplace(std::move(item));
+    if (++count_ > peak_) peak_ = count_;
+  }
+  void pop_front() noexcept {
+    slots_[head_].reset();
+    head_ = (head_ + 1) & (slots_.size() - 1);
+    if (--count_ == 0) emptied();
+  }
+  /// Every item, in order, moved out; the ring is empty after.
+  std::deque<T> take_all() {
+    std::deque<T> out;
+    while (!empty()) {
+      out.push_back(std::move(front()));
+      pop_front();
+    }
+    return out;
+  }
+  /// Removes the items for which `drop` is true, keeping the order of the others.
+  template <class Drop>
+  void erase_if(Drop&& drop) {
+    std::size_t n = count_;
+    for (std::size_t i = 0; i < n; ++i) {
+      T item = std::move(front());
+      pop_front();
+      if (!drop(item)) push_back(std::move(item));
+    }
+  }
+
+ private:
+  static constexpr std::size_t kFirst = 16;   // slots at the first put (a power of 2)
+  static constexpr std::size_t kKeep = 1024;  // never shrunk below this many slots
+
+  void grow() {
+    std::vector<std::optional<T>> bigger(slots_.empty() ? kFirst : 2 * slots_.size());
+    for (std::size_t i = 0; i < count_; ++i)
+      bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
+    slots_.swap(bigger);
+    head_ = 0;
+  }
+  // Empty again: keep the slots that the busiest moment since the last time
+  // needed (a steady load reallocates nothing), give back what a burst left.
+  void emptied() noexcept {
+    if (slots_.size() > kKeep && slots_.size() > 4 * peak_) {
+      std::vector<std::optional<T>>().swap(slots_);
+      head_ = 0;
+    }
+    peak_ = 0;
+  }
+
+  std::vector<std::optional<T>> slots_;  // size 0 or a power of 2
+  std::size_t head_ = 0;
+  std::size_t count_ = 0;
+  std::size_t peak_ = 0;  // the most items at once since the ring was last empty
+};
+
+}  // namespace detail
 
 /// Contract:
 /// - put/get block until they can proceed, the deadline passes, the channel is
@@ -151,7 +224,7 @@ class Channel {
     std::deque<T> out;
     {
       std::lock_guard lock(mutex_);
-      out.swap(items_);
+      out = items_.take_all();
     }
     not_full_.notify_all();
     return out;
@@ -162,7 +235,7 @@ class Channel {
   void retain(Fn&& fn) {
     {
       std::lock_guard lock(mutex_);
-      std::erase_if(items_, [&](T& item) { return !fn(item); });
+      items_.erase_if([&](T& item) { return !fn(item); });
     }
     not_full_.notify_all();
   }
@@ -193,7 +266,7 @@ class Channel {
 
   const std::size_t maxsize_;
   mutable SpinMutex mutex_;
-  std::deque<T> items_;
+  detail::Ring<T> items_;
   std::size_t getters_ = 0;  // getters waiting for an item (guarded by mutex_)
   bool closed_ = false;
   // Waiters spin reading a signal: each on a cache line of its own, away from

@@ -28,6 +28,50 @@ TEST(Channel, FifoOrder) {
   EXPECT_EQ(ch.get(v, Deadline::now()), WaitResult::Timeout);
 }
 
+TEST(Channel, FifoAcrossWrapAroundGrowthAndShrinking) {
+  // The items live in a circular buffer: take some, add more than it holds
+  // (it grows while the items wrap around its end), filter, empty it after a
+  // burst (it shrinks), use it again. The order must hold throughout.
+  Channel<int> ch;
+  int next_in = 0, next_out = 0;
+  auto put = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      int v = next_in++;
+      ASSERT_EQ(ch.put(v), WaitResult::Ready);
+    }
+  };
+  auto get = [&](int n) {
+    for (int i = 0; i < n; ++i) {
+      int v = -1;
+      ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+      ASSERT_EQ(v, next_out++);
+    }
+  };
+  for (int round = 0; round < 3; ++round) {
+    put(10);
+    get(7);
+    put(100);  // grows with the items wrapped
+    get(50);
+    put(5000);  // a burst
+    get(static_cast<int>(ch.size()));
+    EXPECT_EQ(ch.size(), 0u);
+  }
+  put(40);
+  get(30);
+  put(40);
+  ch.retain([](int& v) { return v % 3 != 0; });  // drop multiples of 3, keep the order
+  int v, last = -1;
+  std::size_t left = ch.size();
+  for (std::size_t i = 0; i < left; ++i) {
+    ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+    EXPECT_NE(v % 3, 0);
+    EXPECT_GT(v, last);
+    last = v;
+  }
+  EXPECT_EQ(left, 50u - 17u);  // of next_out..next_in (50 items), 17 are multiples of 3
+  EXPECT_EQ(ch.get(v, Deadline::now()), WaitResult::Timeout);
+}
+
 TEST(Channel, BoundRefusesWhenFullAndKeepsTheItem) {
   Channel<std::string> ch(2);
   std::string a = "a", b = "b", c = "c";
