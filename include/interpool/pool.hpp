@@ -255,7 +255,9 @@ class Pool {
   explicit Pool(PoolOptions options = {});
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
-  ~Pool();
+  /// Not noexcept: destroyed on a thread of Python's that takes the GIL back
+  /// after Python began to finalize, the thread ends there (CPython's doing).
+  ~Pool() noexcept(false);
 
   // -- typed layer, for C++ programs -------------------------------------------
 

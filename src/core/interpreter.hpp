@@ -98,7 +98,10 @@ class GilRelease {
   GilRelease() noexcept : saved_(current_thread_state() ? PyEval_SaveThread() : nullptr) {}
   GilRelease(const GilRelease&) = delete;
   GilRelease& operator=(const GilRelease&) = delete;
-  ~GilRelease() {
+  // Not noexcept: once Python finalizes, PyEval_RestoreThread ends any thread
+  // but the finalizing one (pthread_exit, a forced unwind), which must be able
+  // to leave through here.
+  ~GilRelease() noexcept(false) {
     if (saved_) PyEval_RestoreThread(saved_);
   }
 

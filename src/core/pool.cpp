@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <string_view>
 #include <unordered_map>
@@ -31,12 +32,14 @@ namespace {
 
 // Every live Pool, so that a Runtime can shut them down before Python
 // finalizes. A pool being shut down by shutdown_all() is pinned: its destructor
-// waits for the pin to go. Never destroyed: pools may end during static
-// destruction.
+// waits for the pin to go. A pool whose destructor runs stays listed, `ending`,
+// until it has joined its workers and its thread has the GIL back (see ~Pool).
+// Never destroyed: pools may end during static destruction.
 struct LivePools {
   struct Entry {
     std::uint64_t serial;
     int pins = 0;
+    bool ending = false;
   };
   std::mutex mutex;
   std::condition_variable unpinned;
@@ -59,14 +62,24 @@ std::size_t Pool::shutdown_all() noexcept {
     {
       std::lock_guard lock(live.mutex);
       for (auto& [p, entry] : live.pools) {
-        if (done.insert(entry.serial).second) {
+        if (!entry.ending && done.insert(entry.serial).second) {
           pool = p;
           ++entry.pins;
           break;
         }
       }
     }
-    if (!pool) return done.size();
+    if (!pool) {
+      // Pools that other threads are destroying: wait until they are gone, so
+      // that no worker thread is left when the caller finalizes Python.
+      GilRelease unlocked;
+      std::unique_lock lock(live.mutex);
+      live.unpinned.wait(lock, [&] {
+        return std::none_of(live.pools.begin(), live.pools.end(),
+                            [](const auto& p) { return p.second.ending; });
+      });
+      return done.size();
+    }
     try {
       pool->shutdown(false);
     } catch (...) {
@@ -108,24 +121,35 @@ Pool::Pool(PoolOptions options)
   live.pools.emplace(this, LivePools::Entry{live.next_serial++});
 }
 
-Pool::~Pool() {
-  // The GIL is released first: shutdown_all() may be joining this pool, and
-  // nothing may wait for the GIL while holding the registry's lock.
-  GilRelease unlocked;
+Pool::~Pool() noexcept(false) {
+  LivePools& live = live_pools();
   {
-    LivePools& live = live_pools();
-    std::unique_lock lock(live.mutex);
-    live.unpinned.wait(lock, [&] {
-      auto it = live.pools.find(this);
-      return it == live.pools.end() || it->second.pins == 0;
-    });
+    // The GIL is released first: shutdown_all() may be joining this pool, and
+    // nothing may wait for the GIL while holding the registry's lock.
+    GilRelease unlocked;
+    {
+      std::unique_lock lock(live.mutex);
+      live.unpinned.wait(lock, [&] {
+        auto it = live.pools.find(this);
+        return it == live.pools.end() || it->second.pins == 0;
+      });
+      if (auto it = live.pools.find(this); it != live.pools.end()) it->second.ending = true;
+    }
+    try {
+      shutdown(false);
+    } catch (...) {
+      // Joining threads failed (e.g. resource exhaustion): never from a destructor.
+    }
+  }
+  // Only now, with this thread's GIL back, may shutdown_all()'s caller go on to
+  // finalize Python: a thread that takes a GIL after that is ended by CPython,
+  // which no C++ destructor on its way survives (a daemon thread of the main
+  // interpreter may be the one dropping the last reference to a pool).
+  {
+    std::lock_guard lock(live.mutex);
     live.pools.erase(this);
   }
-  try {
-    shutdown(false);
-  } catch (...) {
-    // Joining threads failed (e.g. resource exhaustion): never from a destructor.
-  }
+  live.unpinned.notify_all();
 }
 
 std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) {

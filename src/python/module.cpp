@@ -1505,9 +1505,14 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
     po->pool->join();
   }
   Py_DECREF(pools);
-  // Interpreters made by interpreters.create() and left open: CPython 3.13
-  // would end them at finalization and fail on the thread state we keep.
-  if (current_interpreter_id() == 0) InterpreterTable::close_all();
+  if (current_interpreter_id() == 0) {
+    // The program ends: every pool of the process, including one that a daemon
+    // thread is destroying, has joined its workers before Python finalizes.
+    Pool::shutdown_all();
+    // Interpreters made by interpreters.create() and left open: CPython 3.13
+    // would end them at finalization and fail on the thread state we keep.
+    InterpreterTable::close_all();
+  }
   Py_RETURN_NONE;
 }
 
