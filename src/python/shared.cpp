@@ -9,8 +9,10 @@
 // the signal handlers when a signal interrupts them (engine rule 3).
 #include "python/shared.hpp"
 
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <initializer_list>
 #include <interpool/shared_buffer.hpp>
 #include <interpool/sync.hpp>
 #include <new>
@@ -93,6 +95,66 @@ Py_hash_t engine_hash(PyObject* self) {
   return h == -1 ? -2 : h;
 }
 
+// What one engine type has of its own. A null pointer leaves its slot out.
+struct EngineTypeParts {
+  const char* name;  // "interpool._interpool.Lock"
+  const char* doc;   // with its text signature
+  newfunc tp_new = nullptr;
+  reprfunc repr = nullptr;
+  PyMethodDef* methods = nullptr;
+  PyGetSetDef* getset = nullptr;
+  // Flags besides Py_TPFLAGS_DEFAULT, HAVE_GC and IMMUTABLETYPE, which all have.
+  unsigned int flags = 0;
+  // Other slots, e.g. the buffer protocol's.
+  std::initializer_list<PyType_Slot> extra = {};
+};
+
+// What == and hash() of an engine type's objects go by: the engine object
+// (engine_richcompare, engine_hash), or what the base type says.
+enum class Equality { Engine, Base };
+
+// The PyType_Spec of the EngineObject<T> type described by `parts`, and the
+// slots it points to: doc, new, dealloc, traverse, repr, richcompare and hash,
+// the extra slots, methods and getset. Made once, in place, as a static
+// object; the spec points into it, so it is neither copied nor moved.
+template <class T, Equality equality = Equality::Engine>
+class EngineType {
+ public:
+  explicit EngineType(const EngineTypeParts& parts) {
+    add(Py_tp_doc, const_cast<char*>(parts.doc));
+    add(Py_tp_new, reinterpret_cast<void*>(parts.tp_new));
+    add(Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<T>));
+    add(Py_tp_traverse, reinterpret_cast<void*>(engine_traverse));
+    add(Py_tp_repr, reinterpret_cast<void*>(parts.repr));
+    if constexpr (equality == Equality::Engine) {
+      add(Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<T>));
+      add(Py_tp_hash, reinterpret_cast<void*>(engine_hash<T>));
+    }
+    for (const PyType_Slot& slot : parts.extra) add(slot.slot, slot.pfunc);
+    add(Py_tp_methods, parts.methods);
+    add(Py_tp_getset, parts.getset);
+    spec_ = {parts.name, sizeof(EngineObject<T>), 0, kFlags | parts.flags, slots_.data()};
+  }
+  EngineType(const EngineType&) = delete;
+  EngineType& operator=(const EngineType&) = delete;
+
+  PyType_Spec* spec() { return &spec_; }
+
+ private:
+  static constexpr unsigned int kFlags =
+      Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE;
+
+  void add(int slot, void* pfunc) {
+    if (!pfunc) return;
+    if (count_ + 1 >= slots_.size()) throw std::length_error("EngineType: too many slots");
+    slots_[count_++] = {slot, pfunc};
+  }
+
+  std::array<PyType_Slot, 16> slots_{};  // ends with {0, nullptr}, as Python wants
+  std::size_t count_ = 0;
+  PyType_Spec spec_{};
+};
+
 // Turns the C++ exception being handled into a Python one; returns nullptr.
 PyObject* raise_error() {
   try {
@@ -110,27 +172,15 @@ PyObject* raise_error() {
   return nullptr;
 }
 
-// acquire(blocking=True, timeout=-1) of threading.Lock and RLock.
-bool lock_deadline(int blocking, double timeout, Deadline& out) {
-  if (std::isnan(timeout)) {
-    PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-    return false;
+// A new object of `type` for the engine object create() makes (the body of
+// every tp_new here, after the arguments); C++ errors become Python ones.
+template <class Create>
+PyObject* wrap_created(PyTypeObject* type, Create create) {
+  try {
+    return wrap(type, create());
+  } catch (...) {
+    return raise_error();
   }
-  if (!blocking) {
-    if (timeout != -1) {
-      PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-      return false;
-    }
-    out = Deadline::now();
-  } else if (timeout == -1) {
-    out = Deadline::never();
-  } else if (timeout < 0) {
-    PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-    return false;
-  } else {
-    out = Deadline::after(timeout);
-  }
-  return true;
 }
 
 // timeout=None (never) or seconds (<= 0: now), as threading's Event, Semaphore and Barrier take.
@@ -176,10 +226,16 @@ PyObject* engine_reduce(PyObject* self, PyObject*) {
   return reduce_to_handle(object, object->id());
 }
 
-bool no_arguments(PyObject* args, PyObject* kwargs, const char* name) {
-  if (PyTuple_GET_SIZE(args) == 0 && (!kwargs || PyDict_GET_SIZE(kwargs) == 0)) return true;
-  PyErr_Format(PyExc_TypeError, "%s() takes no arguments", name);
-  return false;
+// tp_new of the types made without arguments (Lock, RLock, Event): T::create().
+// They cannot be subclassed, so `type` is the type itself, whose name the
+// error gives: "Lock() takes no arguments".
+template <class T>
+PyObject* new_without_arguments(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
+  if (PyTuple_GET_SIZE(args) != 0 || (kwargs && PyDict_GET_SIZE(kwargs) != 0)) {
+    const char* dot = std::strrchr(type->tp_name, '.');  // tp_name is the spec's dotted name
+    return PyErr_Format(PyExc_TypeError, "%s() takes no arguments", dot ? dot + 1 : type->tp_name);
+  }
+  return wrap_created(type, [] { return T::create(); });
 }
 
 std::int64_t current_interpreter_id() { return PyInterpreterState_GetID(PyInterpreterState_Get()); }
@@ -197,11 +253,7 @@ PyObject* SharedBuffer_new(PyTypeObject* type, PyObject* args, PyObject* kwargs)
                                    &nbytes))
     return nullptr;
   if (nbytes < 0) return PyErr_Format(PyExc_ValueError, "nbytes must be >= 0, not %zd", nbytes);
-  try {
-    return wrap(type, SharedBuffer::create(static_cast<std::size_t>(nbytes)));
-  } catch (...) {
-    return raise_error();
-  }
+  return wrap_created(type, [&] { return SharedBuffer::create(static_cast<std::size_t>(nbytes)); });
 }
 
 // SharedBuffer.from_bytes(data): a new buffer holding a copy of any bytes-like object.
@@ -304,34 +356,25 @@ PyGetSetDef SharedBuffer_getset[] = {
     {"nbytes", SharedBuffer_get_nbytes, nullptr, "The size in bytes (len() too).", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
-PyType_Slot SharedBuffer_slots[] = {
-    {Py_tp_doc,
-     const_cast<char*>(
-         "SharedBuffer(nbytes)\n--\n\n"
-         "nbytes zero-filled bytes that every interpreter of the process shares: passed to a "
-         "worker (Executor arguments, shared=, queues, prepare_main, call), it crosses as a "
-         "reference, and writes on either side are seen on the other. It has the buffer "
-         "protocol: memoryview(buf), buf.cast('i') for typed views, buf[a:b] for a view of "
-         "some bytes (no copy). The memory lives while any SharedBuffer or memoryview of it "
-         "does, in any interpreter. Synchronise writers with interpool.Lock and friends.")},
-    {Py_tp_new, reinterpret_cast<void*>(SharedBuffer_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<SharedBuffer>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(SharedBuffer_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<SharedBuffer>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<SharedBuffer>)},
-    {Py_tp_iter, reinterpret_cast<void*>(SharedBuffer_iter)},
-    {Py_mp_length, reinterpret_cast<void*>(SharedBuffer_length)},
-    {Py_mp_subscript, reinterpret_cast<void*>(SharedBuffer_subscript)},
-    {Py_mp_ass_subscript, reinterpret_cast<void*>(SharedBuffer_ass_subscript)},
-    {Py_bf_getbuffer, reinterpret_cast<void*>(SharedBuffer_getbuffer)},
-    {Py_tp_methods, SharedBuffer_methods},
-    {Py_tp_getset, SharedBuffer_getset},
-    {0, nullptr}};
-
-PyType_Spec SharedBuffer_spec = {
-    "interpool._interpool.SharedBuffer", sizeof(EngineObject<SharedBuffer>), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, SharedBuffer_slots};
+EngineType<SharedBuffer> SharedBuffer_type({
+    .name = "interpool._interpool.SharedBuffer",
+    .doc = "SharedBuffer(nbytes)\n--\n\n"
+           "nbytes zero-filled bytes that every interpreter of the process shares: passed to a "
+           "worker (Executor arguments, shared=, queues, prepare_main, call), it crosses as a "
+           "reference, and writes on either side are seen on the other. It has the buffer "
+           "protocol: memoryview(buf), buf.cast('i') for typed views, buf[a:b] for a view of "
+           "some bytes (no copy). The memory lives while any SharedBuffer or memoryview of it "
+           "does, in any interpreter. Synchronise writers with interpool.Lock and friends.",
+    .tp_new = SharedBuffer_new,
+    .repr = SharedBuffer_repr,
+    .methods = SharedBuffer_methods,
+    .getset = SharedBuffer_getset,
+    .extra = {{Py_tp_iter, reinterpret_cast<void*>(SharedBuffer_iter)},
+              {Py_mp_length, reinterpret_cast<void*>(SharedBuffer_length)},
+              {Py_mp_subscript, reinterpret_cast<void*>(SharedBuffer_subscript)},
+              {Py_mp_ass_subscript, reinterpret_cast<void*>(SharedBuffer_ass_subscript)},
+              {Py_bf_getbuffer, reinterpret_cast<void*>(SharedBuffer_getbuffer)}},
+});
 
 // ---------------------------------------------------------------------------
 // SharedBufferView: the exporter under a memoryview that crossed
@@ -397,38 +440,80 @@ PyGetSetDef SharedBufferView_getset[] = {{"buffer", SharedBufferView_get_buffer,
                                           "The SharedBuffer these bytes are in.", nullptr},
                                          {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
-PyType_Slot SharedBufferView_slots[] = {
-    {Py_tp_doc, const_cast<char*>("What a memoryview that crossed interpreters is a view of: "
-                                  "some items of a SharedBuffer, with their format and shape. "
-                                  "`.buffer` is the whole SharedBuffer.")},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<SharedBufferView>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(SharedBufferView_repr)},
-    {Py_bf_getbuffer, reinterpret_cast<void*>(SharedBufferView_getbuffer)},
-    {Py_tp_getset, SharedBufferView_getset},
-    {0, nullptr}};
-
-PyType_Spec SharedBufferView_spec = {
-    "interpool._interpool.SharedBufferView", sizeof(EngineObject<SharedBufferView>), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-        Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    SharedBufferView_slots};
+// Made only by shared_from_handle; == and hash() are object's (identity).
+EngineType<SharedBufferView, Equality::Base> SharedBufferView_type({
+    .name = "interpool._interpool.SharedBufferView",
+    .doc = "What a memoryview that crossed interpreters is a view of: some items of a "
+           "SharedBuffer, with their format and shape. `.buffer` is the whole SharedBuffer.",
+    .repr = SharedBufferView_repr,
+    .getset = SharedBufferView_getset,
+    .flags = Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .extra = {{Py_bf_getbuffer, reinterpret_cast<void*>(SharedBufferView_getbuffer)}},
+});
 
 // ---------------------------------------------------------------------------
-// Lock
+// The methods the lock-like types share (Lock, RLock, Semaphore)
 // ---------------------------------------------------------------------------
 
-PyObject* Lock_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  if (!no_arguments(args, kwargs, "Lock")) return nullptr;
-  try {
-    return wrap(type, Lock::create());
-  } catch (...) {
-    return raise_error();
+// How acquire() reads its timeout: as threading.Lock and RLock do (-1, the
+// default, for none; else seconds >= 0), or as threading.Semaphore does (None,
+// the default, for none; else seconds, <= 0 for now).
+enum class TimeoutKind { Lock, Semaphore };
+
+// acquire(blocking=True, timeout=...)'s arguments as a deadline, or false with
+// an error set.
+bool acquire_deadline(PyObject* args, PyObject* kwargs, TimeoutKind kind, Deadline& out) {
+  static const char* kwlist[] = {"blocking", "timeout", nullptr};
+  int blocking = 1;
+  PyObject* timeout = nullptr;  // not given
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:acquire", const_cast<char**>(kwlist),
+                                   &blocking, &timeout))
+    return false;
+  if (kind == TimeoutKind::Semaphore) {
+    if (!blocking && timeout && timeout != Py_None) {
+      PyErr_SetString(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
+      return false;
+    }
+    out = Deadline::now();
+    return !blocking || optional_deadline(timeout, out);
   }
+  double seconds = -1;
+  if (timeout) {
+    seconds = PyFloat_AsDouble(timeout);
+    if (seconds == -1.0 && PyErr_Occurred()) return false;
+  }
+  if (std::isnan(seconds)) {
+    PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+    return false;
+  }
+  if (!blocking) {
+    if (seconds != -1) {
+      PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
+      return false;
+    }
+    out = Deadline::now();
+  } else if (seconds == -1) {
+    out = Deadline::never();
+  } else if (seconds < 0) {
+    PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
+    return false;
+  } else {
+    out = Deadline::after(seconds);
+  }
+  return true;
 }
 
-// Takes the lock, waiting (GIL released) until `deadline`: True, False on timeout.
-PyObject* lock_acquire(Lock& lock, const Deadline& deadline) {
+// Takes a T once, waiting (GIL released) until the deadline: True, False if it
+// passed, nullptr with the error of an interrupting signal's handler.
+template <class T>
+using Take = PyObject* (*)(T&, const Deadline&);
+// Releases a T once: None, or nullptr with an error set.
+template <class T>
+using Give = PyObject* (*)(T&);
+
+// The Take of the types with try_acquire() and acquire(deadline, interruptible).
+template <class T>
+PyObject* take_waiting(T& lock, const Deadline& deadline) {
   if (lock.try_acquire()) Py_RETURN_TRUE;
   if (deadline.passed()) Py_RETURN_FALSE;
   WaitResult r;
@@ -436,29 +521,38 @@ PyObject* lock_acquire(Lock& lock, const Deadline& deadline) {
   return PyBool_FromLong(r == WaitResult::Ready);
 }
 
-PyObject* Lock_acquire(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"blocking", "timeout", nullptr};
-  int blocking = 1;
-  double timeout = -1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pd:acquire", const_cast<char**>(kwlist),
-                                   &blocking, &timeout))
-    return nullptr;
+// acquire(blocking=True, timeout=...).
+template <class T, TimeoutKind kind, Take<T> take>
+PyObject* acquire_method(PyObject* self, PyObject* args, PyObject* kwargs) {
   Deadline deadline;
-  if (!lock_deadline(blocking, timeout, deadline)) return nullptr;
-  return lock_acquire(engine<Lock>(self), deadline);
+  if (!acquire_deadline(args, kwargs, kind, deadline)) return nullptr;
+  return take(engine<T>(self), deadline);
 }
 
-PyObject* Lock_enter(PyObject* self, PyObject*) {
-  return lock_acquire(engine<Lock>(self), Deadline::never());
+// __enter__(): acquire() with no timeout.
+template <class T, Take<T> take>
+PyObject* enter_method(PyObject* self, PyObject*) {
+  return take(engine<T>(self), Deadline::never());
 }
 
-PyObject* Lock_release(PyObject* self, PyObject*) {
-  if (!engine<Lock>(self).release())
-    return PyErr_Format(PyExc_RuntimeError, "release unlocked lock");
+// release() without arguments, and __exit__(*exc_info): one release.
+template <class T, Give<T> give>
+PyObject* release_method(PyObject* self, PyObject*) {
+  return give(engine<T>(self));
+}
+
+// ---------------------------------------------------------------------------
+// Lock
+// ---------------------------------------------------------------------------
+
+PyObject* lock_release(Lock& lock) {
+  if (!lock.release()) return PyErr_Format(PyExc_RuntimeError, "release unlocked lock");
   Py_RETURN_NONE;
 }
 
-PyObject* Lock_exit(PyObject* self, PyObject*) { return Lock_release(self, nullptr); }
+constexpr auto Lock_acquire = acquire_method<Lock, TimeoutKind::Lock, take_waiting<Lock>>;
+constexpr auto Lock_enter = enter_method<Lock, take_waiting<Lock>>;
+constexpr auto Lock_release = release_method<Lock, lock_release>;
 
 PyObject* Lock_locked(PyObject* self, PyObject*) {
   return PyBool_FromLong(engine<Lock>(self).locked());
@@ -479,28 +573,20 @@ PyMethodDef Lock_methods[] = {
      "Release the lock; any thread may. RuntimeError if it is not locked."},
     {"locked", Lock_locked, METH_NOARGS, "True if some thread holds the lock."},
     {"__enter__", Lock_enter, METH_NOARGS, "acquire()"},
-    {"__exit__", Lock_exit, METH_VARARGS, "release()"},
+    {"__exit__", Lock_release, METH_VARARGS, "release()"},
     {"__reduce__", INTERPOOL_METH(engine_reduce<Lock>), METH_NOARGS,
      "Pickle as a reference to the same lock."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot Lock_slots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("Lock()\n--\n\nthreading.Lock for every interpreter of the process: it "
-                       "crosses to workers as a reference to the same lock. acquire() waits with "
-                       "the GIL released; any thread may release it.")},
-    {Py_tp_new, reinterpret_cast<void*>(Lock_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<Lock>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(Lock_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<Lock>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<Lock>)},
-    {Py_tp_methods, Lock_methods},
-    {0, nullptr}};
-
-PyType_Spec Lock_spec = {"interpool._interpool.Lock", sizeof(EngineObject<Lock>), 0,
-                         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-                         Lock_slots};
+EngineType<Lock> Lock_type({
+    .name = "interpool._interpool.Lock",
+    .doc = "Lock()\n--\n\nthreading.Lock for every interpreter of the process: it crosses to "
+           "workers as a reference to the same lock. acquire() waits with the GIL released; any "
+           "thread may release it.",
+    .tp_new = new_without_arguments<Lock>,
+    .repr = Lock_repr,
+    .methods = Lock_methods,
+});
 
 // ---------------------------------------------------------------------------
 // RLock
@@ -511,16 +597,7 @@ Owner current_owner() {
   return Owner{current_interpreter_id(), static_cast<std::uint64_t>(PyThread_get_thread_ident())};
 }
 
-PyObject* RLock_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  if (!no_arguments(args, kwargs, "RLock")) return nullptr;
-  try {
-    return wrap(type, RLock::create());
-  } catch (...) {
-    return raise_error();
-  }
-}
-
-PyObject* rlock_acquire(RLock& lock, const Deadline& deadline) {
+PyObject* rlock_take(RLock& lock, const Deadline& deadline) {
   Owner me = current_owner();
   WaitResult r = lock.acquire(me, Deadline::now());
   if (r == WaitResult::Ready) Py_RETURN_TRUE;
@@ -529,29 +606,15 @@ PyObject* rlock_acquire(RLock& lock, const Deadline& deadline) {
   return PyBool_FromLong(r == WaitResult::Ready);
 }
 
-PyObject* RLock_acquire(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"blocking", "timeout", nullptr};
-  int blocking = 1;
-  double timeout = -1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pd:acquire", const_cast<char**>(kwlist),
-                                   &blocking, &timeout))
-    return nullptr;
-  Deadline deadline;
-  if (!lock_deadline(blocking, timeout, deadline)) return nullptr;
-  return rlock_acquire(engine<RLock>(self), deadline);
-}
-
-PyObject* RLock_enter(PyObject* self, PyObject*) {
-  return rlock_acquire(engine<RLock>(self), Deadline::never());
-}
-
-PyObject* RLock_release(PyObject* self, PyObject*) {
-  if (!engine<RLock>(self).release(current_owner()))
+PyObject* rlock_release(RLock& lock) {
+  if (!lock.release(current_owner()))
     return PyErr_Format(PyExc_RuntimeError, "cannot release un-acquired lock");
   Py_RETURN_NONE;
 }
 
-PyObject* RLock_exit(PyObject* self, PyObject*) { return RLock_release(self, nullptr); }
+constexpr auto RLock_acquire = acquire_method<RLock, TimeoutKind::Lock, rlock_take>;
+constexpr auto RLock_enter = enter_method<RLock, rlock_take>;
+constexpr auto RLock_release = release_method<RLock, rlock_release>;
 
 PyObject* RLock_locked(PyObject* self, PyObject*) {
   return PyBool_FromLong(engine<RLock>(self).locked());
@@ -579,41 +642,24 @@ PyMethodDef RLock_methods[] = {
     {"_is_owned", RLock_is_owned, METH_NOARGS,
      "True if this thread of this interpreter holds the lock."},
     {"__enter__", RLock_enter, METH_NOARGS, "acquire()"},
-    {"__exit__", RLock_exit, METH_VARARGS, "release()"},
+    {"__exit__", RLock_release, METH_VARARGS, "release()"},
     {"__reduce__", INTERPOOL_METH(engine_reduce<RLock>), METH_NOARGS,
      "Pickle as a reference to the same lock."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot RLock_slots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("RLock()\n--\n\nthreading.RLock for every interpreter of the process. The "
-                       "owner is a thread in an interpreter: the same OS thread entering another "
-                       "interpreter is another owner.")},
-    {Py_tp_new, reinterpret_cast<void*>(RLock_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<RLock>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(RLock_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<RLock>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<RLock>)},
-    {Py_tp_methods, RLock_methods},
-    {0, nullptr}};
-
-PyType_Spec RLock_spec = {"interpool._interpool.RLock", sizeof(EngineObject<RLock>), 0,
-                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-                          RLock_slots};
+EngineType<RLock> RLock_type({
+    .name = "interpool._interpool.RLock",
+    .doc = "RLock()\n--\n\nthreading.RLock for every interpreter of the process. The owner is a "
+           "thread in an interpreter: the same OS thread entering another interpreter is another "
+           "owner.",
+    .tp_new = new_without_arguments<RLock>,
+    .repr = RLock_repr,
+    .methods = RLock_methods,
+});
 
 // ---------------------------------------------------------------------------
 // Event
 // ---------------------------------------------------------------------------
-
-PyObject* Event_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  if (!no_arguments(args, kwargs, "Event")) return nullptr;
-  try {
-    return wrap(type, Event::create());
-  } catch (...) {
-    return raise_error();
-  }
-}
 
 PyObject* Event_set(PyObject* self, PyObject*) {
   engine<Event>(self).set();
@@ -661,21 +707,14 @@ PyMethodDef Event_methods[] = {
      "Pickle as a reference to the same event."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot Event_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Event()\n--\n\nthreading.Event for every interpreter of "
-                                  "the process: a flag that threads wait for.")},
-    {Py_tp_new, reinterpret_cast<void*>(Event_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<Event>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(Event_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<Event>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<Event>)},
-    {Py_tp_methods, Event_methods},
-    {0, nullptr}};
-
-PyType_Spec Event_spec = {"interpool._interpool.Event", sizeof(EngineObject<Event>), 0,
-                          Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-                          Event_slots};
+EngineType<Event> Event_type({
+    .name = "interpool._interpool.Event",
+    .doc = "Event()\n--\n\nthreading.Event for every interpreter of the process: a flag that "
+           "threads wait for.",
+    .tp_new = new_without_arguments<Event>,
+    .repr = Event_repr,
+    .methods = Event_methods,
+});
 
 // ---------------------------------------------------------------------------
 // Semaphore and BoundedSemaphore
@@ -687,11 +726,7 @@ PyObject* make_semaphore(PyTypeObject* type, PyObject* args, PyObject* kwargs, b
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, bounded ? "|L:BoundedSemaphore" : "|L:Semaphore",
                                    const_cast<char**>(kwlist), &value))
     return nullptr;
-  try {
-    return wrap(type, Semaphore::create(value, bounded));
-  } catch (...) {
-    return raise_error();
-  }
+  return wrap_created(type, [&] { return Semaphore::create(value, bounded); });
 }
 
 PyObject* Semaphore_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
@@ -702,39 +737,9 @@ PyObject* BoundedSemaphore_new(PyTypeObject* type, PyObject* args, PyObject* kwa
   return make_semaphore(type, args, kwargs, true);
 }
 
-PyObject* semaphore_acquire(Semaphore& sem, const Deadline& deadline) {
-  if (sem.try_acquire()) Py_RETURN_TRUE;
-  if (deadline.passed()) Py_RETURN_FALSE;
-  WaitResult r;
-  if (!wait_releasing_gil([&] { return sem.acquire(deadline, true); }, r)) return nullptr;
-  return PyBool_FromLong(r == WaitResult::Ready);
-}
-
-PyObject* Semaphore_acquire(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"blocking", "timeout", nullptr};
-  int blocking = 1;
-  PyObject* timeout = Py_None;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pO:acquire", const_cast<char**>(kwlist),
-                                   &blocking, &timeout))
-    return nullptr;
-  if (!blocking && timeout != Py_None)
-    return PyErr_Format(PyExc_ValueError, "can't specify timeout for non-blocking acquire");
-  Deadline deadline = Deadline::now();
-  if (blocking && !optional_deadline(timeout, deadline)) return nullptr;
-  return semaphore_acquire(engine<Semaphore>(self), deadline);
-}
-
-PyObject* Semaphore_enter(PyObject* self, PyObject*) {
-  return semaphore_acquire(engine<Semaphore>(self), Deadline::never());
-}
-
-PyObject* Semaphore_release(PyObject* self, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"n", nullptr};
-  long long n = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|L:release", const_cast<char**>(kwlist), &n))
-    return nullptr;
-  if (n < 1) return PyErr_Format(PyExc_ValueError, "n must be one or more");
-  Semaphore& sem = engine<Semaphore>(self);
+// Adds n (>= 1) to the counter: None, or nullptr with ValueError (bounded:
+// above the initial value) or OverflowError set.
+PyObject* semaphore_release(Semaphore& sem, long long n) {
   if (!sem.release(n))
     return PyErr_Format(sem.bounded() ? PyExc_ValueError : PyExc_OverflowError,
                         sem.bounded() ? "Semaphore released too many times"
@@ -742,12 +747,20 @@ PyObject* Semaphore_release(PyObject* self, PyObject* args, PyObject* kwargs) {
   Py_RETURN_NONE;
 }
 
-PyObject* Semaphore_exit(PyObject* self, PyObject*) {
-  PyObject* none = PyTuple_New(0);
-  if (!none) return nullptr;
-  PyObject* r = Semaphore_release(self, none, nullptr);
-  Py_DECREF(none);
-  return r;
+PyObject* semaphore_release_one(Semaphore& sem) { return semaphore_release(sem, 1); }
+
+constexpr auto Semaphore_acquire =
+    acquire_method<Semaphore, TimeoutKind::Semaphore, take_waiting<Semaphore>>;
+constexpr auto Semaphore_enter = enter_method<Semaphore, take_waiting<Semaphore>>;
+constexpr auto Semaphore_exit = release_method<Semaphore, semaphore_release_one>;
+
+PyObject* Semaphore_release(PyObject* self, PyObject* args, PyObject* kwargs) {
+  static const char* kwlist[] = {"n", nullptr};
+  long long n = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|L:release", const_cast<char**>(kwlist), &n))
+    return nullptr;
+  if (n < 1) return PyErr_Format(PyExc_ValueError, "n must be one or more");
+  return semaphore_release(engine<Semaphore>(self), n);
 }
 
 PyObject* Semaphore_repr(PyObject* self) {
@@ -773,35 +786,22 @@ PyMethodDef Semaphore_methods[] = {
      "Pickle as a reference to the same semaphore."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot Semaphore_slots[] = {
-    {Py_tp_doc, const_cast<char*>("Semaphore(value=1)\n--\n\nthreading.Semaphore for every "
-                                  "interpreter of the process.")},
-    {Py_tp_new, reinterpret_cast<void*>(Semaphore_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<Semaphore>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(Semaphore_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<Semaphore>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<Semaphore>)},
-    {Py_tp_methods, Semaphore_methods},
-    {0, nullptr}};
+EngineType<Semaphore> Semaphore_type({
+    .name = "interpool._interpool.Semaphore",
+    .doc = "Semaphore(value=1)\n--\n\nthreading.Semaphore for every interpreter of the process.",
+    .tp_new = Semaphore_new,
+    .repr = Semaphore_repr,
+    .methods = Semaphore_methods,
+    .flags = Py_TPFLAGS_BASETYPE,
+});
 
-PyType_Spec Semaphore_spec = {
-    "interpool._interpool.Semaphore", sizeof(EngineObject<Semaphore>), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_BASETYPE,
-    Semaphore_slots};
-
-PyType_Slot BoundedSemaphore_slots[] = {
-    {Py_tp_doc, const_cast<char*>("BoundedSemaphore(value=1)\n--\n\nthreading.BoundedSemaphore "
-                                  "for every interpreter of the process: releasing above the "
-                                  "initial value raises ValueError.")},
-    {Py_tp_new, reinterpret_cast<void*>(BoundedSemaphore_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<Semaphore>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {0, nullptr}};
-
-PyType_Spec BoundedSemaphore_spec = {
-    "interpool._interpool.BoundedSemaphore", sizeof(EngineObject<Semaphore>), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE, BoundedSemaphore_slots};
+// A subclass of Semaphore (add_shared_types gives the base): the rest is inherited.
+EngineType<Semaphore, Equality::Base> BoundedSemaphore_type({
+    .name = "interpool._interpool.BoundedSemaphore",
+    .doc = "BoundedSemaphore(value=1)\n--\n\nthreading.BoundedSemaphore for every interpreter "
+           "of the process: releasing above the initial value raises ValueError.",
+    .tp_new = BoundedSemaphore_new,
+});
 
 // ---------------------------------------------------------------------------
 // Barrier
@@ -839,11 +839,8 @@ PyObject* Barrier_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
       return PyErr_Format(PyExc_ValueError, "Invalid value NaN (not a number)");
     if (seconds < 0) seconds = 0;
   }
-  try {
-    return wrap(type, Barrier::create(static_cast<std::size_t>(parties), seconds));
-  } catch (...) {
-    return raise_error();
-  }
+  return wrap_created(type,
+                      [&] { return Barrier::create(static_cast<std::size_t>(parties), seconds); });
 }
 
 PyObject* Barrier_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -917,24 +914,16 @@ PyGetSetDef Barrier_getset[] = {
     {"broken", Barrier_get_broken, nullptr, "True if the barrier is broken.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
-PyType_Slot Barrier_slots[] = {
-    {Py_tp_doc,
-     const_cast<char*>("Barrier(parties, action=None, timeout=None)\n--\n\nthreading.Barrier for "
-                       "every interpreter of the process, without the action (it would run in "
-                       "one interpreter only): timeout is the default of wait().")},
-    {Py_tp_new, reinterpret_cast<void*>(Barrier_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<Barrier>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(Barrier_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<Barrier>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<Barrier>)},
-    {Py_tp_methods, Barrier_methods},
-    {Py_tp_getset, Barrier_getset},
-    {0, nullptr}};
-
-PyType_Spec Barrier_spec = {"interpool._interpool.Barrier", sizeof(EngineObject<Barrier>), 0,
-                            Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-                            Barrier_slots};
+EngineType<Barrier> Barrier_type({
+    .name = "interpool._interpool.Barrier",
+    .doc = "Barrier(parties, action=None, timeout=None)\n--\n\nthreading.Barrier for every "
+           "interpreter of the process, without the action (it would run in one interpreter "
+           "only): timeout is the default of wait().",
+    .tp_new = Barrier_new,
+    .repr = Barrier_repr,
+    .methods = Barrier_methods,
+    .getset = Barrier_getset,
+});
 
 // ---------------------------------------------------------------------------
 // AtomicInt
@@ -946,11 +935,7 @@ PyObject* AtomicInt_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|L:AtomicInt", const_cast<char**>(kwlist),
                                    &value))
     return nullptr;
-  try {
-    return wrap(type, AtomicInt::create(value));
-  } catch (...) {
-    return raise_error();
-  }
+  return wrap_created(type, [&] { return AtomicInt::create(value); });
 }
 
 bool int64_arg(PyObject* obj, std::int64_t& out) {
@@ -1037,22 +1022,14 @@ PyMethodDef AtomicInt_methods[] = {
      "Pickle as a reference to the same integer."},
     {nullptr, nullptr, 0, nullptr}};
 
-PyType_Slot AtomicInt_slots[] = {
-    {Py_tp_doc, const_cast<char*>("AtomicInt(value=0)\n--\n\nA 64-bit signed integer that "
-                                  "every interpreter of the process shares, changed in atomic "
-                                  "steps: counters and reductions without a lock.")},
-    {Py_tp_new, reinterpret_cast<void*>(AtomicInt_new)},
-    {Py_tp_dealloc, reinterpret_cast<void*>(engine_dealloc<AtomicInt>)},
-    {Py_tp_traverse, reinterpret_cast<void*>(engine_traverse)},
-    {Py_tp_repr, reinterpret_cast<void*>(AtomicInt_repr)},
-    {Py_tp_richcompare, reinterpret_cast<void*>(engine_richcompare<AtomicInt>)},
-    {Py_tp_hash, reinterpret_cast<void*>(engine_hash<AtomicInt>)},
-    {Py_tp_methods, AtomicInt_methods},
-    {0, nullptr}};
-
-PyType_Spec AtomicInt_spec = {"interpool._interpool.AtomicInt", sizeof(EngineObject<AtomicInt>), 0,
-                              Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
-                              AtomicInt_slots};
+EngineType<AtomicInt> AtomicInt_type({
+    .name = "interpool._interpool.AtomicInt",
+    .doc = "AtomicInt(value=0)\n--\n\nA 64-bit signed integer that every interpreter of the "
+           "process shares, changed in atomic steps: counters and reductions without a lock.",
+    .tp_new = AtomicInt_new,
+    .repr = AtomicInt_repr,
+    .methods = AtomicInt_methods,
+});
 
 // A memoryview's layout relative to `base` (the start of the buffer it is in).
 BufferLayout layout_of(const Py_buffer& view, const std::byte* base) {
@@ -1078,19 +1055,17 @@ BufferLayout layout_of(const Py_buffer& view, const std::byte* base) {
 // ---------------------------------------------------------------------------
 
 int add_shared_types(PyObject* module, SharedTypes& t) {
-  auto make = [&](PyType_Spec* spec, PyTypeObject** slot, bool public_name,
-                  PyTypeObject* base = nullptr) {
+  auto make = [&](PyType_Spec* spec, PyTypeObject** slot, PyTypeObject* base = nullptr) {
     *slot = reinterpret_cast<PyTypeObject*>(
         PyType_FromModuleAndSpec(module, spec, reinterpret_cast<PyObject*>(base)));
-    if (!*slot) return false;
-    return !public_name || PyModule_AddType(module, *slot) == 0;
+    return *slot && PyModule_AddType(module, *slot) == 0;
   };
-  if (!make(&SharedBuffer_spec, &t.buffer, true) ||
-      !make(&SharedBufferView_spec, &t.buffer_view, true) || !make(&Lock_spec, &t.lock, true) ||
-      !make(&RLock_spec, &t.rlock, true) || !make(&Event_spec, &t.event, true) ||
-      !make(&Semaphore_spec, &t.semaphore, true) ||
-      !make(&BoundedSemaphore_spec, &t.bounded_semaphore, true, t.semaphore) ||
-      !make(&Barrier_spec, &t.barrier, true) || !make(&AtomicInt_spec, &t.atomic_int, true))
+  if (!make(SharedBuffer_type.spec(), &t.buffer) ||
+      !make(SharedBufferView_type.spec(), &t.buffer_view) || !make(Lock_type.spec(), &t.lock) ||
+      !make(RLock_type.spec(), &t.rlock) || !make(Event_type.spec(), &t.event) ||
+      !make(Semaphore_type.spec(), &t.semaphore) ||
+      !make(BoundedSemaphore_type.spec(), &t.bounded_semaphore, t.semaphore) ||
+      !make(Barrier_type.spec(), &t.barrier) || !make(AtomicInt_type.spec(), &t.atomic_int))
     return -1;
   return 0;
 }
