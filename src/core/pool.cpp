@@ -353,8 +353,8 @@ void Pool::submit_all(std::vector<Job> jobs) {
   tasks.reserve(jobs.size());
   for (Job& job : jobs) {
     if (job.control) watch(*job.control);
-    tasks.push_back(
-        Task{std::move(job.call), std::move(job.done), std::move(job.control), AcceptedTask::accept()});
+    tasks.push_back(Task{std::move(job.call), std::move(job.done), std::move(job.control),
+                         AcceptedTask::accept()});
   }
   if (tasks_.put_all(tasks) != WaitResult::Ready) {
     if (auto cause = broken()) throw PoolBroken(std::move(*cause));

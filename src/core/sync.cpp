@@ -1,10 +1,10 @@
+#include <sched.h>
+
 #include <cerrno>
 #include <climits>
 #include <ctime>
-#include <utility>
-
-#include <sched.h>
 #include <interpool/signal.hpp>
+#include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -71,8 +71,8 @@ int usable_cpus() noexcept {
 alignas(64) std::atomic<int> cpus_taken{0};
 
 struct ThreadMark {
-  bool busy = false;        // counted in cpus_taken while not waiting
-  bool skip_spin = false;   // the last wait ended for a signal check: sleep at once
+  bool busy = false;       // counted in cpus_taken while not waiting
+  bool skip_spin = false;  // the last wait ended for a signal check: sleep at once
 };
 ThreadMark& thread_mark() noexcept {
   thread_local ThreadMark mark;

@@ -188,7 +188,8 @@ TEST(Channel, InterruptibleWaitEndsOnSignal) {
   int v;
   int before_signal = 0;
   WaitResult r;
-  while ((r = ch.get(v, Deadline::after(10.0), /*interruptible=*/true)) == WaitResult::Interrupted &&
+  while ((r = ch.get(v, Deadline::after(10.0), /*interruptible=*/true)) ==
+             WaitResult::Interrupted &&
          !sent)
     ++before_signal;
   EXPECT_EQ(r, WaitResult::Interrupted);
