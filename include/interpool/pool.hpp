@@ -231,9 +231,6 @@ struct PoolOptions {
   std::size_t max_tasks_per_worker = 0;
 };
 
-/// Number of CPUs this process may run on.
-std::size_t usable_cpus() noexcept;
-
 /// Contract:
 /// - Python must be running (an interpool::Runtime, or the host's own
 ///   Py_Initialize): otherwise the constructor throws InterpreterError;

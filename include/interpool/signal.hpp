@@ -8,6 +8,9 @@
 
 namespace interpool {
 
+/// Number of CPUs this process may run on.
+std::size_t usable_cpus() noexcept;
+
 /// When a wait gives up. Default: never.
 class Deadline {
  public:

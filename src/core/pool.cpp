@@ -1,7 +1,5 @@
 #include "core/pool.hpp"
 
-#include <sched.h>
-
 #include <algorithm>
 #include <condition_variable>
 #include <string_view>
@@ -13,16 +11,6 @@
 #include "core/watchdog.hpp"
 
 namespace interpool {
-
-std::size_t usable_cpus() noexcept {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    int n = CPU_COUNT(&set);
-    if (n > 0) return static_cast<std::size_t>(n);
-  }
-  unsigned n = std::thread::hardware_concurrency();
-  return n ? n : 1;
-}
 
 // ---------------------------------------------------------------------------
 // Live pools

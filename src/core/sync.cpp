@@ -4,6 +4,7 @@
 #include <climits>
 #include <ctime>
 #include <interpool/signal.hpp>
+#include <thread>
 #include <utility>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -59,11 +60,8 @@ constexpr std::chrono::nanoseconds kMaxSpin{50'000};
 // Interrupted once, so that its caller runs the signal handlers (see wait()).
 constexpr std::chrono::milliseconds kSignalCheck{20};
 
-int usable_cpus() noexcept {
-  static const int n = [] {
-    cpu_set_t set;
-    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-  }();
+int cpus() noexcept {
+  static const int n = static_cast<int>(usable_cpus());
   return n;
 }
 
@@ -92,6 +90,16 @@ struct WaitingMark {
 
 }  // namespace
 
+std::size_t usable_cpus() noexcept {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return static_cast<std::size_t>(n);
+  }
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
 BusyThread::BusyThread() noexcept {
   ThreadMark& mark = thread_mark();
   if (mark.busy) return;
@@ -106,7 +114,7 @@ BusyThread::~BusyThread() {
 }
 
 bool Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept {
-  if (cpus_taken.fetch_add(1, std::memory_order_relaxed) >= usable_cpus()) {
+  if (cpus_taken.fetch_add(1, std::memory_order_relaxed) >= cpus()) {
     cpus_taken.fetch_sub(1, std::memory_order_relaxed);
     return false;
   }
