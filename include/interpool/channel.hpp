@@ -25,6 +25,10 @@ class Ring {
   std::size_t size() const noexcept { return count_; }
   T& front() noexcept { return *slots_[head_]; }
 
+  /// Room for `n` more items without allocating again.
+  void reserve_more(std::size_t n) {
+    if (count_ + n > slots_.size()) grow(count_ + n);
+  }
   void push_back(T&& item) {
     if (count_ == slots_.size()) grow();
     slots_[(head_ + count_) & (slots_.size() - 1)].emplace(std::move(item));
@@ -57,10 +61,12 @@ class Ring {
 
  private:
   static constexpr std::size_t kFirst = 16;   // slots at the first put (a power of 2)
-  static constexpr std::size_t kKeep = 1024;  // never shrunk below this many slots
+  static constexpr std::size_t kKeep = 1024;  // up to this many slots are kept when empty
 
-  void grow() {
-    std::vector<std::optional<T>> bigger(slots_.empty() ? kFirst : 2 * slots_.size());
+  void grow(std::size_t at_least = 0) {
+    std::size_t size = slots_.empty() ? kFirst : 2 * slots_.size();
+    while (size < at_least) size *= 2;
+    std::vector<std::optional<T>> bigger(size);
     for (std::size_t i = 0; i < count_; ++i)
       bigger[i] = std::move(slots_[(head_ + i) & (slots_.size() - 1)]);
     slots_.swap(bigger);
@@ -136,9 +142,7 @@ class Channel {
         if (counted) --getters_;
         counted = false;
         if (!items_.empty()) {
-          out = std::move(items_.front());
-          items_.pop_front();
-          pass = !items_.empty() && getters_ != 0;
+          pass = take_front(out);
           break;
         }
         if (closed_) return WaitResult::Closed;
@@ -156,9 +160,7 @@ class Channel {
         return pass_on(not_empty_, r, /*for_put=*/false);
       }
     }
-    if (pass) not_empty_.notify_one_lazy();
-    if (maxsize_ != 0) not_full_.notify_one();
-    return WaitResult::Ready;
+    return took(pass);
   }
 
   /// get without waiting: Ready, Closed (closed and empty), or Timeout (empty).
@@ -167,13 +169,9 @@ class Channel {
     {
       std::lock_guard lock(mutex_);
       if (items_.empty()) return closed_ ? WaitResult::Closed : WaitResult::Timeout;
-      out = std::move(items_.front());
-      items_.pop_front();
-      pass = !items_.empty() && getters_ != 0;
+      pass = take_front(out);
     }
-    if (pass) not_empty_.notify_one_lazy();
-    if (maxsize_ != 0) not_full_.notify_one();
-    return WaitResult::Ready;
+    return took(pass);
   }
 
   /// Puts every item of `items` at once (one lock, one wake-up) into an unbounded
@@ -196,14 +194,13 @@ class Channel {
     {
       std::lock_guard lock(mutex_);
       if (closed_) return WaitResult::Closed;
+      items_.reserve_more(items.size());  // all or none: nothing below allocates
       for (T& item : items) items_.push_back(std::move(item));
-      wake = getters_ != 0;
+      wake = getters_ != 0 && !items.empty();
     }
-    if (!wake || items.empty())
-      ;
-    else if (items.size() == 1)
+    if (wake && items.size() == 1)
       not_empty_.notify_one();
-    else
+    else if (wake)
       not_empty_.notify_all();
     items.clear();
     return WaitResult::Ready;
@@ -221,13 +218,13 @@ class Channel {
 
   /// Takes every item out at once (e.g. to cancel them).
   std::deque<T> drain() {
-    std::deque<T> out;
+    detail::Ring<T> taken;
     {
       std::lock_guard lock(mutex_);
-      out = items_.take_all();
+      std::swap(taken, items_);
     }
     not_full_.notify_all();
-    return out;
+    return taken.take_all();
   }
 
   /// Visits each item under the lock; `fn` returns false to remove the item.
@@ -254,6 +251,20 @@ class Channel {
   // A waiter that leaves because of a signal may have consumed a notify_one
   // meant for the condition it waited on; hand it on so no other waiter sleeps
   // through an item (or a free slot) that is there.
+  // With mutex_ held and an item there: moves the first item to `out`; true if
+  // items are left for getters that wait (one must be woken, see put()).
+  bool take_front(T& out) {
+    out = std::move(items_.front());
+    items_.pop_front();
+    return !items_.empty() && getters_ != 0;
+  }
+  // After take_front, the lock released: the wake-ups a get owes.
+  WaitResult took(bool pass) {
+    if (pass) not_empty_.notify_one_lazy();
+    if (maxsize_ != 0) not_full_.notify_one();
+    return WaitResult::Ready;
+  }
+
   WaitResult pass_on(Signal& signal, WaitResult r, bool for_put) {
     bool ready;
     {

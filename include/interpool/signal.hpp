@@ -42,15 +42,18 @@ class Deadline {
 enum class WaitResult : std::uint8_t {
   Ready,        ///< the awaited condition holds (or the waiter was notified)
   Timeout,      ///< the deadline passed
-  Interrupted,  ///< a signal arrived (only for interruptible waits): check for it, then wait again
+  Interrupted,  ///< a signal arrived, or may have (only for interruptible waits; on the
+                ///< process's main thread once after spinning): check for it, then wait again
   Closed,       ///< the object was closed
 };
 
 /// An event count: a waiter reads epoch(), checks its condition, and if the
 /// condition does not hold sleeps in wait(epoch). Any notify after epoch() was
 /// read makes wait return at once, so no wake-up is lost and nobody polls.
-/// Waiting uses a futex; with interruptible=true a signal delivered to the
-/// waiting thread ends the wait with Interrupted (for Ctrl-C in Python).
+/// Waiting uses a futex, after a short spin (docs/design.md, rule 3); with
+/// interruptible=true a signal delivered to the waiting thread ends the wait
+/// with Interrupted (for Ctrl-C in Python), and so may, once, a wait that spun
+/// on the process's main thread (a signal taken while spinning ends no sleep).
 class Signal {
  public:
   std::uint32_t epoch() const noexcept { return seq_.load(std::memory_order_seq_cst); }
@@ -66,9 +69,10 @@ class Signal {
 
  private:
   void wake(int count) noexcept;
-  /// Spins until notified after `epoch` (true) or `until`; false at once when
-  /// no CPU is free to spin on.
-  bool spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept;
+  enum class Spin : std::uint8_t { Notified, TimedOut, NoCpu };
+  /// Spins until notified after `epoch` or `until`; NoCpu at once when no CPU
+  /// is free to spin on.
+  Spin spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept;
   std::atomic<std::uint32_t> seq_{0};
   std::atomic<std::uint32_t> waiters_{0};
   std::atomic<std::uint32_t> spinning_{0};

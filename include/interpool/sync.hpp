@@ -5,7 +5,8 @@
 // interruptible=true a signal delivered to the waiting thread ends the wait
 // with WaitResult::Interrupted having changed nothing, so that the caller can
 // run its signal handlers (Ctrl-C in Python) and call again with the same
-// deadline. Python-facing callers release their GIL around these waits.
+// deadline (on the process's main thread Interrupted may also come once with
+// no signal: see Signal). Python-facing callers release their GIL around these waits.
 #pragma once
 
 #include <atomic>

@@ -111,33 +111,38 @@ Pool::Pool(PoolOptions options)
 
 Pool::~Pool() noexcept(false) {
   LivePools& live = live_pools();
-  {
-    // The GIL is released first: shutdown_all() may be joining this pool, and
-    // nothing may wait for the GIL while holding the registry's lock.
-    GilRelease unlocked;
-    {
-      std::unique_lock lock(live.mutex);
-      live.unpinned.wait(lock, [&] {
-        auto it = live.pools.find(this);
-        return it == live.pools.end() || it->second.pins == 0;
-      });
-      if (auto it = live.pools.find(this); it != live.pools.end()) it->second.ending = true;
+  // Leaves the registry last: only with this thread's GIL back may
+  // shutdown_all()'s caller go on to finalize Python, since CPython ends a
+  // thread that takes a GIL after that (a daemon thread of the main interpreter
+  // may be the one dropping a pool's last reference). Also if CPython ends this
+  // thread on the way: then nothing is left for shutdown_all() to wait for.
+  struct Unlist {
+    LivePools& live;
+    Pool* pool;
+    ~Unlist() {
+      {
+        std::lock_guard lock(live.mutex);
+        live.pools.erase(pool);
+      }
+      live.unpinned.notify_all();
     }
-    try {
-      shutdown(false);
-    } catch (...) {
-      // Joining threads failed (e.g. resource exhaustion): never from a destructor.
-    }
-  }
-  // Only now, with this thread's GIL back, may shutdown_all()'s caller go on to
-  // finalize Python: a thread that takes a GIL after that is ended by CPython,
-  // which no C++ destructor on its way survives (a daemon thread of the main
-  // interpreter may be the one dropping the last reference to a pool).
+  } unlist{live, this};
+  // The GIL is released first: shutdown_all() may be joining this pool, and
+  // nothing may wait for the GIL while holding the registry's lock.
+  GilRelease unlocked;
   {
-    std::lock_guard lock(live.mutex);
-    live.pools.erase(this);
+    std::unique_lock lock(live.mutex);
+    live.unpinned.wait(lock, [&] {
+      auto it = live.pools.find(this);
+      return it == live.pools.end() || it->second.pins == 0;
+    });
+    if (auto it = live.pools.find(this); it != live.pools.end()) it->second.ending = true;
   }
-  live.unpinned.notify_all();
+  try {
+    shutdown(false);
+  } catch (...) {
+    // Joining threads failed (e.g. resource exhaustion): never from a destructor.
+  }
 }
 
 std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) {
@@ -191,9 +196,11 @@ bool leaves_doubtful_state(const Outcome& out) {
 // did not already), the threads are interrupted like a task, and the worker is
 // replaced. False if there are none. With the worker's GIL.
 bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
-  // The usual case, cheaply: no thread was started at all.
-  if (Py_ssize_t started = runner.threads_started(); started == 0) return false;
-  PyErr_Clear();
+  // The usual case, cheaply: no thread runs but the worker's own.
+  if (Py_ssize_t running = runner.threads_running(); running == 0)
+    return false;
+  else if (running < 0)
+    PyErr_Clear();
   PyObject* modules = PyImport_GetModuleDict();  // borrowed
   PyObject* threading = modules ? PyDict_GetItemString(modules, "threading") : nullptr;
   if (!threading) return false;  // no thread was started with threading

@@ -11,7 +11,7 @@ Runner::~Runner() {
   Py_XDECREF(thread_count_);
 }
 
-Py_ssize_t Runner::threads_started() {
+Py_ssize_t Runner::threads_running() {
   if (!thread_count_) {
     PyObject* thread = PyImport_ImportModule("_thread");
     if (!thread) return -1;

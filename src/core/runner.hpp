@@ -29,8 +29,8 @@ class Runner {
   /// Never throws: every failure becomes an Error outcome.
   Outcome run(const Call& call);
   /// How many threads started with _thread or threading run in this interpreter
-  /// (not counting the one it was created on); -1 with a Python error set.
-  Py_ssize_t threads_started();
+  /// now (not counting the one it was created on); -1 with a Python error set.
+  Py_ssize_t threads_running();
 
  private:
   /// A borrowed reference to the function, cached for the Runner's life;

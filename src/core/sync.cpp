@@ -56,8 +56,9 @@ void cpu_relax() noexcept {
 // skips a sleep and a wake-up (tens of µs on a virtual machine) when the notify
 // comes soon.
 constexpr std::chrono::nanoseconds kMaxSpin{50'000};
-// An interruptible wait that spun sleeps at most this long before it reports
-// Interrupted once, so that its caller runs the signal handlers (see wait()).
+// An interruptible wait that spun on the process's main thread (where Python
+// runs signal handlers) sleeps at most this long before it reports Interrupted
+// once, so that its caller runs the handlers (see wait()).
 constexpr std::chrono::milliseconds kSignalCheck{20};
 
 int cpus() noexcept {
@@ -71,6 +72,7 @@ alignas(64) std::atomic<int> cpus_taken{0};
 struct ThreadMark {
   bool busy = false;       // counted in cpus_taken while not waiting
   bool skip_spin = false;  // the last wait ended for a signal check: sleep at once
+  const bool main_thread = getpid() == static_cast<pid_t>(syscall(SYS_gettid));
 };
 ThreadMark& thread_mark() noexcept {
   thread_local ThreadMark mark;
@@ -113,10 +115,10 @@ BusyThread::~BusyThread() {
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
 }
 
-bool Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept {
+Signal::Spin Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept {
   if (cpus_taken.fetch_add(1, std::memory_order_relaxed) >= cpus()) {
     cpus_taken.fetch_sub(1, std::memory_order_relaxed);
-    return false;
+    return Spin::NoCpu;
   }
   // Counted before the first look at seq_ and uncounted after the last:
   // notify_one_lazy relies on it.
@@ -134,7 +136,7 @@ bool Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexce
   }
   spinning_.fetch_sub(1, std::memory_order_seq_cst);
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
-  return notified;
+  return notified ? Spin::Notified : Spin::TimedOut;
 }
 
 WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
@@ -148,16 +150,18 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
   if (!std::exchange(mark.skip_spin, false)) {
     auto until = Deadline::Clock::now() + kMaxSpin;
     if (sleep_until && *sleep_until < until) until = *sleep_until;
-    if (spin(epoch, until)) {
+    Spin spun = spin(epoch, until);
+    if (spun == Spin::Notified) {
       if (hook && hook->leave()) return WaitResult::Interrupted;
       return WaitResult::Ready;
     }
     // A signal that arrived while this thread spun interrupted no system call:
     // nothing would tell the futex sleep below about it. So an interruptible
-    // wait that spun sleeps at most kSignalCheck, then reports Interrupted; its
-    // caller runs the signal handlers (Ctrl-C) and waits again, this time
-    // without spinning and for as long as it must: one look, not a polling loop.
-    if (interruptible) {
+    // wait that spun on the main thread (the one whose signals Python handles)
+    // sleeps at most kSignalCheck, then reports Interrupted; its caller runs the
+    // signal handlers (Ctrl-C) and waits again, this time without spinning and
+    // for as long as it must: one look, not a polling loop.
+    if (interruptible && mark.main_thread && spun == Spin::TimedOut) {
       auto check = Deadline::Clock::now() + kSignalCheck;
       if (!sleep_until || check < *sleep_until) {
         sleep_until = check;
