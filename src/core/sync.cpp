@@ -1,5 +1,6 @@
 #include <sched.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <ctime>
@@ -145,11 +146,14 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
   if (hook && !hook->enter(*this, epoch, deadline.is_never())) return WaitResult::Interrupted;
   ThreadMark& mark = thread_mark();
   WaitingMark waiting(mark);
-  std::optional<Deadline::Clock::time_point> sleep_until = deadline.when();
+  // When the sleep ends (max(): no limit). A plain time point, not an optional:
+  // valgrind reads an empty optional's payload in the optimised comparisons.
+  bool timed = !deadline.is_never();
+  Deadline::Clock::time_point sleep_until =
+      timed ? *deadline.when() : Deadline::Clock::time_point::max();
   bool signal_check = false;
   if (!std::exchange(mark.skip_spin, false)) {
-    auto until = Deadline::Clock::now() + kMaxSpin;
-    if (sleep_until && *sleep_until < until) until = *sleep_until;
+    auto until = std::min(Deadline::Clock::now() + kMaxSpin, sleep_until);
     Spin spun = spin(epoch, until);
     if (spun == Spin::Notified) {
       if (hook && hook->leave()) return WaitResult::Interrupted;
@@ -163,18 +167,17 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
     // for as long as it must: one look, not a polling loop.
     if (interruptible && mark.main_thread && spun == Spin::TimedOut) {
       auto check = Deadline::Clock::now() + kSignalCheck;
-      if (!sleep_until || check < *sleep_until) {
+      if (check < sleep_until) {
         sleep_until = check;
-        signal_check = true;
+        timed = signal_check = true;
       }
     }
   }
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   WaitResult result = WaitResult::Ready;
-  std::optional<timespec> abs;
-  if (sleep_until) abs = to_timespec(*sleep_until);
+  const timespec abs = timed ? to_timespec(sleep_until) : timespec{};
   while (seq_.load(std::memory_order_seq_cst) == epoch) {
-    long rc = futex(&seq_, FUTEX_WAIT_BITSET, epoch, abs ? &*abs : nullptr);
+    long rc = futex(&seq_, FUTEX_WAIT_BITSET, epoch, timed ? &abs : nullptr);
     if (rc == 0) break;          // woken (maybe spuriously: the caller re-checks its condition)
     if (errno == EAGAIN) break;  // notified before we slept
     if (errno == ETIMEDOUT) {
