@@ -86,6 +86,14 @@ class RLock final : public SyncObject {
   Signal signal_;
 };
 
+/// The process's lock for its C environment (environ). Interpreters share one
+/// environment: an os.environ change in one interpreter rewrites the array that a
+/// process spawn in another thread reads while it execs (CPython's vfork path reads
+/// it after releasing the GIL), and a spawn that reads a freed array fails. The
+/// faces hold this lock around the environment changes of their interpreters and
+/// around the process spawns they make. Made on first use, never freed.
+const std::shared_ptr<RLock>& environment_lock();
+
 /// A flag that threads wait for, as threading.Event.
 class Event final : public SyncObject {
  public:

@@ -190,9 +190,21 @@ class _State:
 
     def settle(self, token: int, ok: bool, payload: Any) -> None:
         """Gives a task's outcome to its future (on whichever thread claimed it)."""
-        fut = self.futures.pop(token, None)
+        fut = self.futures.get(token)
         if fut is None:
             return
+        try:
+            self._give(fut, ok, payload)
+        except Exception as e:  # a fallback that failed to take it: the future still ends
+            if not fut.done():
+                fut.set_exception(e)
+        finally:
+            # Listed until then: a task refused for its imports is in the fallback's
+            # hands before _check_settled can see no future left and close it.
+            self.futures.pop(token, None)
+            self._check_settled()
+
+    def _give(self, fut: _Future, ok: bool, payload: Any) -> None:
         if ok and not fut.cancelled():
             fut.set_result(payload)
         elif fut.cancelled() or isinstance(payload, CancelledError):
@@ -216,7 +228,6 @@ class _State:
                         payload = refused
             if payload is not None:
                 fut.set_exception(payload)
-        self._check_settled()
 
     def _run_in_process(self, fut: _Future) -> bool:
         assert self.fallback is not None and fut._call is not None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from . import IncompatibleModuleError
+from . import IncompatibleModuleError, _interpool
 
 _REFUSED = re.compile(r"module '?([\w.]+)'? does not support loading in subinterpreters")
 
@@ -91,7 +91,10 @@ class ProcessFallback:
         """Runs call = (fn, args, kwargs) in a process and settles `fut` with its
         outcome. False if the fallback is shut down."""
         fn, args, kwargs = call
-        with self._lock:
+        # The pool spawns its processes (and multiprocessing's resource tracker) in
+        # these calls: the environment lock keeps the interpreters' os.environ
+        # changes out of the exec (see _worker.guard_environment).
+        with self._lock, _interpool.environment_lock():
             if self._closed:
                 return False
             if self._pool is None:

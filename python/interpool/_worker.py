@@ -192,10 +192,43 @@ def install_main(source: tuple[str, str] | None) -> None:
         main.__class__ = _LazyMain
 
 
+def guard_environment() -> None:
+    """Makes this interpreter's os.environ changes (os.putenv, os.unsetenv) hold
+    the process's environment lock, which interpool also holds while it spawns a
+    process: the interpreters share one C environment, and a change rewrites the
+    array that an exec in another thread may be reading (a spawn then fails, its
+    process gone with exit code 255). numpy's import, for one, sets and removes a
+    variable even when it is refused here. Idempotent."""
+    import os
+
+    from interpool import _interpool
+
+    if getattr(os.putenv, "_interpool_guarded", False):
+        return
+    lock = _interpool.environment_lock()
+
+    def guarded(change: Any) -> Any:
+        def locked(*args: Any) -> Any:
+            with lock:
+                return change(*args)
+
+        # functools.wraps by hand: functools would load collections in every worker.
+        for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+            setattr(locked, name, getattr(change, name))
+        locked.__wrapped__ = change  # type: ignore[attr-defined]
+        locked._interpool_guarded = True  # type: ignore[attr-defined]
+        return locked
+
+    # os.environ's item assignment and deletion look these names up in os.
+    os.putenv = guarded(os.putenv)
+    os.unsetenv = guarded(os.unsetenv)
+
+
 def setup(shared: dict, source: tuple[str, str] | None) -> None:
     """First thing an Executor worker runs: publishes `shared`, prepares __main__."""
     import interpool
 
+    guard_environment()
     interpool.shared._publish(shared)
     install_main(source)
 
@@ -203,4 +236,5 @@ def setup(shared: dict, source: tuple[str, str] | None) -> None:
 def prepare(sys_path: list, source: tuple[str, str] | None) -> None:
     """First call into an interpreter made by interpool.interpreters.create()."""
     sys.path[:] = sys_path
+    guard_environment()
     install_main(source)

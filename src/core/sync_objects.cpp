@@ -65,6 +65,12 @@ bool Lock::release() noexcept {
 
 std::shared_ptr<RLock> RLock::create() { return registry::make<RLock>(); }
 
+const std::shared_ptr<RLock>& environment_lock() {
+  // Leaked on purpose: threads may still take it while static objects are destroyed.
+  static const auto* lock = new std::shared_ptr<RLock>(RLock::create());
+  return *lock;
+}
+
 bool RLock::try_acquire(const Owner& owner) noexcept {
   std::lock_guard lock(mutex_);
   if (depth_ == 0) {

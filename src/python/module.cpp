@@ -10,6 +10,7 @@
 #include <cmath>
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
+#include <interpool/sync.hpp>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -1547,6 +1548,10 @@ PyObject* mod_end_stuck_tasks(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* mod_environment_lock(PyObject*, PyObject*) {
+  return object_from_handle(environment_lock());
+}
+
 PyMethodDef module_methods[] = {
     {"restart_task_timeout", mod_restart_task_timeout, METH_NOARGS,
      "In a worker, during a task with a time limit: start the limit again (per map item)."},
@@ -1584,6 +1589,9 @@ PyMethodDef module_methods[] = {
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
     {"queue_from_id", mod_queue_from_id, METH_O,
      "queue_from_id($module, id, /)\n--\n\nThis interpreter's Queue object for a live id."},
+    {"environment_lock", mod_environment_lock, METH_NOARGS,
+     "The process's RLock for its C environment: held around os.environ changes in\n"
+     "interpool's interpreters and around the process spawns interpool makes."},
     {"_shared_handle", shared_handle, METH_VARARGS,
      "_shared_handle($module, how, number, /)\n--\n\n"
      "What a pickled SharedBuffer, lock, ... loads as."},

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/convert.hpp"
+#include "core/registry.hpp"
 
 using namespace interpool;
 using namespace std::chrono_literals;
@@ -231,6 +232,17 @@ TEST(SharedRLock, ExactCountUnderContention) {
     }
   });
   EXPECT_EQ(counter, kThreads * kIncrements);
+}
+
+TEST(SharedRLock, TheEnvironmentLockIsOneLiveLockOfTheProcess) {
+  const auto& lock = environment_lock();
+  ASSERT_TRUE(lock);
+  EXPECT_EQ(lock.get(), environment_lock().get());
+  EXPECT_EQ(registry::find(lock->id()).get(), lock.get());  // reachable by id
+  Owner me{-1, 1}, other{-1, 2};
+  ASSERT_EQ(lock->acquire(me), WaitResult::Ready);
+  EXPECT_EQ(lock->acquire(other, Deadline::now()), WaitResult::Timeout);
+  EXPECT_TRUE(lock->release(me));
 }
 
 // ---------------------------------------------------------------------------

@@ -153,6 +153,27 @@ def rendezvous(directory, n, fn, *args, timeout=30.0):
 # --- initializers ----------------------------------------------------------------
 
 
+def change_environment(started, name, value):
+    """Sets then removes an environment variable (os.environ, as numpy's import
+    does); `started` (an interpool Event) is set first. Returns what the process
+    environment held in between."""
+    started.set()
+    os.environ[name] = value
+    try:
+        return _environment_value(name)
+    finally:
+        del os.environ[name]
+
+
+def _environment_value(name):
+    # The process environment itself (os.environ is this interpreter's own copy),
+    # as a child process inherits it.
+    import subprocess
+
+    out = subprocess.run(["printenv", name], capture_output=True, text=True, check=False)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
 def init_set_state(value):
     global STATE
     STATE = value

@@ -185,3 +185,10 @@ def identity_checks(main_id):
         "current_is_same": interpreters.get_current() is interpreters.get_current(),
         "current_in_list": interpreters.get_current() in interpreters.list_all(),
     }
+
+
+def environment_guarded():
+    """True if os.environ changes here take interpool's environment lock."""
+    import os
+
+    return all(getattr(f, "_interpool_guarded", False) for f in (os.putenv, os.unsetenv))

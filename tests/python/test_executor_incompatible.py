@@ -7,6 +7,7 @@ import functools
 import importlib
 import os
 import sys
+import time
 
 import pytest
 
@@ -102,6 +103,66 @@ def test_fallback_tasks_accepted_before_shutdown_all_end(make_executor, wait):
     futs = [ex.submit(numpy_tasks.total, n) for n in range(4)]
     ex.shutdown(wait=wait)
     assert [f.result(timeout=120) for f in futs] == [0, 0, 1, 3]
+
+
+def test_fallback_taken_while_shutdown_closes_the_pool(make_executor, monkeypatch):
+    # The refusal is being handled (on the result thread) when shutdown(wait=False)
+    # closes the pool: the task must still reach the processes, not fail.
+    import threading
+
+    from interpool import _fallback
+
+    handling = threading.Event()
+    real = _fallback.incompatible
+
+    def slow_incompatible(exc):
+        handling.set()
+        time.sleep(0.3)
+        return real(exc)
+
+    monkeypatch.setattr(_fallback, "incompatible", slow_incompatible)
+    ex = make_executor(1, fallback="process")
+    fut = ex.submit(numpy_tasks.total, 5)
+    assert handling.wait(60)
+    ex.shutdown(wait=False)
+    assert fut.result(timeout=120) == 10
+
+
+def test_worker_environment_changes_wait_for_the_environment_lock(make_executor):
+    # What keeps a worker's os.environ change (numpy's import makes one even when
+    # refused) out of a fallback process's exec: the change takes the lock that
+    # spawns hold.
+    from interpool import _interpool
+
+    ex = make_executor(1)
+    started = interpool.Event()
+    lock = _interpool.environment_lock()
+    with lock:
+        fut = ex.submit(T.change_environment, started, "INTERPOOL_TEST_VARIABLE", "set")
+        assert started.wait(60)
+        time.sleep(0.2)
+        assert not fut.done()  # waiting for the lock
+    assert fut.result(timeout=60) == "set"
+    assert not lock.locked()
+
+
+def test_interpreters_made_here_guard_the_environment_too(interp):
+    import interp_tasks
+
+    assert interp.call(interp_tasks.environment_guarded) is True
+
+
+def test_a_fallback_that_fails_to_take_a_task_ends_its_future(make_executor, monkeypatch):
+    from interpool import _fallback
+
+    def broken_run(self, fut, call, key):
+        raise OSError("cannot start a process")
+
+    monkeypatch.setattr(_fallback.ProcessFallback, "run", broken_run)
+    ex = make_executor(1, fallback="process")
+    with pytest.raises(OSError, match="cannot start a process"):
+        ex.submit(numpy_tasks.total, 5).result(timeout=60)
+    assert ex.submit(T.add, 2, 3).result(timeout=60) == 5  # the result thread lives on
 
 
 def test_fallback_cancel_futures_on_shutdown(make_executor):
