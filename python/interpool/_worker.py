@@ -193,12 +193,14 @@ def install_main(source: tuple[str, str] | None) -> None:
 
 
 def guard_environment() -> None:
-    """Makes this interpreter's os.environ changes (os.putenv, os.unsetenv) hold
-    the process's environment lock, which interpool also holds while it spawns a
-    process: the interpreters share one C environment, and a change rewrites the
-    array that an exec in another thread may be reading (a spawn then fails, its
-    process gone with exit code 255). numpy's import, for one, sets and removes a
-    variable even when it is refused here. Idempotent."""
+    """Makes this interpreter's environment changes (os.putenv, os.unsetenv, which
+    os.environ calls) and process spawns (_posixsubprocess.fork_exec, which
+    subprocess and multiprocessing use, and os.posix_spawn[p]) hold the process's
+    environment lock, which interpool also holds while it spawns a process. The
+    interpreters share one C environment: a change rewrites the array that an exec
+    in another thread may be reading, and that spawn then fails (EFAULT; a
+    multiprocessing child is gone with exit code 255). numpy's import, for one,
+    sets and removes a variable even when it is refused here. Idempotent."""
     import os
 
     from interpool import _interpool
@@ -207,21 +209,31 @@ def guard_environment() -> None:
         return
     lock = _interpool.environment_lock()
 
-    def guarded(change: Any) -> Any:
-        def locked(*args: Any) -> Any:
+    def guarded(call: Any) -> Any:
+        def locked(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                return change(*args)
+                return call(*args, **kwargs)
 
         # functools.wraps by hand: functools would load collections in every worker.
         for name in ("__name__", "__qualname__", "__doc__", "__module__"):
-            setattr(locked, name, getattr(change, name))
-        locked.__wrapped__ = change  # type: ignore[attr-defined]
+            setattr(locked, name, getattr(call, name))
+        locked.__wrapped__ = call  # type: ignore[attr-defined]
         locked._interpool_guarded = True  # type: ignore[attr-defined]
         return locked
 
-    # os.environ's item assignment and deletion look these names up in os.
-    os.putenv = guarded(os.putenv)
-    os.unsetenv = guarded(os.unsetenv)
+    # Looked up in os at each call: os.environ's item assignment and deletion,
+    # subprocess's posix_spawn path.
+    for name in ("putenv", "unsetenv", "posix_spawn", "posix_spawnp"):
+        if hasattr(os, name):
+            setattr(os, name, guarded(getattr(os, name)))
+    try:
+        import _posixsubprocess
+    except ImportError:  # no fork_exec on this platform
+        return
+    _posixsubprocess.fork_exec = guarded(_posixsubprocess.fork_exec)
+    loaded = sys.modules.get("subprocess")  # it keeps its own name for fork_exec
+    if getattr(loaded, "_fork_exec", None) is not None:
+        setattr(loaded, "_fork_exec", _posixsubprocess.fork_exec)  # noqa: B010
 
 
 def setup(shared: dict, source: tuple[str, str] | None) -> None:

@@ -165,6 +165,14 @@ def change_environment(started, name, value):
         del os.environ[name]
 
 
+def spawn_process(started):
+    """Runs `true` in a child process once `started` (an interpool Event) is set."""
+    import subprocess
+
+    started.set()
+    return subprocess.run(["true"], check=False).returncode
+
+
 def _environment_value(name):
     # The process environment itself (os.environ is this interpreter's own copy),
     # as a child process inherits it.

@@ -188,7 +188,13 @@ def identity_checks(main_id):
 
 
 def environment_guarded():
-    """True if os.environ changes here take interpool's environment lock."""
+    """True if environment changes and process spawns here take interpool's
+    environment lock (subprocess imported afterwards uses the guarded fork_exec)."""
     import os
+    import subprocess
 
-    return all(getattr(f, "_interpool_guarded", False) for f in (os.putenv, os.unsetenv))
+    import _posixsubprocess
+
+    calls = (os.putenv, os.unsetenv, os.posix_spawn, os.posix_spawnp,
+             _posixsubprocess.fork_exec, subprocess._fork_exec)
+    return all(getattr(f, "_interpool_guarded", False) for f in calls)

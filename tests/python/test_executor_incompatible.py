@@ -128,21 +128,23 @@ def test_fallback_taken_while_shutdown_closes_the_pool(make_executor, monkeypatc
     assert fut.result(timeout=120) == 10
 
 
-def test_worker_environment_changes_wait_for_the_environment_lock(make_executor):
+@pytest.mark.parametrize("task", ["change_environment", "spawn_process"])
+def test_worker_environment_changes_and_spawns_wait_for_the_environment_lock(make_executor, task):
     # What keeps a worker's os.environ change (numpy's import makes one even when
-    # refused) out of a fallback process's exec: the change takes the lock that
-    # spawns hold.
+    # refused) out of another thread's exec: changes and spawns take the lock that
+    # interpool's own spawns (the fallback's processes) hold.
     from interpool import _interpool
 
     ex = make_executor(1)
     started = interpool.Event()
     lock = _interpool.environment_lock()
+    args = ("INTERPOOL_TEST_VARIABLE", "set") if task == "change_environment" else ()
     with lock:
-        fut = ex.submit(T.change_environment, started, "INTERPOOL_TEST_VARIABLE", "set")
+        fut = ex.submit(getattr(T, task), started, *args)
         assert started.wait(60)
         time.sleep(0.2)
         assert not fut.done()  # waiting for the lock
-    assert fut.result(timeout=60) == "set"
+    assert fut.result(timeout=60) == ("set" if task == "change_environment" else 0)
     assert not lock.locked()
 
 
