@@ -193,16 +193,29 @@ class _State:
         fut = self.futures.get(token)
         if fut is None:
             return
-        try:
+        handed = False
+        if not ok and isinstance(payload, ImportError) and not fut.cancelled():
+            # While the future is still listed: _check_settled must not find no
+            # future left and close the fallback before the fallback has this task.
+            try:
+                handed, payload = self._reroute(fut, payload)
+            except Exception as e:  # a fallback that failed to take it: the future still ends
+                payload = e
+        # Unlisted before its outcome is given: a done-callback may shut down and wait.
+        self.futures.pop(token, None)
+        if not handed:
             self._give(fut, ok, payload)
-        except Exception as e:  # a fallback that failed to take it: the future still ends
-            if not fut.done():
-                fut.set_exception(e)
-        finally:
-            # Listed until then: a task refused for its imports is in the fallback's
-            # hands before _check_settled can see no future left and close it.
-            self.futures.pop(token, None)
-            self._check_settled()
+        self._check_settled()
+
+    def _reroute(self, fut: _Future, error: ImportError) -> tuple[bool, BaseException]:
+        """(True, _) if the task went to the fallback's processes; else (False,
+        the exception its future gets: IncompatibleModuleError for a refused import)."""
+        refused = _fallback.incompatible(error)
+        if refused is None:
+            return False, error
+        if self.fallback is not None and fut._call is not None and self._run_in_process(fut):
+            return True, error
+        return False, refused
 
     def _give(self, fut: _Future, ok: bool, payload: Any) -> None:
         if ok and not fut.cancelled():
@@ -218,16 +231,7 @@ class _State:
         else:
             if isinstance(payload, BrokenInterpreterPool):
                 self.broken = str(payload)
-            elif isinstance(payload, ImportError):
-                refused = _fallback.incompatible(payload)
-                if refused is not None:
-                    if (self.fallback is not None and fut._call is not None
-                            and self._run_in_process(fut)):
-                        payload = None  # runs again in a process
-                    else:
-                        payload = refused
-            if payload is not None:
-                fut.set_exception(payload)
+            fut.set_exception(payload)
 
     def _run_in_process(self, fut: _Future) -> bool:
         assert self.fallback is not None and fut._call is not None
