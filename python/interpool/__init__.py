@@ -53,6 +53,14 @@ def usable_cpus() -> int:
     return _interpool.usable_cpus()
 
 
+def environment_lock() -> RLock:
+    """The process's lock for its environment (os.environ's C side). interpool's
+    interpreters hold it when they change the environment or start a process, and
+    so do interpool's own process spawns; hold it around a spawn or an
+    environment change of the main interpreter that may run while workers do."""
+    return _interpool.environment_lock()
+
+
 def __getattr__(name: str) -> Any:
     # Workers import this package for `shared`; the executor machinery loads on first use.
     if name == "Executor":
@@ -97,5 +105,6 @@ __all__ = [
     "SharedBuffer",
     "TaskInterrupted",
     "shared",
+    "environment_lock",
     "usable_cpus",
 ]

@@ -29,6 +29,7 @@ class IncompatibleModuleError(ImportError):
     module: str | None
 
 def usable_cpus() -> int: ...
+def environment_lock() -> RLock: ...
 
 __version__: str
 __all__ = [
@@ -55,5 +56,6 @@ __all__ = [
     "SharedBuffer",
     "TaskInterrupted",
     "shared",
+    "environment_lock",
     "usable_cpus",
 ]

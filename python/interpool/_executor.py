@@ -194,18 +194,22 @@ class _State:
         if fut is None:
             return
         handed = False
-        if not ok and isinstance(payload, ImportError) and not fut.cancelled():
-            # While the future is still listed: _check_settled must not find no
-            # future left and close the fallback before the fallback has this task.
-            try:
-                handed, payload = self._reroute(fut, payload)
-            except Exception as e:  # a fallback that failed to take it: the future still ends
-                payload = e
-        # Unlisted before its outcome is given: a done-callback may shut down and wait.
-        self.futures.pop(token, None)
-        if not handed:
-            self._give(fut, ok, payload)
-        self._check_settled()
+        try:
+            if not ok and isinstance(payload, ImportError) and not fut.cancelled():
+                # While the future is still listed: _check_settled must not find no
+                # future left and close the fallback before the fallback has this task.
+                try:
+                    handed, payload = self._reroute(fut, payload)
+                except Exception as e:  # a fallback that failed to take it
+                    payload = e
+        finally:
+            # Even when Ctrl-C comes during the hand-over, the future ends (with the
+            # task's own error) and leaves the list. Unlisted before its outcome is
+            # given: a done-callback may shut the executor down and wait.
+            self.futures.pop(token, None)
+            if not handed:
+                self._give(fut, ok, payload)
+            self._check_settled()
 
     def _reroute(self, fut: _Future, error: ImportError) -> tuple[bool, BaseException]:
         """(True, _) if the task went to the fallback's processes; else (False,

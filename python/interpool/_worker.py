@@ -196,12 +196,14 @@ def guard_environment() -> None:
     """Makes this interpreter's environment changes (os.putenv, os.unsetenv, which
     os.environ calls) and process spawns (_posixsubprocess.fork_exec, which
     subprocess and multiprocessing use, and os.posix_spawn[p]) hold the process's
-    environment lock, which interpool also holds while it spawns a process. The
-    interpreters share one C environment: a change rewrites the array that an exec
-    in another thread may be reading, and that spawn then fails (EFAULT; a
-    multiprocessing child is gone with exit code 255). numpy's import, for one,
-    sets and removes a variable even when it is refused here. Idempotent."""
+    environment lock (interpool.environment_lock()), which interpool also holds
+    while it spawns a process. The interpreters share one C environment: a change
+    rewrites the array that an exec in another thread may be reading, and that
+    spawn then fails (EFAULT; a multiprocessing child is gone with exit code 255).
+    numpy's import, for one, sets and removes a variable even when it is refused
+    here. Idempotent."""
     import os
+    import posix
 
     from interpool import _interpool
 
@@ -211,8 +213,15 @@ def guard_environment() -> None:
 
     def guarded(call: Any) -> Any:
         def locked(*args: Any, **kwargs: Any) -> Any:
-            with lock:
+            # A timed wait, renewed: at the program's end interpool interrupts the
+            # tasks that all sleep with no deadline (end_stuck_tasks), and this one
+            # only waits for a spawn or a change, which ends soon.
+            while not lock.acquire(timeout=_GUARD_WAIT):
+                pass
+            try:
                 return call(*args, **kwargs)
+            finally:
+                lock.release()
 
         # functools.wraps by hand: functools would load collections in every worker.
         for name in ("__name__", "__qualname__", "__doc__", "__module__"):
@@ -221,11 +230,14 @@ def guard_environment() -> None:
         locked._interpool_guarded = True  # type: ignore[attr-defined]
         return locked
 
-    # Looked up in os at each call: os.environ's item assignment and deletion,
-    # subprocess's posix_spawn path.
+    # Replaced in posix too, where their __module__ says they live (pickle by
+    # reference, functions sent to workers), and in os, where os.environ and
+    # subprocess's posix_spawn path look them up at each call.
     for name in ("putenv", "unsetenv", "posix_spawn", "posix_spawnp"):
-        if hasattr(os, name):
-            setattr(os, name, guarded(getattr(os, name)))
+        if hasattr(posix, name):
+            wrapper = guarded(getattr(posix, name))
+            setattr(posix, name, wrapper)
+            setattr(os, name, wrapper)
     try:
         import _posixsubprocess
     except ImportError:  # no fork_exec on this platform
@@ -234,6 +246,10 @@ def guard_environment() -> None:
     loaded = sys.modules.get("subprocess")  # it keeps its own name for fork_exec
     if getattr(loaded, "_fork_exec", None) is not None:
         setattr(loaded, "_fork_exec", _posixsubprocess.fork_exec)  # noqa: B010
+
+
+# Seconds of one wait for the environment lock (renewed until it is taken).
+_GUARD_WAIT = 60.0
 
 
 def setup(shared: dict, source: tuple[str, str] | None) -> None:

@@ -153,24 +153,39 @@ def rendezvous(directory, n, fn, *args, timeout=30.0):
 # --- initializers ----------------------------------------------------------------
 
 
-def change_environment(started, name, value):
+def change_environment(started, changed, name, value):
     """Sets then removes an environment variable (os.environ, as numpy's import
-    does); `started` (an interpool Event) is set first. Returns what the process
-    environment held in between."""
+    does). `started` is set before the change, `changed` after it (interpool
+    Events). Returns what the process environment held in between."""
     started.set()
     os.environ[name] = value
+    changed.set()
     try:
         return _environment_value(name)
     finally:
         del os.environ[name]
 
 
-def spawn_process(started):
-    """Runs `true` in a child process once `started` (an interpool Event) is set."""
+def pickles_environment_functions():
+    """The environment functions of a worker (wrapped by interpool) still pickle
+    by reference, as the builtins they wrap do."""
+    import pickle
+
+    import _posixsubprocess
+
+    calls = (os.putenv, os.unsetenv, os.posix_spawn, _posixsubprocess.fork_exec)
+    return all(pickle.loads(pickle.dumps(f)) is f for f in calls)
+
+
+def spawn_process(started, changed):
+    """Runs `true` in a child process once `started` is set; sets `changed` once
+    the child has been started (interpool Events)."""
     import subprocess
 
     started.set()
-    return subprocess.run(["true"], check=False).returncode
+    child = subprocess.Popen(["true"])
+    changed.set()
+    return child.wait()
 
 
 def _environment_value(name):

@@ -134,19 +134,38 @@ def test_worker_environment_changes_and_spawns_wait_for_the_environment_lock(mak
     # What keeps a worker's os.environ change (numpy's import makes one even when
     # refused) out of another thread's exec: changes and spawns take the lock that
     # interpool's own spawns (the fallback's processes) hold.
-    from interpool import _interpool
-
     ex = make_executor(1)
-    started = interpool.Event()
-    lock = _interpool.environment_lock()
+    started, changed = interpool.Event(), interpool.Event()
+    lock = interpool.environment_lock()
     args = ("INTERPOOL_TEST_VARIABLE", "set") if task == "change_environment" else ()
     with lock:
-        fut = ex.submit(getattr(T, task), started, *args)
+        fut = ex.submit(getattr(T, task), started, changed, *args)
         assert started.wait(60)
-        time.sleep(0.2)
-        assert not fut.done()  # waiting for the lock
+        assert not changed.wait(0.2)  # waiting for the lock
+    assert changed.wait(60)
     assert fut.result(timeout=60) == ("set" if task == "change_environment" else 0)
     assert not lock.locked()
+
+
+def test_guarded_environment_functions_still_pickle_in_workers(make_executor):
+    assert make_executor(1).submit(T.pickles_environment_functions).result(timeout=60) is True
+
+
+def test_fallback_spawns_its_processes_holding_the_environment_lock(make_executor, monkeypatch):
+    import multiprocessing.util
+
+    lock = interpool.environment_lock()
+    held = []
+    real = multiprocessing.util.spawnv_passfds
+
+    def spawn(path, args, passfds):
+        held.append(lock._is_owned())
+        return real(path, args, passfds)
+
+    monkeypatch.setattr(multiprocessing.util, "spawnv_passfds", spawn)
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 4).result(timeout=120) == 6
+    assert held and all(held)  # the pool's process (and the resource tracker, if started)
 
 
 def test_interpreters_made_here_guard_the_environment_too(interp):
