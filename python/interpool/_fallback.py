@@ -81,6 +81,7 @@ class ProcessFallback:
         self._max_workers = max_workers
         self._initargs = (shared, initializer, initargs)
         self._lock = threading.Lock()
+        self._environment = _interpool.environment_lock()
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
         self._pending: set[Future] = set()
@@ -94,7 +95,7 @@ class ProcessFallback:
         # The pool spawns its processes (and multiprocessing's resource tracker) in
         # these calls: the environment lock keeps the interpreters' os.environ
         # changes out of the exec (see _worker.guard_environment).
-        with self._lock, _interpool.environment_lock():
+        with self._lock, self._environment:
             if self._closed:
                 return False
             if self._pool is None:
