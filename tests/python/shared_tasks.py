@@ -221,6 +221,12 @@ def lock_acquire(lock, blocking=True, timeout=-1):
     return taken, time.monotonic() - t0
 
 
+def lock_acquire_announced(started, lock):
+    """Sets `started` (an interpool Event), then lock.acquire() -> (taken, seconds waited)."""
+    started.set()
+    return lock_acquire(lock)
+
+
 def lock_release(lock):
     lock.release()
     return True
