@@ -81,10 +81,16 @@ class ProcessFallback:
         self._max_workers = max_workers
         self._initargs = (shared, initializer, initargs)
         self._lock = threading.Lock()
+        self._settled = threading.Condition(self._lock)  # notified as tasks end
         self._environment = _interpool.environment_lock()
         self._pool: ProcessPoolExecutor | None = None
+        # The pool's thread that settles its futures. Joined by shutdown(wait=True):
+        # after a shutdown(wait=False), ProcessPoolExecutor.shutdown(wait=True)
+        # no longer joins it.
+        self._manager: threading.Thread | None = None
         self._closed = False
-        self._pending: set[Future] = set()
+        #: The process pool's future of each task not ended, and the task's future.
+        self._pending: dict[Future, Future] = {}
         #: (module, qualname) of functions that went to processes.
         self.known: set[tuple[str, str]] = set()
 
@@ -106,23 +112,37 @@ class ProcessFallback:
             if key is not None:
                 self.known.add(key)
             pfut = self._pool.submit(fn, *args, **kwargs)
-            self._pending.add(pfut)
+            if self._manager is None:  # started by the first submit; private, hence getattr
+                self._manager = getattr(self._pool, "_executor_manager_thread", None)
+            self._pending[pfut] = fut
         fut._fallback = pfut  # type: ignore[attr-defined]
         pfut.add_done_callback(lambda done: self._done(done, fut))
         return True
 
     def _done(self, done: Future, fut: Future) -> None:
-        with self._lock:
-            self._pending.discard(done)
         copy_outcome(done, fut)
+        with self._lock:
+            self._pending.pop(done, None)
+            self._settled.notify_all()
 
     def shutdown(self, wait: bool) -> None:
-        """Takes no more tasks; wait=True waits for those taken."""
+        """Takes no more tasks; wait=True waits until every task taken has given
+        its future an outcome and the processes have ended (also after an earlier
+        shutdown(wait=False)). Called on the pool's own thread (by a future's
+        done-callback), it does not wait."""
         with self._lock:
             self._closed = True
-            pool = self._pool
+            pool, self._pool = self._pool, None
+            manager = self._manager
+        wait = wait and threading.current_thread() is not manager
         if pool is not None:
             pool.shutdown(wait=wait)
+        if wait:
+            with self._lock:
+                # Done, not unlisted: a done-callback of one of them may be what waits.
+                self._settled.wait_for(lambda: all(f.done() for f in self._pending.values()))
+            if manager is not None:
+                manager.join()
 
     def cancel_pending(self) -> None:
         """Cancels the tasks that no process has started (shutdown(cancel_futures=True))."""

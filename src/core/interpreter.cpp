@@ -2,10 +2,35 @@
 
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
+#include <mutex>
 #include <string>
 #include <utility>
 
 namespace interpool {
+
+namespace {
+
+// CPython 3.12 and 3.13 set up parts of a new interpreter in process-wide data
+// without a lock of their own: two creations at once now and then fail ("Failed
+// to import encodings module", seen here about once in 6,000 creations), so
+// interpool creates one interpreter at a time (docs/design.md). Leaked: a
+// creation may run while static objects are destroyed at exit.
+std::mutex& creation_mutex() {
+  static auto* mutex = new std::mutex;
+  return *mutex;
+}
+
+// The creation lock, waited for with the caller's GIL released (rule 3).
+std::unique_lock<std::mutex> lock_creation() {
+  std::unique_lock<std::mutex> lock(creation_mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) {
+    GilRelease unlocked;
+    lock.lock();
+  }
+  return lock;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------
 // Interpreter
@@ -24,6 +49,7 @@ Interpreter Interpreter::create() {
   // Py_NewInterpreterFromConfig copies settings from the current interpreter,
   // so a thread with no thread state borrows one of the main interpreter for
   // the call. It detaches the caller's state and attaches the new one.
+  std::unique_lock<std::mutex> one_at_a_time = lock_creation();
   PyThreadState* previous = current_thread_state();
   PyThreadState* borrowed = nullptr;
   if (!previous) {
@@ -34,6 +60,7 @@ Interpreter Interpreter::create() {
 
   PyThreadState* ts = nullptr;
   PyStatus status = Py_NewInterpreterFromConfig(&ts, &config);
+  one_at_a_time.unlock();
   Interpreter interp;
   if (!PyStatus_Exception(status)) {
     interp.state_ = PyThreadState_GetInterpreter(ts);

@@ -1,12 +1,18 @@
 """Tasks that need numpy, which refuses to load in an interpreter with its own GIL."""
 
 import os
+import time
 
 import numpy as np
 
 
 def total(n):
     return int(np.arange(n).sum())
+
+
+def slow_total(n, seconds):
+    time.sleep(seconds)
+    return total(n)
 
 
 def where_total(n):

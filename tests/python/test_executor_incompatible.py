@@ -8,6 +8,7 @@ import functools
 import importlib
 import os
 import sys
+import threading
 import time
 
 import pytest
@@ -197,6 +198,52 @@ def test_fallback_cancel_futures_on_shutdown(make_executor):
     ex.shutdown(wait=True, cancel_futures=True)
     assert all(f.done() for f in futs)
     assert all(f.cancelled() or f.result(timeout=0) == sum(range(n)) for n, f in enumerate(futs))
+
+
+@pytest.mark.parametrize("cancel_futures", [False, True])
+def test_fallback_shutdown_waits_for_the_tasks_processes_run(make_executor, cancel_futures):
+    # The function is known to need processes, so its tasks go there directly; the
+    # executor's own shutdown closes the process pool without waiting first (no
+    # task is left in the workers), and shutdown(wait=True) must still wait.
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    futs = [ex.submit(numpy_tasks.slow_total, n, 0.2) for n in range(6)]
+    ex.shutdown(wait=True, cancel_futures=cancel_futures)
+    assert all(f.done() for f in futs)
+    assert not cancel_futures or futs[-1].cancelled()
+    ran = [n for n, f in enumerate(futs) if not f.cancelled()]
+    assert ran and all(futs[n].result(timeout=0) == sum(range(n)) for n in ran)
+
+
+def test_fallback_shutdown_waits_after_a_shutdown_that_did_not(make_executor):
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    futs = [ex.submit(numpy_tasks.slow_total, n, 0.2) for n in range(4)]
+    ex.shutdown(wait=False)
+    ex.shutdown(wait=True)
+    assert [f.result(timeout=0) for f in futs] == [sum(range(n)) for n in range(4)]
+
+
+def test_fallback_done_callback_may_shut_the_executor_down(make_executor):
+    # The callback runs on the process pool's thread (or the one that cancels):
+    # shutdown(wait=True) there must neither wait for itself nor raise.
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    called = threading.Event()
+    errors = []
+
+    def stop(fut):
+        try:
+            ex.shutdown(wait=True)
+        except BaseException as e:  # noqa: BLE001 (the test reports it)
+            errors.append(e)
+        called.set()
+
+    first = ex.submit(numpy_tasks.slow_total, 4, 0.2)
+    later = ex.submit(numpy_tasks.slow_total, 5, 0.2)
+    first.add_done_callback(stop)
+    assert called.wait(120) and errors == []
+    assert later.result(timeout=120) == 10
 
 
 def test_program_with_fallback_left_open_exits(tmp_path):
