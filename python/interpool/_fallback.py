@@ -9,12 +9,14 @@ fallback="process" the task runs again in a process pool instead.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from . import IncompatibleModuleError, _interpool
@@ -137,12 +139,22 @@ class ProcessFallback:
         wait = wait and threading.current_thread() is not manager
         if pool is not None:
             pool.shutdown(wait=wait)
-        if wait:
-            with self._lock:
-                # Done, not unlisted: a done-callback of one of them may be what waits.
-                self._settled.wait_for(lambda: all(f.done() for f in self._pending.values()))
-            if manager is not None:
-                manager.join()
+        if not wait:
+            return
+        if manager is not None:
+            manager.join()
+        # The pool's thread has ended: a task it did not settle by then never will
+        # be. It ends with an error rather than leave this wait hanging.
+        with self._lock:
+            lost = [fut for pfut, fut in self._pending.items() if not pfut.done()]
+        for fut in lost:
+            with contextlib.suppress(InvalidStateError):  # settled meanwhile
+                if not fut.done():
+                    fut.set_exception(BrokenProcessPool(
+                        "the fallback's process pool ended without running this task"))
+        with self._lock:
+            # Done, not unlisted: a done-callback of one of them may be what waits.
+            self._settled.wait_for(lambda: all(f.done() for f in self._pending.values()))
 
     def cancel_pending(self) -> None:
         """Cancels the tasks that no process has started (shutdown(cancel_futures=True))."""

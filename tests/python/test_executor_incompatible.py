@@ -19,6 +19,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
+from executor_tasks_support import wait_until  # noqa: E402
 
 np = pytest.importorskip("numpy")
 import numpy_tasks  # noqa: E402
@@ -206,29 +207,51 @@ def test_fallback_shutdown_waits_for_the_tasks_processes_run(make_executor, canc
     # executor's own shutdown closes the process pool without waiting first (no
     # task is left in the workers), and shutdown(wait=True) must still wait.
     ex = make_executor(1, fallback="process")
-    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
     futs = [ex.submit(numpy_tasks.slow_total, n, 0.2) for n in range(6)]
+    wait_until(futs[0].running, 60, "the first task to start in a process")
     ex.shutdown(wait=True, cancel_futures=cancel_futures)
     assert all(f.done() for f in futs)
     assert not cancel_futures or futs[-1].cancelled()
     ran = [n for n, f in enumerate(futs) if not f.cancelled()]
-    assert ran and all(futs[n].result(timeout=0) == sum(range(n)) for n in ran)
+    assert ran[0] == 0 and all(futs[n].result(timeout=0) == sum(range(n)) for n in ran)
 
 
 def test_fallback_shutdown_waits_after_a_shutdown_that_did_not(make_executor):
     ex = make_executor(1, fallback="process")
-    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
     futs = [ex.submit(numpy_tasks.slow_total, n, 0.2) for n in range(4)]
     ex.shutdown(wait=False)
     ex.shutdown(wait=True)
     assert [f.result(timeout=0) for f in futs] == [sum(range(n)) for n in range(4)]
 
 
+def test_fallback_task_the_process_pool_loses_ends_at_shutdown(make_executor, monkeypatch):
+    # Should the process pool's thread end without settling a task's future,
+    # shutdown(wait=True) ends that task with an error instead of hanging.
+    from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+    real_submit = ProcessPoolExecutor.submit
+
+    def losing_submit(self, fn, *args, **kwargs):
+        if fn is numpy_tasks.where_total:
+            real_submit(self, numpy_tasks.total, 1)  # starts the pool's thread
+            return concurrent.futures.Future()  # what the pool lost
+        return real_submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", losing_submit)
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    lost = ex.submit(numpy_tasks.where_total, 3)
+    ex.shutdown(wait=True)
+    assert lost.done() and isinstance(lost.exception(timeout=0), BrokenProcessPool)
+
+
 def test_fallback_done_callback_may_shut_the_executor_down(make_executor):
     # The callback runs on the process pool's thread (or the one that cancels):
     # shutdown(wait=True) there must neither wait for itself nor raise.
     ex = make_executor(1, fallback="process")
-    assert ex.submit(numpy_tasks.total, 3).result(timeout=120) == 3
+    assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
     called = threading.Event()
     errors = []
 
