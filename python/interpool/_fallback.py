@@ -53,6 +53,12 @@ def incompatible(exc: BaseException) -> IncompatibleModuleError | None:
     return error
 
 
+# How many task outcomes this thread is giving to their futures (ProcessFallback._done,
+# on the process pool's threads or on one that cancels): a done-callback there that
+# shuts the executor down must not wait for the pool, whose threads may wait for it.
+_settling = threading.local()
+
+
 def check(fallback: Any) -> None:
     if fallback not in FALLBACKS:
         raise ValueError(f"fallback must be None or 'process', not {fallback!r}")
@@ -86,9 +92,9 @@ class ProcessFallback:
         self._settled = threading.Condition(self._lock)  # notified as tasks end
         self._environment = _interpool.environment_lock()
         self._pool: ProcessPoolExecutor | None = None
-        # The pool's thread that settles its futures. Joined by shutdown(wait=True):
-        # after a shutdown(wait=False), ProcessPoolExecutor.shutdown(wait=True)
-        # no longer joins it.
+        # The pool's manager thread, which settles the futures of the tasks it ran.
+        # Joined by shutdown(wait=True): after a shutdown(wait=False),
+        # ProcessPoolExecutor.shutdown(wait=True) no longer joins it.
         self._manager: threading.Thread | None = None
         self._closed = False
         #: The process pool's future of each task not ended, and the task's future.
@@ -122,36 +128,49 @@ class ProcessFallback:
         return True
 
     def _done(self, done: Future, fut: Future) -> None:
-        copy_outcome(done, fut)
-        with self._lock:
-            self._pending.pop(done, None)
-            self._settled.notify_all()
+        _settling.depth = getattr(_settling, "depth", 0) + 1
+        try:
+            copy_outcome(done, fut)
+        finally:
+            _settling.depth -= 1
+            with self._lock:
+                self._pending.pop(done, None)
+                self._settled.notify_all()
 
     def shutdown(self, wait: bool) -> None:
         """Takes no more tasks; wait=True waits until every task taken has given
         its future an outcome and the processes have ended (also after an earlier
-        shutdown(wait=False)). Called on the pool's own thread (by a future's
-        done-callback), it does not wait."""
+        shutdown(wait=False)). Called by a done-callback of one of its tasks'
+        futures, it does not wait, and another thread closes the pool: the
+        pool's own threads (which run such callbacks) may be waiting for this one."""
         with self._lock:
             self._closed = True
             pool, self._pool = self._pool, None
             manager = self._manager
-        wait = wait and threading.current_thread() is not manager
+        if getattr(_settling, "depth", 0):
+            if pool is not None:
+                # The pool's last reference goes too: dropping it takes the lock
+                # its manager holds while it waits for the pool's other threads.
+                box = [pool]
+                del pool
+                threading.Thread(target=_close_in_background, args=(box,),
+                                 name="interpool-fallback-close").start()
+            return
         if pool is not None:
             pool.shutdown(wait=wait)
         if not wait:
             return
         if manager is not None:
             manager.join()
-        # The pool's thread has ended: a task it did not settle by then never will
-        # be. It ends with an error rather than leave this wait hanging.
-        with self._lock:
-            lost = [fut for pfut, fut in self._pending.items() if not pfut.done()]
-        for fut in lost:
-            with contextlib.suppress(InvalidStateError):  # settled meanwhile
-                if not fut.done():
-                    fut.set_exception(BrokenProcessPool(
-                        "the fallback's process pool ended without running this task"))
+            # The manager has ended: a task it did not settle by then never will be.
+            # It ends with an error rather than leave the wait below hanging.
+            with self._lock:
+                lost = [fut for pfut, fut in self._pending.items() if not pfut.done()]
+            for fut in lost:
+                with contextlib.suppress(InvalidStateError):  # settled meanwhile
+                    if not fut.done():
+                        fut.set_exception(BrokenProcessPool(
+                            "the fallback's process pool ended without running this task"))
         with self._lock:
             # Done, not unlisted: a done-callback of one of them may be what waits.
             self._settled.wait_for(lambda: all(f.done() for f in self._pending.values()))
@@ -162,6 +181,10 @@ class ProcessFallback:
             futures = list(self._pending)
         for pfut in futures:
             pfut.cancel()
+
+
+def _close_in_background(box: list[ProcessPoolExecutor]) -> None:
+    box.pop().shutdown(wait=False)
 
 
 def copy_outcome(done: Future, fut: Future) -> None:

@@ -18,6 +18,8 @@ void Worker::run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predec
   Interpreter interp;
   try {
     interp = Interpreter::create();
+  } catch (const abi::__forced_unwind&) {
+    throw;  // CPython ending this thread at finalization (while it took the main GIL)
   } catch (...) {
     failure_ = std::current_exception();
   }
