@@ -21,8 +21,9 @@ from interpool import interpreters as I
 import interp_tasks
 
 # Upper bound on how late a timed wait may return. The machine these suites run on
-# is small and often busy with builds: generous, but far below a second.
-SLACK = 0.25
+# is small and often busy with builds (or runs them under ASan): only a hang exceeds
+# it. The lower bounds stay strict.
+SLACK = 2.0
 
 
 pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
@@ -285,15 +286,17 @@ def test_timeout_in_a_sub_interpreter(interp):
 
 
 def test_get_timeout_is_kept_when_another_getter_takes_the_item():
-    """Two getters wait 0.4 s; one item arrives after 0.1 s: one getter takes it, the
-    other goes on waiting until its own deadline (no early QueueEmpty, no extra wait)."""
+    """Two getters wait 4 s; one item arrives after 2.5 s: one getter takes it, the
+    other goes on waiting until its own deadline (no early QueueEmpty, no extra wait).
+    The item comes later than SLACK, so that a getter which started its timeout again
+    when woken (4 + 2.5 s) cannot pass."""
     q = I.create_queue()
     results = []
 
     def getter():
         start = time.perf_counter()
         try:
-            q.get(timeout=0.4)
+            q.get(timeout=4.0)
             results.append(("item", time.perf_counter() - start))
         except I.QueueEmpty:
             results.append(("empty", time.perf_counter() - start))
@@ -301,14 +304,14 @@ def test_get_timeout_is_kept_when_another_getter_takes_the_item():
     threads = [threading.Thread(target=getter) for _ in range(2)]
     for t in threads:
         t.start()
-    time.sleep(0.1)
+    time.sleep(2.5)
     q.put("only one")
     for t in threads:
         t.join(30)
     kinds = sorted(kind for kind, _ in results)
     assert kinds == ["empty", "item"]
     waited_empty = [w for kind, w in results if kind == "empty"][0]
-    assert 0.4 <= waited_empty < 0.4 + SLACK
+    assert 4.0 <= waited_empty < 4.0 + SLACK
 
 
 def test_blocking_get_wakes_on_a_put_from_another_interpreter(interp):
@@ -353,24 +356,39 @@ def _wake_latencies(q, n):
     return latencies
 
 
+# A busy machine can delay the woken thread by milliseconds in one round, never make a
+# polling loop fast: up to this many rounds, one of which must show the median delay.
+WAKE_ROUNDS = 3
+
+
 def test_blocking_get_wakes_without_polling():
     """Woken by the put itself: a 10 ms polling loop (the standard library's) would show
-    a median delay of about 5 ms."""
+    a median delay of about 5 ms, in every round."""
     q = I.create_queue()
-    latencies = _wake_latencies(q, 40)
-    assert statistics.median(latencies) < 0.002, sorted(latencies)
+    medians = []
+    for _ in range(WAKE_ROUNDS):
+        latencies = _wake_latencies(q, 40)
+        medians.append(statistics.median(latencies))
+        if medians[-1] < 0.002:
+            break
+    assert min(medians) < 0.002, (medians, sorted(latencies))
 
 
 def test_blocking_get_wakes_without_polling_across_interpreters(interp):
     q = I.create_queue()
     interp.prepare_main(q=q, n=40)
-    t = threading.Thread(target=interp.exec, args=(
-        "import time\nfor i in range(n):\n"
-        "    time.sleep(0.002 + (i % 5) * 0.001)\n    q.put(time.perf_counter())",))
-    t.start()
-    latencies = [time.perf_counter() - q.get(timeout=30) for _ in range(40)]
-    t.join(30)
-    assert statistics.median(latencies) < 0.002, sorted(latencies)
+    medians = []
+    for _ in range(WAKE_ROUNDS):
+        t = threading.Thread(target=interp.exec, args=(
+            "import time\nfor i in range(n):\n"
+            "    time.sleep(0.002 + (i % 5) * 0.001)\n    q.put(time.perf_counter())",))
+        t.start()
+        latencies = [time.perf_counter() - q.get(timeout=30) for _ in range(40)]
+        t.join(30)
+        medians.append(statistics.median(latencies))
+        if medians[-1] < 0.002:
+            break
+    assert min(medians) < 0.002, (medians, sorted(latencies))
 
 
 def test_a_blocked_get_uses_no_cpu():
