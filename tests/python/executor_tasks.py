@@ -211,6 +211,12 @@ def init_fail(message="initializer failed on purpose"):
     raise ZeroDivisionError(message)
 
 
+def init_fail_once_file(path, message="initializer failed on purpose"):
+    """Waits until `path` exists (see wait_for_file), then fails like init_fail."""
+    wait_for_file(path)
+    raise ZeroDivisionError(message)
+
+
 def get_state():
     return STATE
 

@@ -138,23 +138,27 @@ def test_shutdown_wait_from_a_done_callback_does_not_deadlock(make_executor):
         e.submit(T.add, 1, 1)
 
 
-def test_wait_and_as_completed(ex):
+def test_wait_and_as_completed(ex, gates):
     futures = [ex.submit(T.sleep_then, 0.05 * (i % 3), i) for i in range(12)]
     done, not_done = wait(futures, timeout=30, return_when=ALL_COMPLETED)
     assert done == set(futures) and not not_done
     assert sorted(f.result() for f in as_completed(futures, timeout=30)) == list(range(12))
 
-    slow = ex.submit(T.sleep_then, 0.5, "slow")
+    # The slow tasks wait for the gate, opened only once both wait() calls returned:
+    # however busy the machine, the fast and the failing task end first.
+    slow = gates.blocker(ex, "slow")
     fast = ex.submit(T.sleep_then, 0.0, "fast")
     done, not_done = wait([slow, fast], timeout=30, return_when=FIRST_COMPLETED)
     assert fast in done and slow in not_done
-    assert [f.result() for f in as_completed([slow, fast], timeout=30)][-1] == "slow"
 
     bad = ex.submit(T.raise_value_error, "bad")
-    slow2 = ex.submit(T.sleep_then, 0.5, "slow")
+    slow2 = gates.blocker(ex, "slow2")
     done, not_done = wait([bad, slow2], timeout=30, return_when=FIRST_EXCEPTION)
     assert bad in done and slow2 in not_done
-    slow2.result(timeout=30)
+
+    gates.open()
+    assert [f.result() for f in as_completed([slow, fast], timeout=30)][-1] == "slow"
+    assert slow2.result(timeout=30) == "slow2"
 
 
 # ---------------------------------------------------------------------------
@@ -302,14 +306,16 @@ def test_map_iterator_never_started_is_not_cancelled(make_executor, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def test_shutdown_wait_false_returns_promptly_and_tasks_complete(make_executor):
+def test_shutdown_wait_false_returns_promptly_and_tasks_complete(make_executor, gates):
     e = make_executor(2)
     e.submit(T.add, 0, 0).result(timeout=30)  # workers up
-    futures = [e.submit(T.sleep_then, 0.4, i) for i in range(4)]
-    start = time.monotonic()
+    futures = [gates.blocker(e, i) for i in range(4)]
+    gates.wait_started(2)
+    # The tasks wait for the gate: shutdown(wait=False) returns while they all pend
+    # (two running, two queued); had it waited, they would have ended (timed out).
     e.shutdown(wait=False)
-    assert time.monotonic() - start < 0.5
-    assert not all(f.done() for f in futures)
+    assert not any(f.done() for f in futures)
+    gates.open()
     assert [f.result(timeout=30) for f in futures] == [0, 1, 2, 3]
 
 
@@ -330,9 +336,9 @@ def test_shutdown_cancel_futures(make_executor, gates, tmp_path):
     blockers = [gates.blocker(e, f"b{i}") for i in range(2)]
     gates.wait_started(2)
     queued = [e.submit(T.append_line, log, f"q{i}") for i in range(20)]
-    start = time.monotonic()
     e.shutdown(wait=False, cancel_futures=True)
-    assert time.monotonic() - start < 1.0
+    # Returned without waiting for the gated blockers (they would have timed out).
+    assert not any(b.done() for b in blockers)
     with pytest.raises(RuntimeError):
         e.submit(T.add, 1, 2)
     # The queued futures end cancelled; the running ones are not cancelled.
@@ -357,12 +363,22 @@ def test_shutdown_wait_true_cancel_futures(make_executor, gates, tmp_path):
     blocker = gates.blocker(e, "b")
     gates.wait_started(1)
     queued = [e.submit(T.append_line, log, f"q{i}") for i in range(10)]
-    timer = threading.Timer(0.3, gates.open)
-    timer.start()
+
+    def open_once_cancelled():
+        # The blocker ends only after shutdown cancelled the queued futures, so that
+        # none of them can start on the freed worker.
+        try:
+            wait_until(lambda: all(f.cancelled() for f in queued), 30,
+                       "shutdown to cancel the queued futures")
+        finally:
+            gates.open()
+
+    opener = threading.Thread(target=open_once_cancelled)
+    opener.start()
     try:
         e.shutdown(wait=True, cancel_futures=True)
     finally:
-        timer.cancel()
+        opener.join(60)
     # When shutdown(wait=True) returns, every future has ended.
     assert blocker.done() and blocker.result(timeout=0) == "b"
     assert all(f.done() for f in queued)
@@ -410,7 +426,8 @@ def test_submits_racing_shutdown_all_end(make_executor):
         threads = [threading.Thread(target=submitter) for _ in range(4)]
         for t in threads:
             t.start()
-        time.sleep(0.02)
+        # shut down as soon as a first submit got in, while the others go on submitting
+        wait_until(lambda: futures or other_errors, 30, "a first submit")
         e.shutdown(wait=True)
         not_done = [f for f in futures if not f.done()]
         stop.set()
@@ -596,12 +613,16 @@ def _submit_raises_broken(e):
     return False
 
 
-def test_initializer_failure_fails_pending_futures(make_executor):
+def test_initializer_failure_fails_pending_futures(make_executor, gates):
     """Futures accepted before the failure is known end with BrokenInterpreterPool."""
-    e = make_executor(1, initializer=T.init_fail)
-    f = e.submit(T.add, 1, 2)  # right after start: the worker is still initializing
+    # The initializer fails only once the gate opens, after the submit: however
+    # the worker is scheduled, the future is accepted before the failure is known.
+    e = make_executor(1, initializer=T.init_fail_once_file, initargs=(gates.gate,))
+    f = e.submit(T.add, 1, 2)
+    gates.open()
     with pytest.raises(interpool.BrokenInterpreterPool):
         f.result(timeout=30)
+    wait_until(lambda: _submit_raises_broken(e), 30, "submit to raise BrokenInterpreterPool")
     with pytest.raises(interpool.BrokenInterpreterPool):
         e.submit(T.add, 1, 2)
 
