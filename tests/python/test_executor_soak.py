@@ -18,6 +18,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
+from executor_tasks_support import wait_until  # noqa: E402
 
 
 def ending(fut) -> str:
@@ -88,7 +89,8 @@ def test_shutdown_from_another_thread_while_map_is_consumed(make_executor):
 
     t = threading.Thread(target=consume)
     t.start()
-    time.sleep(0.3)
+    # shut down once the consumer has a first result, with most of the map still to come
+    wait_until(lambda: got or errors, 30, "the consumer's first result")
     t0 = time.monotonic()
     ex.shutdown(wait=True, cancel_futures=True)
     assert time.monotonic() - t0 < 30
