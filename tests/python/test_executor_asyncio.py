@@ -219,8 +219,12 @@ def test_run_timeout_with_wait_for(make_executor, spins):
     ex = make_executor(1)
 
     async def main():
+        task = asyncio.ensure_future(ex.run(A.spin, *spins.args(), 60.0))
+        # The limit starts once the task runs: a slow start of the worker cannot use
+        # it up, and what it ends is a running task.
+        await until(lambda: spins.started.load() == 1, "the task to start")
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(ex.run(A.spin, *spins.args(), 60.0), 0.5)
+            await asyncio.wait_for(task, 0.5)
         await all_workers_free(ex)
         assert spins.started.load() == 1 and spins.finished.load() == 0
         # A limit that is not hit changes nothing.
@@ -233,11 +237,14 @@ def test_run_timeout_with_asyncio_timeout(make_executor, spins):
     ex = make_executor(1)
 
     async def main():
+        task = asyncio.ensure_future(ex.run(A.spin, *spins.args(), 60.0))
+        # The limit starts once the task runs (as in test_run_timeout_with_wait_for).
+        await until(lambda: spins.started.load() == 1, "the task to start")
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.5):
-                await ex.run(A.spin, *spins.args(), 60.0)
+                await task
         await all_workers_free(ex)
-        assert spins.finished.load() == 0
+        assert spins.started.load() == 1 and spins.finished.load() == 0
 
     asyncio.run(main())
 
@@ -492,11 +499,15 @@ def test_amap_timeout(make_executor, spins):
 
     async def main():
         got = []
+        loop = asyncio.get_running_loop()
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(0.5):
+            # The limit starts with the first result (item 0 does not spin): a slow
+            # start of the workers cannot use it up before item 0 is in.
+            async with asyncio.timeout(None) as limit:
                 async for value in ex.amap(A.spin_item, range(n), *spins.columns(n),
                                            [seconds] * n, chunksize=1):
                     got.append(value)
+                    limit.reschedule(loop.time() + 0.5)
         assert got == [0]
         await all_workers_free(ex)
         assert spins.finished.load() == 1
