@@ -285,10 +285,10 @@ def test_blocking_get_waits_for_a_put_from_another_interpreter(interp):
     q = I.create_queue()
     interp.prepare_main(q=q)
     t = threading.Thread(target=interp.exec, args=("import time; time.sleep(0.1); q.put('late')",))
+    t0 = time.perf_counter()  # before the sleep can begin: the get waits all of it
     t.start()
-    t0 = time.perf_counter()
     assert q.get(timeout=10) == "late"
-    assert time.perf_counter() - t0 >= 0.05
+    assert time.perf_counter() - t0 >= 0.1
     t.join(10)
 
 
