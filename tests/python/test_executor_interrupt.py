@@ -99,15 +99,17 @@ CTRL_C_SCRIPT = textwrap.dedent("""
     sys.path.insert(0, {here!r})
     import interpool, executor_tasks as T
     if __name__ == "__main__":
-        mode = sys.argv[1]
+        mode, started = sys.argv[1], sys.argv[2]
+        # each task creates its file in `started` once it runs
+        paths = [os.path.join(started, str(i)) for i in range(6)]
         with interpool.Executor(2) as ex:
             futs = []
             try:
                 if mode == "map":
                     print("waiting", flush=True)
-                    list(ex.map(T.spin, [60] * 6, chunksize=1))
+                    list(ex.map(T.spin_started, paths, [60] * 6, chunksize=1))
                 else:
-                    futs = [ex.submit(T.spin, 60) for _ in range(6)]
+                    futs = [ex.submit(T.spin_started, path, 60) for path in paths]
                     print("waiting", flush=True)
                     futs[0].result()
             except KeyboardInterrupt:
@@ -124,11 +126,14 @@ CTRL_C_SCRIPT = textwrap.dedent("""
 def test_ctrl_c_while_waiting_stops_the_work_and_exits(tmp_path, mode):
     script = tmp_path / "ctrl_c.py"
     script.write_text(CTRL_C_SCRIPT.format(here=HERE))
-    proc = subprocess.Popen([sys.executable, str(script), mode], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = subprocess.Popen([sys.executable, str(script), mode, str(started)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline() == "waiting\n"
-        time.sleep(1.0)  # both workers are inside their 60 s tasks
+        # Ctrl-C only once both workers are inside their 60 s tasks
+        wait_until(lambda: len(os.listdir(started)) >= 2, 30, "both workers to start a task")
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
