@@ -246,21 +246,28 @@ def test_fallback_task_the_process_pool_loses_ends_at_shutdown(make_executor, mo
     assert lost.done() and isinstance(lost.exception(timeout=0), BrokenProcessPool)
 
 
-def test_fallback_done_callback_may_shut_the_executor_down(make_executor):
-    # The callback runs on the process pool's thread (or the one that cancels):
-    # shutdown(wait=True) there must neither wait for itself nor raise.
-    ex = make_executor(1, fallback="process")
-    assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
+def _shutdown_from_callback(ex, wait):
+    """A done-callback that shuts `ex` down; returns it, the Event it sets once
+    shutdown returned, and the list of what shutdown raised."""
     called = threading.Event()
     errors = []
 
     def stop(fut):
         try:
-            ex.shutdown(wait=True)
+            ex.shutdown(wait=wait)
         except BaseException as e:  # noqa: BLE001 (the test reports it)
             errors.append(e)
         called.set()
 
+    return stop, called, errors
+
+
+def test_fallback_done_callback_may_shut_the_executor_down(make_executor):
+    # The callback runs on the process pool's thread (or the one that cancels):
+    # shutdown(wait=True) there must neither wait for itself nor raise.
+    ex = make_executor(1, fallback="process")
+    assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
+    stop, called, errors = _shutdown_from_callback(ex, wait=True)
     first = ex.submit(numpy_tasks.slow_total, 4, 0.2)
     later = ex.submit(numpy_tasks.slow_total, 5, 0.2)
     first.add_done_callback(stop)
@@ -275,16 +282,7 @@ def test_fallback_unpicklable_argument_callback_may_shut_down(make_executor, wai
     # for that thread while it shuts down.
     ex = make_executor(1, fallback="process")
     assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
-    called = threading.Event()
-    errors = []
-
-    def stop(fut):
-        try:
-            ex.shutdown(wait=wait)
-        except BaseException as e:  # noqa: BLE001 (the test reports it)
-            errors.append(e)
-        called.set()
-
+    stop, called, errors = _shutdown_from_callback(ex, wait)
     bad = ex.submit(numpy_tasks.slow_total, threading.Lock(), 0)
     bad.add_done_callback(stop)
     assert called.wait(120) and errors == []
