@@ -81,6 +81,10 @@ struct ErrorInfo {
   std::string message;        ///< str(exc)
   std::string traceback;      ///< traceback.format_exception(exc), joined
   std::string pickled;        ///< pickle.dumps(exc), empty if it does not pickle
+  /// The extension module whose refusal of the interpreter caused the exception
+  /// (an import of a module without sub-interpreter support, found anywhere in
+  /// the exception's chain), e.g. "numpy._core._multiarray_umath"; else empty.
+  std::string refused_module;
 
   /// "module.qualname" (just the qualname for builtins).
   std::string type_name() const {
@@ -107,8 +111,34 @@ class RemoteError : public Error {
   /// Everything captured, including the exception's pickle when it pickles.
   const ErrorInfo& info() const noexcept { return info_; }
 
+ protected:
+  RemoteError(std::string what, ErrorInfo info) : Error(std::move(what)), info_(std::move(info)) {}
+
  private:
   ErrorInfo info_;
+};
+
+/// A task imported an extension module that does not support sub-interpreters
+/// with their own GIL (info().refused_module is set). what() names the package
+/// and the way out, instead of the package's own text (numpy's speaks of a
+/// bad install); type_name(), message() and traceback() are the exception's.
+class IncompatibleModule : public RemoteError {
+ public:
+  explicit IncompatibleModule(ErrorInfo info)
+      : RemoteError(describe(info.refused_module), info) {}  // (a copy: argument order)
+
+  /// The extension module that refused ("numpy._core._multiarray_umath").
+  const std::string& extension() const noexcept { return info().refused_module; }
+  /// Its top-level package ("numpy").
+  std::string package() const { return extension().substr(0, extension().find('.')); }
+
+ private:
+  static std::string describe(const std::string& extension) {
+    return "cannot import '" + extension.substr(0, extension.find('.')) +
+           "' in a worker interpreter: its extension module '" + extension +
+           "' does not support sub-interpreters with their own GIL; run the code that needs "
+           "it in the main interpreter or in another process";
+  }
 };
 
 }  // namespace interpool

@@ -107,13 +107,15 @@ struct Outcome {
     return {Status::Interrupted, {}, std::move(where), why};
   }
 
-  /// The value when Ok; otherwise throws RemoteError (the function raised),
+  /// The value when Ok; otherwise throws RemoteError (the function raised;
+  /// IncompatibleModule, a RemoteError, for an import the interpreter refused),
   /// TaskCancelled, TaskInterrupted or PoolBroken.
   Value result() && {
     switch (status) {
       case Status::Ok:
         return std::move(value);
       case Status::Error:
+        if (!error.refused_module.empty()) throw IncompatibleModule(std::move(error));
         throw RemoteError(std::move(error));
       case Status::Cancelled:
         throw TaskCancelled();

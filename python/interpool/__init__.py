@@ -42,10 +42,38 @@ AtomicInt = _interpool.AtomicInt
 
 class IncompatibleModuleError(ImportError):
     """A task imported an extension module that does not support sub-interpreters
-    with their own GIL (``module`` names its package). Executor(fallback="process")
-    runs such tasks in processes instead."""
+    with their own GIL (``module`` names its package, ``extension`` the extension
+    module that refused). Raised where the import happens, inside the worker too.
+    Executor(fallback="process") runs such tasks in processes instead."""
 
     module: str | None = None
+    extension: str | None = None
+
+    @classmethod
+    def _refused(cls, extension: str, used: str | None = None) -> IncompatibleModuleError:
+        """The error for `extension`'s refusal; `used`: the name of the placeholder
+        whose use raised it (a refused import of the script's top level)."""
+        package = extension.split(".")[0]
+        if used is None:
+            what = f"cannot import {package!r} in a worker interpreter"
+        else:
+            what = (f"cannot use {used} in a worker interpreter ({package!r} was imported "
+                    f"by your script's top level and could not load here)")
+        error = cls(
+            f"{what}: its extension module {extension!r} does not support sub-interpreters "
+            f"with their own GIL. Run the tasks that need it in processes: "
+            f"interpool.Executor(..., fallback=\"process\") does so for you (or use "
+            f"concurrent.futures.ProcessPoolExecutor)",
+            name=extension,
+        )
+        error.module = package
+        error.extension = extension
+        return error
+
+
+class FallbackWarning(RuntimeWarning):
+    """Executor(fallback="process") sent a function's tasks to processes (once per
+    function and executor): filter it with the warnings module to silence it."""
 
 
 def usable_cpus() -> int:
@@ -89,6 +117,7 @@ __all__ = [
     "BrokenInterpreterPool",
     "Event",
     "Executor",
+    "FallbackWarning",
     "IncompatibleModuleError",
     "InterpreterError",
     "InterpreterNotFoundError",

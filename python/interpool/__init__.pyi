@@ -27,6 +27,11 @@ shared: SharedMapping
 
 class IncompatibleModuleError(ImportError):
     module: str | None
+    extension: str | None
+    @classmethod
+    def _refused(cls, extension: str, used: str | None = None) -> IncompatibleModuleError: ...
+
+class FallbackWarning(RuntimeWarning): ...
 
 def usable_cpus() -> int: ...
 def environment_lock() -> RLock: ...
@@ -40,6 +45,7 @@ __all__ = [
     "BrokenInterpreterPool",
     "Event",
     "Executor",
+    "FallbackWarning",
     "IncompatibleModuleError",
     "InterpreterError",
     "InterpreterNotFoundError",

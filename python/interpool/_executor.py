@@ -19,6 +19,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
+from ._functions import for_process as _for_process
 from ._functions import main_source as _main_source
 from ._functions import reference as _reference
 
@@ -201,6 +202,7 @@ class _State:
                 try:
                     handed, payload = self._reroute(fut, payload)
                 except Exception as e:  # a fallback that failed to take it
+                    e.__cause__ = e.__cause__ or payload
                     payload = e
         finally:
             # Even when Ctrl-C comes during the hand-over, the future ends (with the
@@ -218,6 +220,7 @@ class _State:
         if refused is None:
             return False, error
         if self.fallback is not None and fut._call is not None and self._run_in_process(fut):
+            self.fallback.warn_rerouted(fut._call, fut._key, refused)
             return True, error
         return False, refused
 
@@ -241,6 +244,8 @@ class _State:
         assert self.fallback is not None and fut._call is not None
         try:
             return self.fallback.run(fut, fut._call, fut._key)
+        except _fallback.CannotSpawn:
+            raise
         except RuntimeError:  # the process pool refuses tasks at interpreter exit
             return False
 
@@ -501,7 +506,7 @@ class Executor(_BaseExecutor):
         interrupt() besides the usual methods)."""
         ref = _reference(fn)
         return self._submit_parts(self._call_parts(ref, args, kwargs), ref=ref,
-                                  call=(fn, args, kwargs))
+                                  call=(_for_process(ref, fn), args, kwargs))
 
     def map(
         self,
@@ -771,7 +776,7 @@ class _MapRun:
         fn = None if ref.pickled is None else {_FN_KEYWORD: ref.pickled}
         timed = self.ex._state.task_timeout is not None
         parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
-        call: tuple[Any, ...] = (_fallback.run_chunk, (self.fn, raw, {}), {})
+        call: tuple[Any, ...] = (_fallback.run_chunk, (_for_process(ref, self.fn), raw, {}), {})
         return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
                                      ref=ref, call=call)
 

@@ -2,55 +2,34 @@
 
 CPython refuses to load, in an interpreter with its own GIL, an extension module
 that does not declare support for it (single-phase init, or multi-phase without
-Py_MOD_PER_INTERPRETER_GIL_SUPPORTED): "module X does not support loading in
-subinterpreters". Such an ImportError becomes IncompatibleModuleError; with
-fallback="process" the task runs again in a process pool instead.
+Py_MOD_PER_INTERPRETER_GIL_SUPPORTED). Workers raise IncompatibleModuleError for
+such an import (see _refused); with fallback="process" the task runs again in a
+process pool instead.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import re
+import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from . import IncompatibleModuleError, _interpool
-
-_REFUSED = re.compile(r"module '?([\w.]+)'? does not support loading in subinterpreters")
+from . import FallbackWarning, IncompatibleModuleError, _interpool, _worker
+from ._byvalue import SENT_BY_VALUE
 
 FALLBACKS = (None, "process")
 
 
 def incompatible(exc: BaseException) -> IncompatibleModuleError | None:
-    """The IncompatibleModuleError an ImportError from a worker stands for, if any."""
-    if isinstance(exc, IncompatibleModuleError):
-        return exc
-    if not isinstance(exc, ImportError):
-        return None
-    text = str(exc)
-    # The worker's traceback (the chain included) travels as the cause's text:
-    # packages such as numpy re-raise the refusal with a message of their own.
-    text += "\n" + str(getattr(exc.__cause__, "traceback", "") or "")
-    found = _REFUSED.search(text)
-    if found is None:
-        return None
-    extension = found.group(1)
-    package = extension.split(".")[0]
-    error = IncompatibleModuleError(
-        f"cannot import {package!r} in a worker interpreter: its extension module "
-        f"{extension!r} does not support sub-interpreters with their own GIL. Run the tasks "
-        f"that need it in processes: interpool.Executor(..., fallback=\"process\") does so "
-        f"for you (or use concurrent.futures.ProcessPoolExecutor)",
-        name=extension,
-    )
-    error.module = package
-    error.__cause__ = exc
-    return error
+    """The IncompatibleModuleError a task's exception is, if any: workers raise it
+    where a refused import happens (interpool._refused.guard_imports)."""
+    return exc if isinstance(exc, IncompatibleModuleError) else None
 
 
 # How many task outcomes this thread is giving to their futures (ProcessFallback._done,
@@ -101,6 +80,25 @@ class ProcessFallback:
         self._pending: dict[Future, Future] = {}
         #: (module, qualname) of functions that went to processes.
         self.known: set[tuple[str, str]] = set()
+        #: The functions whose rerouting was announced (FallbackWarning).
+        self._warned: set[Any] = set()
+
+    def warn_rerouted(self, call: tuple, key: tuple[str, str] | None,
+                      error: IncompatibleModuleError) -> None:
+        """Says, once per function, that its tasks now run in processes and why
+        (`call` and `key` as run() takes them)."""
+        if key is None:
+            name = _name_of(call)
+        else:  # the script's functions are __mp_main__'s in workers
+            name = f"{'__main__' if key[0] == _worker.MAIN_ALIAS else key[0]}.{key[1]}"
+        with self._lock:
+            if name in self._warned:
+                return
+            self._warned.add(name)
+        warnings.warn(FallbackWarning(
+            f"interpool.Executor(fallback=\"process\"): {name} runs in processes from now "
+            f"on, because it needs {error.module!r}, whose extension module "
+            f"{error.extension!r} refuses sub-interpreters"), skip_file_prefixes=(os.path.dirname(__file__),))
 
     def run(self, fut: Future, call: tuple, key: tuple[str, str] | None) -> bool:
         """Runs call = (fn, args, kwargs) in a process and settles `fut` with its
@@ -113,6 +111,7 @@ class ProcessFallback:
             if self._closed:
                 return False
             if self._pool is None:
+                _check_main_file()
                 # spawn: forking a process whose other threads run interpreters is unsafe.
                 self._pool = ProcessPoolExecutor(
                     self._max_workers, mp_context=multiprocessing.get_context("spawn"),
@@ -181,6 +180,39 @@ class ProcessFallback:
             futures = list(self._pending)
         for pfut in futures:
             pfut.cancel()
+
+
+class CannotSpawn(RuntimeError):
+    """The fallback cannot start processes for this program."""
+
+
+def _check_main_file() -> None:
+    """Spawned processes run the parent's __main__ again from its file (as
+    multiprocessing's spawn does): a program read from standard input has none."""
+    import sys
+
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    if isinstance(path, str) and getattr(sys.modules["__main__"], "__spec__", None) is None \
+            and not os.path.isfile(path):
+        raise CannotSpawn(
+            f"fallback=\"process\" cannot start processes for this program: its __main__ "
+            f"({path!r}) is no file, and spawned processes load the parent's __main__ from "
+            f"its file. Save the program to a file and run that")
+
+
+def _name_of(call: tuple) -> str:
+    """The name of the function of call = (fn, args, kwargs): for a map chunk,
+    the mapped function."""
+    fn = call[1][0] if call[0] is run_chunk else call[0]
+    while True:
+        fn = getattr(fn, "fn", fn) if isinstance(fn, SENT_BY_VALUE) else fn
+        inner = getattr(fn, "func", None)  # functools.partial
+        if inner is None:
+            break
+        fn = inner
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    return f"{module}.{qualname}" if module else qualname
 
 
 def _close_in_background(box: list[ProcessPoolExecutor]) -> None:

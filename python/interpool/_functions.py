@@ -1,4 +1,5 @@
-"""How a callable reaches another interpreter: by module and name, or by pickle."""
+"""How a callable reaches another interpreter: by module and name, by value
+(functions that workers cannot import: see _byvalue), or by pickle."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import types
 import weakref
 from typing import Any
 
-from . import _worker
+from . import _byvalue, _worker
 
 
 class Ref:
@@ -51,7 +52,8 @@ def main_source() -> tuple[str, str] | None:
             source = ("module", name)
     else:
         path = getattr(main, "__file__", None)
-        if not path or os.path.basename(path) == "__main__.py":
+        # Not a file: `python - < prog.py` has __file__ '<stdin>'.
+        if not path or os.path.basename(path) == "__main__.py" or not os.path.isfile(path):
             return None
         source = ("path", os.path.abspath(path))
     if source is not None and _MainAlias not in sys.meta_path:
@@ -99,6 +101,9 @@ def _lookup(module: str, qualname: str) -> Any:
 
 
 def reference(fn: Any, what: str = "the function") -> Ref:
+    """How `fn` reaches a worker. Only references by name are cached: they hold
+    nothing of `fn`, so the cache never keeps a callable (a bound method's object)
+    alive; by value, the globals a function names are read at each call."""
     try:
         cached = _ref_cache.get(fn)
     except TypeError:  # not weak-referenceable (builtins, partials of them)
@@ -106,11 +111,26 @@ def reference(fn: Any, what: str = "the function") -> Ref:
     if cached is not None:
         return cached
     ref = _make_reference(fn, what)
-    try:
-        _ref_cache[fn] = ref
-    except TypeError:
-        pass
+    if ref.pickled is None:
+        try:
+            _ref_cache[fn] = ref
+        except TypeError:
+            pass
     return ref
+
+
+def for_process(ref: Ref, fn: Any) -> Any:
+    """What a fallback process runs for `fn` (whose Ref is `ref`): what pickles."""
+    if not isinstance(ref.pickled, _byvalue.SENT_BY_VALUE):
+        return fn
+    if ref.args or ref.kwargs:
+        return functools.partial(ref.pickled, *ref.args, **ref.kwargs)
+    return ref.pickled
+
+
+# Builtins that read the caller's frame: called from C in a worker they have none,
+# so they run there with the interpreter's __main__ as their namespace.
+_FRAME_BUILTINS = {id(f): f.__name__ for f in (eval, exec, dir, globals, locals, vars)}
 
 
 def _make_reference(fn: Any, what: str) -> Ref:
@@ -123,30 +143,36 @@ def _make_reference(fn: Any, what: str) -> Ref:
         target = target.func
     if not callable(target):
         raise TypeError(f"{what} must be callable, not {type(target).__name__!r}")
-    module = getattr(target, "__module__", None)
-    qualname = getattr(target, "__qualname__", None)
-    if isinstance(target, types.FunctionType) and qualname and "<" in qualname:
-        kind = "a lambda" if "<lambda>" in qualname else "a nested function or closure"
-        raise TypeError(
-            f"cannot send {what} {qualname!r} to a worker interpreter: it is {kind}, and "
-            f"workers find functions by module and name. Define it at module level "
-            f"(in {module or 'a module'}) and pass that function instead"
-        )
-    if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
-        found = _lookup(module, qualname)
-        if found is not None and (found is target or found == target):
-            if module == "__main__":
-                # (In an interpool interpreter, __main__ is not the script: it holds
-                # what exec and prepare_main put there.)
-                if _worker.main_source is not None or main_source() is None:
-                    raise TypeError(
-                        f"cannot send {what} {qualname!r}: it is defined in __main__ of an "
-                        f"interactive session, `python -c`, a package's __main__.py or code "
-                        f"run by exec, which workers cannot import. Move it to a module"
-                    )
-                module = _worker.MAIN_ALIAS
-            return Ref(module, qualname, None, args, kwargs)
+    framed = _FRAME_BUILTINS.get(id(target))
+    if framed is not None:
+        return Ref(_worker.__name__, "in_main", None, (framed, *args), kwargs)
+    named = _by_name(target)
+    if named is not None:
+        return Ref(named[0], named[1], None, args, kwargs)
+    if isinstance(target, types.FunctionType):
+        return Ref(None, None, _byvalue.send(target, what, _needs_value), args, kwargs)
     # Bound methods, callable objects, ...: they cross by pickle.
     return Ref(None, None, target, args, kwargs)
 
 
+def _by_name(obj: Any) -> tuple[str, str] | None:
+    """(module, qualname) by which workers find `obj`, or None if they cannot."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        return None
+    found = _lookup(module, qualname)
+    if found is None or not (found is obj or found == obj):
+        return None
+    if module == "__main__":
+        # (In an interpool interpreter, __main__ is not the script: it holds what
+        # exec and prepare_main put there.)
+        if _worker.main_source is not None or main_source() is None:
+            return None
+        module = _worker.MAIN_ALIAS
+    return module, qualname
+
+
+def _needs_value(obj: Any) -> bool:
+    """A function or class that workers cannot import by name."""
+    return _by_name(obj) is None

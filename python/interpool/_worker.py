@@ -66,6 +66,25 @@ def call(*args: Any, **kwargs: Any) -> Any:
     return kwargs.pop(FN_KEYWORD)(*args, **kwargs)
 
 
+def in_main(name: str, *args: Any, **kwargs: Any) -> Any:
+    """eval, exec, dir, globals, locals or vars called from another interpreter:
+    they have no caller's frame here, so they use this interpreter's __main__ (as
+    code run by exec does). globals(), locals() and vars() return a copy of its
+    names, without the modules (which do not cross)."""
+    import builtins
+
+    namespace = sys.modules["__main__"].__dict__
+    if name in ("eval", "exec"):
+        if len(args) == 1 and "globals" not in kwargs:
+            args = (args[0], namespace)
+        return getattr(builtins, name)(*args, **kwargs)
+    if args or kwargs:  # dir(obj), vars(obj): no frame needed
+        return getattr(builtins, name)(*args, **kwargs)
+    if name == "dir":
+        return sorted(namespace)
+    return {k: v for k, v in namespace.items() if type(v) is not type(sys)}
+
+
 # How this interpreter loads its parent's __main__ as __mp_main__: ("module", name)
 # when the parent ran `python -m name`, ("path", file) for a script; None if it
 # cannot. Passed on to the interpreters this one starts.
@@ -151,9 +170,12 @@ class _MainLoader:
             if real.has_location:
                 module.__file__ = real.origin
                 module.__cached__ = real.cached
+        from interpool._refused import ScriptImports
+
         loading_main = True
         try:
-            exec(code, module.__dict__)
+            with ScriptImports(code):
+                exec(code, module.__dict__)
         finally:
             loading_main = False
         _main_module = module
@@ -255,14 +277,19 @@ _GUARD_WAIT = 60.0
 def setup(shared: dict, source: tuple[str, str] | None) -> None:
     """First thing an Executor worker runs: publishes `shared`, prepares __main__."""
     import interpool
+    from interpool._refused import guard_imports
 
     guard_environment()
+    guard_imports()
     interpool.shared._publish(shared)
     install_main(source)
 
 
 def prepare(sys_path: list, source: tuple[str, str] | None) -> None:
     """First call into an interpreter made by interpool.interpreters.create()."""
+    from interpool._refused import guard_imports
+
     sys.path[:] = sys_path
     guard_environment()
+    guard_imports()
     install_main(source)

@@ -415,6 +415,37 @@ std::string to_utf8(PyObject* obj) {
   return out;
 }
 
+namespace {
+
+// The extension module that refused this interpreter, if `exc` or an exception
+// in its chain is CPython's refusal (Python/import.c): "module NAME does not
+// support loading in subinterpreters". Packages re-raise it with words of their
+// own (numpy speaks of a bad install), so the chain is searched. The refusal
+// carries no other data: its text is the one the engine reads.
+std::string refused_extension(PyObject* exc) {
+  constexpr std::string_view prefix = "module ";
+  constexpr std::string_view suffix = " does not support loading in subinterpreters";
+  for (int depth = 0; exc && depth < 64; ++depth) {
+    if (PyErr_GivenExceptionMatches(exc, PyExc_ImportError)) {
+      std::string text = to_utf8(exc);
+      if (text.size() > prefix.size() + suffix.size() && text.starts_with(prefix) &&
+          text.ends_with(suffix)) {
+        std::string name = text.substr(prefix.size(), text.size() - prefix.size() - suffix.size());
+        if (name.size() >= 2 && name.front() == '\'' && name.back() == '\'')
+          name = name.substr(1, name.size() - 2);
+        return name;
+      }
+    }
+    // Borrowed along the chain: each link is held by the exception before it.
+    Ref next(PyException_GetCause(exc));
+    if (!next) next.p = PyException_GetContext(exc);
+    exc = next.p;
+  }
+  return {};
+}
+
+}  // namespace
+
 ErrorInfo capture_error() {
   ErrorInfo info;
   Ref exc(PyErr_GetRaisedException());
@@ -437,6 +468,7 @@ ErrorInfo capture_error() {
     PyErr_Clear();
   }
   info.message = to_utf8(exc.p);
+  info.refused_module = refused_extension(exc.p);
   if (Ref tb_module{PyImport_ImportModule("traceback")}) {
     Ref lines(PyObject_CallMethod(tb_module.p, "format_exception", "O", exc.p));
     Ref empty(PyUnicode_FromString(""));

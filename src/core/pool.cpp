@@ -155,7 +155,7 @@ std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) 
         } catch (const std::exception& e) {
           why = e.what();
         }
-        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}});
+        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}});
       },
       std::move(predecessor));
 }

@@ -110,6 +110,37 @@ TEST(CppPool, PythonExceptionsThrowRemoteErrorFromGet) {
   EXPECT_THROW(pool.map("builtins", "int", std::vector<std::string>{"1", "x", "3"}), RemoteError);
 }
 
+TEST(CppPool, RefusedImportThrowsIncompatibleModule) {
+  // readline is single-phase init: CPython refuses it in an own-GIL interpreter.
+  Pool pool(with_tests(1));
+  for (const char* fn : {"import_reraised", "no_reraise"}) {
+    try {
+      if (std::string(fn) == "no_reraise")
+        pool.submit("importlib", "import_module", "readline").get();
+      else
+        pool.submit("pool_tasks", fn, "readline").get();
+      FAIL() << "expected IncompatibleModule";
+    } catch (const IncompatibleModule& e) {
+      EXPECT_EQ(e.extension(), "readline");
+      EXPECT_EQ(e.package(), "readline");
+      EXPECT_EQ(e.type_name(), "ImportError");  // still the exception's own type
+      std::string what = e.what();
+      EXPECT_NE(what.find("cannot import 'readline' in a worker interpreter"), std::string::npos)
+          << what;
+      EXPECT_EQ(what.find("check your install"), std::string::npos) << what;
+    }
+  }
+  // Other ImportErrors stay plain RemoteErrors.
+  try {
+    pool.submit("importlib", "import_module", "no_such_module_xyz").get();
+    FAIL() << "expected RemoteError";
+  } catch (const IncompatibleModule&) {
+    FAIL() << "a missing module is no refusal";
+  } catch (const RemoteError& e) {
+    EXPECT_TRUE(e.info().refused_module.empty());
+  }
+}
+
 TEST(CppPool, RemoteErrorHasTypeMessageAndTraceback) {
   Pool pool(with_tests(1));
   try {

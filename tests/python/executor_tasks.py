@@ -487,3 +487,21 @@ def leave_thread(seconds, joined=False):
     if joined:
         t.join()
     return "returned"
+
+
+def import_numpy_catching():
+    """Catches the refusal inside the task, by interpool's own type."""
+    import interpool
+
+    try:
+        import numpy  # noqa: F401
+    except interpool.IncompatibleModuleError as e:
+        return [type(e).__name__, e.module, isinstance(e, ImportError)]
+    return None
+
+
+class Holder:
+    """An object whose bound method is submitted (it crosses by pickle)."""
+
+    def method(self):
+        return 7

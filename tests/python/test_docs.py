@@ -276,15 +276,17 @@ def check_dask(where, args):
 
 
 def check_pip_install(where, args):
-    """`pip install 'interpool[EXTRA,...]'`: the extras exist in pyproject.toml."""
+    """`pip install 'interpool[EXTRA,...]'` or `pip install '.[EXTRA,...]'` (from a
+    clone): the extras exist in pyproject.toml."""
     import tomllib
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         extras = tomllib.load(f)["project"]["optional-dependencies"]
     for arg in args:
-        m = re.fullmatch(r"interpool\[([\w,-]+)\]", arg)
+        m = re.fullmatch(r"interpool\[([\w,-]+)\]|\.(?:\[([\w,-]+)\])?", arg)
         assert m or arg.startswith("-"), f"{where}: pip installs {arg!r}, not interpool"
-        for extra in m.group(1).split(",") if m else []:
+        listed = (m.group(1) or m.group(2) or "") if m else ""
+        for extra in filter(None, listed.split(",")):
             assert extra in extras, f"{where}: pyproject.toml has no extra {extra!r}"
 
 

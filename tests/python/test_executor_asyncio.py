@@ -155,8 +155,8 @@ def test_run_raises_the_task_exception(ex):
 
 def test_run_refuses_what_cannot_reach_a_worker(ex):
     async def main():
-        with pytest.raises(TypeError, match="lambda"):
-            await ex.run(lambda: 1)
+        with pytest.raises(TypeError, match="callable"):
+            await ex.run(42)
         with pytest.raises(interpool.NotShareableError, match="argument 1"):
             await ex.run(T.identity, threading.Lock())
 
@@ -373,8 +373,8 @@ def test_amap_validates_arguments_when_called(ex):
             ex.amap(T.square, [1], chunksize=bad)
         with pytest.raises(ValueError):
             ex.amap_unordered(T.square, [1], buffersize=bad)
-    with pytest.raises(TypeError, match="lambda"):
-        ex.amap(lambda x: x, [1])
+    with pytest.raises(TypeError, match="callable"):
+        ex.amap(42, [1])
 
 
 def test_amap_submits_only_when_iterated(make_executor):

@@ -39,7 +39,10 @@ def test_numpy_task_names_the_module_and_the_way_out(make_executor):
     assert err.name.startswith("numpy.") and "multiarray" in err.name
     assert "'numpy'" in str(err) and 'fallback="process"' in str(err)
     assert "ProcessPoolExecutor" in str(err)
-    assert isinstance(err.__cause__, ImportError)  # numpy's own error, with the worker's traceback
+    assert err.extension == err.name
+    # Raised in the worker where the import failed: numpy's own error is in its traceback.
+    assert isinstance(err.__cause__, interpool.RemoteError)
+    assert "does not support loading in subinterpreters" in err.__cause__.traceback
     # The executor keeps serving.
     assert ex.submit(T.add, 2, 3).result(timeout=60) == 5
 
@@ -298,8 +301,10 @@ def test_program_with_fallback_left_open_exits(tmp_path):
     script.write_text(textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {HERE!r})
+        import warnings
         import interpool, numpy_tasks
         if __name__ == "__main__":
+            warnings.simplefilter("ignore", interpool.FallbackWarning)
             ex = interpool.Executor(1, fallback="process")
             futs = [ex.submit(numpy_tasks.total, n) for n in (10, 20)]
             print(futs[0].result(timeout=120))

@@ -450,15 +450,13 @@ def test_call_partial(interp):
     assert interp.call(functools.partial(interp_tasks.add, 10), 5) == 15
 
 
-def test_call_refuses_lambdas_and_nested_functions(interp):
-    with pytest.raises(TypeError, match="lambda"):
-        interp.call(lambda: 1)
+def test_call_sends_lambdas_and_nested_functions_by_value(interp):
+    assert interp.call(lambda: 1) == 1
 
-    def nested():
-        return 1
+    def nested(x):
+        return [x, I.get_current().id]
 
-    with pytest.raises(TypeError):
-        interp.call(nested)
+    assert interp.call(nested, 2) == [2, interp.id]
 
 
 def test_call_names_the_unshareable_argument(interp):

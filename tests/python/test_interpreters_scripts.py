@@ -127,23 +127,20 @@ def test_main_script_without_guard_fails_clearly():
     assert "interp_main_unguarded.py" in r.stderr and "interp = interpreters.create()" in r.stderr
 
 
-def test_call_of_a_main_function_from_python_c_fails_clearly():
+def test_call_of_a_main_function_from_python_c_crosses_by_value():
     code = textwrap.dedent("""
         from interpool import interpreters
         def f():
-            return 1
+            return interpreters.get_current().id
         interp = interpreters.create()
         try:
-            interp.call(f)
-        except TypeError as e:
-            print("TypeError:", e)
+            print("ran in", interp.call(f) == interp.id)
         finally:
             interp.close()
     """)
     r = run(["-c", code])
     assert r.returncode == 0, r.stderr
-    assert r.stdout.startswith("TypeError: ")
-    assert "__main__" in r.stdout and "'f'" in r.stdout
+    assert r.stdout == "ran in True\n"
 
 
 # ---------------------------------------------------------------------------

@@ -133,3 +133,13 @@ def spin(seconds=60.0, swallow=False):
             return "swallowed"
         raise
     return interpreter_id()
+
+
+def import_reraised(name):
+    """Imports `name`, re-raising a failure with words of its own (as numpy does)."""
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except ImportError as e:
+        raise ImportError("importing failed: check your install") from e

@@ -1,0 +1,259 @@
+"""Functions that workers cannot import by module and name, sent by value.
+
+Lambdas, nested functions and the functions of a notebook, `python -c`, a
+program read from stdin or an interactive session have no module a worker can
+import. Such a function without closure cells crosses as its code (marshal),
+its names, defaults, and the globals its code names: modules by name, functions
+by name or again by value, other values as values (natively or by pickle, in the
+same conversion as the task's arguments). A closure, or a class defined in such
+a __main__, crosses through cloudpickle when it is installed (the optional
+extra ``interpool[cloudpickle]``).
+
+Workers and fallback processes import this module to rebuild what was sent:
+pure Python, standard library only at import.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
+if TYPE_CHECKING:
+    from typing import Any
+
+_FunctionType: Any = type(lambda: None)  # types.FunctionType, without importing types
+_ModuleType = type(sys)
+
+# -- the receiving side: workers and fallback processes ---------------------------
+
+# Code objects rebuilt here, by their marshalled bytes: a map sends the same
+# function with every chunk.
+_codes: dict[bytes, Any] = {}
+_CODES_KEPT = 64
+
+
+def make_function(code: bytes, name: str, qualname: str, module: str,
+                  defaults: tuple | None, kwdefaults: dict | None) -> Any:
+    """The function of marshalled `code`, with empty globals (set_globals fills them)."""
+    rebuilt = _codes.get(code)
+    if rebuilt is None:
+        import marshal
+
+        rebuilt = marshal.loads(code)
+        if len(_codes) >= _CODES_KEPT:
+            _codes.clear()
+        _codes[code] = rebuilt
+    import builtins
+
+    fn = _FunctionType(rebuilt, {"__builtins__": builtins, "__name__": module}, name, defaults)
+    fn.__qualname__ = qualname
+    fn.__kwdefaults__ = kwdefaults
+    return fn
+
+
+def set_globals(fn: Any, names: dict) -> None:
+    """Pickle's state setter for make_function: the globals the code names. Set
+    after the function exists, so that a function that names itself (recursion)
+    or a function that names it crosses as one object."""
+    fn.__globals__.update(names)
+
+
+def import_module(name: str, *submodules: str) -> Any:
+    """A module a function sent by value names (and the submodules it reaches); a
+    placeholder if it refuses this interpreter (its use raises
+    IncompatibleModuleError, as in a script)."""
+    import importlib
+
+    from interpool._refused import RefusedModule, refused_extension
+
+    try:
+        module = importlib.import_module(name)
+        for sub in submodules:
+            importlib.import_module(sub)
+        return module
+    except ImportError as e:
+        extension = refused_extension(e)
+        if extension is None:
+            raise
+        return RefusedModule(name, extension, name)
+
+
+class Unsent:
+    """What a global name of a function sent by value is bound to in the worker
+    when its value could not be sent: its use says why."""
+
+    __slots__ = ("__interpool_unsent__",)
+
+    def __init__(self, name: str, why: str) -> None:
+        self.__interpool_unsent__ = (name, why)
+
+    def _fail(self, *args: Any, **kwargs: Any) -> Any:
+        from interpool import NotShareableError
+
+        name, why = self.__interpool_unsent__
+        raise NotShareableError(f"the global {name!r} was not sent to this worker: {why}")
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return self._fail()
+
+    __call__ = _fail
+    __getitem__ = _fail
+
+    def __reduce__(self) -> tuple:
+        return (Unsent, self.__interpool_unsent__)
+
+
+# -- the sending side -------------------------------------------------------------
+
+
+class ByValue:
+    """A function sent by value: pickles as the calls that rebuild it, so that it
+    crosses to workers (inside a task's conversion, which also carries the values
+    of its globals) and to fallback processes alike. Calling it calls the function."""
+
+    __slots__ = ("fn", "names")
+
+    def __init__(self, fn: Any, names: dict) -> None:
+        self.fn = fn
+        self.names = names
+
+    def __reduce__(self) -> tuple:
+        fn = self.fn
+        return (make_function,
+                (_marshalled(fn.__code__), fn.__name__, fn.__qualname__, fn.__module__ or "__main__",
+                 fn.__defaults__, fn.__kwdefaults__),
+                self.names, None, None, set_globals)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+
+class _Cloudpickled:
+    """A value that crosses through cloudpickle (a closure, a class of an
+    interactive __main__)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        import cloudpickle
+
+        return (cloudpickle.loads, (cloudpickle.dumps(self.value),))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.value(*args, **kwargs)
+
+
+SENT_BY_VALUE = (ByValue, _Cloudpickled)
+
+
+class _Module:
+    """A module a function names, with the submodules its code reaches as
+    attributes (`os.path`, `interpool.interpreters`) that were imported here."""
+
+    __slots__ = ("name", "submodules")
+
+    def __init__(self, module: Any, names: tuple[str, ...]) -> None:
+        self.name = module.__name__
+        self.submodules = tuple(
+            f"{self.name}.{n}" for n in names
+            if type(getattr(module, n, None)) is _ModuleType and f"{self.name}.{n}" in sys.modules)
+
+    def __reduce__(self) -> tuple:
+        return (import_module, (self.name, *self.submodules))
+
+
+_marshal_cache: Any = None  # WeakKeyDictionary: code object -> (bytes, names it uses)
+
+
+def _code_parts(code: Any) -> tuple[bytes, tuple[str, ...]]:
+    global _marshal_cache  # noqa: PLW0603
+    if _marshal_cache is None:
+        import weakref
+
+        _marshal_cache = weakref.WeakKeyDictionary()
+    parts = _marshal_cache.get(code)
+    if parts is None:
+        import marshal
+
+        names: set[str] = set()
+        stack = [code]
+        while stack:
+            c = stack.pop()
+            names.update(c.co_names)
+            stack.extend(k for k in c.co_consts if type(k) is type(code))
+        parts = _marshal_cache[code] = (marshal.dumps(code), tuple(sorted(names)))
+    return parts
+
+
+def _marshalled(code: Any) -> bytes:
+    return _code_parts(code)[0]
+
+
+def cloudpickle_installed() -> bool:
+    try:
+        import cloudpickle  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_EXTRA_HINT = "install cloudpickle (pip install 'interpool[cloudpickle]') to send it by value"
+
+
+def send(fn: Any, what: str, needs_value: Any) -> Any:
+    """What crosses for function `fn`, which workers cannot import by name.
+    `needs_value(obj)`: True for a function or class that must cross by value.
+    TypeError naming the extra for a closure without cloudpickle."""
+    return _Sender(what, needs_value).function(fn)
+
+
+class _Sender:
+    def __init__(self, what: str, needs_value: Any) -> None:
+        self.what = what
+        self.needs_value = needs_value
+        self.sent: dict[int, Any] = {}  # id(function) -> what crosses for it (cycles)
+
+    def function(self, fn: Any) -> Any:
+        done = self.sent.get(id(fn))
+        if done is not None:
+            return done
+        if fn.__closure__:
+            if not cloudpickle_installed():
+                raise TypeError(
+                    f"cannot send {self.what} {fn.__qualname__!r} to a worker interpreter: it "
+                    f"is a closure (it uses names of an enclosing function). Define it at "
+                    f"module level, pass those values as arguments, or {_EXTRA_HINT}"
+                )
+            out: Any = _Cloudpickled(fn)
+            self.sent[id(fn)] = out
+            return out
+        names: dict[str, Any] = {}
+        out = self.sent[id(fn)] = ByValue(fn, names)
+        available = fn.__globals__
+        used = _code_parts(fn.__code__)[1]
+        for name in used:
+            if name in available:
+                names[name] = self.value(name, available[name], used)
+        return out
+
+    def value(self, name: str, obj: Any, used: tuple[str, ...]) -> Any:
+        kind = type(obj)
+        if kind is _ModuleType:
+            return _Module(obj, used)
+        if kind is _FunctionType and self.needs_value(obj):
+            try:
+                return self.function(obj)
+            except TypeError as e:  # a closure, without cloudpickle
+                return Unsent(name, str(e))
+        if isinstance(obj, type) and self.needs_value(obj):
+            if cloudpickle_installed():
+                return _Cloudpickled(obj)
+            return Unsent(name, f"the class {obj.__qualname__!r} is defined where workers cannot "
+                                f"import it (an interactive __main__); define it in a module, or "
+                                f"{_EXTRA_HINT.replace('send it', 'send it and the functions that use it')}")
+        return obj

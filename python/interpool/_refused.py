@@ -1,0 +1,203 @@
+"""Extension modules that refuse interpool's interpreters, seen where the import happens.
+
+CPython refuses to load, in an interpreter with its own GIL, an extension module
+that does not declare support for it: an ImportError "module X does not support
+loading in subinterpreters", which packages often re-raise with words of their
+own (numpy: "... a bad install ..."). In worker interpreters a refused import
+raises interpool.IncompatibleModuleError instead, naming the package and the way
+out; and the parent's script, loaded there for its functions, gets a placeholder
+for each of its own top-level imports that is refused, so that the tasks that do
+not use that module still run.
+
+Workers import this module: pure Python, standard library only.
+"""
+
+from __future__ import annotations
+
+import sys
+
+TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
+if TYPE_CHECKING:
+    from typing import Any
+
+# CPython's refusal (Python/import.c), the one text read here: "module NAME does
+# not support loading in subinterpreters".
+_REFUSAL_PREFIX = "module "
+_REFUSAL_SUFFIX = " does not support loading in subinterpreters"
+
+
+def refused_extension(exc: BaseException | None) -> str | None:
+    """The extension module whose refusal `exc` (or an exception in its chain)
+    comes from, or None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ImportError):
+            extension = getattr(exc, "extension", None)  # an IncompatibleModuleError
+            if isinstance(extension, str):
+                return extension
+            text = str(exc)
+            if text.startswith(_REFUSAL_PREFIX) and text.endswith(_REFUSAL_SUFFIX):
+                return text[len(_REFUSAL_PREFIX):-len(_REFUSAL_SUFFIX)].strip("'\"")
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _error(extension: str, used: str | None = None) -> ImportError:
+    from interpool import IncompatibleModuleError
+
+    return IncompatibleModuleError._refused(extension, used)
+
+
+def guard_imports() -> None:
+    """Makes a refused import raise IncompatibleModuleError in this interpreter,
+    from the import statement (or importlib.import_module) that asked for it, up
+    through the packages that re-raise it: `except IncompatibleModuleError` works
+    inside a task, and so does `except ImportError`. Idempotent.
+
+    The hook is importlib's _find_and_load, which CPython calls only for modules
+    not yet in sys.modules: imports of loaded modules cost nothing more.
+    """
+    import _frozen_importlib as bootstrap  # importlib._bootstrap of this interpreter
+
+    real = bootstrap._find_and_load  # type: ignore[attr-defined]
+    if getattr(real, "_interpool_guarded", False):
+        return
+
+    def _find_and_load(name: str, import_: Any) -> Any:
+        try:
+            return real(name, import_)
+        except ImportError as e:
+            if getattr(e, "extension", None) is not None:
+                raise  # already an IncompatibleModuleError
+            extension = refused_extension(e)
+            if extension is None:
+                raise
+            raise _error(extension) from e
+
+    _find_and_load._interpool_guarded = True  # type: ignore[attr-defined]
+    bootstrap._find_and_load = _find_and_load  # type: ignore[attr-defined]
+
+
+# -- placeholders for the script's refused top-level imports ---------------------
+
+
+def _loading() -> bool:
+    from interpool import _worker
+
+    return _worker.loading_main
+
+
+class RefusedModule(type(sys)):  # type: ignore[misc]  # types.ModuleType, without importing types
+    """What a refused top-level import of the parent's script binds in a worker.
+
+    While the script loads, attributes and calls give more placeholders (so that
+    annotations, decorators and aliases such as `array = np.array` still
+    evaluate); afterwards the first use raises IncompatibleModuleError naming
+    what was touched.
+    """
+
+    def __init__(self, name: str, extension: str, shown: str) -> None:
+        super().__init__(name)
+        self.__interpool_refused__ = (extension, shown)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):  # probes (__path__, __file__...)
+            raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
+        extension, shown = self.__interpool_refused__
+        if _loading():
+            return RefusedName(extension, f"{shown}.{attr}")
+        raise _error(extension, f"{shown}.{attr}")
+
+    def __repr__(self) -> str:
+        return f"<placeholder for refused module {self.__name__!r}>"
+
+
+class RefusedName:
+    """A name taken from a refused module (`from numpy import arange`), or a use of
+    a RefusedModule while the script loads."""
+
+    __slots__ = ("__interpool_refused__",)
+
+    def __init__(self, extension: str, shown: str) -> None:
+        self.__interpool_refused__ = (extension, shown)
+
+    def _use(self, what: str) -> Any:
+        extension, shown = self.__interpool_refused__
+        if _loading():
+            return RefusedName(extension, shown + what)
+        raise _error(extension, shown + what)
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") and attr.endswith("__"):
+            raise AttributeError(attr)
+        return self._use("." + attr)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._use("(...)")
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._use("[...]")
+
+    def __repr__(self) -> str:
+        return f"<placeholder for {self.__interpool_refused__[1]}, refused here>"
+
+
+def placeholder(name: str, fromlist: Any, extension: str) -> RefusedModule:
+    """What `import name` (or `from name import *fromlist`) binds instead of a
+    refused module: the top package's placeholder for `import a.b.c` (with b and
+    c reachable from it, for `import a.b as x`), the module's with the listed
+    names for `from`."""
+    if fromlist:
+        module = RefusedModule(name, extension, name)
+        for attr in fromlist:
+            if attr != "*":
+                setattr(module, attr, RefusedName(extension, f"{name}.{attr}"))
+        return module
+    parts = name.split(".")
+    top = RefusedModule(parts[0], extension, parts[0])
+    outer = top
+    for i in range(1, len(parts)):
+        inner = RefusedModule(".".join(parts[: i + 1]), extension, ".".join(parts[: i + 1]))
+        setattr(outer, parts[i], inner)
+        outer = inner
+    return top
+
+
+class ScriptImports:
+    """While the parent's script runs here (as __mp_main__), an import statement of
+    its own top-level code (`code`) whose module is refused binds a placeholder
+    instead of failing: the script's other functions still run. Imports made by
+    other code, libraries that catch ImportError included, are untouched."""
+
+    def __init__(self, code: Any) -> None:
+        self.code = code
+        self.real: Any = None
+
+    def __enter__(self) -> ScriptImports:
+        import builtins
+
+        real = self.real = builtins.__import__
+        code = self.code
+
+        def __import__(name: str, globals: Any = None, locals: Any = None,
+                       fromlist: Any = (), level: int = 0) -> Any:
+            try:
+                return real(name, globals, locals, fromlist, level)
+            except ImportError as e:
+                if level or sys._getframe(1).f_code is not code:
+                    raise
+                extension = refused_extension(e)
+                if extension is None:
+                    raise
+                return placeholder(name, fromlist, extension)
+
+        self.hook = __import__
+        builtins.__import__ = __import__
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import builtins
+
+        if builtins.__import__ is self.hook:
+            builtins.__import__ = self.real

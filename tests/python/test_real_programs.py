@@ -1,0 +1,336 @@
+"""Programs as people write them, run as they run them: scripts that import numpy
+at their top, lambdas and closures, `python -c`, `python -` (stdin), builtins
+that need a frame, refused imports caught inside a task, and the fallback's
+warning. Whole programs run as child processes; a notebook runs in
+test_notebook.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import interpool  # noqa: E402
+from executor_tasks_support import run_python  # noqa: E402
+from interpool import interpreters  # noqa: E402
+
+pytest.importorskip("numpy")
+
+
+def run_program(tmp_path, source, *, how="script", no_cloudpickle=False, timeout=120):
+    """Runs `source` as a script file, with `python -c` or with `python -` (stdin);
+    returns the JSON object of its last stdout line, and the process."""
+    source = textwrap.dedent(source)
+    if no_cloudpickle:  # as if cloudpickle were not installed
+        source = "import sys; sys.modules['cloudpickle'] = None\n" + source
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE] + [p for p in sys.path if p]))
+    if how == "script":
+        path = tmp_path / "prog.py"
+        path.write_text(source)
+        args, stdin = [str(path)], None
+    elif how == "-c":
+        args, stdin = ["-c", source], None
+    else:
+        args, stdin = ["-"], source
+    proc = subprocess.run([sys.executable, *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1]), proc
+
+
+# -- a script whose top imports a module that refuses interpreters ----------------
+
+NUMPY_SCRIPT = """
+    import json
+    import os
+    import warnings
+
+    import numpy as np
+    from numpy import arange
+    try:
+        import numpy.linalg as la
+    except ImportError:
+        la = None
+
+    import interpool
+
+
+    def pure(x):                         # uses no numpy: runs on the interpreters
+        return [x * 2, os.getpid()]
+
+
+    def annotated(x: np.ndarray) -> int:  # an annotation evaluated at load
+        return x + 1
+
+
+    def uses_np(n):
+        return int(np.arange(n).sum())
+
+
+    def uses_from(n):
+        return int(arange(n).sum())
+
+
+    def uses_la():
+        return float(la.norm([3.0, 4.0]))
+
+
+    if __name__ == "__main__":
+        out = {"pid": os.getpid()}
+        with interpool.Executor(2) as ex:
+            out["pure"] = list(ex.map(pure, range(4)))
+            out["annotated"] = ex.submit(annotated, 1).result()
+            errors = []
+            for fn, args in ((uses_np, (5,)), (uses_from, (5,)), (uses_la, ())):
+                exc = ex.submit(fn, *args).exception()
+                errors.append([type(exc).__name__, isinstance(exc, ImportError),
+                               getattr(exc, "module", None), str(exc)])
+            out["errors"] = errors
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with interpool.Executor(2, fallback="process") as ex:
+                out["fallback"] = [ex.submit(uses_np, 5).result(), ex.submit(uses_np, 6).result(),
+                                   list(ex.map(uses_np, [3, 4])), ex.submit(pure, 1).result()]
+            out["warnings"] = [[w.category.__name__, str(w.message)] for w in caught
+                               if issubclass(w.category, interpool.FallbackWarning)]
+        print(json.dumps(out))
+"""
+
+
+def test_script_importing_numpy_runs_its_pure_tasks_on_interpreters(tmp_path):
+    out, _ = run_program(tmp_path, NUMPY_SCRIPT)
+    pid = out["pid"]
+    assert out["pure"] == [[0, pid], [2, pid], [4, pid], [6, pid]]  # this process: interpreters
+    assert out["annotated"] == 2
+    touched = ["numpy.arange", "numpy.arange(...)", "numpy.linalg.norm"]
+    for (name, is_import_error, module, text), used in zip(out["errors"], touched):
+        assert (name, is_import_error, module) == ("IncompatibleModuleError", True, "numpy")
+        assert f"cannot use {used} in a worker interpreter" in text
+        assert "fallback=\"process\"" in text
+
+
+def test_fallback_runs_numpy_tasks_in_processes_and_warns_once_per_function(tmp_path):
+    out, _ = run_program(tmp_path, NUMPY_SCRIPT)
+    assert out["fallback"][:3] == [10, 15, [3, 6]]
+    assert out["fallback"][3][1] == out["pid"]  # the pure task stayed on the interpreters
+    assert len(out["warnings"]) == 1, out["warnings"]
+    category, text = out["warnings"][0]
+    assert category == "FallbackWarning"
+    assert "__main__.uses_np" in text and "'numpy'" in text
+
+
+def test_a_library_that_catches_the_refusal_still_sees_importerror(tmp_path):
+    """PyYAML imports its libyaml extension in a try: and falls back to pure
+    Python on ImportError. Imported by the script's top, it must still take that
+    path (a placeholder would hide the error from it)."""
+    pytest.importorskip("yaml")
+    out, _ = run_program(tmp_path, """
+        import json
+        import yaml
+        import interpool
+
+        def load(text):
+            return [yaml.__with_libyaml__, yaml.safe_load(text), hasattr(yaml, "CSafeLoader")]
+
+        if __name__ == "__main__":
+            with interpool.Executor(1) as ex:
+                print(json.dumps(ex.submit(load, "a: [1, 2]").result()))
+    """)
+    assert out == [False, {"a": [1, 2]}, False]
+
+
+def test_incompatible_module_error_is_raised_inside_the_task():
+    import executor_tasks
+
+    with interpool.Executor(1) as ex:
+        caught = ex.submit(executor_tasks.import_numpy_catching).result()
+    assert caught == ["IncompatibleModuleError", "numpy", True]
+
+
+def test_incompatible_module_error_inside_an_interpreter(interp):
+    interp.exec(textwrap.dedent("""
+        import interpool
+        try:
+            import numpy
+        except interpool.IncompatibleModuleError as e:
+            caught = e.module
+    """))
+    assert interp.call(eval, "caught") == "numpy"
+
+
+# -- functions by value ------------------------------------------------------------
+
+SCALE = 3
+
+
+def test_lambda_nested_function_and_recursion_by_value():
+    def fact(n):
+        return 1 if n < 2 else n * FACT(n - 1)
+
+    global FACT
+    FACT = fact
+    with interpool.Executor(2) as ex:
+        assert list(ex.map(lambda x: x * SCALE, range(4))) == [0, 3, 6, 9]
+        assert ex.submit(fact, 6).result() == 720
+        assert ex.submit(lambda: interpreters.get_current().id).result() != 0
+
+
+def test_closure_crosses_through_cloudpickle():
+    pytest.importorskip("cloudpickle")
+    k = 10
+    with interpool.Executor(2) as ex:
+        assert list(ex.map(lambda x: x + k, range(3))) == [10, 11, 12]
+
+
+def test_closure_without_cloudpickle_is_refused_at_submit(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        def make(k):
+            return lambda x: x + k
+
+        if __name__ == "__main__":
+            with interpool.Executor(1) as ex:
+                try:
+                    ex.submit(make(1), 1)
+                except TypeError as e:
+                    print(json.dumps(str(e)))
+    """, no_cloudpickle=True)
+    assert "it is a closure" in out and "interpool[cloudpickle]" in out
+
+
+PROGRAM = """
+    import json, os
+    import interpool
+
+    scale = 4
+
+    def helper(x):
+        return x * scale
+
+    class Box:
+        def __init__(self, v):
+            self.v = v
+
+    def boxed(x):
+        return Box(x).v
+
+    with interpool.Executor(2) as ex:
+        out = {
+            "map": list(ex.map(helper, range(4))),
+            "lambda": ex.submit(lambda x: helper(x) + 1, 2).result(),
+            "same_process": ex.submit(lambda: os.getpid()).result() == os.getpid(),
+        }
+        try:
+            out["class"] = ex.submit(boxed, 5).result()
+        except Exception as e:
+            out["class"] = [type(e).__name__, str(e)]
+    print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("how", ["-c", "-"])
+@pytest.mark.parametrize("cloudpickle", [True, False])
+def test_programs_from_the_command_line_and_stdin(tmp_path, how, cloudpickle):
+    if cloudpickle:
+        pytest.importorskip("cloudpickle")
+    out, proc = run_program(tmp_path, PROGRAM, how=how, no_cloudpickle=not cloudpickle)
+    assert out["map"] == [0, 4, 8, 12]
+    assert out["lambda"] == 9
+    assert out["same_process"] is True
+    if cloudpickle:
+        assert out["class"] == 5
+    else:  # a class of this __main__ needs cloudpickle: its use says so
+        name, text = out["class"]
+        assert name == "NotShareableError"
+        assert "'Box'" in text and "interpool[cloudpickle]" in text
+
+
+def test_stdin_program_with_fallback_gets_a_clear_error(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        def uses_np(n):
+            import numpy
+            return int(numpy.arange(n).sum())
+
+        with interpool.Executor(1, fallback="process") as ex:
+            exc = ex.submit(uses_np, 3).exception()
+        print(json.dumps([type(exc).__name__, str(exc)]))
+    """, how="-")
+    name, text = out
+    assert name == "CannotSpawn" and "'<stdin>'" in text and "Save the program to a file" in text
+
+
+def test_functions_by_value_in_interpreters_call_and_initializer(interp):
+    assert interp.call(lambda a, b=2: a * b, 21) == 42
+    thread_result = []
+    t = interp.call_in_thread(lambda: thread_result.append(1))  # runs there: nothing here
+    t.join()
+    assert thread_result == []
+    with interpool.Executor(1, initializer=lambda: interpool.shared.get("x")) as ex:
+        assert ex.submit(lambda: 5).result() == 5
+
+
+# -- builtins that need a frame ----------------------------------------------------
+
+
+def test_call_with_builtins_that_need_a_frame(interp):
+    assert interp.call(eval, "1 + 1") == 2
+    assert interp.call(exec, "answer = 42") is None
+    assert interp.call(eval, "answer") == 42
+    names = interp.call(dir)
+    assert "answer" in names and names == sorted(names)
+    assert interp.call(globals)["answer"] == 42
+    assert interp.call(locals)["answer"] == 42
+    assert interp.call(vars)["answer"] == 42
+    assert interp.call(eval, "x + 1", {"x": 1}) == 2  # explicit namespaces are kept
+    with interpool.Executor(1) as ex:
+        assert ex.submit(eval, "2 * 21").result() == 42
+
+
+# -- the functions cache keeps nothing alive ---------------------------------------
+
+
+def test_a_submitted_bound_method_is_not_kept_alive():
+    import gc
+    import weakref
+
+    import executor_tasks
+
+    with interpool.Executor(1) as ex:
+        obj = executor_tasks.Holder()
+        ref = weakref.ref(obj)
+        assert ex.submit(obj.method).result() == 7
+        del obj
+        gc.collect()
+        assert ref() is None
+
+
+def test_fallback_warning_can_be_filtered(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json, warnings
+        import interpool
+
+        def uses_np(n):
+            import numpy
+            return int(numpy.arange(n).sum())
+
+        if __name__ == "__main__":
+            warnings.simplefilter("error")
+            warnings.filterwarnings("ignore", category=interpool.FallbackWarning)
+            with interpool.Executor(1, fallback="process") as ex:
+                print(json.dumps(ex.submit(uses_np, 4).result()))
+    """)
+    assert out == 6
