@@ -205,6 +205,48 @@ def cloudpickle_installed() -> bool:
 _EXTRA_HINT = "install cloudpickle (pip install 'interpool[cloudpickle]') to send it by value"
 
 
+_pickler: Any = None  # the Pickler class, made on first use
+
+
+def dumps(obj: Any, protocol: int = 5) -> bytes:
+    """pickle.dumps(obj), except that functions and classes the receiver cannot
+    import by name cross by value (what the engine calls for arguments,
+    results, queue items and every other object without a native form)."""
+    global _pickler  # noqa: PLW0603
+    import io
+
+    if _pickler is None:
+        _pickler = _make_pickler()
+    out = io.BytesIO()
+    _pickler(out, protocol).dump(obj)
+    return out.getvalue()
+
+
+def _make_pickler() -> Any:
+    import pickle
+
+    from interpool._functions import needs_value
+
+    class Pickler(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if type(obj) is _FunctionType or isinstance(obj, type):
+                if not needs_value(obj):
+                    return NotImplemented
+                sender = self.__dict__.get("_sender")
+                if sender is None:
+                    sender = self._sender = _Sender("the function", needs_value)
+                if type(obj) is _FunctionType:
+                    return sender.function(obj).__reduce__()
+                if cloudpickle_installed():
+                    return _Cloudpickled(obj).__reduce__()
+                raise pickle.PicklingError(
+                    f"the class {obj.__qualname__!r} is defined where the receiver cannot import "
+                    f"it (an interactive __main__): define it in a module, or {_EXTRA_HINT}")
+            return NotImplemented
+
+    return Pickler
+
+
 def send(fn: Any, what: str, needs_value: Any) -> Any:
     """What crosses for function `fn`, which workers cannot import by name.
     `needs_value(obj)`: True for a function or class that must cross by value.

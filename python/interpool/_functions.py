@@ -150,7 +150,7 @@ def _make_reference(fn: Any, what: str) -> Ref:
     if named is not None:
         return Ref(named[0], named[1], None, args, kwargs)
     if isinstance(target, types.FunctionType):
-        return Ref(None, None, _byvalue.send(target, what, _needs_value), args, kwargs)
+        return Ref(None, None, _byvalue.send(target, what, needs_value), args, kwargs)
     # Bound methods, callable objects, ...: they cross by pickle.
     return Ref(None, None, target, args, kwargs)
 
@@ -173,6 +173,6 @@ def _by_name(obj: Any) -> tuple[str, str] | None:
     return module, qualname
 
 
-def _needs_value(obj: Any) -> bool:
+def needs_value(obj: Any) -> bool:
     """A function or class that workers cannot import by name."""
     return _by_name(obj) is None

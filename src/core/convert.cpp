@@ -199,10 +199,17 @@ class ToValue {
   Value pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
     if (!dumps_) {
-      Ref module(PyImport_ImportModule("pickle"));
-      if (!module) throw PythonErrorSet();
-      dumps_.p = PyObject_GetAttrString(module.p, "dumps");
-      if (!dumps_) throw PythonErrorSet();
+      HandleCodec* codec = g_codec.load(std::memory_order_acquire);
+      if (codec && codec->pickler) {
+        dumps_.p = codec->pickler();
+        if (!dumps_ && PyErr_Occurred()) throw PythonErrorSet();
+      }
+      if (!dumps_) {
+        Ref module(PyImport_ImportModule("pickle"));
+        if (!module) throw PythonErrorSet();
+        dumps_.p = PyObject_GetAttrString(module.p, "dumps");
+        if (!dumps_) throw PythonErrorSet();
+      }
     }
     Ref protocol(PyLong_FromLong(5));
     if (!protocol) throw PythonErrorSet();
@@ -217,11 +224,7 @@ class ToValue {
       Ref exc(PyErr_GetRaisedException());
       std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
       std::string hint;
-      if (PyFunction_Check(obj))
-        hint =
-            "; lambdas, closures and nested functions cannot cross interpreters: define the "
-            "function at module level";
-      else
+      if (!PyFunction_Check(obj))  // (for a function, the pickler's own words say why)
         hint =
             "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
             "bytes, tuple, list, dict, set)";

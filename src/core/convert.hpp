@@ -38,6 +38,10 @@ struct HandleCodec {
   /// A new reference standing for `object` in the current interpreter, or nullptr with an error
   /// set.
   PyObject* (*to_object)(const std::shared_ptr<Shareable>& object) = nullptr;
+  /// The pickler for objects with no native form, as a new reference to a
+  /// callable `dumps(obj, protocol)` of the current interpreter; nullptr (with
+  /// no error set), or no function: pickle.dumps.
+  PyObject* (*pickler)() = nullptr;
 };
 void set_handle_codec(const HandleCodec& codec) noexcept;
 

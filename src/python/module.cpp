@@ -1612,10 +1612,25 @@ PyObject* new_exception(PyObject* module, const char* name, PyObject* base, cons
   return exc;
 }
 
+// The engine's pickler in this interpreter: interpool._byvalue.dumps, which sends
+// functions that the receiver cannot import by value; pickle.dumps (nullptr)
+// where the package is not importable.
+PyObject* face_pickler() {
+  PyObject* module = PyImport_ImportModule("interpool._byvalue");
+  if (!module) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyObject* dumps = PyObject_GetAttrString(module, "dumps");
+  Py_DECREF(module);
+  if (!dumps) PyErr_Clear();
+  return dumps;
+}
+
 int module_exec(PyObject* module) {
   static std::once_flag codec_once;
   std::call_once(codec_once, [] {
-    set_handle_codec(HandleCodec{handle_from_object, object_from_handle});
+    set_handle_codec(HandleCodec{handle_from_object, object_from_handle, face_pickler});
   });
 
   ModuleState* st = state_of(module);

@@ -283,6 +283,31 @@ def test_functions_by_value_in_interpreters_call_and_initializer(interp):
         assert ex.submit(lambda: 5).result() == 5
 
 
+def test_functions_by_value_as_arguments_results_and_queue_items(interp):
+    def apply(f, x):
+        return f(x)
+
+    assert interp.call(apply, lambda y: y * 3, 5) == 15
+    assert interp.call(lambda: lambda z: z + 1)(41) == 42  # a function as the result
+    q = interpreters.create_queue()
+    interp.prepare_main(q=q)
+    interp.exec("q.put(lambda: 'from there')")
+    assert q.get()() == "from there"
+    with interpool.Executor(1) as ex:
+        assert ex.submit(apply, lambda y: -y, 2).result() == -2
+        assert ex.submit(lambda: [lambda: 1]).result()[0]() == 1
+
+
+def test_closure_as_argument_needs_cloudpickle(interp):
+    pytest.importorskip("cloudpickle")
+    k = 7
+    assert interp.call(lambda f: f(1), lambda x: x + k) == 8
+    # A class that exists only in the interpreter's __main__ comes back by value.
+    interp.exec("class Local:\n    def __init__(self):\n        self.v = 3")
+    made = interp.call(eval, "Local()")
+    assert type(made).__name__ == "Local" and made.v == 3
+
+
 # -- builtins that need a frame ----------------------------------------------------
 
 
