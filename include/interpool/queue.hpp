@@ -28,8 +28,10 @@ struct QueueItem {
 /// interpreters; it lives while any handle does.
 class Queue : public Shareable, public Channel<QueueItem> {
  public:
-  /// Creates a queue and registers it under a new id.
-  static std::shared_ptr<Queue> create(std::size_t maxsize = 0,
+  /// Creates a queue and registers it under a new id. A maxsize <= 0 means
+  /// unbounded; requested_maxsize() gives it back as given (Python's queues
+  /// show a negative bound as it was asked for).
+  static std::shared_ptr<Queue> create(std::int64_t maxsize = 0,
                                        Unbound default_unbound = Unbound::Keep);
   /// The live queue with this id, or nullptr.
   static std::shared_ptr<Queue> find(std::int64_t id);
@@ -49,13 +51,19 @@ class Queue : public Shareable, public Channel<QueueItem> {
   ObjectKind kind() const noexcept override { return ObjectKind::Queue; }
   std::int64_t id() const noexcept { return id_; }
   Unbound default_unbound() const noexcept { return default_unbound_; }
+  /// The maxsize create() was given (maxsize() is the bound, 0 for none).
+  std::int64_t requested_maxsize() const noexcept { return requested_maxsize_; }
 
-  Queue(std::int64_t id, std::size_t maxsize, Unbound default_unbound)
-      : Channel<QueueItem>(maxsize), id_(id), default_unbound_(default_unbound) {}
+  Queue(std::int64_t id, std::int64_t maxsize, Unbound default_unbound)
+      : Channel<QueueItem>(maxsize > 0 ? static_cast<std::size_t>(maxsize) : 0),
+        id_(id),
+        default_unbound_(default_unbound),
+        requested_maxsize_(maxsize) {}
 
  private:
   const std::int64_t id_;
   const Unbound default_unbound_;
+  const std::int64_t requested_maxsize_;
 };
 
 }  // namespace interpool

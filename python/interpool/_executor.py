@@ -147,6 +147,18 @@ class _Future(Future[_T]):
             return True
         return super().running()
 
+    def __repr__(self) -> str:
+        # Future's repr shows its _state, which stays PENDING while a worker runs
+        # the task (running() asks the task).
+        text = super().__repr__()
+        if text.endswith(" state=pending>") and self.running():
+            return text[: -len("pending>")] + "running>"
+        return text
+
+
+# Named as the futures of every executor are: <Future at 0x... state=...> is their repr.
+_Future.__name__ = _Future.__qualname__ = "Future"
+
 
 class _State:
     """What the executor and its result thread share. Holds no reference to
@@ -843,15 +855,27 @@ class _MapRun:
         index = 0
         while (fut := self._next_chunk(index, end)) is not None:
             yield fut
-            with self.lock:  # let the results go once yielded
+            with self.lock:  # let the chunk go once its results are yielded
                 if self.ordered:
                     self.ordered_chunks[index] = None
                 else:
                     del self.slots[index]
-                self.yielded += len(fut.result()[0])
             index += 1
             if self.buffersize is not None:
                 self.feed()
+
+    def _take_over(self, items: list) -> int:
+        """Reverses a chunk's results (the list its future holds) for the
+        caller to yield with items.pop(): each result leaves the list as it is
+        handed over, so that the caller's `del` frees it, as with
+        concurrent.futures (a loop variable or the list would keep it until the
+        next chunk). Returns their number, for _yielded."""
+        items.reverse()
+        return len(items)
+
+    def _yielded(self, n: int) -> None:
+        with self.lock:
+            self.yielded += n
 
     def results(self, end: float | None) -> Iterator[Any]:
         """map(): waits for each chunk in this thread."""
@@ -860,7 +884,11 @@ class _MapRun:
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0 and not fut.done():
                     raise TimeoutError()
-                yield from fut.result(remaining)[0]
+                items = fut.result(remaining)[0]
+                n = self._take_over(items)
+                while items:
+                    yield items.pop()
+                self._yielded(n)
         except KeyboardInterrupt as e:
             if not _raised_by_task(e):
                 self.ex._state.stop_everything()  # Ctrl-C while waiting: stop this executor's work
@@ -875,8 +903,11 @@ class _MapRun:
         try:
             self.start()
             for fut in self._chunks(None):
-                for item in (await asyncio.wrap_future(fut))[0]:
-                    yield item
+                items = (await asyncio.wrap_future(fut))[0]
+                n = self._take_over(items)
+                while items:
+                    yield items.pop()
+                self._yielded(n)
         finally:
             self._stop(_Future._abandon)
 

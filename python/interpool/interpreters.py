@@ -8,27 +8,34 @@
     print(interp.call(len, "abc"))
     interp.close()
 
-Differences from the standard library, all on purpose:
+Differences from the standard library, all on purpose (docs/reference.md lists
+them with their reasons):
 
-- Queues wait on the engine (no 10 ms polling), honour timeouts to the
-  millisecond, and a blocking ``get`` in the main thread is interrupted by Ctrl-C.
 - Queue items survive the close of the interpreter that put them, unless
-  ``unbounditems=UNBOUND`` (or ``UNBOUND_ERROR``/``UNBOUND_REMOVE``) is given.
-- A ``Queue`` can be passed through ``prepare_main``, ``call`` arguments and
-  another queue.
+  ``unbounditems=UNBOUND`` (or ``UNBOUND_ERROR``/``UNBOUND_REMOVE``) is given;
+  such a queue's ``unbounditems`` is None. Queues wait on the engine (no 10 ms
+  polling), honour fractional timeouts, and can be closed (``Queue.close``).
+- Several threads may run ``exec``/``call`` in one interpreter at once
+  (``prepare_main`` is refused while code runs there, as in the stdlib), and
+  the main interpreter runs code too.
+- Values cross as Executor arguments do: ``prepare_main``, ``call`` and queues
+  take what converts or pickles, copied. A ``memoryview`` shares its bytes only
+  when it is over an ``interpool.SharedBuffer`` (its format, shape and strides
+  kept); any other memoryview crosses as a copy of its bytes (the standard
+  library keeps the exporter of the sending interpreter alive instead).
+  ``interpool.SharedBuffer``, ``Lock``, ``RLock``, ``Event``, ``Semaphore``,
+  ``Barrier`` and ``AtomicInt`` cross by reference (see docs/sharing.md); this
+  module does not re-export them, as PEP 734 has no such names. Errors name
+  what could not be shared and where (``argument 2``, ``'grid'``).
 - ``call()`` accepts functions and objects of classes of the ``__main__``
   script (or ``python -m`` module), loaded there as ``__mp_main__``; the
   interpreter's own ``__main__`` falls back to it for names it lacks. New
   interpreters get the parent's ``sys.path`` so they import what the parent can.
-- Errors name what could not be shared and where (``argument 2``, ``'grid'``).
-- A ``memoryview`` shares its bytes only when it is over an
-  ``interpool.SharedBuffer`` (its format, shape and strides kept); any other
-  memoryview crosses as a copy of its bytes (the standard library keeps the
-  exporter of the sending interpreter alive instead). The receiver gets a
-  memoryview either way. ``interpool.SharedBuffer``, ``Lock``, ``RLock``,
-  ``Event``, ``Semaphore``, ``Barrier`` and ``AtomicInt`` cross by reference
-  (see docs/sharing.md); this module does not re-export them, as PEP 734 has no
-  such names.
+- ``whence`` names interpool's makers: 'interpool' (create()), 'interpool
+  worker' (an Executor's), 'runtime init' (main), 'unknown'.
+
+As in the standard library, the Interpreter objects of an interpreter that
+create() made own it: it is closed when the last of them is gone.
 """
 
 from __future__ import annotations
@@ -112,10 +119,19 @@ _prepared: set[int] = set()
 
 
 class Interpreter:
-    """A handle on one interpreter: one object per id in each interpreter."""
+    """A handle on one interpreter: one object per id in each interpreter.
 
-    __slots__ = ("_id", "__weakref__")
+    As in the standard library, the objects that stand for an interpreter that
+    create() made (in any interpreter) own it: once the last of them is gone,
+    the interpreter is closed (unless it runs code then; close() any time).
+    """
+
+    __slots__ = ("_id", "_owns", "__weakref__")
     _id: int
+    _owns: bool
+    # Bound here rather than looked up as a module global: __del__ may run while
+    # an interpreter ends, after its modules' globals are cleared.
+    _release = staticmethod(_interpool.interp_release)
 
     def __new__(cls, id: int, /) -> Interpreter:
         if not isinstance(id, int) or isinstance(id, bool):
@@ -129,8 +145,19 @@ class Interpreter:
             if obj is None:
                 obj = super().__new__(cls)
                 obj._id = id
+                obj._owns = _interpool.interp_acquire(id)
                 _objects[id] = obj
         return obj
+
+    def __del__(self) -> None:
+        if not getattr(self, "_owns", False):
+            return
+        self._owns = False
+        try:
+            if self._release(self._id):
+                _prepared.discard(self._id)
+        except Exception:
+            pass  # closed meanwhile or unable to end now: close() or the exit ends it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._id})"
@@ -152,7 +179,8 @@ class Interpreter:
 
     @property
     def whence(self) -> str:
-        """Who made it: 'interpool', 'runtime init' (the main interpreter) or 'unknown'."""
+        """Who made it: 'interpool' (create()), 'interpool worker' (an Executor),
+        'runtime init' (the main interpreter) or 'unknown'."""
         whence = _interpool.interp_whence(self._id)
         if whence is None:
             raise _not_found(self._id)
@@ -172,8 +200,10 @@ class Interpreter:
 
     def prepare_main(self, ns: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
         """Binds the given names in the interpreter's __main__ (values are copied,
-        queues shared)."""
+        queues shared). InterpreterError while code runs in the interpreter."""
         values = dict(ns, **kwargs) if ns is not None else kwargs
+        if not values:
+            raise ValueError("prepare_main() needs names to bind: a mapping or keyword arguments")
         self._prepare()
         _interpool.interp_prepare_main(self._id, values)
 

@@ -22,7 +22,7 @@ Registry& registry() {
 
 }  // namespace
 
-std::shared_ptr<Queue> Queue::create(std::size_t maxsize, Unbound default_unbound) {
+std::shared_ptr<Queue> Queue::create(std::int64_t maxsize, Unbound default_unbound) {
   Registry& r = registry();
   std::lock_guard lock(r.mutex);
   auto q = std::make_shared<Queue>(r.next_id++, maxsize, default_unbound);

@@ -13,6 +13,7 @@ struct Entry {
   Interpreter interp;
   std::atomic<int> users{0};  // enter() calls between the table lookup and their end
   bool closing = false;       // a close() has begun; guarded by the table's mutex
+  int owners = 0;             // acquire() minus release(); guarded by the table's mutex
 };
 
 struct Table {
@@ -64,7 +65,7 @@ InterpreterTable::Entered::~Entered() {
   if (entry_) static_cast<Entry*>(entry_.get())->users.fetch_sub(1);
 }
 
-std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t id) {
+std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t id, bool alone) {
   std::unique_ptr<Entered> out(new Entered);
   std::shared_ptr<Entry> entry;
   {
@@ -72,6 +73,8 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
     auto it = table().entries.find(id);
     if (it != table().entries.end()) {
       if (it->second->closing) throw InterpreterError(being_closed(id, "it cannot run code"));
+      if (alone && (it->second->users.load() > 0 || it->second->interp.active() > 0))
+        throw InterpreterRunning(id);
       entry = it->second;
       entry->users.fetch_add(1);  // under the lock, so close() sees it
     }
@@ -118,6 +121,33 @@ void InterpreterTable::close(std::int64_t id) {
     entry->closing = true;
   }
   close_entry(id, entry);
+}
+
+bool InterpreterTable::acquire(std::int64_t id) {
+  std::lock_guard lock(table().mutex);
+  auto it = table().entries.find(id);
+  if (it == table().entries.end() || it->second->closing) return false;
+  ++it->second->owners;
+  return true;
+}
+
+bool InterpreterTable::release(std::int64_t id) {
+  Table& t = table();
+  std::shared_ptr<Entry> entry;
+  {
+    std::lock_guard lock(t.mutex);
+    auto it = t.entries.find(id);
+    if (it == t.entries.end()) return false;
+    Entry& e = *it->second;
+    if (e.owners == 0) return false;  // never counted: not to be closed so
+    if (--e.owners > 0 || e.closing || e.users.load() > 0 || e.interp.active() > 0) return false;
+    PyThreadState* current = current_thread_state();
+    if (current && PyThreadState_GetInterpreter(current) == e.interp.state()) return false;
+    entry = it->second;
+    entry->closing = true;
+  }
+  close_entry(id, entry);
+  return true;
 }
 
 bool InterpreterTable::contains(std::int64_t id) {

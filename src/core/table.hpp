@@ -20,6 +20,13 @@ class InterpreterNotFound : public InterpreterError {
                          " not found (closed or never created)") {}
 };
 
+/// Thrown by enter(id, alone=true) while code runs in the interpreter.
+class InterpreterRunning : public InterpreterError {
+ public:
+  explicit InterpreterRunning(std::int64_t id)
+      : InterpreterError("interpreter " + std::to_string(id) + " is running code") {}
+};
+
 /// Process-wide table of interpreters created with create(); holds no Python
 /// object. Entering and closing go through it so that a close cannot race an
 /// entry: close() refuses while any thread is inside, and enter() refuses
@@ -34,7 +41,11 @@ class InterpreterNotFound : public InterpreterError {
 ///   InterpreterNotFound for unknown ids;
 /// - an interpreter stays in the table, marked closing, until its close has
 ///   ended (Py_EndInterpreter may wait for its threads): contains() is true
-///   meanwhile.
+///   meanwhile;
+/// - a face may count the objects that stand for an interpreter (acquire /
+///   release): when the count returns to 0 the interpreter is closed, unless it
+///   runs code, is being closed, or is the caller's own (then it stays open
+///   until close() or close_all()). One never counted is never closed so.
 class InterpreterTable {
  public:
   /// Creates an isolated interpreter; returns its id.
@@ -55,8 +66,17 @@ class InterpreterTable {
 
   /// Enters interpreter `id` on the calling thread until the returned object dies.
   /// Waiting for the interpreter's GIL happens outside the table's lock.
-  static std::unique_ptr<Entered> enter(std::int64_t id);
+  /// `alone`: throws InterpreterRunning if another thread is inside it (an
+  /// interpreter of the table; the main one always runs code and is entered).
+  static std::unique_ptr<Entered> enter(std::int64_t id, bool alone = false);
   static void close(std::int64_t id);
+  /// Counts one more owner of interpreter `id`. False (nothing counted) for
+  /// ids not in the table or being closed.
+  static bool acquire(std::int64_t id);
+  /// Counts one owner less; closes the interpreter if that was the last one
+  /// (see above) and returns true if it did. Throws only what close() would
+  /// throw once it has begun; false for ids not in the table.
+  static bool release(std::int64_t id);
   /// True for interpreters of the table, including one being closed.
   static bool contains(std::int64_t id);
   /// True while a close() of this interpreter runs.

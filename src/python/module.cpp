@@ -368,9 +368,8 @@ PyObject* Queue_create(PyObject* cls, PyObject* args, PyObject* kwargs) {
   ModuleState* st = state_of_type(reinterpret_cast<PyTypeObject*>(cls));
   Unbound unbound;
   if (!parse_unbound(st, unbound_obj, Unbound::Keep, unbound)) return nullptr;
-  if (maxsize < 0) maxsize = 0;
   try {
-    return queue_object_for(st, Queue::create(static_cast<std::size_t>(maxsize), unbound));
+    return queue_object_for(st, Queue::create(static_cast<std::int64_t>(maxsize), unbound));
   } catch (...) {
     return raise_engine_error(st);
   }
@@ -504,18 +503,44 @@ PyObject* Queue_close(PyObject* self, PyObject*) {
 PyObject* Queue_get_id(PyObject* self, void*) { return PyLong_FromLongLong(queue_of(self).id()); }
 
 PyObject* Queue_get_maxsize(PyObject* self, void*) {
-  return PyLong_FromSize_t(queue_of(self).maxsize());
+  return PyLong_FromLongLong(queue_of(self).requested_maxsize());
+}
+
+// The default of put()'s unbounditems, as create() takes it (None: items are kept).
+PyObject* Queue_get_unbounditems(PyObject* self, void*) {
+  ModuleState* st = state_of_type(Py_TYPE(self));
+  switch (queue_of(self).default_unbound()) {
+    case Unbound::Marker:
+      return Py_NewRef(st->unbound);
+    case Unbound::Error:
+      return Py_NewRef(st->unbound_error);
+    case Unbound::Remove:
+      return Py_NewRef(st->unbound_remove);
+    case Unbound::Keep:
+      break;
+  }
+  Py_RETURN_NONE;
+}
+
+// As the standard library's queues: one object per id, hashed as its id.
+Py_hash_t Queue_hash(PyObject* self) {
+  PyObject* id = PyLong_FromLongLong(queue_of(self).id());
+  if (!id) return -1;
+  Py_hash_t h = PyObject_Hash(id);
+  Py_DECREF(id);
+  return h;
 }
 
 PyObject* Queue_repr(PyObject* self) {
-  return PyUnicode_FromFormat("<_interpool.Queue id=%lld>", (long long)queue_of(self).id());
+  return PyUnicode_FromFormat("Queue(%lld)", (long long)queue_of(self).id());
 }
 
 PyMethodDef Queue_methods[] = {
     {"create", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_create)),
      METH_VARARGS | METH_KEYWORDS | METH_CLASS,
      "create($cls, /, maxsize=0, *, unbounditems=None)\n--\n\n"
-     "A new queue (maxsize 0: unbounded). unbounditems is the default of put()'s: None keeps the "
+     "A new queue (maxsize 0 or less: unbounded). unbounditems is the default of put()'s: None "
+     "keeps the "
      "items of an interpreter that closes; UNBOUND, UNBOUND_ERROR or UNBOUND_REMOVE ask for the "
      "standard library's behaviours."},
     {"put", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Queue_put)),
@@ -540,7 +565,12 @@ PyMethodDef Queue_methods[] = {
 
 PyGetSetDef Queue_getset[] = {
     {"id", Queue_get_id, nullptr, "The queue's process-wide id.", nullptr},
-    {"maxsize", Queue_get_maxsize, nullptr, "The bound (0: none).", nullptr},
+    {"maxsize", Queue_get_maxsize, nullptr,
+     "The bound, as create() was given it (0 or less: none).", nullptr},
+    {"unbounditems", Queue_get_unbounditems, nullptr,
+     "The default of put()'s unbounditems: None (items are kept), UNBOUND, UNBOUND_ERROR or "
+     "UNBOUND_REMOVE.",
+     nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr}};
 
 PyMemberDef Queue_members[] = {
@@ -556,6 +586,7 @@ PyType_Slot Queue_slots[] = {
     {Py_tp_dealloc, reinterpret_cast<void*>(Queue_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Queue_traverse)},
     {Py_tp_repr, reinterpret_cast<void*>(Queue_repr)},
+    {Py_tp_hash, reinterpret_cast<void*>(Queue_hash)},
     {Py_tp_methods, Queue_methods},
     {Py_tp_getset, Queue_getset},
     {Py_tp_members, Queue_members},
@@ -1273,6 +1304,25 @@ PyObject* mod_interp_close(PyObject* module, PyObject* arg) {
   Py_RETURN_NONE;
 }
 
+// An interpreters.Interpreter object that stands for interpreter `id` now owns
+// it: True if counted (an interpreter of interp_create, not being closed).
+PyObject* mod_interp_acquire(PyObject*, PyObject* arg) {
+  std::int64_t id;
+  if (!parse_id(arg, id)) return nullptr;
+  return PyBool_FromLong(InterpreterTable::acquire(id));
+}
+
+// Such an owner is gone: the last one closes the interpreter (True if it did).
+PyObject* mod_interp_release(PyObject* module, PyObject* arg) {
+  std::int64_t id;
+  if (!parse_id(arg, id)) return nullptr;
+  try {
+    return PyBool_FromLong(InterpreterTable::release(id));  // as interp_close, if it closes
+  } catch (...) {
+    return raise_engine_error(state_of(module));
+  }
+}
+
 PyObject* mod_interp_list(PyObject*, PyObject*) {
   std::vector<std::int64_t> ids = InterpreterTable::all_ids();
   PyObject* list = PyList_New(static_cast<Py_ssize_t>(ids.size()));
@@ -1381,7 +1431,8 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
     }
     std::optional<ErrorInfo> failure;
     {
-      auto inside = InterpreterTable::enter(id);
+      // Alone: names must not change under code that runs in that __main__.
+      auto inside = InterpreterTable::enter(id, true);
       PyObject* main = PyImport_AddModule("__main__");
       bool ok = main != nullptr;
       for (auto& [name, v] : values) {
@@ -1395,6 +1446,11 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
     if (failure)
       return PyErr_Format(st->InterpreterError, "prepare_main failed in interpreter %lld: %s: %s",
                           (long long)id, failure->type_name().c_str(), failure->message.c_str());
+  } catch (const InterpreterRunning& e) {
+    return PyErr_Format(st->InterpreterError,
+                        "%s: prepare_main cannot bind names while code runs there; call it "
+                        "before exec() or call(), or once they have returned",
+                        e.what());
   } catch (const InterpreterNotFound& e) {
     return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
@@ -1564,6 +1620,12 @@ PyMethodDef module_methods[] = {
      "Create an isolated interpreter; return its id."},
     {"interp_close", mod_interp_close, METH_O,
      "interp_close($module, id, /)\n--\n\nClose an interpreter made by interp_create."},
+    {"interp_acquire", mod_interp_acquire, METH_O,
+     "interp_acquire($module, id, /)\n--\n\nCount an owner of an interpreter made by "
+     "interp_create; False if not counted (not one of those, or being closed)."},
+    {"interp_release", mod_interp_release, METH_O,
+     "interp_release($module, id, /)\n--\n\nCount an owner less; the last one closes the "
+     "interpreter unless it runs code (True if it closed it)."},
     {"interp_list", mod_interp_list, METH_NOARGS, "Ids of every interpreter of the process."},
     {"interp_whence", mod_interp_whence, METH_O,
      "interp_whence($module, id, /)\n--\n\nWho made the interpreter (None if it is gone)."},

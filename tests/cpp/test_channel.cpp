@@ -282,6 +282,18 @@ TEST(Queue, RegistryFindsLiveQueuesOnly) {
   EXPECT_EQ(Queue::find(id), nullptr);
 }
 
+TEST(Queue, ANegativeMaxsizeIsUnboundedAndKeptAsGiven) {
+  auto q = Queue::create(-10);
+  EXPECT_EQ(q->maxsize(), 0u);
+  EXPECT_EQ(q->requested_maxsize(), -10);
+  for (int i = 0; i < 20; ++i) {
+    QueueItem item{Value(i), -1, Unbound::Keep, false};
+    ASSERT_EQ(q->put(item, Deadline::now()), WaitResult::Ready) << "a bounded queue would be full";
+  }
+  EXPECT_EQ(q->size(), 20u);
+  EXPECT_EQ(Queue::create(3)->requested_maxsize(), 3);
+}
+
 TEST(Queue, UnboundPoliciesApplyWhenTheOriginCloses) {
   auto q = Queue::create();
   QueueItem keep{Value(1), 42, Unbound::Keep, false};

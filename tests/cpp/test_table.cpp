@@ -138,3 +138,47 @@ TEST(Table, CloseAppliesTheUnboundPolicies) {
   q->get(out);
   EXPECT_EQ(out.value, Value(2));
 }
+
+TEST(Table, TheLastOwnerToGoClosesTheInterpreter) {
+  std::int64_t id = InterpreterTable::create();
+  EXPECT_FALSE(InterpreterTable::release(id)) << "never owned: a release closes nothing";
+  EXPECT_TRUE(InterpreterTable::contains(id));
+  ASSERT_TRUE(InterpreterTable::acquire(id));
+  ASSERT_TRUE(InterpreterTable::acquire(id));
+  EXPECT_FALSE(InterpreterTable::release(id));
+  EXPECT_TRUE(InterpreterTable::contains(id)) << "one owner left";
+  EXPECT_TRUE(InterpreterTable::release(id));
+  EXPECT_FALSE(InterpreterTable::contains(id));
+  EXPECT_FALSE(InterpreterTable::acquire(id)) << "gone: nothing to own";
+  EXPECT_FALSE(InterpreterTable::release(id));
+  EXPECT_FALSE(InterpreterTable::acquire(0)) << "the main interpreter is not the table's";
+}
+
+TEST(Table, TheLastOwnerLeavesAnInterpreterThatRunsCodeOpen) {
+  std::int64_t id = InterpreterTable::create();
+  ASSERT_TRUE(InterpreterTable::acquire(id));
+  {
+    auto inside = InterpreterTable::enter(id);
+    std::thread other([&] { EXPECT_FALSE(InterpreterTable::release(id)); });
+    other.join();
+  }
+  EXPECT_TRUE(InterpreterTable::contains(id)) << "left open: close() ends it";
+  InterpreterTable::close(id);
+  EXPECT_FALSE(InterpreterTable::contains(id));
+}
+
+TEST(Table, EnteringAloneIsRefusedWhileCodeRuns) {
+  std::int64_t id = InterpreterTable::create();
+  {
+    auto alone = InterpreterTable::enter(id, true);
+    EXPECT_TRUE(run("x = 1"));
+  }
+  {
+    auto inside = InterpreterTable::enter(id);
+    std::string refused;
+    std::thread other([&] { refused = thrown_by([&] { InterpreterTable::enter(id, true); }); });
+    other.join();
+    EXPECT_EQ(refused, "Error: interpreter " + std::to_string(id) + " is running code");
+  }
+  InterpreterTable::close(id);
+}

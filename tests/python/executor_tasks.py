@@ -57,6 +57,18 @@ def echo(*args, **kwargs):
     return [list(args), kwargs]
 
 
+class Token:
+    """A result that crosses back by pickle (its class is of this module): tests
+    watch with a weakref whether anything but the caller refers to the copy."""
+
+    def __init__(self, n):
+        self.n = n
+
+
+def make_token(n):
+    return Token(n)
+
+
 def sleep_then(seconds, value=None):
     time.sleep(seconds)
     return value

@@ -3,16 +3,20 @@ as_completed, callbacks, the context manager, and how task errors come back."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import sys
 import threading
 import time
+import weakref
 from concurrent.futures import (
     ALL_COMPLETED,
     FIRST_COMPLETED,
     FIRST_EXCEPTION,
     BrokenExecutor,
     CancelledError,
+    ThreadPoolExecutor,
     as_completed,
     wait,
 )
@@ -87,6 +91,37 @@ def test_result_timeout_and_running(make_executor, gates):
     assert f.result(timeout=30) == "done"
     assert f.done() and not f.running() and not f.cancelled()
     assert f.cancel() is False  # finished: cannot be cancelled
+
+
+# Each test of a concurrent.futures contract runs on interpool's executor and on
+# the standard library's thread pool, to show that the two agree.
+EXECUTORS = {"interpool": lambda: interpool.Executor(1), "threads": lambda: ThreadPoolExecutor(1)}
+
+
+@pytest.fixture(params=sorted(EXECUTORS))
+def any_executor(request):
+    e = EXECUTORS[request.param]()
+    yield e
+    e.shutdown(wait=True, cancel_futures=True)
+
+
+def test_future_repr_is_that_of_every_executor(any_executor, gates):
+    done = any_executor.submit(T.add, 20, 22)
+    assert done.result(timeout=30) == 42
+    assert type(done).__name__ == "Future"
+    assert re.fullmatch(r"<Future at 0x[0-9a-f]+ state=finished returned int>", repr(done))
+    failed = any_executor.submit(T.raise_value_error, "bad")
+    assert failed.exception(timeout=30) is not None
+    assert re.fullmatch(r"<Future at 0x[0-9a-f]+ state=finished raised ValueError>", repr(failed))
+    running = gates.blocker(any_executor, "x")
+    gates.wait_started(1)
+    assert re.fullmatch(r"<Future at 0x[0-9a-f]+ state=running>", repr(running))
+    queued = any_executor.submit(T.add, 1, 1)  # behind the running one: the only worker is busy
+    assert re.fullmatch(r"<Future at 0x[0-9a-f]+ state=pending>", repr(queued))
+    assert queued.cancel()
+    assert re.fullmatch(r"<Future at 0x[0-9a-f]+ state=cancelled>", repr(queued))
+    gates.open()
+    assert running.result(timeout=30) == "x"
 
 
 def test_done_callbacks(ex):
@@ -299,6 +334,36 @@ def test_map_iterator_never_started_is_not_cancelled(make_executor, tmp_path):
     it.close()
     e.shutdown(wait=True)
     assert sorted(read_lines(log)) == [str(i) for i in range(5)]
+
+
+@pytest.mark.parametrize("chunksize", [1, 4])
+def test_map_keeps_no_reference_to_a_result_it_yielded(any_executor, chunksize):
+    """Once map() has handed a result over, the caller's `del` frees it: the
+    iterator keeps no reference to it (the chunk's other results may wait)."""
+    seen = 0
+    for token in any_executor.map(T.make_token, range(10), chunksize=chunksize):
+        ref = weakref.ref(token)
+        del token
+        assert ref() is None, "map() still refers to a result it yielded"
+        seen += 1
+    assert seen == 10
+
+
+def test_map_unordered_keeps_no_reference_to_a_result_it_yielded(ex):
+    for token in ex.map_unordered(T.make_token, range(10), chunksize=4):
+        ref = weakref.ref(token)
+        del token
+        assert ref() is None, "map_unordered() still refers to a result it yielded"
+
+
+def test_amap_keeps_no_reference_to_a_result_it_yielded(ex):
+    async def main():
+        async for token in ex.amap(T.make_token, range(10), chunksize=4):
+            ref = weakref.ref(token)
+            del token
+            assert ref() is None, "amap() still refers to a result it yielded"
+
+    asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------

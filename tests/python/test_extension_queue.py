@@ -91,7 +91,7 @@ def test_attributes():
     assert isinstance(q.id, int)
     assert ip.Queue.create().maxsize == 0
     assert ip.Queue.create(maxsize=3).maxsize == 3
-    assert ip.Queue.create(-5).maxsize == 0  # negative means unbounded
+    assert ip.Queue.create(-5).maxsize == -5  # unbounded, shown as given (as the stdlib's)
     assert str(q.id) in repr(q)
     ids = {ip.Queue.create().id for _ in range(50)}
     assert len(ids) == 50

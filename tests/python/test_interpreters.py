@@ -218,9 +218,11 @@ def test_prepare_main_keywords_win_over_the_dict(interp):
     assert interp.call(interp_tasks.main_attr, "x") == 2
 
 
-def test_prepare_main_without_arguments(interp):
-    interp.prepare_main()
-    interp.prepare_main({})
+def test_prepare_main_without_names_says_what_it_needs(interp):
+    with pytest.raises(ValueError, match="names to bind"):
+        interp.prepare_main()
+    with pytest.raises(ValueError, match="names to bind"):
+        interp.prepare_main({})
 
 
 def test_prepare_main_copies_values(interp):
