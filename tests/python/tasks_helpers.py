@@ -129,17 +129,23 @@ def raise_two_arg_error(a, b):
     raise TwoArgError(a, b)
 
 
-def return_lambda():
-    return lambda: 0
+def return_lock():
+    import threading
+
+    return threading.Lock()
 
 
 def return_nested_unshareable():
-    return {"ok": [1, 2], "bad": [0, lambda: 0]}
+    import threading
+
+    return {"ok": [1, 2], "bad": [0, threading.Lock()]}
 
 
 def make_not_shareable_inside():
     """Raises NotShareableError from code running in the worker."""
-    return ip.roundtrip(lambda: 0)
+    import threading
+
+    return ip.roundtrip(threading.Lock())
 
 
 def raise_queue_empty():

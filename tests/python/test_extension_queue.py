@@ -75,7 +75,7 @@ def test_items_are_copies_of_any_kind():
 def test_unshareable_item_is_refused_and_not_enqueued():
     q = ip.Queue.create()
     with pytest.raises(ip.NotShareableError) as info:
-        q.put({"k": [1, lambda: 0]})
+        q.put({"k": [1, threading.Lock()]})
     assert "the item['k'][1]" in str(info.value)
     assert q.qsize() == 0
     a = []
