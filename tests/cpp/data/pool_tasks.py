@@ -133,3 +133,9 @@ def spin(seconds=60.0, swallow=False):
             return "swallowed"
         raise
     return interpreter_id()
+
+
+def thread_os_name():
+    """This thread's name as the OS shows it (read while the thread runs)."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", encoding="utf-8") as f:
+        return f.read().rstrip("\n")
