@@ -231,6 +231,10 @@ struct PoolOptions {
   /// After this many tasks a worker's interpreter is replaced by a fresh one
   /// (0: never).
   std::size_t max_tasks_per_worker = 0;
+  /// Worker threads are named "<prefix>_<i>" (i from 0; "interpool" when empty)
+  /// where the OS shows thread names: the OS's limit (15 bytes on Linux) keeps
+  /// "_<i>" and cuts the prefix. A replacement worker takes its slot's name.
+  std::string thread_name_prefix{};
 };
 
 /// Contract:
@@ -332,7 +336,7 @@ class Pool {
     std::shared_ptr<TaskControl> control;
     AcceptedTask accepted;
   };
-  std::unique_ptr<Worker> start_worker(std::unique_ptr<Worker> predecessor);
+  std::unique_ptr<Worker> start_worker(std::size_t index, std::unique_ptr<Worker> predecessor);
   void work(Worker& worker);
   bool replace(Worker& worker);
   void mark_broken(ErrorInfo cause);

@@ -14,10 +14,10 @@ import types
 import weakref
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from concurrent.futures import CancelledError, Future
-from concurrent.futures import Executor as _BaseExecutor
+from concurrent.futures import ThreadPoolExecutor as _ThreadPoolExecutor
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _fallback, _interpool, _worker
+from . import _fallback, _here, _interpool, _worker
 from ._functions import Ref as _Ref
 from ._functions import for_process as _for_process
 from ._functions import main_source as _main_source
@@ -357,17 +357,44 @@ atexit.register(_at_exit)
 # ---------------------------------------------------------------------------
 
 
-class Executor(_BaseExecutor):
+_executor_numbers = itertools.count()
+
+
+def _check_thread_name_prefix(prefix: Any) -> None:
+    if isinstance(prefix, str):
+        if "\0" in prefix:
+            raise ValueError(f"thread_name_prefix must not contain NUL characters: {prefix!r}")
+        return
+    hint = ""
+    if callable(prefix):
+        hint = (" (the initializer is the third argument, after thread_name_prefix, as for "
+                "ThreadPoolExecutor: pass it as initializer=...)")
+    elif type(prefix).__module__ == "multiprocessing.context":
+        hint = (" (ProcessPoolExecutor's second argument, mp_context, has no equivalent: "
+                "the workers are interpreters, not processes)")
+    raise TypeError(f"thread_name_prefix must be a str, not {type(prefix).__name__!r}{hint}")
+
+
+class Executor(_ThreadPoolExecutor):
     """Runs callables in parallel on worker interpreters, each with its own GIL.
+
+    A ThreadPoolExecutor by class only (as Python 3.14's InterpreterPoolExecutor
+    is), so that asyncio takes it as a loop's default executor: none of
+    ThreadPoolExecutor's state or threads exist in it.
 
     Args:
         max_workers: number of workers (default: the CPUs this process may use).
-        shared: names to values sent once to each worker, read there (and here)
-            through ``interpool.shared``.
+        thread_name_prefix: the workers' threads are named
+            ``f"{thread_name_prefix}_{i}"`` (default ``"interpool-<n>"``), where
+            the OS shows thread names (cut to its 15 bytes on Linux, the
+            ``_<i>`` kept) and as ``threading.current_thread().name`` in them.
         initializer, initargs: called in each worker before its first task; if it
             raises, the executor is broken (BrokenInterpreterPool).
+        shared: names to values sent once to each worker, read there (and here)
+            through ``interpool.shared``.
         max_tasks_per_worker: replace a worker's interpreter after this many tasks
             (a chunk of ``map`` counts as one task).
+        max_tasks_per_child: ProcessPoolExecutor's name for max_tasks_per_worker.
         fallback: None, or ``"process"``: a task that imports an extension module
             that refuses sub-interpreters (IncompatibleModuleError, e.g. numpy)
             runs again in a process pool of ``max_workers`` processes (spawned on
@@ -382,14 +409,17 @@ class Executor(_BaseExecutor):
     def __init__(
         self,
         max_workers: int | None = None,
-        *,
-        shared: Mapping[str, Any] | None = None,
+        thread_name_prefix: str = "",
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
+        *,
+        shared: Mapping[str, Any] | None = None,
         max_tasks_per_worker: int | None = None,
+        max_tasks_per_child: int | None = None,
         fallback: Literal["process"] | None = None,
         task_timeout: float | None = None,
     ) -> None:
+        # ThreadPoolExecutor.__init__ is not called: it would make a thread pool.
         if _worker.loading_main:
             raise RuntimeError(
                 "an interpool.Executor was created while a worker was loading your script: "
@@ -401,11 +431,20 @@ class Executor(_BaseExecutor):
             raise TypeError(f"max_workers must be an int, not {type(max_workers).__name__!r}")
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        _check_thread_name_prefix(thread_name_prefix)
+        thread_name_prefix = thread_name_prefix or f"interpool-{next(_executor_numbers)}"
+        max_tasks_name = "max_tasks_per_worker"
+        if max_tasks_per_child is not None:
+            if max_tasks_per_worker is not None:
+                raise TypeError("give max_tasks_per_worker or max_tasks_per_child (its "
+                                "ProcessPoolExecutor name), not both")
+            max_tasks_per_worker, max_tasks_name = max_tasks_per_child, "max_tasks_per_child"
         if max_tasks_per_worker is not None:
             if not isinstance(max_tasks_per_worker, int) or isinstance(max_tasks_per_worker, bool):
-                raise TypeError("max_tasks_per_worker must be an int or None")
+                raise TypeError(f"{max_tasks_name} must be an int or None, "
+                                f"not {type(max_tasks_per_worker).__name__!r}")
             if max_tasks_per_worker < 1:
-                raise ValueError("max_tasks_per_worker must be >= 1")
+                raise ValueError(f"{max_tasks_name} must be >= 1, not {max_tasks_per_worker!r}")
         if shared is None:
             shared_dict: dict[str, Any] = {}
         elif isinstance(shared, Mapping):
@@ -435,11 +474,14 @@ class Executor(_BaseExecutor):
                 sys_path=[os.path.abspath(p) if p else os.getcwd() for p in sys.path],
                 initializers=initializers,
                 max_tasks_per_worker=max_tasks_per_worker or 0,
+                thread_name_prefix=thread_name_prefix,
             )
         except NotShareableError as e:
             text = str(e).replace("argument 1[", "shared[", 1)
             raise NotShareableError(text) from None
         self._max_workers = max_workers
+        self._thread_name_prefix = thread_name_prefix
+        self._here = _here.Threads(f"{thread_name_prefix}-thread")
         self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
             max_workers, shared_dict, initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
@@ -515,7 +557,11 @@ class Executor(_BaseExecutor):
 
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _Future[_T]:
         """Schedules fn(*args, **kwargs) on a worker; returns a Future (with
-        interrupt() besides the usual methods)."""
+        interrupt() besides the usual methods). A method bound to an object
+        only this interpreter can use (asyncio.to_thread's Context.run, a
+        file's readinto) runs on a thread here instead."""
+        if _here.bound_here(fn):
+            return self._submit_here(fn, args, kwargs)
         ref = _reference(fn)
         return self._submit_parts(self._call_parts(ref, args, kwargs), ref=ref,
                                   call=(_for_process(ref, fn), args, kwargs))
@@ -575,7 +621,30 @@ class Executor(_BaseExecutor):
             raise ValueError("buffersize must be None or a positive int")
         return _MapRun(self, fn, _reference(fn), argtuples, chunksize, buffersize, ordered)
 
+    def _submit_here(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> _Future:
+        state = self._state
+        with state.lock:
+            if state.broken:
+                raise BrokenInterpreterPool(state.broken)
+            if _exiting:
+                raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+        fut: _Future[Any] = _Future()
+        if state.closed or not self._here.run(fut, fn, args, kwargs):
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return fut
+
+    # ThreadPoolExecutor's machinery, never used here (its __init__ does not
+    # run): whoever calls these finds no thread pool to grow or to break.
+    def _adjust_thread_count(self) -> None:
+        pass
+
+    def _initializer_failed(self) -> None:
+        pass
+
     # -- asyncio -------------------------------------------------------------
+    # loop.set_default_executor(Executor()) is accepted (a ThreadPoolExecutor by
+    # class); loop.run_in_executor(None, fn, ...) then runs fn on a worker, and
+    # asyncio's own calls bound to this interpreter (to_thread) on threads here.
     # Awaiting uses the futures' done-callbacks (asyncio.wrap_future): no thread
     # waits per task. asyncio is imported on first use, as most programs never do.
 
@@ -646,6 +715,7 @@ class Executor(_BaseExecutor):
         wait=True waits for the rest and for the workers to end."""
         state = self._state
         state.close(cancel_pending=cancel_futures)
+        self._here.shutdown(wait=False, cancel_futures=cancel_futures)
         if state.fallback is not None and cancel_futures:
             state.fallback.cancel_pending()
         if wait and threading.current_thread() is not self._handler:
@@ -653,6 +723,7 @@ class Executor(_BaseExecutor):
             if state.fallback is not None:
                 state.settled.wait()
                 state.fallback.shutdown(wait=True)
+            self._here.shutdown(wait=True, cancel_futures=False)
         self._finalizer()  # once: interpool.shared stops showing this executor's values
         _live.discard(self)
 

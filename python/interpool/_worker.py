@@ -275,7 +275,8 @@ _GUARD_WAIT = 60.0
 
 
 def setup(shared: dict, source: tuple[str, str] | None) -> None:
-    """First thing an Executor worker runs: publishes `shared`, prepares __main__."""
+    """First thing an Executor worker runs: publishes `shared`, prepares __main__,
+    names the thread."""
     import interpool
     from interpool._refused import guard_imports
 
@@ -283,6 +284,61 @@ def setup(shared: dict, source: tuple[str, str] | None) -> None:
     guard_imports()
     interpool.shared._publish(shared)
     install_main(source)
+    name_thread()
+
+
+def name_thread() -> None:
+    """threading.current_thread().name (logging's %(threadName)s) in this worker
+    is its thread's name (Executor's thread_name_prefix, then _<i>), not
+    "Dummy-<n>". Given when threading is imported here, which most tasks never
+    do: importing it in every worker would slow their start."""
+    import _thread
+
+    from interpool import _interpool
+
+    name = _interpool.worker_thread_name()
+    if name is None:
+        return
+    threading = sys.modules.get("threading")
+    if threading is not None:
+        threading.current_thread().name = name
+    elif not any(isinstance(f, _NameOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NameOnImport(name, _thread.get_ident()))
+
+
+class _NameOnImport:
+    """Finds threading as the other finders do, then names the worker's thread
+    once it is loaded, and steps aside."""
+
+    def __init__(self, name: str, ident: int) -> None:
+        self.name = name
+        self.ident = ident
+        self.real: Any = None
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "threading":
+            return None
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None and spec.loader is not None:
+                self.real = spec.loader
+                spec.loader = self
+                return spec
+        return None
+
+    def create_module(self, spec: Any) -> Any:
+        create = getattr(self.real, "create_module", None)
+        return None if create is None else create(spec)
+
+    def exec_module(self, module: Any) -> None:
+        # The module keeps no trace of this loader.
+        module.__spec__.loader = module.__loader__ = self.real
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        self.real.exec_module(module)
+        if module.get_ident() == self.ident:  # (not a thread the task started itself)
+            module.current_thread().name = self.name
 
 
 def prepare(sys_path: list, source: tuple[str, str] | None) -> None:

@@ -95,7 +95,7 @@ Pool::Pool(PoolOptions options)
   {
     std::lock_guard lock(mutex_);
     workers_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) workers_.push_back(start_worker(nullptr));
+    for (std::size_t i = 0; i < n; ++i) workers_.push_back(start_worker(i, nullptr));
     for (auto& w : workers_) started.push_back(w.get());
   }
   try {
@@ -145,7 +145,7 @@ Pool::~Pool() noexcept(false) {
   }
 }
 
-std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) {
+std::unique_ptr<Worker> Pool::start_worker(std::size_t index, std::unique_ptr<Worker> predecessor) {
   return std::make_unique<Worker>(
       [this](Worker& w) { work(w); },
       [this](std::exception_ptr failure) {
@@ -157,7 +157,7 @@ std::unique_ptr<Worker> Pool::start_worker(std::unique_ptr<Worker> predecessor) 
         }
         mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}});
       },
-      std::move(predecessor));
+      std::move(predecessor), worker_thread_name(options_.thread_name_prefix, index));
 }
 
 std::size_t Pool::size() const {
@@ -170,9 +170,9 @@ std::size_t Pool::size() const {
 bool Pool::replace(Worker& worker) {
   std::lock_guard lock(mutex_);
   if (tasks_.closed()) return false;
-  for (auto& slot : workers_) {
-    if (slot.get() == &worker) {
-      slot = start_worker(std::move(slot));
+  for (std::size_t i = 0; i < workers_.size(); ++i) {
+    if (workers_[i].get() == &worker) {
+      workers_[i] = start_worker(i, std::move(workers_[i]));
       return true;
     }
   }

@@ -922,14 +922,16 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
 }
 
 PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
-  static const char* kwlist[] = {"workers", "sys_path", "initializers", "max_tasks_per_worker",
-                                 nullptr};
+  static const char* kwlist[] = {
+      "workers", "sys_path", "initializers", "max_tasks_per_worker", "thread_name_prefix", nullptr};
   Py_ssize_t workers = 0;
   PyObject* sys_path = Py_None;
   PyObject* initializers = Py_None;
   Py_ssize_t max_tasks = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOOn:Pool", const_cast<char**>(kwlist), &workers,
-                                   &sys_path, &initializers, &max_tasks))
+  const char* thread_name_prefix = "";
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|nOOns:Pool", const_cast<char**>(kwlist),
+                                   &workers, &sys_path, &initializers, &max_tasks,
+                                   &thread_name_prefix))
     return nullptr;
   if (max_tasks < 0)
     return PyErr_Format(PyExc_ValueError, "max_tasks_per_worker must be >= 0, got %zd", max_tasks);
@@ -938,6 +940,7 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   PoolOptions options;
   options.workers = static_cast<std::size_t>(workers);
   options.max_tasks_per_worker = static_cast<std::size_t>(max_tasks);
+  options.thread_name_prefix = thread_name_prefix;
   try {
     if (sys_path != Py_None) {
       PyObject* seq = PySequence_Fast(sys_path, "sys_path must be a sequence of str");
@@ -1205,9 +1208,9 @@ PyGetSetDef Pool_getset[] = {{"size", Pool_get_size, nullptr, "Number of workers
 
 PyType_Slot Pool_slots[] = {
     {Py_tp_doc,
-     const_cast<char*>(
-         "Pool(workers=0, sys_path=None, initializers=None, max_tasks_per_worker=0)\n--\n\n"
-         "Workers, each a thread owning an own-GIL sub-interpreter.")},
+     const_cast<char*>("Pool(workers=0, sys_path=None, initializers=None, max_tasks_per_worker=0, "
+                       "thread_name_prefix='')\n--\n\n"
+                       "Workers, each a thread owning an own-GIL sub-interpreter.")},
     {Py_tp_new, reinterpret_cast<void*>(Pool_new)},
     {Py_tp_dealloc, reinterpret_cast<void*>(Pool_dealloc)},
     {Py_tp_traverse, reinterpret_cast<void*>(Pool_traverse)},
@@ -1543,6 +1546,12 @@ PyObject* mod_interpreter_id(PyObject*, PyObject*) {
 
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
 
+PyObject* mod_worker_thread_name(PyObject*, PyObject*) {
+  const std::string& name = Worker::current_thread_name();
+  if (name.empty()) Py_RETURN_NONE;
+  return PyUnicode_DecodeUTF8(name.data(), static_cast<Py_ssize_t>(name.size()), "replace");
+}
+
 PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
   return queue_by_id(state_of(module), arg);
 }
@@ -1649,6 +1658,8 @@ PyMethodDef module_methods[] = {
      "is_shareable($module, obj, /)\n--\n\nTrue if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
+    {"worker_thread_name", mod_worker_thread_name, METH_NOARGS,
+     "On a pool's worker thread, its name (Pool's thread_name_prefix, then _<i>); else None."},
     {"queue_from_id", mod_queue_from_id, METH_O,
      "queue_from_id($module, id, /)\n--\n\nThis interpreter's Queue object for a live id."},
     {"environment_lock", mod_environment_lock, METH_NOARGS,

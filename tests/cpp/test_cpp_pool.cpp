@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
 #include <interpool/pool.hpp>
 #include <string>
 #include <thread>
@@ -19,6 +20,15 @@ namespace {
 // Workers find tests/cpp/data (pool_tasks.py) through the main interpreter's sys.path.
 PoolOptions with_tests(std::size_t workers) {
   return PoolOptions{.workers = workers, .sys_path = testenv::main_sys_path()};
+}
+
+// The name the OS shows for the thread of the worker that runs a task.
+std::string worker_thread_os_name(Pool& pool) {
+  std::int64_t tid = pool.submit("threading", "get_native_id").get().get<std::int64_t>();
+  std::ifstream comm("/proc/self/task/" + std::to_string(tid) + "/comm");
+  std::string name;
+  std::getline(comm, name);
+  return name;
 }
 
 }  // namespace
@@ -242,5 +252,18 @@ TEST(CppPool, ShutdownAllRacesDestructors) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
     Pool::shutdown_all();
     for (auto& th : threads) th.join();
+  }
+}
+
+TEST(CppPool, WorkerThreadsAreNamedWithThePrefix) {
+  Pool plugins{{.workers = 1, .thread_name_prefix = "plugins"}};
+  EXPECT_EQ(worker_thread_os_name(plugins), "plugins_0");
+  Pool unnamed{{.workers = 1}};
+  EXPECT_EQ(worker_thread_os_name(unnamed), "interpool_0");
+  // Linux shows 15 bytes: the prefix is cut, the worker's number kept.
+  Pool wordy{{.workers = 2, .thread_name_prefix = "image-resizer-pool"}};
+  for (int i = 0; i < 4; ++i) {
+    std::string name = worker_thread_os_name(wordy);
+    EXPECT_TRUE(name == "image-resizer_0" || name == "image-resizer_1") << name;
   }
 }

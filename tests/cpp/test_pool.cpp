@@ -359,3 +359,38 @@ TEST(PoolInterrupt, FinishedTaskIsNotInterruptedLater) {
   for (int i = 0; i < 20; ++i)
     EXPECT_EQ(pool.submit(call("add", Tuple{{Value(i), Value(1)}})).get().value, Value(i + 1));
 }
+
+TEST(WorkerThreadName, PrefixThenIndexAsConcurrentFuturesNamesThreads) {
+  EXPECT_EQ(worker_thread_name("io", 0), "io_0");
+  EXPECT_EQ(worker_thread_name("", 3), "interpool_3");
+  EXPECT_EQ(worker_thread_name("image-resizer-pool", 12), "image-resizer-pool_12");
+}
+
+TEST(WorkerThreadName, CutToTheOsLimitKeepingTheIndex) {
+  EXPECT_EQ(os_thread_name("interpool-9_1"), "interpool-9_1");
+  EXPECT_EQ(os_thread_name("exactly-15-b_10"), "exactly-15-b_10");
+  EXPECT_EQ(os_thread_name("image-resizer-pool_1"), "image-resizer_1");
+  EXPECT_EQ(os_thread_name("image-resizer-pool_12"), "image-resize_12");
+  // Cut between UTF-8 characters: 6 two-byte characters and "_0" fit, 7 do not.
+  EXPECT_EQ(os_thread_name("\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9_0"),
+            "\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9_0");
+  // No index to keep, or one that alone does not fit: the first 15 bytes.
+  EXPECT_EQ(os_thread_name("a-name-without-an-index"), "a-name-without-");
+  EXPECT_EQ(os_thread_name("p_12345678901234567"), "p_1234567890123");
+  EXPECT_EQ(os_thread_name("image-resizer-pool_1", 63), "image-resizer-pool_1");
+}
+
+TEST(Pool, ReplacementWorkerKeepsItsSlotsThreadName) {
+  PoolOptions o = options(1);
+  o.thread_name_prefix = "renewed";
+  o.max_tasks_per_worker = 1;
+  Pool pool(o);
+  std::set<std::int64_t> interpreters;
+  for (int i = 0; i < 3; ++i) {
+    Outcome out = pool.submit(call("thread_os_name")).get();
+    ASSERT_EQ(out.status, Outcome::Status::Ok) << out.error.message;
+    EXPECT_EQ(out.value.as<std::string>(), "renewed_0");
+    interpreters.insert(pool.submit(call("interpreter_id")).get().value.get<std::int64_t>());
+  }
+  EXPECT_EQ(interpreters.size(), 3u);
+}

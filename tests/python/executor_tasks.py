@@ -517,3 +517,14 @@ class Holder:
 
     def method(self):
         return 7
+
+
+def thread_names():
+    """(interpreter id, this thread's name as the OS shows it, as threading shows
+    it, as logging writes it)."""
+    import logging
+
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", encoding="utf-8") as f:
+        os_name = f.read().rstrip("\n")
+    record = logging.LogRecord("names", logging.INFO, __file__, 0, "", (), None)
+    return _interpool.interpreter_id(), os_name, threading.current_thread().name, record.threadName

@@ -1,4 +1,5 @@
-"""interpool.Executor from asyncio: loop.run_in_executor, ``await ex.run(...)``,
+"""interpool.Executor from asyncio: loop.run_in_executor, the loop's default
+executor (set_default_executor, asyncio.to_thread), ``await ex.run(...)``,
 ``async for`` over ex.amap / ex.amap_unordered; results, exceptions,
 cancellation of pending and running tasks, timeouts, early exits, many
 concurrent awaits, and a loop in a thread other than the main one.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import os
 import sys
 import threading
@@ -125,6 +127,134 @@ def test_run_in_executor_cancelled_while_pending(make_executor, release):
         assert counter.load() == 1
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------------------
+# As the loop's default executor: loop.set_default_executor(interpool.Executor())
+# ---------------------------------------------------------------------------
+
+MAIN_ID = interpool._interpool.interpreter_id()
+
+
+def test_default_executor_runs_run_in_executor_none_on_workers(make_executor):
+    ex = make_executor(2)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ex)
+        ids = await asyncio.gather(*(loop.run_in_executor(None, T.interp_id) for _ in range(8)))
+        assert await loop.run_in_executor(None, T.add, 2, 3) == 5
+        return ids
+
+    ids = asyncio.run(main())
+    assert ids and MAIN_ID not in ids
+    # asyncio.run shuts the default executor down at its end, as it does its own.
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(T.interp_id)
+
+
+def test_to_thread_with_interpool_as_default_executor(make_executor):
+    """asyncio.to_thread sends partial(Context.run, fn, ...) to the default
+    executor: it runs on a thread here, in the caller's context, as a thread
+    pool would run it."""
+    ex = make_executor(1, "io")
+    request = contextvars.ContextVar("request")
+    seen = []
+
+    def blocking_io(x):  # a closure, and it appends to a list of this interpreter
+        seen.append((request.get(), threading.current_thread().name,
+                     interpool._interpool.interpreter_id()))
+        return 2 * x
+
+    async def main():
+        asyncio.get_running_loop().set_default_executor(ex)
+        request.set("r-1")
+        on_worker = await asyncio.get_running_loop().run_in_executor(None, T.interp_id)
+        return on_worker, await asyncio.gather(*(asyncio.to_thread(blocking_io, i) for i in range(3)))
+
+    on_worker, doubled = asyncio.run(main())
+    assert on_worker != MAIN_ID and doubled == [0, 2, 4]
+    assert len(seen) == 3
+    assert {(r, i) for r, _, i in seen} == {("r-1", MAIN_ID)}
+    assert all(name.startswith("io-thread_") for _, name, _ in seen)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_host_names_resolve_with_interpool_as_default_executor(make_executor, debug):
+    """asyncio resolves host names on the default executor (socket.getaddrinfo;
+    in debug mode, a method of the loop)."""
+    ex = make_executor(1)
+
+    async def echo(reader, writer):
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+
+    async def main():
+        asyncio.get_running_loop().set_default_executor(ex)
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            reader, writer = await asyncio.open_connection("localhost", port)
+            writer.write(b"ping\n")
+            await writer.drain()
+            line = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        return line
+
+    assert asyncio.run(main(), debug=debug) == b"ping\n"
+
+
+def test_calls_bound_to_objects_of_this_interpreter_run_on_its_threads(make_executor):
+    ex = make_executor(1, "here")
+    items = []
+    assert ex.submit(items.append, 1).result(timeout=LIMIT) is None
+    assert items == [1]  # this list, not a copy in a worker
+    thread = ex.submit(contextvars.copy_context().run, threading.current_thread).result(LIMIT)
+    assert thread.name == "here-thread_0"
+    assert ex.submit(T.interp_id).result(timeout=LIMIT) != MAIN_ID
+    ex.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        ex.submit(items.append, 2)
+
+
+def test_shutdown_from_a_done_callback_of_a_call_run_here(make_executor):
+    ex = make_executor(1)
+    gate = threading.Lock()
+    gate.acquire()
+    fut = ex.submit(gate.acquire)  # on a thread here, until the gate opens
+    finished = threading.Event()
+
+    def shut_down(_):
+        ex.shutdown(wait=True)  # on that thread: it cannot wait for itself
+        finished.set()
+
+    fut.add_done_callback(shut_down)
+    gate.release()
+    assert finished.wait(LIMIT)
+    assert fut.result() is True
+
+
+def test_a_thread_pool_executor_by_class_only(make_executor):
+    """What asyncio's set_default_executor checks for; none of
+    ThreadPoolExecutor's own machinery runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = {t.name for t in threading.enumerate()}
+    ex = make_executor(2)
+    assert isinstance(ex, ThreadPoolExecutor)
+    # Every method ThreadPoolExecutor defines is interpool's (_counter numbers
+    # the threads of ThreadPoolExecutor.__init__, which never runs here).
+    theirs = {n for n, v in vars(ThreadPoolExecutor).items() if callable(v)} - {"_counter"}
+    assert theirs <= set(vars(interpool.Executor))
+    assert ex.submit(T.add, 1, 2).result(timeout=LIMIT) == 3
+    assert list(ex.map(T.add, [1, 2], [3, 4])) == [4, 6]
+    for attribute in ("_work_queue", "_threads", "_idle_semaphore", "_shutdown_lock"):
+        assert not hasattr(ex, attribute)
+    started = {t.name for t in threading.enumerate()} - before
+    assert not any(name.startswith("ThreadPoolExecutor") for name in started)
+    assert ex._max_workers == ex.max_workers == 2  # as ThreadPoolExecutor has it
 
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""interpool.Executor set-up: shared=, initializer/initargs, max_tasks_per_worker,
-and what workers inherit from the parent (sys.path, working directory)."""
+"""interpool.Executor set-up: shared=, initializer/initargs, the constructor's
+ThreadPoolExecutor order and thread names, max_tasks_per_worker (and
+max_tasks_per_child), and what workers inherit from the parent (sys.path,
+working directory)."""
 
 from __future__ import annotations
 
@@ -172,6 +174,89 @@ def test_initializer_runs_in_replacement_workers(make_executor):
 
 
 # ---------------------------------------------------------------------------
+# The constructor as ThreadPoolExecutor's: positional order, thread names
+# ---------------------------------------------------------------------------
+
+
+def test_positional_arguments_in_thread_pool_executor_order(make_executor):
+    # The order of ThreadPoolExecutor and 3.14's InterpreterPoolExecutor.
+    e = make_executor(1, "positional", T.init_set_state, ("set positionally",))
+    assert e.submit(T.get_state).result(timeout=30) == "set positionally"
+    assert e.submit(T.thread_names).result(timeout=30)[2] == "positional_0"
+
+
+@pytest.mark.parametrize("prefix, message", [
+    (T.init_set_state, "must be a str, not 'function' .the initializer is the third argument"),
+    (7, "thread_name_prefix must be a str, not 'int'"),
+    (b"bytes", "thread_name_prefix must be a str, not 'bytes'"),
+])
+def test_thread_name_prefix_must_be_a_str(prefix, message):
+    with pytest.raises(TypeError, match=message):
+        interpool.Executor(1, prefix)
+
+
+def test_thread_name_prefix_from_process_pool_position_is_explained():
+    import multiprocessing
+
+    with pytest.raises(TypeError, match="mp_context, has no equivalent"):
+        interpool.Executor(1, multiprocessing.get_context("spawn"))  # type: ignore[arg-type]
+
+
+def test_thread_name_prefix_with_nul_is_refused():
+    with pytest.raises(ValueError, match="NUL"):
+        interpool.Executor(1, "a\0b")
+
+
+def test_thread_name_prefix_names_the_worker_threads(make_executor, tmp_path):
+    """As the OS shows them (/proc/self/task/<tid>/comm), as threading and
+    logging show them: f"{prefix}_{i}", as ThreadPoolExecutor names its threads."""
+    e = make_executor(2, thread_name_prefix="crunch")
+    names = on_each_worker(e, tmp_path / "meet", T.thread_names)
+    assert sorted(n[1:] for n in names) == [("crunch_0",) * 3, ("crunch_1",) * 3]
+
+
+def test_default_thread_names_tell_executors_apart(make_executor, tmp_path):
+    first = on_each_worker(make_executor(2), tmp_path / "first", T.thread_names)
+    second = on_each_worker(make_executor(1), tmp_path / "second", T.thread_names)
+    prefixes = set()
+    for _, os_name, name, logged in first + second:
+        assert os_name == name == logged
+        prefix, _, index = name.rpartition("_")
+        assert prefix.startswith("interpool-") and index in {"0", "1"}
+        prefixes.add(prefix)
+    assert len(prefixes) == 2
+    assert sorted(n[2].rpartition("_")[2] for n in first) == ["0", "1"]
+
+
+def test_long_thread_name_prefix_keeps_the_worker_number_for_the_os(make_executor, tmp_path):
+    # Linux shows 15 bytes of a thread's name: the prefix is cut, not "_<i>",
+    # and not inside a character; threading has the whole name.
+    e = make_executor(2, thread_name_prefix="image-resizer-pool")
+    names = sorted(on_each_worker(e, tmp_path / "ascii", T.thread_names), key=lambda n: n[2])
+    assert [n[1:3] for n in names] == [("image-resizer_0", "image-resizer-pool_0"),
+                                       ("image-resizer_1", "image-resizer-pool_1")]
+    e = make_executor(1, thread_name_prefix="é" * 10)  # 2 bytes each
+    assert e.submit(T.thread_names).result(timeout=30)[1:3] == ("é" * 6 + "_0", "é" * 10 + "_0")
+
+
+def test_replacement_worker_has_its_slot_s_name(make_executor):
+    e = make_executor(1, thread_name_prefix="renewed", max_tasks_per_worker=1)
+    names = [e.submit(T.thread_names).result(timeout=30) for _ in range(3)]
+    assert len({n[0] for n in names}) == 3  # three interpreters
+    assert {n[1:] for n in names} == {("renewed_0",) * 3}
+
+
+def test_the_signature_matches_thread_pool_executor():
+    import inspect
+    from concurrent.futures import ThreadPoolExecutor
+
+    ours = list(inspect.signature(interpool.Executor).parameters.values())
+    theirs = list(inspect.signature(ThreadPoolExecutor).parameters.values())
+    assert [(p.name, p.kind, p.default) for p in ours[:4]] == [
+        (p.name, p.kind, p.default) for p in theirs]
+
+
+# ---------------------------------------------------------------------------
 # max_tasks_per_worker
 # ---------------------------------------------------------------------------
 
@@ -198,6 +283,25 @@ def test_without_max_tasks_per_worker_interpreters_are_kept(make_executor):
     e = make_executor(1)
     ids = {e.submit(T.interp_id).result(timeout=30) for _ in range(20)}
     assert len(ids) == 1 and MAIN_ID not in ids
+
+
+def test_max_tasks_per_child_is_max_tasks_per_worker(make_executor):
+    """ProcessPoolExecutor's name for it."""
+    e = make_executor(1, max_tasks_per_child=2)
+    reports = [e.submit(T.count_task).result(timeout=30) for _ in range(6)]
+    assert len({r[0] for r in reports}) == 3
+    assert [r[1] for r in reports] == [1, 2, 1, 2, 1, 2]
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"max_tasks_per_worker": 2, "max_tasks_per_child": 2}, TypeError,
+     "max_tasks_per_worker or max_tasks_per_child"),
+    ({"max_tasks_per_child": 0}, ValueError, "max_tasks_per_child must be >= 1"),
+    ({"max_tasks_per_child": "3"}, TypeError, "max_tasks_per_child must be an int"),
+])
+def test_max_tasks_per_child_validation(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        interpool.Executor(1, **kwargs)
 
 
 def test_max_tasks_per_worker_under_load(make_executor):

@@ -34,6 +34,10 @@ def greet(name: str, *, punctuation: str = "!") -> str:
     return f"hello {name}{punctuation}"
 
 
+def note_start(tag: str) -> None:
+    interpool.shared.get(tag)
+
+
 def fill_part(buf: interpool.SharedBuffer, part: int) -> None:
     view = buf.cast("q")
     view[part] = part + 1
@@ -58,6 +62,10 @@ def executor() -> None:
         assert sorted(it) == [0, 1, 4, 9]
         assert list(ex.starmap(pow, [(2, 3)], timeout=30)) == [8]
 
+    # ThreadPoolExecutor's positional order; ProcessPoolExecutor's max_tasks_per_child.
+    with Executor(1, "typed", note_start, ("tag",), max_tasks_per_child=10) as ex:
+        assert ex.submit(square, 4).result() == 16
+
     with Executor(task_timeout=5, fallback="process") as ex:
         try:
             ex.submit(square, 3).result()
@@ -81,6 +89,13 @@ async def with_asyncio(ex: Executor) -> None:
 
     loop = asyncio.get_running_loop()
     assert await loop.run_in_executor(ex, square, 3) == 9
+
+
+async def as_default_executor() -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(Executor(1, "default"))
+    assert await loop.run_in_executor(None, square, 5) == 25
+    assert await asyncio.to_thread(greet, "thread") == "hello thread!"
 
 
 def one_interpreter() -> None:
@@ -135,6 +150,7 @@ async def misuses(ex: Executor, interp: interpreters.Interpreter) -> None:
     total: str = sum(ex.map(square, [1]))  # type: ignore[assignment]
     Executor(fallback="threads")  # type: ignore[arg-type]
     Executor(shared=["grid"])  # type: ignore[arg-type]
+    Executor(2, square)  # type: ignore[arg-type]
     interp.call(len, 3)  # type: ignore[arg-type]
     interp.exec(42)  # type: ignore[arg-type]
     interpreters.create_queue(unbounditems="keep")  # type: ignore[arg-type]
@@ -147,6 +163,7 @@ def main() -> None:
     executor()
     with Executor(2) as ex:
         asyncio.run(with_asyncio(ex))
+    asyncio.run(as_default_executor())
     one_interpreter()
     sharing()
     assert interpool.usable_cpus() >= 1

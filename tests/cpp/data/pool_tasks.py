@@ -143,3 +143,9 @@ def import_reraised(name):
         importlib.import_module(name)
     except ImportError as e:
         raise ImportError("importing failed: check your install") from e
+
+
+def thread_os_name():
+    """This thread's name as the OS shows it (read while the thread runs)."""
+    with open(f"/proc/self/task/{threading.get_native_id()}/comm", encoding="utf-8") as f:
+        return f.read().rstrip("\n")
