@@ -266,7 +266,9 @@ class _Sender:
             return done
         if fn.__closure__:
             if not cloudpickle_installed():
-                raise TypeError(
+                from interpool import NotShareableError
+
+                raise NotShareableError(
                     f"cannot send {self.what} {fn.__qualname__!r} to a worker interpreter: it "
                     f"is a closure (it uses names of an enclosing function). Define it at "
                     f"module level, pass those values as arguments, or {_EXTRA_HINT}"

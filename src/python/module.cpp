@@ -1488,6 +1488,11 @@ PyObject* mod_interp_call(PyObject* module, PyObject* args) {
       if (!result) return nullptr;
       return Py_BuildValue("(ON)", Py_True, result);
     }
+    // A result that cannot cross (the runner's own NotShareableError, with no
+    // traceback: nothing raised it in Python) is the caller's error, as in 3.14.
+    if (out.error.type_module == "interpool" && out.error.type_qualname == "NotShareableError" &&
+        out.error.traceback.empty())
+      return PyErr_Format(st->NotShareableError, "%s", out.error.message.c_str());
     return Py_BuildValue("(ON)", Py_False, excinfo_tuple(out.error));
   } catch (const InterpreterNotFound& e) {
     return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());

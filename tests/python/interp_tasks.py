@@ -198,3 +198,16 @@ def environment_guarded():
     calls = (os.putenv, os.unsetenv, os.posix_spawn, os.posix_spawnp,
              _posixsubprocess.fork_exec, subprocess._fork_exec)
     return all(getattr(f, "_interpool_guarded", False) for f in calls)
+
+
+def make_lock():
+    """A result that cannot cross."""
+    import threading
+
+    return threading.Lock()
+
+
+def raise_not_shareable():
+    from interpool import NotShareableError
+
+    raise NotShareableError("raised by the function")

@@ -473,13 +473,6 @@ def test_call_names_the_unshareable_argument(interp):
         interp.call(interp_tasks.echo_args, 1, [threading.Lock()])
 
 
-def test_call_unshareable_result(interp):
-    with pytest.raises(I.ExecutionFailed) as e:
-        interp.call(interp_tasks.main_attr, "__builtins__")
-    assert e.value.excinfo.type.__name__ == "NotShareableError"
-    assert "result" in e.value.excinfo.msg
-
-
 def test_call_in_thread_returns_the_started_thread(interp):
     q = I.create_queue()
     t = interp.call_in_thread(interp_tasks.delayed_put, q, 0.05, "done")
@@ -915,3 +908,19 @@ def test_program_exits_with_interpreters_left_open():
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "2\n"
     assert proc.stderr == ""
+
+
+def test_unshareable_result_and_callable_raise_not_shareable_error(interp, monkeypatch):
+    """As 3.14's concurrent.interpreters: NotShareableError itself, not an
+    ExecutionFailed, when the result cannot come back or the callable cannot go."""
+    with pytest.raises(I.NotShareableError, match="the result"):
+        interp.call(interp_tasks.make_lock)
+    with pytest.raises(I.NotShareableError, match="the result"):
+        interp.call(interp_tasks.main_attr, "__builtins__")  # a module
+    # Raised by the function itself, it is the function's error.
+    with pytest.raises(I.ExecutionFailed, match="NotShareableError"):
+        interp.call(interp_tasks.raise_not_shareable)
+    monkeypatch.setitem(sys.modules, "cloudpickle", None)  # as if not installed
+    k = 1
+    with pytest.raises(I.NotShareableError, match="closure"):
+        interp.call(lambda: k)
