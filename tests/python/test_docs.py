@@ -321,7 +321,8 @@ def check_shell_block(group, tmp_path):
 REFERENCE = os.path.join(ROOT, "docs", "reference.md")
 # The modules whose every public name the reference documents, and the prefix
 # their names take there (### `interpreters.create()`).
-REFERENCED_MODULES = {"interpool": "interpool", "interpool.interpreters": "interpreters"}
+REFERENCED_MODULES = {"interpool": "interpool", "interpool.interpreters": "interpreters",
+                      "interpool.joblib": "interpool.joblib"}
 _ENTRY = re.compile(r"^#{2,4} `(?P<name>[\w.]+)(?P<signature>\(.*\))?`", re.M)
 
 
