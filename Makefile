@@ -5,6 +5,7 @@
 #   make test-python PYTEST_ARGS='-k pool -x'             one or a few Python tests
 #   make test-python PYTEST_ARGS='tests/python/test_pool.py::test_map'
 #   make test-cpp CTEST_ARGS='-R Queue'                   one or a few C++ tests
+#   make test-cpp-install           docs/cpp.md's build and install commands, as a user runs them
 #   make test-asan                  both suites under AddressSanitizer + UBSan
 #   make test-wheel                 the built wheel, installed in a fresh venv, against the suite
 #   make typecheck                  mypy: the package, its stubs (stubtest), tests/typing --strict
@@ -33,6 +34,9 @@ PYTEST_WALL ?= 1800
 SANITIZE ?= address,undefined
 # Extra arguments for `pip install .` (the asan venv passes its -C cmake.define...).
 PIP_BUILD_ARGS ?=
+# Our own builds make compiler warnings errors; users' builds (docs/cpp.md's
+# commands, `pip install`, and so `make test-wheel`, which builds as they do) do not.
+WERROR = -DINTERPOOL_WARNINGS_AS_ERRORS=ON
 
 # The interpreter $(VENV) is made from, looked up once and only when needed.
 ifndef BASE_PYTHON
@@ -74,13 +78,13 @@ need-python = [ -n "$(BASE_PYTHON)" ] || { tools/find-python >/dev/null; exit 1;
 TOOLS_STAMP = $(VENV)/.tools$(subst /,-,$(BASE_PYTHON))
 INSTALL_STAMP = $(VENV)/.installed
 
-.PHONY: help venv deps-cpp test test-cpp test-python test-wheel typecheck test-asan test-asan-cpp \
+.PHONY: help venv deps-cpp test test-cpp test-cpp-install test-python test-wheel typecheck test-asan test-asan-cpp \
   test-asan-python test-valgrind demo bench format format-check clean
 
 # help: list the targets.
 help:
 	@sed -n 's/^# \([a-z-]*\): /  make \1\t/p' Makefile | expand -t 26
-	echo; sed -n '3,10p' Makefile | sed 's/^#/ /'
+	echo; sed -n '3,11p' Makefile | sed 's/^#/ /'
 
 # venv: create .venv with build tools, test extras and the package (rebuilt on change).
 # The cmake build tree is build/<wheel tag>, kept between builds, so a rebuild only
@@ -104,11 +108,12 @@ $(TOOLS_STAMP): pyproject.toml
 	rm -f $(VENV)/.tools-* $(INSTALL_STAMP) $(VENV)/.demo-deps $(VENV)/.bench-deps
 	touch $@
 
-# The package, reinstalled from source when anything in PKG_SOURCES is newer.
+# The package, reinstalled from source when anything in PKG_SOURCES is newer; a
+# developer's build, so compiler warnings are errors.
 $(INSTALL_STAMP): $(TOOLS_STAMP) $(PKG_SOURCES)
 	@echo "== building and installing interpool into $(VENV)"
 	$(PIP) install --disable-pip-version-check --no-build-isolation --no-deps \
-	  --force-reinstall $(PIP_BUILD_ARGS) .
+	  --force-reinstall -C cmake.define.INTERPOOL_WARNINGS_AS_ERRORS=ON $(PIP_BUILD_ARGS) .
 	touch $@
 
 # deps-cpp: install GoogleTest/GoogleMock from Debian (apt) when missing.
@@ -121,9 +126,10 @@ apt-ensure = if command -v dpkg >/dev/null && ! dpkg -s $(1) >/dev/null 2>&1; th
   echo "== installing $(1)"; sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
   $$sudo apt-get update -q; DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q $(1); fi
 
-# test: C++ and Python suites and typecheck on the main Python (3.13), then on 3.12 if present.
+# test: C++ and Python suites and typecheck on the main Python (3.13), then on 3.12 if present;
+# docs/cpp.md's build commands (test-cpp-install) on the main Python only.
 test: deps-cpp
-	@$(MAKE) --no-print-directory test-cpp test-python typecheck
+	@$(MAKE) --no-print-directory test-cpp test-cpp-install test-python typecheck
 	py312=$$(tools/find-python 3.12 2>/dev/null) || py312=
 	if [ -z "$$py312" ]; then
 	  echo "== no Python 3.12 found: the suites ran on $(PYVER) only"
@@ -139,6 +145,38 @@ test-cpp: deps-cpp $(TOOLS_STAMP)
 	@echo "== C++ tests in $(CPP_BUILD) (Python $(PYVER))"
 	$(build-cpp-tests)
 	$(CTEST) --test-dir $(CPP_BUILD) --output-on-failure --no-tests=error -j $(JOBS) --timeout $(CTEST_TIMEOUT) $(CTEST_ARGS)
+
+# test-cpp-install: docs/cpp.md's C++ build and install commands, run as a user runs them.
+# They are the page's ```sh cpp-install block, printed by tests/python/doc_blocks.py (so
+# the page and the test cannot drift), run as they are written in a copy of the source
+# tree in a temporary directory, with HOME there (they install to $HOME/.local), the
+# venv's cmake first on PATH and INTERPOOL_PYTHON naming this venv's Python (for
+# tools/find-python). Then tests/cpp/consumer is built against that install with
+# find_package(interpool), in Release with -Werror (a user's program including our
+# headers), and run. A warning in the build fails the target: users see them, although
+# they are not errors there.
+test-cpp-install: $(TOOLS_STAMP)
+	@echo "== docs/cpp.md's build and install commands (Python $(PYVER))"
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT
+	mkdir -p $$tmp/src $$tmp/home
+	$(VENV_PY) tests/python/doc_blocks.py block cpp-install --root . >$$tmp/commands.sh
+	cat $$tmp/commands.sh
+	tar -c --exclude=./.git --exclude=./build --exclude='./.venv*' --exclude=./dist \
+	  --exclude=__pycache__ --exclude=.pytest_cache --exclude=.mypy_cache --exclude=.hypothesis . |
+	  tar -x -C $$tmp/src
+	# Not under this make: its jobserver and flags would reach the commands' own make.
+	unset MAKEFLAGS MFLAGS MAKELEVEL
+	rc=0; (cd $$tmp/src && HOME=$$tmp/home PATH=$(abspath $(VENV_BIN)):$$PATH \
+	  INTERPOOL_PYTHON=$(BASE_PYTHON) bash -eux $$tmp/commands.sh) >$$tmp/build.log 2>&1 || rc=$$?
+	if [ $$rc -ne 0 ]; then
+	  cat $$tmp/build.log; echo "== docs/cpp.md's commands failed (exit $$rc)"; exit 1
+	fi
+	if grep -q -E -i '(: warning:|cmake warning)' $$tmp/build.log; then
+	  cat $$tmp/build.log; echo "== docs/cpp.md's commands printed warnings (above): fix the code"
+	  exit 1
+	fi
+	$(CMAKE) -DPREFIX=$$tmp/home/.local -DSOURCE_DIR=$$tmp/src -DWORK_DIR=$$tmp/consumer \
+	  -DBUILD_TYPE=Release -P tests/cpp/consumer/run.cmake
 
 # test-python: run pytest (tests/python) against the package installed in .venv.
 test-python: $(INSTALL_STAMP)
@@ -212,7 +250,7 @@ endef
 define build-cpp-tests
 mkdir -p $(CPP_BUILD)
 $(CMAKE) -S . -B $(CPP_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
-  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERPOOL_BUILD_TESTS=ON \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DINTERPOOL_BUILD_TESTS=ON $(WERROR) \
   -DPython_EXECUTABLE=$(BASE_PYTHON) >$(CPP_BUILD)/configure.log || {
   cat $(CPP_BUILD)/configure.log; exit 1; }
 $(CMAKE) --build $(CPP_BUILD) -j $(JOBS)
@@ -244,7 +282,7 @@ test-asan-cpp: deps-cpp $(TOOLS_STAMP)
 	@echo "== C++ tests with -fsanitize=$(SANITIZE) in $(ASAN_BUILD)"
 	mkdir -p $(ASAN_BUILD)
 	$(CMAKE) -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
-	  -DCMAKE_BUILD_TYPE=Debug -DINTERPOOL_BUILD_TESTS=ON -DINTERPOOL_SANITIZE=$(SANITIZE) \
+	  -DCMAKE_BUILD_TYPE=Debug -DINTERPOOL_BUILD_TESTS=ON -DINTERPOOL_SANITIZE=$(SANITIZE) $(WERROR) \
 	  -DPython_EXECUTABLE=$(BASE_PYTHON) >$(ASAN_BUILD)/configure.log || {
 	  cat $(ASAN_BUILD)/configure.log; exit 1; }
 	$(CMAKE) --build $(ASAN_BUILD) -j $(JOBS)
@@ -305,7 +343,7 @@ bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	  echo "== C++ benchmarks in $(BENCH_BUILD)"
 	  mkdir -p $(BENCH_BUILD)
 	  $(CMAKE) -S . -B $(BENCH_BUILD) -G Ninja -DCMAKE_MAKE_PROGRAM=$(abspath $(VENV_BIN))/ninja \
-	    -DCMAKE_BUILD_TYPE=Release -DINTERPOOL_BUILD_BENCHMARKS=ON -DINTERPOOL_BUILD_PYTHON=OFF \
+	    -DCMAKE_BUILD_TYPE=Release -DINTERPOOL_BUILD_BENCHMARKS=ON -DINTERPOOL_BUILD_PYTHON=OFF $(WERROR) \
 	    -DPython_EXECUTABLE=$(BASE_PYTHON) >$(BENCH_BUILD)/configure.log || {
 	    cat $(BENCH_BUILD)/configure.log; exit 1; }
 	  $(CMAKE) --build $(BENCH_BUILD) -j $(JOBS) --target interpool_engine_bench

@@ -132,11 +132,36 @@ inline BigIntParts parts_of(const BigInt& b) {
   return p;
 }
 
+/// "[" + inside + "]". Built by appending: GCC 12 at -O3 (a Release build of
+/// the user's program) warns, wrongly, with -Wrestrict about
+/// `"literal" + std::string` when the string is a temporary.
+inline std::string bracketed(std::string_view inside) {
+  std::string out;
+  out.reserve(inside.size() + 2);
+  out += '[';
+  out += inside;
+  out += ']';
+  return out;
+}
+
+/// How a position shows in a place: [3].
+inline std::string index_step(std::size_t index) { return bracketed(std::to_string(index)); }
+
 /// How a dict key shows in a place: ['name'], [3], [<tuple>].
 inline std::string key_step(const Value& key) {
   if (auto s = key.get_if<Str>()) return "['" + s->utf8 + "']";
-  if (auto i = key.get_if<std::int64_t>()) return "[" + std::to_string(*i) + "]";
-  return "[<" + python_type(key) + ">]";
+  if (auto i = key.get_if<std::int64_t>()) return bracketed(std::to_string(*i));
+  std::string type = python_type(key);
+  return "[<" + type + ">]";
+}
+
+/// "it has N items, not M" (appended, as bracketed() says why).
+inline std::string size_mismatch(std::size_t has, std::size_t wanted) {
+  std::string out = "it has ";
+  out += std::to_string(has);
+  out += " items, not ";
+  out += std::to_string(wanted);
+  return out;
 }
 
 /// Converts `item`, naming `step` (e.g. "[3]") as the place of an error inside it.
@@ -383,7 +408,7 @@ requires(!std::is_same_v<T, std::byte>) struct Convert<std::vector<T, A>> {
     std::vector<T, A> out;
     out.reserve(items->size());
     for (std::size_t i = 0; i < items->size(); ++i)
-      out.push_back(detail::item_as<T>((*items)[i], "[" + std::to_string(i) + "]"));
+      out.push_back(detail::item_as<T>((*items)[i], detail::index_step(i)));
     return out;
   }
 };
@@ -493,11 +518,9 @@ struct Convert<std::tuple<T...>> {
     const std::vector<Value>* items = detail::sequence_items(v);
     if (!items) detail::mismatch(v, name());
     if (items->size() != sizeof...(T))
-      detail::mismatch(v, name(),
-                       "it has " + std::to_string(items->size()) + " items, not " +
-                           std::to_string(sizeof...(T)));
+      detail::mismatch(v, name(), detail::size_mismatch(items->size(), sizeof...(T)));
     return [&]<std::size_t... I>(std::index_sequence<I...>) {
-      return std::tuple<T...>(detail::item_as<T>((*items)[I], "[" + std::to_string(I) + "]")...);
+      return std::tuple<T...>(detail::item_as<T>((*items)[I], detail::index_step(I))...);
     }
     (std::index_sequence_for<T...>{});
   }
@@ -513,8 +536,7 @@ struct Convert<std::pair<A, B>> {
       ConvertsFromValue<A>&& ConvertsFromValue<B>) {
     const std::vector<Value>* items = detail::sequence_items(v);
     if (!items) detail::mismatch(v, name());
-    if (items->size() != 2)
-      detail::mismatch(v, name(), "it has " + std::to_string(items->size()) + " items, not 2");
+    if (items->size() != 2) detail::mismatch(v, name(), detail::size_mismatch(items->size(), 2));
     return {detail::item_as<A>((*items)[0], "[0]"), detail::item_as<B>((*items)[1], "[1]")};
   }
 };

@@ -136,7 +136,8 @@ class ToValue {
       if (s.container == container)
         fail(container, "it contains itself (a reference cycle); cycles cannot be shared");
     if (static_cast<int>(path_.size()) >= options_.max_depth)
-      fail(container, "it is nested deeper than " + std::to_string(options_.max_depth) + " levels");
+      fail(container, "the limit is " + std::to_string(options_.max_depth) + " levels of nesting",
+           /*say_depth=*/true);
     path_.push_back(Step{container, -1, nullptr, false});
   }
   void leave() { path_.pop_back(); }
@@ -236,32 +237,69 @@ class ToValue {
         std::move(handles)};
   }
 
-  // Names the place: where + "[3]['grid']" (+ " (a key)").
-  std::string place() const {
-    std::string out(where_);
-    for (const Step& s : path_) {
-      if (s.key) {
-        if (s.is_key) {
-          out += " (a key)";
-          break;
-        }
-        Ref r(PyObject_Repr(s.key));
-        std::string k = r ? to_utf8(r.p) : "?";
-        if (!r) PyErr_Clear();
-        if (k.size() > 40) k = k.substr(0, 37) + "...";
-        out += "[" + k + "]";
-      } else if (PySet_Check(s.container) || PyFrozenSet_Check(s.container)) {
-        out += " (an element)";
-      } else {
-        out += "[" + std::to_string(s.index) + "]";
-      }
+  // A deep path shows its first and last steps only: all of them would be
+  // thousands of "[0]". Its first steps are kept whole enough for the Python
+  // face, which renames "argument 3[i][j]" of a map chunk as the map's item i,
+  // argument j + 1.
+  static constexpr std::size_t kFirstSteps = 4;
+  static constexpr std::size_t kLastSteps = 2;
+  // How much of a dict key's repr a step shows (less when the path is cut).
+  static constexpr std::size_t kKeyChars = 40;
+  static constexpr std::size_t kKeyCharsCut = 16;
+
+  // The steps of the place: up to the dict key being visited, if any (past it
+  // the key's own insides do not matter).
+  std::size_t step_count() const {
+    for (std::size_t i = 0; i < path_.size(); ++i)
+      if (path_[i].key && path_[i].is_key) return i + 1;
+    return path_.size();
+  }
+
+  bool path_is_cut() const { return step_count() > kFirstSteps + kLastSteps + 1; }
+
+  // One step: "[3]", "['grid']", " (an element)" or " (a key)".
+  std::string step_text(const Step& s, std::size_t key_chars) const {
+    if (s.key) {
+      if (s.is_key) return " (a key)";
+      Ref r(PyObject_Repr(s.key));
+      std::string k = r ? to_utf8(r.p) : "?";
+      if (!r) PyErr_Clear();
+      if (k.size() > key_chars) k = k.substr(0, key_chars - 3) + "...";
+      std::string out = "[";
+      out += k;
+      out += ']';
+      return out;
     }
+    if (PySet_Check(s.container) || PyFrozenSet_Check(s.container)) return " (an element)";
+    std::string out = "[";
+    out += std::to_string(s.index);
+    out += ']';
     return out;
   }
 
-  [[noreturn]] void fail(PyObject* obj, const std::string& why) {
-    throw NotShareable("cannot share " + place() + " (a '" + std::string(type_name(obj)) +
-                       "' object) with another interpreter: " + why);
+  // Names the place: where + "[3]['grid']" (+ " (a key)"); a deep one as
+  // where + "[0][1][0][0]...[2][0]".
+  std::string place() const {
+    std::string out(where_);
+    const std::size_t n = step_count();
+    if (!path_is_cut()) {
+      for (std::size_t i = 0; i < n; ++i) out += step_text(path_[i], kKeyChars);
+      return out;
+    }
+    for (std::size_t i = 0; i < kFirstSteps; ++i) out += step_text(path_[i], kKeyCharsCut);
+    out += "...";
+    for (std::size_t i = n - kLastSteps; i < n; ++i) out += step_text(path_[i], kKeyCharsCut);
+    return out;
+  }
+
+  // say_depth: name how deep `obj` is even when the whole path is shown.
+  [[noreturn]] void fail(PyObject* obj, const std::string& why, bool say_depth = false) {
+    std::string what = "a '" + std::string(type_name(obj)) + "' object";
+    // `obj` is inside every container of the path; `where` itself is level 1.
+    if (say_depth || path_is_cut())
+      what += " nested " + std::to_string(path_.size() + 1) + " levels deep";
+    throw NotShareable("cannot share " + place() + " (" + what +
+                       ") with another interpreter: " + why);
   }
 
   std::string_view where_;

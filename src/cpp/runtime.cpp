@@ -8,6 +8,7 @@
 #include <interpool/pool.hpp>
 #include <interpool/runtime.hpp>
 #include <string>
+#include <string_view>
 
 #ifndef INTERPOOL_PYTHON_HOME
 #error "INTERPOOL_PYTHON_HOME (the build Python's sys.base_prefix) must be defined"
@@ -55,9 +56,15 @@ Runtime::Runtime(RuntimeOptions options) {
   // pythonpath_env is what $PYTHONPATH sets: it lands in the configured module
   // search path, which every new interpreter copies (sys.path changes made in
   // the main interpreter later would not reach the workers).
+  // (Appended in place: GCC 12's -Wrestrict warns, wrongly, at -O3 about
+  // `"literal" + std::string` temporaries here.)
   std::string path;
-  for (const std::string& p : options.module_paths) path += (path.empty() ? "" : ":") + p;
-  if (const char* more = env("PYTHONPATH")) path += (path.empty() ? "" : ":") + std::string(more);
+  auto append_dir = [&path](std::string_view dir) {
+    if (!path.empty()) path += ':';
+    path += dir;
+  };
+  for (const std::string& p : options.module_paths) append_dir(p);
+  if (const char* more = env("PYTHONPATH")) append_dir(more);
   if (!path.empty())
     check(PyConfig_SetBytesString(&config, &config.pythonpath_env, path.c_str()), config,
           "module search path");

@@ -142,7 +142,25 @@ TEST_F(ValueTest, AbsurdDepthIsRefused) {
     to_value(obj, "argument 1");
     FAIL() << "5000 levels must be refused";
   } catch (const NotShareable& e) {
-    EXPECT_NE(std::string(e.what()).find("deeper than 1000"), std::string::npos) << e.what();
+    // The first and last steps of the place and its depth, not 5000 "[0]".
+    EXPECT_EQ(std::string(e.what()),
+              "cannot share argument 1[0][0][0][0]...[0][0] (a 'list' object nested 1001 levels "
+              "deep) with another interpreter: the limit is 1000 levels of nesting");
+  }
+  Py_DECREF(obj);
+}
+
+TEST_F(ValueTest, DepthIsNamedUnderALowLimit) {
+  PyObject* obj = eval("[[[[1]]]]");
+  ToValueOptions options;
+  options.max_depth = 3;
+  try {
+    to_value(obj, "argument 1", options);
+    FAIL() << "4 levels must be refused under a limit of 3";
+  } catch (const NotShareable& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "cannot share argument 1[0][0][0] (a 'list' object nested 4 levels deep) with "
+              "another interpreter: the limit is 3 levels of nesting");
   }
   Py_DECREF(obj);
 }

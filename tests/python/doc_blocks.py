@@ -14,6 +14,10 @@ language's default:
                 (language, not-run, fragment) in the same page; they run as one
     fragment    (cpp) statements, compiled as the body of a function, not run
     output      (text) the exact output of the python block just before it
+    cpp-install (sh) the commands that build and install the C++ package:
+                `make test-cpp-install` runs them as they are, in a copy of the
+                tree (`python tests/python/doc_blocks.py block cpp-install`
+                prints them); pytest does not run them
 
 Standard library only: CMake runs it with the Python it builds against.
 """
@@ -34,7 +38,9 @@ PYTHON = {"python"}
 CPP = {"cpp"}
 SHELL = {"sh", "bash", "console"}
 TEXT = {"text"}
-WORDS = {"not-run", "continued", "fragment", "output"}
+WORDS = {"not-run", "continued", "fragment", "output", "cpp-install"}
+# Words that name the one block a Makefile target runs (`block WORD` prints it).
+RUN_BY_MAKE = {"cpp-install": "test-cpp-install"}
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 
@@ -150,6 +156,8 @@ def groups(root: str, page: str) -> list[Group]:
                           f"the known ones are {sorted(WORDS)}")
         if "fragment" in block.words and block.lang not in CPP:
             errors.append("`fragment` is for cpp blocks")
+        if "cpp-install" in block.words and block.lang not in SHELL - {"console"}:
+            errors.append("`cpp-install` is for sh or bash blocks")
         if "output" in block.words:
             if block.lang not in TEXT:
                 errors.append("`output` is for text blocks (```text output)")
@@ -183,6 +191,18 @@ def groups(root: str, page: str) -> list[Group]:
 
 def all_groups(root: str) -> list[Group]:
     return [g for page in pages(root) for g in groups(root, page)]
+
+
+def block_with(root: str, word: str) -> Group:
+    """The one group (of every page) whose first block has `word`; DocError if
+    there is none, several, or it breaks a rule."""
+    found = [g for g in all_groups(root) if word in g.first.words]
+    if len(found) != 1:
+        places = ", ".join(g.name for g in found) or "no block"
+        raise DocError(f"one block must say ```sh {word}, not {len(found)} ({places})")
+    if found[0].errors:
+        raise DocError(f"{found[0].name}: " + "; ".join(found[0].errors))
+    return found[0]
 
 
 # ---------------------------------------------------------------------------
@@ -258,11 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     cpp.add_argument("--root", required=True, help="the source tree (README.md, docs/)")
     cpp.add_argument("--out", required=True, help="directory for the sources")
     sub.add_parser("list", help="list every block group").add_argument("--root", default=".")
+    block = sub.add_parser("block", help="print the text of the block a Makefile target runs")
+    block.add_argument("word", choices=sorted(RUN_BY_MAKE), help="the word on its fence line")
+    block.add_argument("--root", default=".")
     args = ap.parse_args(argv)
     try:
         if args.command == "cpp":
             for entry in write_cpp(args.root, args.out):
                 print(f"{entry['name']}: {entry['kind']}")
+        elif args.command == "block":
+            group = block_with(args.root, args.word)
+            print(f"# {group.name}", file=sys.stderr)
+            sys.stdout.write(group.text)
         else:
             for g in all_groups(args.root):
                 words = " ".join(g.first.words)

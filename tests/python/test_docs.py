@@ -27,6 +27,10 @@ optional words; tests/python/doc_blocks.py parses them):
                  command fails the test: mark such a block not-run.
 ```console       The same, for the lines that start with "$ " (the rest is output).
 ```text          Output, messages, layouts: not run.
+```sh cpp-install  The commands that build and install the C++ package (one block):
+                 `make test-cpp-install` runs them as they are, in a copy of the tree,
+                 and builds a program against that install; this test checks that
+                 the target exists, and skips.
 
 Two words change that, visibly on the fence line:
 
@@ -88,6 +92,21 @@ def test_the_pages_have_blocks():
     assert len(GROUPS) > 20
 
 
+def test_the_cpp_install_block(tmp_path):
+    """`make test-cpp-install` runs docs/cpp.md's build commands: one block says so."""
+    group = doc_blocks.block_with(ROOT, "cpp-install")
+    assert group.first.page == "docs/cpp.md" and "cmake --install build" in group.text
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("```sh cpp-install\ncmake --build build\n```\n")
+    (tmp_path / "docs" / "a.md").write_text("```sh cpp-install\ncmake --build build\n```\n")
+    with pytest.raises(doc_blocks.DocError, match="not 2"):
+        doc_blocks.block_with(str(tmp_path), "cpp-install")
+    (tmp_path / "docs" / "a.md").write_text("```python cpp-install\nprint()\n```\n")
+    (tmp_path / "README.md").write_text("Nothing to run.\n")
+    with pytest.raises(doc_blocks.DocError, match="for sh or bash blocks"):
+        doc_blocks.block_with(str(tmp_path), "cpp-install")
+
+
 @pytest.mark.parametrize("group", GROUPS)
 def test_block(group, tmp_path):
     if isinstance(group, doc_blocks.DocError):
@@ -96,6 +115,12 @@ def test_block(group, tmp_path):
         pytest.fail(f"{group.name}: " + "; ".join(group.errors))
     if group.not_run:
         pytest.skip(f"{group.name}: ```{group.lang} not-run")
+    for word, target in doc_blocks.RUN_BY_MAKE.items():
+        if word in group.first.words:
+            # The target exists, and finds this block (no other says the word).
+            check_make(group.name, ["make", target])
+            assert doc_blocks.block_with(ROOT, word).name == group.name
+            pytest.skip(f"{group.name}: ```{group.lang} {word}, run by `make {target}`")
     if group.lang in doc_blocks.TEXT:
         pytest.skip(f"{group.name}: ```text (output or text, not code)")
     if group.lang in doc_blocks.PYTHON:

@@ -15,6 +15,7 @@ import itertools
 import math
 import operator
 import os
+import re
 import sys
 import threading
 import time
@@ -415,6 +416,29 @@ def test_unshareable_map_item_named(ex):
     with pytest.raises(interpool.NotShareableError, match="map item 1, argument 2"):
         list(ex.map(T.add, [1, 2], [3, threading.Lock()], chunksize=1))
     assert ex.submit(T.add, 1, 1).result(timeout=30) == 2
+
+
+def nested_lists(levels):
+    x = []
+    for _ in range(levels - 1):
+        x = [x]
+    return x
+
+
+def test_too_deep_argument_error_is_short(ex):
+    # The place shows its first and last steps and says how deep, instead of
+    # thousands of "[0]"; in a map, the item and argument are still named.
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.identity, nested_lists(5000))
+    message = str(info.value)
+    assert re.fullmatch(r"cannot share argument 1(\[0\]){4}\.\.\.(\[0\]){2} \(a 'list' object "
+                        r"nested 1001 levels deep\) with another interpreter: the limit is 1000 "
+                        r"levels of nesting", message), message
+    with pytest.raises(interpool.NotShareableError) as info:
+        list(ex.map(T.identity, [0, nested_lists(5000)], chunksize=2))
+    message = str(info.value)
+    assert message.startswith("cannot share map item 1, argument 1[0][0]...[0][0] (a 'list' "), message
+    assert len(message) < 200, message
 
 
 def test_unshareable_argument_of_a_pickled_callable_is_named_correctly(ex):

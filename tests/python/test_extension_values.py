@@ -11,6 +11,7 @@ import decimal
 import enum
 import fractions
 import math
+import re
 import sys
 import threading
 
@@ -480,21 +481,61 @@ def test_depth_limit_boundary():
         depth += 1
     assert depth == 999  # the innermost list is empty
     # ... one more is refused with a clear error, not a crash.
-    with pytest.raises(ip.NotShareableError, match="deeper than 1000"):
+    with pytest.raises(ip.NotShareableError, match="nested 1001 levels deep") as info:
         ip.roundtrip(nested_lists(1001))
+    assert "the limit is 1000 levels" in str(info.value)
 
 
 def test_depth_limit_mixed_containers():
     x = "leaf"
     for i in range(1500):
         x = {"k": x} if i % 3 == 0 else ((x,) if i % 3 == 1 else [x])
-    with pytest.raises(ip.NotShareableError, match="deeper than 1000"):
+    with pytest.raises(ip.NotShareableError, match="the limit is 1000 levels"):
         ip.roundtrip(x)
 
 
 def test_very_deep_nesting_does_not_crash():
-    with pytest.raises(ip.NotShareableError, match="deeper than 1000"):
+    with pytest.raises(ip.NotShareableError, match="the limit is 1000 levels"):
         ip.roundtrip(nested_lists(200_000))
+
+
+def test_too_deep_error_is_short():
+    # The place shows its first and last steps and the depth, not 5000 "[0]".
+    with pytest.raises(ip.NotShareableError) as info:
+        ip.roundtrip(nested_lists(5000))
+    message = str(info.value)
+    assert re.fullmatch(r"cannot share the object(\[0\]){4}\.\.\.(\[0\]){2} \(a 'list' object "
+                        r"nested 1001 levels deep\) with another interpreter: the limit is 1000 "
+                        r"levels of nesting", message), message
+
+
+def test_deep_path_with_long_keys_is_short():
+    x = "leaf"
+    for i in range(1500):
+        x = {"key-" * 30 + str(i): x}
+    with pytest.raises(ip.NotShareableError) as info:
+        ip.roundtrip(x)
+    place = str(info.value).split(" (a ")[0]
+    assert "..." in place and len(place) < 200, place
+
+
+def nested_lock(levels):
+    x = threading.Lock()
+    for _ in range(levels):
+        x = [x]
+    return x
+
+
+def test_deep_unpicklable_value_names_its_depth():
+    with pytest.raises(ip.NotShareableError) as info:
+        ip.roundtrip(nested_lock(600))
+    assert re.search(r"the object(\[0\]){4}\.\.\.(\[0\]){2} \(a 'lock' object nested 601 "
+                     r"levels deep\) with another interpreter: it does not pickle", str(info.value)), \
+        str(info.value)
+    # A place of 7 steps is still shown whole, and without its depth.
+    with pytest.raises(ip.NotShareableError) as info:
+        ip.roundtrip(nested_lock(7))
+    assert "the object[0][0][0][0][0][0][0] (a 'lock' object) with" in str(info.value)
 
 
 def test_errors_leave_the_module_usable():

@@ -461,6 +461,18 @@ def test_call_sends_lambdas_and_nested_functions_by_value(interp):
     assert interp.call(nested, 2) == [2, interp.id]
 
 
+def test_call_too_deep_argument_error_is_short(interp):
+    x = []
+    for _ in range(4999):
+        x = [x]
+    with pytest.raises(I.NotShareableError) as e:
+        interp.call(interp_tasks.add, 1, x)
+    message = str(e.value)
+    assert message.startswith("cannot share argument 2[0][0][0][0]...[0][0] (a 'list' object "
+                              "nested 1001 levels deep)"), message
+    assert message.endswith("the limit is 1000 levels of nesting") and len(message) < 200, message
+
+
 def test_call_names_the_unshareable_argument(interp):
     with pytest.raises(I.NotShareableError) as e:
         interp.call(interp_tasks.add, 1, threading.Lock())
