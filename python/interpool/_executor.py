@@ -78,6 +78,7 @@ class _Future(Future[_T]):
     _call: tuple | None = None
     _key: tuple[str, str] | None = None
     _fallback: Future | None = None
+    _chunk_start: int | None = None  # a map chunk's first item (for errors)
 
     def interrupt(self) -> bool:
         """Stops the task if a worker runs it: an exception is raised in its
@@ -231,9 +232,15 @@ class _State:
         refused = _fallback.incompatible(error)
         if refused is None:
             return False, error
-        if self.fallback is not None and fut._call is not None and self._run_in_process(fut):
-            self.fallback.warn_rerouted(fut._call, fut._key, refused)
-            return True, error
+        if self.fallback is not None and fut._call is not None:
+            try:
+                handed = self._run_in_process(fut)
+            except NotShareableError:  # the function goes to processes; this call cannot
+                self.fallback.warn_rerouted(fut._call, fut._key, refused)
+                raise
+            if handed:
+                self.fallback.warn_rerouted(fut._call, fut._key, refused)
+                return True, error
         return False, refused
 
     def _give(self, fut: _Future, ok: bool, payload: Any) -> None:
@@ -538,6 +545,7 @@ class Executor(_ThreadPoolExecutor):
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
             if state.fallback is not None and call is not None and ref is not None:
                 fut._call = call
+                fut._chunk_start = chunk_start
                 if ref.module is not None:
                     fut._key = (ref.module, ref.qualname)  # type: ignore[assignment]
                     if fut._key in state.fallback.known and state.fallback.run(fut, call, None):

@@ -10,14 +10,17 @@ process pool instead.
 from __future__ import annotations
 
 import contextlib
+import io
 import multiprocessing
 import os
+import pickle
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 from . import FallbackWarning, IncompatibleModuleError, _interpool, _worker
@@ -50,6 +53,15 @@ def _process_setup(shared: dict, initializer: Callable[..., Any] | None, initarg
     interpool.shared._publish(shared)
     if initializer is not None:
         initializer(*initargs)
+
+
+def run_pickled(payload: bytes) -> Any:
+    """A task in a fallback process: its call, pickled in the parent by
+    ProcessFallback.run. Loaded here, inside the task, so that a call the
+    process cannot rebuild fails that task alone: the process pool's own
+    unpickling of a call ends its process and breaks the pool."""
+    fn, args, kwargs = pickle.loads(payload)
+    return fn(*args, **kwargs)
 
 
 def run_chunk(fn: Callable[..., Any], chunk: list, kwargs: dict) -> tuple[list, float]:
@@ -102,8 +114,12 @@ class ProcessFallback:
 
     def run(self, fut: Future, call: tuple, key: tuple[str, str] | None) -> bool:
         """Runs call = (fn, args, kwargs) in a process and settles `fut` with its
-        outcome. False if the fallback is shut down."""
-        fn, args, kwargs = call
+        outcome. False if the fallback is shut down. NotShareableError, and
+        nothing sent, if the call cannot reach a process (see pickle_call)."""
+        if key is not None:
+            with self._lock:
+                self.known.add(key)  # whatever its arguments, the function needs processes
+        payload = pickle_call(call, getattr(fut, "_chunk_start", None))
         # The pool spawns its processes (and multiprocessing's resource tracker) in
         # these calls: the environment lock keeps the interpreters' os.environ
         # changes out of the exec (see _worker.guard_environment).
@@ -116,9 +132,7 @@ class ProcessFallback:
                 self._pool = ProcessPoolExecutor(
                     self._max_workers, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_process_setup, initargs=self._initargs)
-            if key is not None:
-                self.known.add(key)
-            pfut = self._pool.submit(fn, *args, **kwargs)
+            pfut = self._pool.submit(run_pickled, payload)
             if self._manager is None:  # started by the first submit; private, hence getattr
                 self._manager = getattr(self._pool, "_executor_manager_thread", None)
             self._pending[pfut] = fut
@@ -180,6 +194,101 @@ class ProcessFallback:
             futures = list(self._pending)
         for pfut in futures:
             pfut.cancel()
+
+
+def _by_reference_types() -> tuple[type, ...]:
+    from . import _interpool
+
+    return tuple(getattr(_interpool, name) for name in (
+        "SharedBuffer", "SharedBufferView", "Lock", "RLock", "Event", "Semaphore",
+        "BoundedSemaphore", "Barrier", "AtomicInt", "Queue"))
+
+
+class _ByReference(Exception):
+    def __init__(self, obj: Any) -> None:
+        super().__init__(obj)
+        self.obj = obj
+
+
+class _ProcessPickler(ForkingPickler):
+    """multiprocessing's pickler (the one the process pool uses), refusing the
+    objects interpool shares by reference: they pickle as the id of an object of
+    this process, which no other process has."""
+
+    by_reference: tuple[type, ...] = ()
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, self.by_reference):
+            raise _ByReference(obj)
+        return NotImplemented
+
+
+def _pickle(obj: Any) -> bytes:
+    if not _ProcessPickler.by_reference:
+        _ProcessPickler.by_reference = _by_reference_types()
+    buffer = io.BytesIO()
+    _ProcessPickler(buffer, pickle.HIGHEST_PROTOCOL).dump(obj)
+    return buffer.getvalue()
+
+
+def pickle_call(call: tuple, chunk_start: int | None = None) -> bytes:
+    """call = (fn, args, kwargs) pickled for a fallback process, or
+    NotShareableError naming the part that cannot go there (`chunk_start`: the
+    map item a run_chunk call's chunk starts at) and why: it does not pickle,
+    or it is (or holds) an interpool object shared by reference, which lives in
+    this process only. Checked here, so that such a task fails alone."""
+    try:
+        return _pickle(call)
+    except Exception as exc:  # noqa: BLE001  (any pickling failure; located below)
+        failure = exc
+    from . import NotShareableError
+
+    for where, part in _parts(call, chunk_start):
+        try:
+            _pickle(part)
+        except _ByReference as e:
+            held = "" if e.obj is part else f", which holds {_a(type(e.obj))}"
+            raise NotShareableError(
+                f"{where} ({_a(type(part))}{held}) cannot reach a process: "
+                f"fallback=\"process\" runs {_name_of(call)} in another process, and "
+                f"interpool's SharedBuffer, locks, events, semaphores, barriers, AtomicInt "
+                f"and queues are shared by the interpreters of one process only. Pass such "
+                f"a task the data itself (bytes(buffer), a value), or use multiprocessing's "
+                f"shared objects for tasks that need processes") from None
+        except Exception as e:  # noqa: BLE001
+            raise NotShareableError(
+                f"{where} ({_a(type(part))}) cannot reach a process: it does not pickle "
+                f"({type(e).__name__}: {e}), and fallback=\"process\" runs "
+                f"{_name_of(call)} in another process") from e
+    raise NotShareableError(
+        f"the call of {_name_of(call)} cannot reach a process: it does not pickle "
+        f"({type(failure).__name__}: {failure})") from failure
+
+
+def _parts(call: tuple, chunk_start: int | None) -> Iterator[tuple[str, Any]]:
+    """(name, object) of each part of call = (fn, args, kwargs), as the user
+    sees them: a map chunk's items and their arguments."""
+    fn, args, kwargs = call
+    if fn is run_chunk:
+        fn, chunk, kwargs = args
+        yield "the function", fn
+        start = chunk_start or 0
+        for i, item in enumerate(chunk):
+            for j, arg in enumerate(item):
+                yield f"map item {start + i}, argument {j + 1}", arg
+    else:
+        yield "the function", fn
+        for j, arg in enumerate(args):
+            yield f"argument {j + 1}", arg
+    for name, value in kwargs.items():
+        yield f"keyword argument {name!r}", value
+
+
+def _a(cls: type) -> str:
+    module = getattr(cls, "__module__", "builtins")
+    name = cls.__qualname__ if module in ("builtins", None) else f"{module}.{cls.__qualname__}"
+    name = name.replace("interpool._interpool.", "interpool.")
+    return f"an {name}" if name[:1].lower() in "aeiou" else f"a {name}"
 
 
 class CannotSpawn(RuntimeError):

@@ -18,6 +18,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import interpool  # noqa: E402
+from interpool import interpreters  # noqa: E402
 import executor_tasks as T  # noqa: E402
 from executor_tasks_support import wait_until  # noqa: E402
 
@@ -232,12 +233,16 @@ def test_fallback_shutdown_waits_after_a_shutdown_that_did_not(make_executor):
 def test_fallback_task_the_process_pool_loses_ends_at_shutdown(make_executor, monkeypatch):
     # Should the process pool's thread end without settling a task's future,
     # shutdown(wait=True) ends that task with an error instead of hanging.
+    import pickle
     from concurrent.futures.process import BrokenProcessPool, ProcessPoolExecutor
+
+    from interpool import _fallback
 
     real_submit = ProcessPoolExecutor.submit
 
     def losing_submit(self, fn, *args, **kwargs):
-        if fn is numpy_tasks.where_total:
+        assert fn is _fallback.run_pickled  # the call travels pickled
+        if pickle.loads(args[0])[0] is numpy_tasks.where_total:
             return concurrent.futures.Future()  # what the pool lost
         return real_submit(self, fn, *args, **kwargs)
 
@@ -278,19 +283,47 @@ def test_fallback_done_callback_may_shut_the_executor_down(make_executor):
     assert later.result(timeout=120) == 10
 
 
-@pytest.mark.parametrize("wait", [False, True])
-def test_fallback_unpicklable_argument_callback_may_shut_down(make_executor, wait):
-    # An argument that does not pickle fails on the process pool's queue feeder
-    # thread, which runs the future's callbacks; the pool's manager may be waiting
-    # for that thread while it shuts down.
+def test_fallback_refuses_an_argument_that_does_not_pickle_at_submit(make_executor):
+    # Pickled before the process pool sees it: refused at submit, as the
+    # interpreters refuse it, rather than failing on the pool's feeder thread.
     ex = make_executor(1, fallback="process")
     assert ex.submit(numpy_tasks.slow_total, 3, 0).result(timeout=120) == 3
-    stop, called, errors = _shutdown_from_callback(ex, wait)
-    bad = ex.submit(numpy_tasks.slow_total, threading.Lock(), 0)
-    bad.add_done_callback(stop)
-    assert called.wait(120) and errors == []
-    assert isinstance(bad.exception(timeout=0), TypeError)
-    ex.shutdown(wait=True)
+    with pytest.raises(interpool.NotShareableError,
+                       match=r"argument 1 \(a _thread.lock\) cannot reach a process: it does "
+                             r"not pickle \(TypeError: cannot pickle"):
+        ex.submit(numpy_tasks.slow_total, threading.Lock(), 0)
+    assert ex.submit(numpy_tasks.slow_total, 4, 0).result(timeout=120) == 6
+
+
+def test_fallback_task_with_an_object_shared_by_reference_fails_alone(make_executor):
+    # A SharedBuffer, a lock or a queue pickles as the id of an object of this
+    # process. The process pool's own unpickling of such a call failed in its
+    # process, which ended and broke the pool for every later task, plain ints included.
+    ex = make_executor(1, fallback="process")
+    buffer = interpool.SharedBuffer(8)
+    # Met first on a worker, which refuses numpy; then bound for a process.
+    with pytest.warns(interpool.FallbackWarning):
+        failed = ex.submit(numpy_tasks.where_total, buffer)
+        error = failed.exception(timeout=120)
+    assert isinstance(error, interpool.NotShareableError)
+    assert str(error).startswith(
+        "argument 1 (an interpool.SharedBuffer) cannot reach a process: "
+        'fallback="process" runs numpy_tasks.where_total in another process')
+    assert "shared by the interpreters of one process only" in str(error)
+    assert isinstance(error.__cause__, interpool.IncompatibleModuleError)
+    # The pool serves on, and the function's next tasks go to it directly ...
+    assert ex.submit(numpy_tasks.where_total, 10).result(timeout=120)[1] == 45
+    # ... where such a call is refused at submit, naming what holds the object.
+    with pytest.raises(interpool.NotShareableError,
+                       match=r"^argument 1 \(a list, which holds an interpool.Lock\) "
+                             r"cannot reach a process"):
+        ex.submit(numpy_tasks.where_total, [1, interpool.Lock()])
+    queue = interpreters.create_queue()
+    with pytest.raises(interpool.NotShareableError,
+                       match=r"^map item 3, argument 1 \(an interpool.Queue\)"):
+        list(ex.map(numpy_tasks.total, [1, 2, 3, queue], chunksize=2))
+    assert list(ex.map(numpy_tasks.total, [3, 4], chunksize=1)) == [3, 6]
+    assert ex.submit(numpy_tasks.total, 5).result(timeout=120) == 10
 
 
 def test_program_with_fallback_left_open_exits(tmp_path):
