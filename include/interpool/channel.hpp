@@ -34,6 +34,12 @@ class Ring {
     slots_[(head_ + count_) & (slots_.size() - 1)].emplace(std::move(item));
     if (++count_ > peak_) peak_ = count_;
   }
+  void push_front(T&& item) {
+    if (count_ == slots_.size()) grow();
+    head_ = (head_ + slots_.size() - 1) & (slots_.size() - 1);
+    slots_[head_].emplace(std::move(item));
+    if (++count_ > peak_) peak_ = count_;
+  }
   void pop_front() noexcept {
     slots_[head_].reset();
     head_ = (head_ + 1) & (slots_.size() - 1);
@@ -204,6 +210,21 @@ class Channel {
       not_empty_.notify_all();
     items.clear();
     return WaitResult::Ready;
+  }
+
+  /// Gives back an item that get took, at the front, where it was: for a caller
+  /// that could not use it (a Python item the getting interpreter cannot
+  /// rebuild), so that nothing accepted is lost. It goes back whatever the bound
+  /// (the channel may hold one item more than maxsize for a while) and also once
+  /// the channel is closed. Waits for nothing.
+  void put_back(T& item) {
+    bool wake;
+    {
+      std::lock_guard lock(mutex_);
+      items_.push_front(std::move(item));
+      wake = getters_ != 0;
+    }
+    if (wake) not_empty_.notify_one();
   }
 
   /// Refuses further puts and wakes every waiter. Items already in stay gettable.

@@ -426,6 +426,19 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   Py_RETURN_NONE;
 }
 
+// Raises `exc` (a reference this takes) again, with `note` added to it
+// (BaseException.add_note: tracebacks show it under the message).
+void raise_with_note(PyObject* exc, const std::string& note) {
+  if (!exc) return;
+  PyObject* r =
+      PyObject_CallMethod(exc, "add_note", "s#", note.data(), static_cast<Py_ssize_t>(note.size()));
+  if (r)
+    Py_DECREF(r);
+  else
+    PyErr_Clear();  // the note only helps; the error itself goes on
+  PyErr_SetRaisedException(exc);
+}
+
 PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"block", "timeout", nullptr};
   int block = 1;
@@ -451,7 +464,18 @@ PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
                           (long long)item.origin);
     return Py_NewRef(st->unbound);
   }
-  return to_python(item.value);
+  PyObject* obj = to_python(item.value);
+  if (!obj) {
+    // Nothing accepted may vanish: an item this interpreter cannot rebuild (its
+    // class is not importable here, its unpickling raises) goes back to the head
+    // of the queue, for a later get here or in an interpreter that can.
+    q.put_back(item);
+    raise_with_note(PyErr_GetRaisedException(),
+                    "interpool: the item could not be rebuilt in this interpreter; it stays at the "
+                    "head of queue " +
+                        std::to_string(q.id()) + ", for a get where it can be");
+  }
+  return obj;
 }
 
 PyObject* Queue_put_nowait(PyObject* self, PyObject* args, PyObject* kwargs) {

@@ -89,6 +89,48 @@ TEST(Channel, BoundRefusesWhenFullAndKeepsTheItem) {
   EXPECT_EQ(ch.put(c, Deadline::now()), WaitResult::Ready);
 }
 
+TEST(Channel, PutBackReturnsAnItemToTheFrontWhateverTheBoundOrClose) {
+  // A getter that cannot use the item it took (Python: one its interpreter
+  // cannot rebuild) gives it back: it stays first, nothing is lost.
+  Channel<int> fresh;
+  int first = 7;
+  fresh.put_back(first);  // into a channel that never held an item
+  int v = -1;
+  ASSERT_EQ(fresh.get(v, Deadline::now()), WaitResult::Ready);
+  EXPECT_EQ(v, 7);
+
+  Channel<int> ch(3);
+  for (int i = 0; i < 3; ++i) {
+    int item = i;
+    ASSERT_EQ(ch.put(item, Deadline::now()), WaitResult::Ready);
+  }
+  ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+  ASSERT_EQ(v, 0);
+  int refill = 3;
+  ASSERT_EQ(ch.put(refill, Deadline::now()), WaitResult::Ready);  // full again
+  ch.put_back(v);                                                 // one over the bound
+  EXPECT_EQ(ch.size(), 4u);
+  ch.close();
+  ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+  EXPECT_EQ(v, 0);
+  ch.put_back(v);  // closed: puts are refused, a give-back is not
+  for (int want = 0; want < 4; ++want) {
+    ASSERT_EQ(ch.get(v, Deadline::now()), WaitResult::Ready);
+    EXPECT_EQ(v, want);
+  }
+  EXPECT_EQ(ch.get(v, Deadline::now()), WaitResult::Closed);
+}
+
+TEST(Channel, AWaitingGetterGetsAnItemGivenBack) {
+  Channel<int> ch;
+  int got = -1;
+  std::thread getter([&] { (void)ch.get(got, Deadline::after(30.0)); });
+  int item = 5;
+  ch.put_back(item);
+  getter.join();
+  EXPECT_EQ(got, 5);
+}
+
 TEST(Channel, GetTimeoutIsHonoured) {
   Channel<int> ch;
   int v;

@@ -211,3 +211,25 @@ def raise_not_shareable():
     from interpool import NotShareableError
 
     raise NotShareableError("raised by the function")
+
+
+class RebuiltOnlyInWorkers:
+    """Unpickles in interpool's interpreters, raises in the main one."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (_rebuild_outside_main, (self.value,))
+
+
+def _rebuild_outside_main(value):
+    from interpool import interpreters
+
+    if interpreters.get_current().id == 0:
+        raise ValueError("this item cannot be rebuilt in the main interpreter")
+    return RebuiltOnlyInWorkers(value)
+
+
+def get_value(q):
+    return q.get(timeout=30).value

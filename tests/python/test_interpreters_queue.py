@@ -445,6 +445,42 @@ def test_items_survive_in_a_bounded_queue_with_a_waiting_getter(interp):
     assert [q.get(timeout=5) for _ in range(3)] == [1, 2, 3]
 
 
+def test_an_item_the_getter_cannot_rebuild_stays_at_the_head(interp):
+    # An object of a class of a module only the sender has: get() raises the
+    # unpickling error, and the item is not lost.
+    q = I.create_queue()
+    interp.prepare_main(q=q)
+    interp.exec("import sys, types\n"
+                "sys.modules['only_here'] = module = types.ModuleType('only_here')\n"
+                "exec('class Local:\\n    size = 3', module.__dict__)\n"
+                "q.put(module.Local())\n"
+                "q.put('next')")
+    for _ in range(2):  # as often as asked: the item stays
+        with pytest.raises(ModuleNotFoundError, match="only_here") as e:
+            q.get(timeout=5)
+        assert e.value.__notes__ == [
+            "interpool: the item could not be rebuilt in this interpreter; it stays at the head "
+            f"of queue {q.id}, for a get where it can be"]
+        assert q.qsize() == 2
+    # The interpreter that has the class gets it, in its place in the queue.
+    interp.exec("item = q.get(timeout=5)\nassert type(item) is module.Local and item.size == 3")
+    assert q.get(timeout=5) == "next"
+    assert q.empty()
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_an_item_whose_unpickling_raises_stays_for_a_getter_that_can(interp, closed):
+    q = I.create_queue(1)  # full: the item goes back whatever the bound (or a close)
+    q.put(interp_tasks.RebuiltOnlyInWorkers(7))
+    if closed:
+        q.close()
+    with pytest.raises(ValueError, match="cannot be rebuilt in the main interpreter"):
+        q.get(timeout=5)
+    assert q.qsize() == 1 and q.full()
+    assert interp.call(interp_tasks.get_value, q) == 7
+    assert q.empty()
+
+
 MODES = {"UNBOUND": "marker", "UNBOUND_ERROR": "error", "UNBOUND_REMOVE": "removed"}
 
 
