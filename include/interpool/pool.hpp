@@ -77,6 +77,7 @@ enum class Interruption : std::uint8_t {
   Timeout,  ///< its time limit passed
   Stopped,  ///< TaskControl::interrupt or Pool::interrupt_all
   Stuck,    ///< asleep in an engine wait nothing could end (Pool::end_stuck_tasks)
+  Exited,   ///< it ended its worker itself (os._exit in an interpool.Executor's worker)
 };
 
 /// A running task was interrupted (TaskControl::interrupt, Pool::interrupt_all,

@@ -27,6 +27,7 @@ QueueClosed = _interpool.QueueClosed
 QueueNotFoundError = _interpool.QueueNotFoundError
 ItemInterpreterDestroyed = _interpool.ItemInterpreterDestroyed
 TaskInterrupted = _interpool.TaskInterrupted
+WorkerExited = _interpool.WorkerExited
 
 # Shared memory and synchronisation across interpreters (docs/sharing.md): each
 # crosses to workers as a reference to the same engine object, never a copy.
@@ -133,6 +134,7 @@ __all__ = [
     "Semaphore",
     "SharedBuffer",
     "TaskInterrupted",
+    "WorkerExited",
     "shared",
     "environment_lock",
     "usable_cpus",

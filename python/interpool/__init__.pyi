@@ -20,6 +20,7 @@ from ._interpool import RLock as RLock
 from ._interpool import Semaphore as Semaphore
 from ._interpool import SharedBuffer as SharedBuffer
 from ._interpool import TaskInterrupted as TaskInterrupted
+from ._interpool import WorkerExited as WorkerExited
 from ._shared import SharedMapping
 
 #: Values an Executor sent once to each worker (see Executor(shared=...)).
@@ -61,6 +62,7 @@ __all__ = [
     "Semaphore",
     "SharedBuffer",
     "TaskInterrupted",
+    "WorkerExited",
     "shared",
     "environment_lock",
     "usable_cpus",

@@ -12,7 +12,7 @@ import sys
 import time
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 _functions: dict[tuple[str, str], Any] = {}
 
@@ -274,6 +274,34 @@ def guard_environment() -> None:
 _GUARD_WAIT = 60.0
 
 
+def guard_exit() -> None:
+    """os._exit (posix._exit) in an Executor's worker ends that worker, not the
+    process: the task fails with interpool.WorkerExited and the worker is
+    replaced (see _interpool.exit_worker). The interpreter is one of the
+    process's, and the C _exit behind os._exit would end every other task and
+    the program with it. Idempotent."""
+    import os
+    import posix
+
+    from interpool import _interpool
+
+    if getattr(os._exit, "_interpool_guarded", False):
+        return
+    real = posix._exit
+
+    def _exit(status: int) -> NoReturn:
+        _interpool.exit_worker(status)
+
+    # posix's names, so that os._exit still pickles by reference (a function
+    # sent to workers by name finds this one there).
+    for name in ("__name__", "__qualname__", "__doc__", "__module__"):
+        setattr(_exit, name, getattr(real, name))
+    _exit.__wrapped__ = real  # type: ignore[attr-defined]
+    _exit._interpool_guarded = True  # type: ignore[attr-defined]
+    posix._exit = _exit
+    os._exit = _exit
+
+
 def setup(shared: dict, source: tuple[str, str] | None) -> None:
     """First thing an Executor worker runs: publishes `shared`, prepares __main__,
     names the thread."""
@@ -281,6 +309,7 @@ def setup(shared: dict, source: tuple[str, str] | None) -> None:
     from interpool._refused import guard_imports
 
     guard_environment()
+    guard_exit()
     guard_imports()
     interpool.shared._publish(shared)
     install_main(source)

@@ -215,6 +215,20 @@ bool raise_task_interruption() noexcept {
   return true;
 }
 
+bool Watchdog::end_worker_from_task(const char* message) noexcept {
+  WorkerSite* site = site_here;
+  TaskControl* task = running_here;
+  if (!site || !task) return false;
+  // The first reason wins: a time limit reached meanwhile stays a timeout.
+  (void)task->request(Interruption::Exited, /*tell_watchdog=*/false);
+  // Raised now, here: the watchdog delivers nothing more (it needs this GIL to
+  // deliver, so it is not halfway), and end_task replaces the worker.
+  task->delivered_.store(true);
+  (void)PyThreadState_SetAsyncExc(site->thread_id, nullptr);
+  PyErr_SetString(site->interrupt_type, message);
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Watchdog
 // ---------------------------------------------------------------------------
@@ -372,6 +386,8 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
       std::snprintf(limit, sizeof limit, "%g", task->timeout());
       where.message = std::string("the task ran longer than its time limit of ") + limit +
                       " s and was interrupted";
+    } else if (why == Interruption::Exited) {
+      // The message the task's exit gave (end_worker_from_task).
     } else if (why == Interruption::Stuck) {
       where.message =
           "the task was interrupted at the end of the program: it waited with no timeout on an "

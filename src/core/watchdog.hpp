@@ -80,6 +80,13 @@ class Watchdog {
   /// Asks `task` to stop for `why` (the first reason wins); false if asked before.
   static bool request(TaskControl& task, Interruption why) noexcept { return task.request(why); }
 
+  /// In a worker, with its GIL: the running task ends its worker (the Python
+  /// face's os._exit there). Raises the task's interruption exception here, with
+  /// `message`, and returns true: the task ends as Interrupted (Exited), unless
+  /// its code swallows the exception, and the worker's interpreter is replaced
+  /// either way. False, and nothing raised, on a thread that runs no task.
+  static bool end_worker_from_task(const char* message) noexcept;
+
   /// In the worker, with its GIL, around running `task`: begin_task makes it the
   /// site's current task and starts its time limit; end_task clears it and, if
   /// an interruption was raised, turns the outcome Interrupted (when the task

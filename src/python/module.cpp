@@ -52,6 +52,7 @@ struct ModuleState {
   PyObject* ItemInterpreterDestroyed;
   PyObject* RemoteError;
   PyObject* TaskInterrupted;
+  PyObject* WorkerExited;
   PyObject* BrokenInterpreterPool;
   PyObject* CancelledError;
   std::int64_t interpreter_id;  // of the interpreter this module belongs to
@@ -223,9 +224,11 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
       exc = broken_exception(st, out.error);
       break;
     case Outcome::Status::Interrupted: {
-      // A time limit: the TimeoutError of concurrent.futures; otherwise TaskInterrupted.
-      PyObject* type =
-          out.interruption == Interruption::Timeout ? PyExc_TimeoutError : st->TaskInterrupted;
+      // A time limit: the TimeoutError of concurrent.futures; os._exit: WorkerExited;
+      // otherwise TaskInterrupted.
+      PyObject* type = out.interruption == Interruption::Timeout  ? PyExc_TimeoutError
+                       : out.interruption == Interruption::Exited ? st->WorkerExited
+                                                                  : st->TaskInterrupted;
       exc = PyObject_CallFunction(type, "s", out.error.message.c_str());
       PyObject* where = exc ? new_remote_error(st, out.error, /*as_cause=*/true) : nullptr;
       if (!where) Py_CLEAR(exc);
@@ -1632,6 +1635,23 @@ PyObject* mod_restart_task_timeout(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// os._exit(status) in an Executor's worker (installed by interpool._worker).
+PyObject* mod_exit_worker(PyObject*, PyObject* status) {
+  PyObject* shown = PyObject_Repr(status);
+  if (!shown) return nullptr;
+  const char* text = PyUnicode_AsUTF8(shown);
+  std::string message =
+      std::string("the task called os._exit(") + (text ? text : "?") +
+      ") in a worker interpreter: that ends the worker, not the process, and interpool "
+      "replaced the worker by a fresh interpreter";
+  Py_DECREF(shown);
+  PyErr_Clear();
+  if (Watchdog::end_worker_from_task(message.c_str())) return nullptr;
+  // A thread the task started: SystemExit ends that thread (threading ignores it).
+  PyErr_SetObject(PyExc_SystemExit, status);
+  return nullptr;
+}
+
 PyObject* mod_end_stuck_tasks(PyObject*, PyObject*) {
   if (PyInterpreterState_Get() != PyInterpreterState_Main()) {
     // Process-wide and for good: only the program's end may switch it on.
@@ -1649,6 +1669,9 @@ PyObject* mod_environment_lock(PyObject*, PyObject*) {
 PyMethodDef module_methods[] = {
     {"restart_task_timeout", mod_restart_task_timeout, METH_NOARGS,
      "In a worker, during a task with a time limit: start the limit again (per map item)."},
+    {"exit_worker", mod_exit_worker, METH_O,
+     "exit_worker($module, status, /)\n--\n\nos._exit in an Executor's worker: ends the task and\n"
+     "its worker (WorkerExited), not the process; SystemExit on a thread the task started."},
     {"end_stuck_tasks", mod_end_stuck_tasks, METH_NOARGS,
      "At the end of a program: from now on, when every task of every pool waits with no timeout\n"
      "on an interpool object that nothing has woken, interrupt them (TaskInterrupted)."},
@@ -1771,7 +1794,11 @@ int module_exec(PyObject* module) {
       !(st->TaskInterrupted = new_exception(
             module, "TaskInterrupted", PyExc_Exception,
             "A running task was stopped (Future.interrupt, Executor.terminate_workers, Ctrl-C); "
-            "its __cause__ holds the worker's traceback at that moment.")))
+            "its __cause__ holds the worker's traceback at that moment.")) ||
+      !(st->WorkerExited = new_exception(
+            module, "WorkerExited", PyExc_Exception,
+            "A task called os._exit() in a worker interpreter: that ended its worker (replaced "
+            "by a fresh one), not the process; its __cause__ holds the worker's traceback.")))
     return -1;
 
   auto add_type = [&](PyType_Spec* spec, PyTypeObject** slot, bool public_name) {
@@ -1826,6 +1853,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->ItemInterpreterDestroyed);
   Py_VISIT(st->RemoteError);
   Py_VISIT(st->TaskInterrupted);
+  Py_VISIT(st->WorkerExited);
   Py_VISIT(st->BrokenInterpreterPool);
   Py_VISIT(st->CancelledError);
   return traverse_shared_types(st->shared, visit, arg);
@@ -1852,6 +1880,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->ItemInterpreterDestroyed);
   Py_CLEAR(st->RemoteError);
   Py_CLEAR(st->TaskInterrupted);
+  Py_CLEAR(st->WorkerExited);
   Py_CLEAR(st->BrokenInterpreterPool);
   Py_CLEAR(st->CancelledError);
   clear_shared_types(st->shared);

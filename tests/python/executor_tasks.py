@@ -528,3 +528,29 @@ def thread_names():
         os_name = f.read().rstrip("\n")
     record = logging.LogRecord("names", logging.INFO, __file__, 0, "", (), None)
     return _interpool.interpreter_id(), os_name, threading.current_thread().name, record.threadName
+
+
+def exit_worker(status):
+    """os._exit in a task, where `except Exception` must not stop it."""
+    try:
+        os._exit(status)
+    except Exception:  # noqa: BLE001  (what the test checks: it does not catch it)
+        return "caught"
+    return "os._exit returned"
+
+
+def exit_swallowed(status):
+    """os._exit in a task that swallows whatever it raises."""
+    try:
+        os._exit(status)
+    except BaseException:  # noqa: BLE001
+        pass
+    return "swallowed"
+
+
+def exit_in_thread(status):
+    """os._exit on a thread the task started: that thread ends, the task returns."""
+    t = threading.Thread(target=os._exit, args=(status,))
+    t.start()
+    t.join()
+    return "thread ended"

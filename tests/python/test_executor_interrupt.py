@@ -247,6 +247,79 @@ def test_program_ending_while_tasks_wait_forever_exits(tmp_path, mode, expected)
     assert r.stderr == ""
 
 
+OS_EXIT_SCRIPT = textwrap.dedent("""
+    import os, sys
+    sys.path.insert(0, {here!r})
+    import interpool, executor_tasks as T
+
+    def show(f):
+        e = f.exception(timeout=60)
+        return f"ok {{f.result()}}" if e is None else f"{{type(e).__name__}}: {{e}}"
+
+    if __name__ == "__main__":
+        with interpool.Executor(1) as ex:
+            first = ex.submit(T.interp_id).result(timeout=60)
+            error = ex.submit(os._exit, 5).exception(timeout=60)
+            print(show(ex.submit(os._exit, 5)))
+            print(type(error.__cause__).__name__, "os._exit" in error.__cause__.traceback)
+            second = ex.submit(T.interp_id).result(timeout=60)
+            print("replaced", second != first)
+            print(show(ex.submit(T.exit_worker, 6)))
+            third = ex.submit(T.interp_id).result(timeout=60)
+            print("replaced", third != second)
+            print(show(ex.submit(T.exit_swallowed, 7)))
+            print("replaced", ex.submit(T.interp_id).result(timeout=60) != third)
+            try:
+                list(ex.map(T.exit_worker, [8]))
+            except interpool.WorkerExited as e:
+                print("map", e)
+            print(show(ex.submit(T.exit_in_thread, 9)))
+            print(sum(ex.map(abs, range(-5, 0))))
+        print("main done")
+""")
+
+
+def test_os_exit_in_a_task_ends_its_worker_not_the_program(tmp_path):
+    # os._exit calls C _exit: in a worker interpreter it ended the whole program,
+    # silently, with that status, and every other result was lost.
+    script = tmp_path / "os_exit.py"
+    script.write_text(OS_EXIT_SCRIPT.format(here=HERE))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    said = ("the task called os._exit({}) in a worker interpreter: that ends the worker, not the "
+            "process, and interpool replaced the worker by a fresh interpreter")
+    assert r.stdout.splitlines() == [
+        f"WorkerExited: {said.format(5)}",
+        "RemoteError True",  # the worker's traceback shows where it was called
+        "replaced True",
+        f"WorkerExited: {said.format(6)}",  # `except Exception` in the task does not stop it
+        "replaced True",
+        "ok swallowed",  # `except BaseException` can: the task returns, its worker is replaced
+        "replaced True",
+        f"map {said.format(8)}",
+        "ok thread ended",  # on a thread the task started, it ends that thread
+        "15",
+        "main done",
+    ], r.stderr
+    assert r.stderr == ""
+
+
+def test_os_exit_in_an_interpreter_made_by_create_ends_the_process(tmp_path):
+    # As in the standard library's interpreters: their code runs on the caller's
+    # thread, as if the caller had called it.
+    script = tmp_path / "os_exit_create.py"
+    script.write_text(textwrap.dedent("""
+        from interpool import interpreters
+        interp = interpreters.create()
+        interp.exec("import os; os._exit(7)")
+        print("not reached")
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    assert (r.returncode, r.stdout) == (7, "")
+
+
 def test_task_leaving_a_thread_running_fails_and_the_worker_is_replaced(make_executor):
     ex = make_executor(1)
     before = ex.submit(T.interp_id).result(timeout=60)
