@@ -317,7 +317,11 @@ class Pool {
   std::optional<ErrorInfo> broken() const;
 
   /// Shuts down every Pool alive in the process (accepted tasks run to the end)
-  /// and returns how many. A Runtime calls it before it finalizes Python.
+  /// and returns how many. A Runtime calls it before it finalizes Python. The
+  /// interpreters of workers that threads of a task outlived (the task failed,
+  /// its worker was replaced) are closed too once those threads have ended;
+  /// the others are closed while Python finalizes, those threads abandoned
+  /// (they never run Python again), so that the program does not wait for them.
   static std::size_t shutdown_all() noexcept;
 
   /// For the end of a program, when no thread but the tasks themselves can wake

@@ -3,8 +3,11 @@
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <utility>
+#include <vector>
 
 namespace interpool {
 
@@ -165,6 +168,191 @@ void Interpreter::close() {
   active_ = nullptr;
   state_ = nullptr;
   id_ = -1;
+}
+
+namespace {
+
+bool python_finalizing() noexcept {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
+// Runs `code` in the current interpreter, in a scratch namespace; errors are dropped.
+void run_quietly(const char* code) {
+  PyObject* ns = PyDict_New();
+  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
+  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
+    PyObject* r = PyRun_String(code, Py_file_input, ns, ns);
+    Py_XDECREF(r);
+  }
+  PyErr_Clear();
+  Py_XDECREF(ns);
+}
+
+}  // namespace
+
+void Interpreter::close_abandoning_threads() {
+  if (!state_) return;
+  if (active_->load() > 0)
+    throw InterpreterError("interpreter " + std::to_string(id_) +
+                           " is running: it cannot be closed");
+  PyThreadState* previous = current_thread_state();
+  if (previous) PyEval_SaveThread();
+  Queue::interpreter_closing(id_);
+  PyEval_RestoreThread(keeper_);
+  // Py_EndInterpreter would run threading._shutdown, which joins them.
+  run_quietly(
+      "import sys\n"
+      "t = sys.modules.get('threading')\n"
+      "if t is not None:\n"
+      "    t._shutdown = lambda: None\n");
+  // Py_EndInterpreter ends only an interpreter whose one thread state is the
+  // caller's. The others are cleared here, with this interpreter's GIL, and
+  // deleted (no GIL needed) on a thread of no importance: deleting a thread
+  // state that Python bound to its own thread clears the deleting thread's
+  // PyGILState binding, and this thread's must stay.
+  std::vector<PyThreadState*> others;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(state_); t; t = PyThreadState_Next(t))
+    if (t != keeper_) others.push_back(t);
+  for (PyThreadState* t : others) PyThreadState_Clear(t);
+  if (!others.empty()) {
+    PyThreadState* keeper = PyEval_SaveThread();
+    std::thread([&others] {
+      for (PyThreadState* t : others) PyThreadState_Delete(t);
+    }).join();
+    PyEval_RestoreThread(keeper);
+  }
+  Py_EndInterpreter(keeper_);  // leaves no thread state attached
+  keeper_ = nullptr;
+  if (previous) PyEval_RestoreThread(previous);
+  Queue::interpreter_closed(id_);
+  delete active_;
+  active_ = nullptr;
+  state_ = nullptr;
+  id_ = -1;
+}
+
+// ---------------------------------------------------------------------------
+// ThreadsLeft
+// ---------------------------------------------------------------------------
+
+namespace {
+
+struct ThreadsLeftState {
+  std::mutex mutex;
+  std::vector<Interpreter> kept;
+  bool finalization_hook = false;
+};
+
+// Never destroyed: kept interpreters may be closed while static objects are.
+ThreadsLeftState& threads_left() {
+  static auto* state = new ThreadsLeftState;
+  return *state;
+}
+
+// Threads of `interp` (its _thread module counts them) that have not ended;
+// -1 if that cannot be told. From a thread outside it.
+Py_ssize_t threads_running_in(const Interpreter& interp) {
+  Activation inside(interp);
+  Py_ssize_t count = -1;
+  if (PyObject* thread = PyImport_ImportModule("_thread")) {
+    if (PyObject* n = PyObject_CallMethod(thread, "_count", nullptr)) {
+      count = PyLong_AsSsize_t(n);
+      Py_DECREF(n);
+    }
+    Py_DECREF(thread);
+  }
+  PyErr_Clear();
+  return count;
+}
+
+// The capsule's destructor, when sys.modules is cleared during finalization.
+void close_kept_at_finalization(PyObject*) {
+  if (!python_finalizing()) return;  // dropped by hand: the program runs on
+  std::vector<Interpreter> kept;
+  {
+    ThreadsLeftState& left = threads_left();
+    std::lock_guard lock(left.mutex);
+    kept.swap(left.kept);
+  }
+  PyObject* pending = PyErr_GetRaisedException();
+  for (Interpreter& interp : kept) {
+    try {
+      interp.close_abandoning_threads();
+    } catch (const std::exception&) {
+      // In use after all: left as it is.
+    }
+  }
+  PyErr_SetRaisedException(pending);
+}
+
+}  // namespace
+
+void ThreadsLeft::keep(Interpreter interp) {
+  if (!interp) return;
+  ThreadsLeftState& left = threads_left();
+  {
+    std::lock_guard lock(left.mutex);
+    left.kept.push_back(std::move(interp));
+  }
+  // Older ones may be done by now (this one has just been interrupted).
+  (void)close_ended();
+}
+
+std::size_t ThreadsLeft::close_ended() noexcept {
+  ThreadsLeftState& left = threads_left();
+  std::vector<Interpreter> kept;
+  {
+    std::lock_guard lock(left.mutex);
+    kept.swap(left.kept);
+  }
+  std::vector<Interpreter> running;
+  for (Interpreter& interp : kept) {
+    try {
+      if (threads_running_in(interp) == 0) {
+        interp.close();
+        continue;
+      }
+    } catch (const std::exception&) {
+      // Not closed now: kept for a later look.
+    }
+    running.push_back(std::move(interp));
+  }
+  std::lock_guard lock(left.mutex);
+  for (Interpreter& interp : running) left.kept.push_back(std::move(interp));
+  return left.kept.size();
+}
+
+void ThreadsLeft::at_exit() noexcept {
+  if (close_ended() == 0) return;
+  ThreadsLeftState& left = threads_left();
+  {
+    std::lock_guard lock(left.mutex);
+    if (left.finalization_hook) return;
+    left.finalization_hook = true;
+  }
+  // Dropped when finalization clears sys.modules: after the runtime is marked
+  // finalizing (so an abandoned thread that wakes ends before it touches its
+  // dropped thread state), before CPython itself ends or refuses (3.12) the
+  // interpreters left. Put there with the main interpreter's GIL.
+  PyThreadState* here = current_thread_state();
+  std::optional<Activation> in_main;
+  if (!here || PyThreadState_GetInterpreter(here) != PyInterpreterState_Main())
+    in_main.emplace(PyInterpreterState_Main());
+  PyObject* pending = PyErr_GetRaisedException();
+  PyObject* module = PyModule_New("interpool._threads_left");
+  PyObject* capsule =
+      module ? PyCapsule_New(&left, "interpool._threads_left", close_kept_at_finalization)
+             : nullptr;
+  if (capsule && PyModule_AddObjectRef(module, "_close_at_finalization", capsule) == 0)
+    (void)PyDict_SetItemString(PyImport_GetModuleDict(), "interpool._threads_left", module);
+  Py_XDECREF(capsule);
+  Py_XDECREF(module);
+  PyErr_Clear();
+  PyErr_SetRaisedException(pending);
 }
 
 // ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 #include <Python.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace interpool {
@@ -46,6 +47,14 @@ class Interpreter {
   /// Throws InterpreterError if it is in use on some thread.
   void close();
 
+  /// Destroys the interpreter without joining the threads of its own that
+  /// still run, as Python's finalization leaves the main interpreter's daemon
+  /// threads: their thread states are dropped, and a thread that wakes later
+  /// ends when it reaches for the GIL (CPython ends any thread but the
+  /// finalizing one that does so). Only while Python finalizes (Py_IsFinalizing),
+  /// on the finalizing thread, when no Activation of it is alive.
+  void close_abandoning_threads();
+
   explicit operator bool() const noexcept { return state_ != nullptr; }
   PyInterpreterState* state() const noexcept { return state_; }
   std::int64_t id() const noexcept { return id_; }
@@ -64,6 +73,26 @@ class Interpreter {
   PyThreadState* keeper_ = nullptr;
   // Heap-allocated so that Activations can count themselves across moves.
   std::atomic<int>* active_ = nullptr;
+};
+
+/// Interpreters whose worker has ended while threads its tasks started still
+/// ran (a task that returned leaving them): their workers are replaced at once,
+/// without waiting for those threads. Each is closed once its threads have
+/// ended; those still running at the program's end are closed during Python's
+/// finalization without them (Interpreter::close_abandoning_threads), so that
+/// the program exits. Process-wide; holds no Python object.
+class ThreadsLeft {
+ public:
+  /// Keeps `interp` until its threads end. From a thread outside it.
+  static void keep(Interpreter interp);
+  /// Closes those whose threads have all ended (entering each to count them).
+  /// From any thread outside them; returns how many are still kept.
+  static std::size_t close_ended() noexcept;
+  /// At the program's end, before Python finalizes (Pool::shutdown_all), from
+  /// any thread: closes those whose threads have ended and has the rest closed
+  /// during finalization, their threads abandoned (a module that the main
+  /// interpreter's sys.modules holds, dropped then, does it).
+  static void at_exit() noexcept;
 };
 
 /// Enters an interpreter on the calling thread with a thread state made for

@@ -66,6 +66,10 @@ std::size_t Pool::shutdown_all() noexcept {
         return std::none_of(live.pools.begin(), live.pools.end(),
                             [](const auto& p) { return p.second.ending; });
       });
+      lock.unlock();
+      // The interpreters of workers that threads of a task outlived: closed
+      // now if those have ended, else without them while Python finalizes.
+      ThreadsLeft::at_exit();
       return done.size();
     }
     try {
@@ -300,7 +304,12 @@ void Pool::work(Worker& self) {
       Outcome out = runner.run(task.call);
       if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
       fresh_needed = fresh_needed || leaves_doubtful_state(out);
-      fresh_needed = stop_left_threads(runner, out, site->interrupt_type) || fresh_needed;
+      if (stop_left_threads(runner, out, site->interrupt_type)) {
+        // They may never end (a wait with no timeout): neither the replacement,
+        // which joins this worker, nor the pool's shutdown waits for them.
+        self.leave_interpreter_to_its_threads();
+        fresh_needed = true;
+      }
       done(std::move(out));
       ++ran;
     }
@@ -383,6 +392,8 @@ void Pool::join() {
   }
   ending.clear();  // joins each, releasing the caller's GIL
   if (tasks_.closed()) watchdog_->stop();
+  // The interpreters of workers replaced with threads left: closed if those ended.
+  (void)ThreadsLeft::close_ended();
 }
 
 std::size_t Pool::interrupt_all() noexcept { return watchdog_->interrupt_all(); }

@@ -91,6 +91,10 @@ void Worker::run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predec
     }
   }
   state_ = nullptr;
+  if (leave_to_threads_) {
+    ThreadsLeft::keep(std::move(interp));
+    return;
+  }
   try {
     interp.close();
   } catch (...) {

@@ -51,6 +51,11 @@ class Worker {
   /// shows it cut); empty on any other thread.
   static const std::string& current_thread_name() noexcept;
 
+  /// From `body`: threads of the interpreter outlive the worker, so it is not
+  /// closed (which would wait for them) when `body` returns but handed to
+  /// ThreadsLeft, and join() need not wait for those threads.
+  void leave_interpreter_to_its_threads() noexcept { leave_to_threads_ = true; }
+
  private:
   void run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predecessor,
            std::string thread_name);
@@ -58,6 +63,7 @@ class Worker {
   std::atomic<std::int64_t> interpreter_id_{-1};
   std::atomic<PyInterpreterState*> state_{nullptr};
   std::atomic<bool> ready_{false};
+  bool leave_to_threads_ = false;  // written and read on the worker's thread
   Signal ready_signal_;
   std::exception_ptr failure_;
   std::thread thread_;

@@ -156,6 +156,26 @@ TEST_F(CppRuntime, DestroyedBeforeItsPoolsShutsThemDown) {
   pool.reset();  // safe after Python is gone
 }
 
+TEST_F(CppRuntime, AThreadATaskLeftWaitingForeverHoldsNeitherThePoolNorTheEnd) {
+  // The task fails; its worker is replaced without waiting for the thread (it
+  // never ends), the pool's shutdown does not wait for it, and neither does
+  // finalization, which abandons it as it would a daemon thread.
+  auto runtime = std::make_unique<Runtime>(with_tests());
+  {
+    Pool pool{{.workers = 1}};
+    try {
+      pool.submit("pool_tasks", "leave_blocked_thread").get();
+      FAIL() << "a task that leaves a thread running fails";
+    } catch (const RemoteError& e) {
+      EXPECT_EQ(e.type_name(), "RuntimeError");
+      EXPECT_NE(e.message().find("waits-forever"), std::string::npos) << e.message();
+    }
+    EXPECT_EQ(pool.submit("pool_tasks", "add", 2, 3).get().as<int>(), 5);
+  }  // joins the pool
+  runtime.reset();
+  EXPECT_FALSE(Runtime::python_running());
+}
+
 TEST_F(CppRuntime, PoolWithoutPythonIsRefused) {
   try {
     Pool pool{{.workers = 1}};

@@ -554,3 +554,20 @@ def exit_in_thread(status):
     t.start()
     t.join()
     return "thread ended"
+
+
+def leave_waiting_thread(on, event=None):
+    """Starts a thread named "waits-forever" that waits with no timeout, and
+    returns without it: on a threading.Event nobody sets ("event"), on a lock
+    held for good ("lock"), or on `event`, an interpool.Event the caller may
+    set ("shared")."""
+    if on == "event":
+        wait = threading.Event().wait
+    elif on == "lock":
+        lock = threading.Lock()
+        lock.acquire()
+        wait = lock.acquire
+    else:
+        wait = event.wait
+    threading.Thread(target=wait, name="waits-forever").start()
+    return "returned"

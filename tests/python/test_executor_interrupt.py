@@ -247,6 +247,85 @@ def test_program_ending_while_tasks_wait_forever_exits(tmp_path, mode, expected)
     assert r.stderr == ""
 
 
+LEFT_WAITING_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {here!r})
+    import interpool, executor_tasks as T
+    from interpool import interpreters
+
+    if __name__ == "__main__":
+        mode = sys.argv[1]
+        ex = interpool.Executor(1)
+        for on in ("event", "lock"):
+            error = ex.submit(T.leave_waiting_thread, on).exception(timeout=60)
+            print(type(error).__name__, "waits-forever" in str(error), flush=True)
+            # A fresh worker serves at once: its predecessor's thread is not waited for.
+            print(ex.submit(T.add, 2, 3).result(timeout=60), flush=True)
+        print(sum(ex.map(abs, range(-5, 0))), flush=True)
+        if mode == "shutdown":
+            ex.shutdown(wait=True)  # does not wait for those threads either
+            print("shut down", flush=True)
+        print("main done", flush=True)
+        if mode == "exit 3":
+            sys.exit(3)
+""")
+
+
+@pytest.mark.parametrize("mode, code", [("left open", 0), ("shutdown", 0), ("exit 3", 3)])
+def test_threads_a_task_leaves_waiting_forever_hold_neither_worker_nor_exit(tmp_path, mode, code):
+    # A thread blocked with no timeout never sees the interruption. Its worker
+    # was to be replaced, but the replacement waited for the old interpreter to
+    # close, which waited for the thread: the worker was gone for good, and the
+    # program hung at exit.
+    script = tmp_path / "left_waiting.py"
+    script.write_text(LEFT_WAITING_SCRIPT.format(here=HERE))
+    r = subprocess.run([sys.executable, str(script), mode], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == code, (r.stdout, r.stderr)
+    expected = ["RuntimeError True", "5"] * 2 + ["15"]
+    expected += ["shut down"] if mode == "shutdown" else []
+    assert r.stdout.splitlines() == expected + ["main done"], r.stderr
+    assert r.stderr == ""
+
+
+LEFT_THEN_ENDS_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {here!r})
+    import interpool, executor_tasks as T
+    from executor_tasks_support import wait_until
+    from interpool import interpreters
+
+    if __name__ == "__main__":
+        ex = interpool.Executor(1)
+        before = len(interpreters.list_all())
+        event = interpool.Event()
+        error = ex.submit(T.leave_waiting_thread, "shared", event).exception(timeout=60)
+        print(type(error).__name__, ex.submit(T.add, 2, 3).result(timeout=60))
+        print("kept", len(interpreters.list_all()) - before)  # the old one, for its thread
+        event.set()  # the thread ends (raising the interruption it was sent)
+        ex.shutdown(wait=True)
+
+        def closed():
+            # A pool's shutdown closes those whose threads have ended.
+            interpool.Executor(1).shutdown(wait=True)
+            return len(interpreters.list_all()) == before - 1  # the worker is gone too
+
+        wait_until(closed, 60, "the old interpreter to close")
+        print("closed")
+""")
+
+
+def test_the_interpreter_of_threads_a_task_left_closes_once_they_end(tmp_path):
+    script = tmp_path / "left_then_ends.py"
+    script.write_text(LEFT_THEN_ENDS_SCRIPT.format(here=HERE))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == ["RuntimeError 5", "kept 1", "closed"], r.stderr
+    # The thread met the interruption interpool sent it when its wait ended.
+    assert "TaskInterrupted" in r.stderr
+
+
 OS_EXIT_SCRIPT = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {here!r})

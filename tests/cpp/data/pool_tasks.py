@@ -149,3 +149,11 @@ def thread_os_name():
     """This thread's name as the OS shows it (read while the thread runs)."""
     with open(f"/proc/self/task/{threading.get_native_id()}/comm", encoding="utf-8") as f:
         return f.read().rstrip("\n")
+
+
+def leave_blocked_thread():
+    """Starts a thread that waits forever (no timeout) and returns without it."""
+    import threading
+
+    threading.Thread(target=threading.Event().wait, name="waits-forever").start()
+    return "returned"
