@@ -48,35 +48,6 @@ def wait_until(condition, what, limit=30.0):
 # ---------------------------------------------------------------------------
 
 
-def test_import_interpool_does_not_import_joblib():
-    out = run_python("""
-        import sys
-        import interpool, interpool.interpreters
-        with interpool.Executor(1) as ex:
-            assert ex.submit(abs, -2).result() == 2
-        print(sorted(m for m in sys.modules if m.split(".")[0] == "joblib"))
-    """)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-
-
-def test_missing_joblib_is_an_import_error_naming_the_extra():
-    # sys.modules[name] = None makes `import name` fail, as if it were not installed.
-    out = run_python("""
-        import sys
-        sys.modules["joblib"] = None
-        try:
-            import interpool.joblib
-        except ImportError as e:
-            print(e)
-        else:
-            print("imported")
-    """)
-    assert out.returncode == 0, out.stderr
-    assert "interpool.joblib needs joblib" in out.stdout
-    assert "pip install 'interpool[joblib]'" in out.stdout
-
-
 def test_importing_registers_the_backend():
     from joblib.parallel import BACKENDS
 
