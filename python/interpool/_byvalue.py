@@ -1,8 +1,8 @@
 """Functions that workers cannot import by module and name, sent by value.
 
-Lambdas, nested functions and the functions of a notebook, `python -c`, a
-program read from stdin or an interactive session have no module a worker can
-import. Such a function without closure cells crosses as its code (marshal),
+Lambdas, nested functions, the functions of a notebook, `python -c`, a
+program read from stdin or an interactive session, and those a script defines
+under its `if __name__ == "__main__":` have no module a worker can import. Such a function without closure cells crosses as its code (marshal),
 its names, defaults, and the globals its code names: modules by name, functions
 by name or again by value, other values as values (natively or by pickle, in the
 same conversion as the task's arguments). A closure, or a class defined in such

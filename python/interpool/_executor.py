@@ -465,9 +465,11 @@ class Executor(_ThreadPoolExecutor):
                 raise ValueError(f"task_timeout must be > 0, not {task_timeout!r}")
 
         initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
+        process_initializer = initializer  # what a fallback process runs: what pickles
         if initializer is not None:
             ref = _reference(initializer, "the initializer")
             initializers.append(self._call_parts(ref, initargs, {}))
+            process_initializer = _for_process(ref, initializer)
         try:
             pool = _interpool.Pool(
                 max_workers,
@@ -483,7 +485,7 @@ class Executor(_ThreadPoolExecutor):
         self._thread_name_prefix = thread_name_prefix
         self._here = _here.Threads(f"{thread_name_prefix}-thread")
         self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
-            max_workers, shared_dict, initializer, initargs), task_timeout)
+            max_workers, shared_dict, process_initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
             target=_collect, args=(self._state,), name="interpool-results", daemon=_IN_MAIN
