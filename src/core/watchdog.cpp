@@ -39,8 +39,9 @@ bool TaskControl::interrupt() noexcept {
 }
 
 Interruption TaskControl::end() noexcept {
-  // Contention is one request at most (Running -> Interrupting): a lock-free
-  // exchange, or a request could wait for a worker that waits for it.
+  // A request may move Running -> Interrupting meanwhile, once: the loop then
+  // ends the task with its reason. Lock-free, as requests come from noexcept
+  // paths (the watchdog, end_stuck_tasks) that must not block on a worker.
   static_assert(std::atomic<Phase>::is_always_lock_free);
   Phase now = phase_.load(std::memory_order_acquire);
   while (
