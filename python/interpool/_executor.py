@@ -80,11 +80,17 @@ class _Future(Future[_T]):
     _fallback: Future | None = None
 
     def interrupt(self) -> bool:
-        """Stops the task if a worker runs it: an exception is raised in its
-        code (at the next bytecode; a call that released the GIL, such as
-        time.sleep, is interrupted when it returns), the worker's interpreter is
-        replaced, and result() raises interpool.TaskInterrupted. False if the
-        task is not running: cancel() withdraws a pending one."""
+        """Stops the task if a worker runs it. True means its outcome is decided:
+        result() raises interpool.TaskInterrupted (TimeoutError if its
+        task_timeout had already stopped it), even if its code finishes before
+        the interruption reaches it. False means nothing changed: the task is
+        not running (cancel() withdraws a pending one) or has already ended.
+
+        The interruption is an exception raised in the task's code at its next
+        bytecode (a call that released the GIL, such as time.sleep, is
+        interrupted when it returns); the worker's interpreter serves on once
+        that exception has unwound the task, and is replaced by a fresh one if
+        the task caught it and went on."""
         task = self._task
         return task is not None and self._fallback is None and task.interrupt()
 
