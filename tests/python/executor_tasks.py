@@ -450,9 +450,12 @@ def spin_swallowing(seconds=60.0):
 
 
 def spin_started(path, seconds=60.0):
-    """spin(), after creating the file `path` (so the parent knows it runs)."""
-    with open(path, "w") as f:
+    """spin(), after creating the file `path` (so the parent knows it runs). The
+    file appears whole, by a rename, once nothing is left to do but spin: an
+    interruption sent when it appears lands in spin(), not in the file's writing."""
+    with open(path + ".tmp", "w") as f:
         f.write("started")
+    os.replace(path + ".tmp", path)
     return spin(seconds)
 
 
