@@ -80,11 +80,17 @@ class _Future(Future[_T]):
     _fallback: Future | None = None
 
     def interrupt(self) -> bool:
-        """Stops the task if a worker runs it: an exception is raised in its
-        code (at the next bytecode; a call that released the GIL, such as
-        time.sleep, is interrupted when it returns), the worker's interpreter is
-        replaced, and result() raises interpool.TaskInterrupted. False if the
-        task is not running: cancel() withdraws a pending one."""
+        """Stops the task if a worker runs it. True means its outcome is decided:
+        result() raises interpool.TaskInterrupted (TimeoutError if its
+        task_timeout had already stopped it), even if its code finishes before
+        the interruption reaches it. False means nothing changed: the task is
+        not running (cancel() withdraws a pending one) or has already ended.
+
+        The interruption is an exception raised in the task's code at its next
+        bytecode (a call that released the GIL, such as time.sleep, is
+        interrupted when it returns); the worker's interpreter serves on once
+        that exception has unwound the task, and is replaced by a fresh one if
+        the task caught it and went on."""
         task = self._task
         return task is not None and self._fallback is None and task.interrupt()
 
@@ -499,9 +505,11 @@ class Executor(_ThreadPoolExecutor):
                 raise ValueError(f"task_timeout must be > 0, not {task_timeout!r}")
 
         initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
+        process_initializer = initializer  # what a fallback process runs: what pickles
         if initializer is not None:
             ref = _reference(initializer, "the initializer")
             initializers.append(self._call_parts(ref, initargs, {}))
+            process_initializer = _for_process(ref, initializer)
         try:
             pool = _interpool.Pool(
                 max_workers,
@@ -517,7 +525,7 @@ class Executor(_ThreadPoolExecutor):
         self._thread_name_prefix = thread_name_prefix
         self._here = _here.Threads(f"{thread_name_prefix}-thread")
         self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
-            max_workers, shared_dict, initializer, initargs), task_timeout)
+            max_workers, shared_dict, process_initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
             target=_collect, args=(self._state,), name="interpool-results", daemon=_IN_MAIN

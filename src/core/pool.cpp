@@ -292,7 +292,7 @@ void Pool::work(Worker& self) {
   BusyThread busy;  // for Signal's spinning: this thread keeps a CPU when not waiting
   Task task;
   std::size_t ran = 0;
-  bool fresh_needed = false;  // a task was interrupted: replace this interpreter
+  bool fresh_needed = false;  // the last task left this interpreter in doubt: replace it
   for (;;) {
     // Take a task without releasing the GIL if one is there; block only when idle.
     WaitResult r = tasks_.try_get(task);
@@ -309,8 +309,8 @@ void Pool::work(Worker& self) {
     } else {
       if (task.control) watchdog_->begin_task(*site, task.control);
       Outcome out = runner.run(task.call);
-      if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
-      fresh_needed = fresh_needed || leaves_doubtful_state(out);
+      fresh_needed = leaves_doubtful_state(out);  // judged before an interruption replaces `out`
+      if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out) || fresh_needed;
       fresh_needed = stop_left_threads(runner, out, site->interrupt_type) || fresh_needed;
       done(std::move(out));
       ++ran;

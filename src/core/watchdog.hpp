@@ -82,9 +82,10 @@ class Watchdog {
   static bool request(TaskControl& task, Interruption why) noexcept { return task.request(why); }
 
   /// In the worker, with its GIL, around running `task`: begin_task makes it the
-  /// site's current task and starts its time limit; end_task clears it and, if
-  /// an interruption was raised, turns the outcome Interrupted (when the task
-  /// ended with it) and returns true: the worker's interpreter must be replaced.
+  /// site's current task and starts its time limit; end_task clears it, ends the
+  /// task (TaskControl::end) and, if an interruption came first, makes the
+  /// outcome Interrupted whatever the code did. True if the worker's interpreter
+  /// must be replaced: the code caught the interruption and went on.
   void begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task);
   static bool end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task, Outcome& out);
 

@@ -835,7 +835,7 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* Task_interrupt(PyObject* self, PyObject*) {
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  return PyBool_FromLong(!task.is_done() && task.control->interrupt());
+  return PyBool_FromLong(task.control->interrupt());
 }
 
 PyObject* Task_cancel(PyObject* self, PyObject*) {
@@ -847,7 +847,10 @@ PyObject* Task_cancel(PyObject* self, PyObject*) {
 
 PyObject* Task_running(PyObject* self, PyObject*) {
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  return PyBool_FromLong(task.control->state() == TaskControl::State::Running && !task.is_done());
+  TaskControl::State state = task.control->state();
+  return PyBool_FromLong(
+      (state == TaskControl::State::Running || state == TaskControl::State::Interrupting) &&
+      !task.is_done());
 }
 
 PyMethodDef Task_methods[] = {
@@ -856,7 +859,9 @@ PyMethodDef Task_methods[] = {
      "Cancel the task if no worker has started it; True if so."},
     {"running", Task_running, METH_NOARGS, "True while a worker runs the task."},
     {"interrupt", Task_interrupt, METH_NOARGS,
-     "Stop the task if a worker runs it (it then ends with TaskInterrupted); True if so."},
+     "Stop the task if a worker runs it; True if its outcome is now the interruption "
+     "(TaskInterrupted, or TimeoutError if its time limit came first), False if nothing was "
+     "decided (pending, ended or cancelled)."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result($self, /, timeout=None)\n--\n\n"

@@ -439,6 +439,16 @@ def spin(seconds=60.0):
     return _interpool.interpreter_id()
 
 
+def spin_swallowing(seconds=60.0):
+    """spin(), catching everything, its interruption included, and going on:
+    returns "swallowed" if it caught something."""
+    try:
+        _busy(seconds)
+    except BaseException:
+        return "swallowed"
+    return "finished"
+
+
 def spin_started(path, seconds=60.0):
     """spin(), after creating the file `path` (so the parent knows it runs)."""
     with open(path, "w") as f:

@@ -211,3 +211,15 @@ def raise_not_shareable():
     from interpool import NotShareableError
 
     raise NotShareableError("raised by the function")
+
+
+class LockHolder:
+    """An object that does not pickle (it holds a lock), with a method."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def method(self):
+        return 1

@@ -486,15 +486,18 @@ def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) 
     results_recv, results_send = interpreters.create_channel()
     sys_path = _sys_path()
 
+    # Closed once the parent has every result: this draft's channels drop the items
+    # an interpreter sent when it is destroyed, so a worker closed after its last
+    # send could take its last results with it.
+    made: list[Any] = []
+
     def body(i: int) -> None:
         interp = interpreters.create(isolated=True)
-        try:
-            interp.run(tasks.STDLIB_WORKER_CHANNELS, channels={
-                "grid_text": work.text, "sys_path": sys_path,
-                "tasks": tasks_recv.id, "results": results_send.id,
-            })
-        finally:
-            interp.close()
+        made.append(interp)
+        interp.run(tasks.STDLIB_WORKER_CHANNELS, channels={
+            "grid_text": work.text, "sys_path": sys_path,
+            "tasks": tasks_recv.id, "results": results_send.id,
+        })
 
     def get() -> Any:
         text = results_recv.recv_nowait(None)
@@ -508,8 +511,13 @@ def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) 
             pass
 
     # send_nowait: this draft's send() sleeps 2 s after each item.
-    return _run_queue_study(body, get, lambda b: tasks_send.send_nowait(array("q", b).tobytes()),
-                            lambda: tasks_send.send_nowait(b""), drain, work, workers, bar, "stdlib")
+    try:
+        return _run_queue_study(body, get, lambda b: tasks_send.send_nowait(array("q", b).tobytes()),
+                                lambda: tasks_send.send_nowait(b""), drain, work, workers, bar,
+                                "stdlib")
+    finally:
+        for interp in made:
+            interp.close()
 
 
 def _run_queue_study(body: Callable[[int], None], get: Callable[[], Any], put: Callable[[list[int]], None],
