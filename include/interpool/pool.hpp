@@ -275,7 +275,10 @@ struct PoolOptions {
 ///   destructor calls it (and never throws). Tasks already accepted still run
 ///   unless cancelled;
 /// - a Runtime that finalizes Python first shuts down every pool still alive
-///   (shutdown_all); such a pool then refuses tasks with PoolClosed.
+///   (shutdown_all); such a pool then refuses tasks with PoolClosed;
+/// - in a child forked while pools or interpreters were alive (their threads
+///   stayed in the parent), the constructor and submit throw UsedAfterFork, and
+///   close, join, shutdown, shutdown_all and the destructor return at once.
 class Pool {
  public:
   explicit Pool(PoolOptions options = {});

@@ -187,6 +187,8 @@ class _State:
         self.settled = threading.Event()
 
     def begin_feed(self) -> None:
+        if _forked is not None:
+            raise RuntimeError(_forked)
         with self.lock:
             if self.closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -314,12 +316,40 @@ def _collect(state: _State) -> None:
 def _forget(state: _State, owner: int) -> None:
     from . import shared as shared_view
 
-    state.close()  # a fallback process pool closes once every future is settled
+    if _forked is None:
+        state.close()  # a fallback process pool closes once every future is settled
     shared_view._pop(owner)
 
 
 _live: weakref.WeakSet[Executor] = weakref.WeakSet()
 _exiting = False
+# In a process forked while interpool ran workers or interpreters: the message
+# its executors refuse work with. Their workers and result threads stayed in
+# the parent, and a lock one of those threads held at the fork stays held here,
+# so nothing in such a child takes an executor's lock or waits for its threads.
+_forked: str | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = _interpool.fork_refusal("cannot submit a task")
+    if _forked is None:
+        return
+    # The futures of tasks the parent runs: their outcomes come there, not here.
+    lost = _interpool.fork_refusal("the task of this future runs in the parent process")
+    for ex in list(_live):
+        for fut in list(ex._state.futures.values()):
+            lock = fut._condition
+            if fut.done() or not lock.acquire(blocking=False):
+                continue  # being settled by a thread that did not come along: left
+            lock.release()
+            try:
+                fut.set_exception(RuntimeError(lost))
+            except Exception:  # an InvalidStateError: it ended meanwhile
+                pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # In the main interpreter, result threads are daemon threads and executors left
@@ -335,7 +365,7 @@ def _at_main_thread_end() -> None:
     # be feeding.
     global _exiting
     _exiting = True
-    if not _IN_MAIN:
+    if not _IN_MAIN and _forked is None:
         _finish_open_executors()
 
 
@@ -344,6 +374,8 @@ def _at_exit() -> None:
     # interpool object can now be woken only by another task. Once every task
     # waits so, none ever will: the engine interrupts them (TaskInterrupted)
     # rather than let the program hang. Then each executor finishes.
+    if _forked is not None:
+        return  # the executors' workers are the parent's
     if _IN_MAIN:
         _interpool.end_stuck_tasks()
     _finish_open_executors()
@@ -426,6 +458,8 @@ class Executor(_ThreadPoolExecutor):
         task_timeout: float | None = None,
     ) -> None:
         # ThreadPoolExecutor.__init__ is not called: it would make a thread pool.
+        if _forked is not None:
+            raise RuntimeError(_interpool.fork_refusal("cannot create an Executor"))
         if _worker.loading_main:
             raise RuntimeError(
                 "an interpool.Executor was created while a worker was loading your script: "
@@ -536,6 +570,8 @@ class Executor(_ThreadPoolExecutor):
         fallback, `call` = (fn, args, kwargs) is what a process would run for
         `ref`'s function."""
         state = self._state
+        if _forked is not None:
+            raise RuntimeError(_forked)
         fut: _Future[Any] = _Future()
         with state.lock:
             if state.broken:
@@ -631,6 +667,8 @@ class Executor(_ThreadPoolExecutor):
 
     def _submit_here(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> _Future:
         state = self._state
+        if _forked is not None:
+            raise RuntimeError(_forked)
         with state.lock:
             if state.broken:
                 raise BrokenInterpreterPool(state.broken)
@@ -721,6 +759,11 @@ class Executor(_ThreadPoolExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops accepting tasks; cancel_futures cancels those not started;
         wait=True waits for the rest and for the workers to end."""
+        if _forked is not None:
+            # A copy of the parent's executor: nothing of it runs in this process.
+            _live.discard(self)
+            self._finalizer()
+            return
         state = self._state
         state.close(cancel_pending=cancel_futures)
         self._here.shutdown(wait=False, cancel_futures=cancel_futures)

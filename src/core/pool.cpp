@@ -43,6 +43,7 @@ LivePools& live_pools() {
 }  // namespace
 
 std::size_t Pool::shutdown_all() noexcept {
+  if (forked_while_running()) return 0;  // every pool listed is the parent's
   LivePools& live = live_pools();
   std::unordered_set<std::uint64_t> done;  // serials, not addresses: an address may be reused
   for (;;) {
@@ -87,6 +88,7 @@ std::size_t Pool::shutdown_all() noexcept {
 
 Pool::Pool(PoolOptions options)
     : options_(std::move(options)), watchdog_(std::make_shared<Watchdog>()) {
+  refuse_if_forked("cannot start a Pool");
   if (!Py_IsInitialized())
     throw InterpreterError(
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
@@ -110,6 +112,14 @@ Pool::Pool(PoolOptions options)
 }
 
 Pool::~Pool() noexcept(false) {
+  if (forked_while_running()) {
+    // A copy of the parent's pool: its workers and watchdog threads are not in
+    // this process, so nothing may join them, and the locks they held may stay
+    // held. Kept, never joined.
+    for (auto& w : workers_) (void)w.release();
+    new std::shared_ptr<Watchdog>(std::move(watchdog_));
+    return;
+  }
   LivePools& live = live_pools();
   // Leaves the registry last: only with this thread's GIL back may
   // shutdown_all()'s caller go on to finalize Python, since CPython ends a
@@ -161,6 +171,7 @@ std::unique_ptr<Worker> Pool::start_worker(std::size_t index, std::unique_ptr<Wo
 }
 
 std::size_t Pool::size() const {
+  if (forked_while_running()) return 0;  // the workers are in the parent
   std::lock_guard lock(mutex_);
   return workers_.size();
 }
@@ -335,6 +346,7 @@ void Pool::watch(TaskControl& control) {
 }
 
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
+  refuse_if_forked("cannot submit a task");
   if (control) watch(*control);
   Task task{std::move(call), std::move(done), std::move(control), AcceptedTask::accept()};
   if (tasks_.put(task) != WaitResult::Ready) {
@@ -344,6 +356,7 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
 }
 
 void Pool::submit_all(std::vector<Job> jobs) {
+  refuse_if_forked("cannot submit a task");
   std::vector<Task> tasks;
   tasks.reserve(jobs.size());
   for (Job& job : jobs) {
@@ -365,6 +378,7 @@ std::future<Outcome> Pool::submit(Call call) {
 }
 
 void Pool::close(bool cancel_pending) {
+  if (forked_while_running()) return;  // nothing of it runs here
   {
     // Under the lock so that no worker is replaced after this point.
     std::lock_guard lock(mutex_);
@@ -375,6 +389,7 @@ void Pool::close(bool cancel_pending) {
 }
 
 void Pool::join() {
+  if (forked_while_running()) return;  // its workers are the parent's
   // Replacements started before close() sit in workers_ and join their predecessors.
   std::vector<std::unique_ptr<Worker>> ending;
   {

@@ -33,6 +33,8 @@ bool TaskControl::request(Interruption why, bool tell_watchdog) noexcept {
 }
 
 bool TaskControl::interrupt() noexcept {
+  // In a child forked while it ran, the task runs (if at all) in the parent.
+  if (forked_while_running()) return false;
   // Lost to an earlier interruption that has not ended the task yet: that one
   // decided the outcome, which is an interruption all the same.
   return request(Interruption::Stopped) || state() == State::Interrupting;
@@ -133,6 +135,7 @@ void AcceptedTask::end() noexcept {
 }
 
 void Pool::end_stuck_tasks() noexcept {
+  if (forked_while_running()) return;  // the tasks run in the parent
   StuckWatch& watch = stuck_watch();
   watch.on.store(true);
   std::lock_guard lock(watch.mutex);
@@ -241,14 +244,17 @@ void Watchdog::remove(const WorkerSite* site) {
 }
 
 void Watchdog::wake() noexcept {
+  if (forked_while_running()) return;  // the tasks it would stop run in the parent
   {
     std::lock_guard lock(mutex_);
     if (!started_ && !stopping_.load()) {
       started_ = true;
       try {
+        thread_alive_ = ForkSensitive::count();
         thread_ = std::thread([this] { run(); });
       } catch (...) {
         started_ = false;  // no thread: interruptions cannot be delivered
+        thread_alive_.release();
       }
     }
   }
@@ -256,6 +262,7 @@ void Watchdog::wake() noexcept {
 }
 
 std::size_t Watchdog::interrupt_all() noexcept {
+  if (forked_while_running()) return 0;
   std::vector<std::shared_ptr<TaskControl>> running;
   {
     std::lock_guard lock(mutex_);
@@ -273,10 +280,18 @@ std::size_t Watchdog::interrupt_all() noexcept {
 void Watchdog::stop() noexcept {
   stopping_.store(true);
   signal_.notify_all();
+  if (forked_while_running()) {
+    // Its thread stayed in the parent: nothing to join here, and a std::thread
+    // destroyed joinable would end the process. Kept, never joined.
+    if (thread_.joinable()) new std::thread(std::move(thread_));
+    return;
+  }
   std::thread t;
+  ForkSensitive alive;
   {
     std::lock_guard lock(mutex_);
     t.swap(thread_);
+    alive = std::move(thread_alive_);
   }
   if (t.joinable()) t.join();
 }

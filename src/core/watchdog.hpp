@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/fork.hpp"
 #include "core/wait_hook.hpp"
 
 namespace interpool {
@@ -98,6 +99,7 @@ class Watchdog {
   std::atomic<bool> stopping_{false};
   Signal signal_;
   std::thread thread_;
+  ForkSensitive thread_alive_;  // while thread_ runs
 };
 
 /// True if interpreter `id` is a Pool worker's (from WorkerSite::open to close).
