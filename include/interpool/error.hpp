@@ -25,6 +25,15 @@ class InterpreterError : public Error {
   using Error::Error;
 };
 
+/// This process was forked while interpool had workers or interpreters alive.
+/// A fork copies only the thread that called it: those workers and the threads
+/// that ran the interpreters stayed in the parent, so nothing here can run them.
+/// Pools and interpreters refuse all use in such a child, with this error.
+class UsedAfterFork : public Error {
+ public:
+  using Error::Error;
+};
+
 /// A Value does not hold what a C++ type needs (`value.as<T>()`). The message
 /// names both types and, inside containers, where: "cannot convert a Python
 /// 'str' at [2]['x'] to long long", "cannot convert a Python 'int' to unsigned

@@ -1,8 +1,8 @@
 """Functions that workers cannot import by module and name, sent by value.
 
-Lambdas, nested functions and the functions of a notebook, `python -c`, a
-program read from stdin or an interactive session have no module a worker can
-import. Such a function without closure cells crosses as its code (marshal),
+Lambdas, nested functions, the functions of a notebook, `python -c`, a
+program read from stdin or an interactive session, and those a script defines
+under its `if __name__ == "__main__":` have no module a worker can import. Such a function without closure cells crosses as its code (marshal),
 its names, defaults, and the globals its code names: modules by name, functions
 by name or again by value, other values as values (natively or by pickle, in the
 same conversion as the task's arguments). A closure, or a class defined in such
@@ -222,29 +222,34 @@ def dumps(obj: Any, protocol: int = 5) -> bytes:
     return out.getvalue()
 
 
-def _make_pickler() -> Any:
-    import pickle
-
+def _reducer_override(pickler: Any, obj: Any) -> Any:
+    """The Pickler's reducer_override: functions and classes that the receiver
+    cannot import by name cross by value; everything else as pickle does."""
+    if type(obj) is not _FunctionType and not isinstance(obj, type):
+        return NotImplemented
     from interpool._functions import needs_value
 
-    class Pickler(pickle.Pickler):
-        def reducer_override(self, obj: Any) -> Any:
-            if type(obj) is _FunctionType or isinstance(obj, type):
-                if not needs_value(obj):
-                    return NotImplemented
-                sender = self.__dict__.get("_sender")
-                if sender is None:
-                    sender = self._sender = _Sender("the function", needs_value)
-                if type(obj) is _FunctionType:
-                    return sender.function(obj).__reduce__()
-                if cloudpickle_installed():
-                    return _Cloudpickled(obj).__reduce__()
-                raise pickle.PicklingError(
-                    f"the class {obj.__qualname__!r} is defined where the receiver cannot import "
-                    f"it (an interactive __main__): define it in a module, or {_EXTRA_HINT}")
-            return NotImplemented
+    if not needs_value(obj):
+        return NotImplemented
+    sender = pickler.__dict__.get("_sender")
+    if sender is None:  # one per pickle: what a function names crosses once
+        sender = pickler._sender = _Sender("the function", needs_value)
+    if type(obj) is _FunctionType:
+        return sender.function(obj).__reduce__()
+    if cloudpickle_installed():
+        return _Cloudpickled(obj).__reduce__()
+    import pickle
 
-    return Pickler
+    raise pickle.PicklingError(
+        f"the class {obj.__qualname__!r} is defined where the receiver cannot import "
+        f"it (an interactive __main__): define it in a module, or {_EXTRA_HINT}")
+
+
+def _make_pickler() -> Any:
+    # Made on first use: pickle is not imported until something is pickled.
+    import pickle
+
+    return type("Pickler", (pickle.Pickler,), {"reducer_override": _reducer_override})
 
 
 def send(fn: Any, what: str, needs_value: Any) -> Any:

@@ -81,11 +81,17 @@ class _Future(Future[_T]):
     _chunk_start: int | None = None  # a map chunk's first item (for errors)
 
     def interrupt(self) -> bool:
-        """Stops the task if a worker runs it: an exception is raised in its
-        code (at the next bytecode; a call that released the GIL, such as
-        time.sleep, is interrupted when it returns), the worker's interpreter is
-        replaced, and result() raises interpool.TaskInterrupted. False if the
-        task is not running: cancel() withdraws a pending one."""
+        """Stops the task if a worker runs it. True means its outcome is decided:
+        result() raises interpool.TaskInterrupted (TimeoutError if its
+        task_timeout had already stopped it), even if its code finishes before
+        the interruption reaches it. False means nothing changed: the task is
+        not running (cancel() withdraws a pending one) or has already ended.
+
+        The interruption is an exception raised in the task's code at its next
+        bytecode (a call that released the GIL, such as time.sleep, is
+        interrupted when it returns); the worker's interpreter serves on once
+        that exception has unwound the task, and is replaced by a fresh one if
+        the task caught it and went on."""
         task = self._task
         return task is not None and self._fallback is None and task.interrupt()
 
@@ -182,6 +188,8 @@ class _State:
         self.settled = threading.Event()
 
     def begin_feed(self) -> None:
+        if _forked is not None:
+            raise RuntimeError(_forked)
         with self.lock:
             if self.closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -315,12 +323,40 @@ def _collect(state: _State) -> None:
 def _forget(state: _State, owner: int) -> None:
     from . import shared as shared_view
 
-    state.close()  # a fallback process pool closes once every future is settled
+    if _forked is None:
+        state.close()  # a fallback process pool closes once every future is settled
     shared_view._pop(owner)
 
 
 _live: weakref.WeakSet[Executor] = weakref.WeakSet()
 _exiting = False
+# In a process forked while interpool ran workers or interpreters: the message
+# its executors refuse work with. Their workers and result threads stayed in
+# the parent, and a lock one of those threads held at the fork stays held here,
+# so nothing in such a child takes an executor's lock or waits for its threads.
+_forked: str | None = None
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    _forked = _interpool.fork_refusal("cannot submit a task")
+    if _forked is None:
+        return
+    # The futures of tasks the parent runs: their outcomes come there, not here.
+    lost = _interpool.fork_refusal("the task of this future runs in the parent process")
+    for ex in list(_live):
+        for fut in list(ex._state.futures.values()):
+            lock = fut._condition
+            if fut.done() or not lock.acquire(blocking=False):
+                continue  # being settled by a thread that did not come along: left
+            lock.release()
+            try:
+                fut.set_exception(RuntimeError(lost))
+            except Exception:  # an InvalidStateError: it ended meanwhile
+                pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # In the main interpreter, result threads are daemon threads and executors left
@@ -336,7 +372,7 @@ def _at_main_thread_end() -> None:
     # be feeding.
     global _exiting
     _exiting = True
-    if not _IN_MAIN:
+    if not _IN_MAIN and _forked is None:
         _finish_open_executors()
 
 
@@ -345,6 +381,8 @@ def _at_exit() -> None:
     # interpool object can now be woken only by another task. Once every task
     # waits so, none ever will: the engine interrupts them (TaskInterrupted)
     # rather than let the program hang. Then each executor finishes.
+    if _forked is not None:
+        return  # the executors' workers are the parent's
     if _IN_MAIN:
         _interpool.end_stuck_tasks()
     _finish_open_executors()
@@ -427,6 +465,8 @@ class Executor(_ThreadPoolExecutor):
         task_timeout: float | None = None,
     ) -> None:
         # ThreadPoolExecutor.__init__ is not called: it would make a thread pool.
+        if _forked is not None:
+            raise RuntimeError(_interpool.fork_refusal("cannot create an Executor"))
         if _worker.loading_main:
             raise RuntimeError(
                 "an interpool.Executor was created while a worker was loading your script: "
@@ -472,9 +512,11 @@ class Executor(_ThreadPoolExecutor):
                 raise ValueError(f"task_timeout must be > 0, not {task_timeout!r}")
 
         initializers: list[tuple] = [(_WORKER_MODULE, "setup", (shared_dict, _main_source()), None)]
+        process_initializer = initializer  # what a fallback process runs: what pickles
         if initializer is not None:
             ref = _reference(initializer, "the initializer")
             initializers.append(self._call_parts(ref, initargs, {}))
+            process_initializer = _for_process(ref, initializer)
         try:
             pool = _interpool.Pool(
                 max_workers,
@@ -490,7 +532,7 @@ class Executor(_ThreadPoolExecutor):
         self._thread_name_prefix = thread_name_prefix
         self._here = _here.Threads(f"{thread_name_prefix}-thread")
         self._state = _State(pool, None if fallback is None else _fallback.ProcessFallback(
-            max_workers, shared_dict, initializer, initargs), task_timeout)
+            max_workers, shared_dict, process_initializer, initargs), task_timeout)
         self._shared = types.MappingProxyType(shared_dict)
         self._handler = threading.Thread(
             target=_collect, args=(self._state,), name="interpool-results", daemon=_IN_MAIN
@@ -535,6 +577,8 @@ class Executor(_ThreadPoolExecutor):
         fallback, `call` = (fn, args, kwargs) is what a process would run for
         `ref`'s function."""
         state = self._state
+        if _forked is not None:
+            raise RuntimeError(_forked)
         fut: _Future[Any] = _Future()
         with state.lock:
             if state.broken:
@@ -631,6 +675,8 @@ class Executor(_ThreadPoolExecutor):
 
     def _submit_here(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> _Future:
         state = self._state
+        if _forked is not None:
+            raise RuntimeError(_forked)
         with state.lock:
             if state.broken:
                 raise BrokenInterpreterPool(state.broken)
@@ -721,6 +767,11 @@ class Executor(_ThreadPoolExecutor):
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Stops accepting tasks; cancel_futures cancels those not started;
         wait=True waits for the rest and for the workers to end."""
+        if _forked is not None:
+            # A copy of the parent's executor: nothing of it runs in this process.
+            _live.discard(self)
+            self._finalizer()
+            return
         state = self._state
         state.close(cancel_pending=cancel_futures)
         self._here.shutdown(wait=False, cancel_futures=cancel_futures)

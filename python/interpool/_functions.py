@@ -169,8 +169,47 @@ def _by_name(obj: Any) -> tuple[str, str] | None:
         # exec and prepare_main put there.)
         if _worker.main_source is not None or main_source() is None:
             return None
+        if _in_main_guard(obj):
+            return None  # the worker's copy of the script never defines it
         module = _worker.MAIN_ALIAS
     return module, qualname
+
+
+_guards: list[tuple[int, int]] | None = None  # line ranges of the script's main guards
+
+
+def _in_main_guard(obj: Any) -> bool:
+    """True for a function of the __main__ script defined under its
+    `if __name__ == "__main__":` (which workers loading the script do not run)."""
+    global _guards  # noqa: PLW0603
+    code = getattr(obj, "__code__", None)
+    if code is None:
+        return False
+    if _guards is None:
+        _guards = _main_guards(getattr(sys.modules["__main__"], "__file__", None), code.co_filename)
+    line = code.co_firstlineno
+    return any(start <= line <= end for start, end in _guards)
+
+
+def _main_guards(path: str | None, filename: str) -> list[tuple[int, int]]:
+    if not path or os.path.abspath(path) != os.path.abspath(filename):
+        return []
+    import ast
+
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    guards = []
+    for node in tree.body:
+        test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+        if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+                and test.left.id == "__name__" and len(test.comparators) == 1
+                and isinstance(test.comparators[0], ast.Constant)
+                and test.comparators[0].value == "__main__"):
+            guards.append((node.lineno, node.end_lineno or node.lineno))
+    return guards
 
 
 def needs_value(obj: Any) -> bool:

@@ -139,6 +139,19 @@ class RefusedName:
     def __getitem__(self, key: Any) -> Any:
         return self._use("[...]")
 
+    def __enter__(self) -> Any:
+        # A `with` (or a loop) over a refused module's object at the script's top
+        # level runs work there: that code belongs under the main guard.
+        extension, shown = self.__interpool_refused__
+        raise _error(extension, f"{shown} (in a `with` or a loop of your script's top level, "
+                                f"which workers run when they load it: keep the code that runs "
+                                f"work under `if __name__ == \"__main__\":`)")
+
+    __iter__ = __enter__
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
     def __repr__(self) -> str:
         return f"<placeholder for {self.__interpool_refused__[1]}, refused here>"
 

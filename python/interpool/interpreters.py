@@ -241,9 +241,13 @@ class Interpreter:
         if ref.module is not None and ref.qualname is not None:  # found by name, not pickled
             ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
         else:
-            ok, value = _interpool.interp_call(
-                self._id, "interpool._worker", "call", args, {**kwargs, _worker.FN_KEYWORD: ref.pickled}
-            )
+            try:
+                ok, value = _interpool.interp_call(
+                    self._id, "interpool._worker", "call", args,
+                    {**kwargs, _worker.FN_KEYWORD: ref.pickled})
+            except NotShareableError:
+                _check_callable(callable, ref.pickled)
+                raise
         if not ok:
             raise ExecutionFailed(_excinfo(value))
         return value
@@ -269,6 +273,20 @@ class Interpreter:
         if raw is not None:
             raise ExecutionFailed(_excinfo(raw))
         _prepared.add(self._id)
+
+
+def _check_callable(callable: Any, sent: Any) -> None:
+    """After a call failed to cross: NotShareableError naming the callable if it
+    is what cannot cross (checked by pickling it again, as the engine did)."""
+    from ._byvalue import dumps
+
+    try:
+        dumps(sent)
+    except Exception as e:
+        name = getattr(callable, "__qualname__", None) or type(callable).__qualname__
+        raise NotShareableError(
+            f"cannot send the callable {name!r} ({type(callable).__name__!r}) to the interpreter: it does "
+            f"not pickle ({type(e).__name__}: {e})") from None
 
 
 def _function_body(fn: types.FunctionType) -> types.CodeType:

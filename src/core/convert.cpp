@@ -204,6 +204,7 @@ class ToValue {
       if (codec && codec->pickler) {
         dumps_.p = codec->pickler();
         if (!dumps_ && PyErr_Occurred()) throw PythonErrorSet();
+        face_pickler_ = static_cast<bool>(dumps_);
       }
       if (!dumps_) {
         Ref module(PyImport_ImportModule("pickle"));
@@ -225,10 +226,16 @@ class ToValue {
       Ref exc(PyErr_GetRaisedException());
       std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
       std::string hint;
-      if (!PyFunction_Check(obj))  // (for a function, the pickler's own words say why)
+      if (PyFunction_Check(obj)) {
+        if (!face_pickler_)  // (a face's pickler sends functions by value, and says why not)
+          hint =
+              "; lambdas, closures and nested functions cannot cross interpreters: define the "
+              "function at module level";
+      } else {
         hint =
             "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
             "bytes, tuple, list, dict, set)";
+      }
       fail(obj, "it does not pickle (" + why + ")" + hint);
     }
     if (!PyBytes_Check(data.p)) fail(obj, "pickle.dumps did not return bytes");
@@ -306,6 +313,7 @@ class ToValue {
   const ToValueOptions& options_;
   std::vector<Step> path_;
   Ref dumps_;
+  bool face_pickler_ = false;  // dumps_ is the face's (HandleCodec::pickler)
 };
 
 // ---------------------------------------------------------------------------

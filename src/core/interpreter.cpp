@@ -40,6 +40,7 @@ std::unique_lock<std::mutex> lock_creation() {
 // ---------------------------------------------------------------------------
 
 Interpreter Interpreter::create() {
+  refuse_if_forked("cannot create an interpreter");
   PyInterpreterConfig config = {};
   config.use_main_obmalloc = 0;
   config.allow_fork = 0;
@@ -52,6 +53,8 @@ Interpreter Interpreter::create() {
   // Py_NewInterpreterFromConfig copies settings from the current interpreter,
   // so a thread with no thread state borrows one of the main interpreter for
   // the call. It detaches the caller's state and attaches the new one.
+  // Counted from before it exists: a fork during the creation leaves it behind too.
+  ForkSensitive alive = ForkSensitive::count();
   std::unique_lock<std::mutex> one_at_a_time = lock_creation();
   PyThreadState* previous = current_thread_state();
   PyThreadState* borrowed = nullptr;
@@ -69,6 +72,7 @@ Interpreter Interpreter::create() {
     interp.state_ = PyThreadState_GetInterpreter(ts);
     interp.id_ = PyInterpreterState_GetID(interp.state_);
     interp.active_ = new std::atomic<int>(0);
+    interp.alive_ = std::move(alive);
     // Users enter with thread states of their own threads; this one is kept
     // idle so that the interpreter's thread list never empties (see keeper_).
     interp.keeper_ = PyEval_SaveThread();
@@ -91,7 +95,8 @@ Interpreter::Interpreter(Interpreter&& other) noexcept
     : state_(std::exchange(other.state_, nullptr)),
       id_(std::exchange(other.id_, -1)),
       keeper_(std::exchange(other.keeper_, nullptr)),
-      active_(std::exchange(other.active_, nullptr)) {}
+      active_(std::exchange(other.active_, nullptr)),
+      alive_(std::move(other.alive_)) {}
 
 Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
   if (this != &other) {
@@ -104,6 +109,7 @@ Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
     id_ = std::exchange(other.id_, -1);
     keeper_ = std::exchange(other.keeper_, nullptr);
     active_ = std::exchange(other.active_, nullptr);
+    alive_ = std::move(other.alive_);
   }
   return *this;
 }
@@ -146,6 +152,14 @@ static void settle_threading_312() {
 
 void Interpreter::close() {
   if (!state_) return;
+  if (forked_while_running()) {
+    // The parent's: its thread states belong to threads this process does not
+    // have, and CPython here no longer lists it (see fork.cpp). Left as it is.
+    state_ = nullptr;
+    keeper_ = nullptr;
+    id_ = -1;
+    return;
+  }
   if (active_->load() > 0)
     throw InterpreterError("interpreter " + std::to_string(id_) +
                            " is running: it cannot be closed");
@@ -168,6 +182,7 @@ void Interpreter::close() {
   active_ = nullptr;
   state_ = nullptr;
   id_ = -1;
+  alive_.release();
 }
 
 namespace {
@@ -196,6 +211,10 @@ void run_quietly(const char* code) {
 
 void Interpreter::close_abandoning_threads() {
   if (!state_) return;
+  if (forked_while_running()) {
+    close();  // forgets it: the parent's
+    return;
+  }
   if (active_->load() > 0)
     throw InterpreterError("interpreter " + std::to_string(id_) +
                            " is running: it cannot be closed");
@@ -233,6 +252,7 @@ void Interpreter::close_abandoning_threads() {
   active_ = nullptr;
   state_ = nullptr;
   id_ = -1;
+  alive_.release();
 }
 
 // ---------------------------------------------------------------------------
@@ -271,7 +291,8 @@ Py_ssize_t threads_running_in(const Interpreter& interp) {
 
 // The capsule's destructor, when sys.modules is cleared during finalization.
 void close_kept_at_finalization(PyObject*) {
-  if (!python_finalizing()) return;  // dropped by hand: the program runs on
+  // Dropped by hand, the program runs on; forked, they are the parent's.
+  if (!python_finalizing() || forked_while_running()) return;
   std::vector<Interpreter> kept;
   {
     ThreadsLeftState& left = threads_left();
@@ -283,7 +304,8 @@ void close_kept_at_finalization(PyObject*) {
     try {
       interp.close_abandoning_threads();
     } catch (const std::exception&) {
-      // In use after all: left as it is.
+      // In use after all: left as it is (its destructor would join the threads).
+      (void)new Interpreter(std::move(interp));  // never destroyed
     }
   }
   PyErr_SetRaisedException(pending);
@@ -303,6 +325,7 @@ void ThreadsLeft::keep(Interpreter interp) {
 }
 
 std::size_t ThreadsLeft::close_ended() noexcept {
+  if (forked_while_running()) return 0;  // the parent's: their threads are there
   ThreadsLeftState& left = threads_left();
   std::vector<Interpreter> kept;
   {
@@ -327,7 +350,7 @@ std::size_t ThreadsLeft::close_ended() noexcept {
 }
 
 void ThreadsLeft::at_exit() noexcept {
-  if (close_ended() == 0) return;
+  if (forked_while_running() || close_ended() == 0) return;
   ThreadsLeftState& left = threads_left();
   {
     std::lock_guard lock(left.mutex);
@@ -361,6 +384,7 @@ void ThreadsLeft::at_exit() noexcept {
 
 Activation::Activation(const Interpreter& interp) : active_(interp.active_) {
   if (!interp) throw InterpreterError("cannot enter a closed interpreter");
+  refuse_if_forked("cannot enter interpreter " + std::to_string(interp.id()));
   active_->fetch_add(1);
   enter(interp.state());
 }

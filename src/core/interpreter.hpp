@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/fork.hpp"
+
 namespace interpool {
 
 /// The thread state attached to the calling thread, or nullptr (never fails).
@@ -30,7 +32,10 @@ inline PyThreadState* current_thread_state() noexcept {
 /// - the new interpreter keeps no thread state: enter it with an Activation;
 /// - close() (and the destructor) run on a thread that is not inside this
 ///   interpreter, when no Activation of it is alive on any thread;
-/// - move-only; a moved-from Interpreter owns nothing.
+/// - move-only; a moved-from Interpreter owns nothing;
+/// - in a process forked while engine threads or interpreters were alive,
+///   create() and entering throw UsedAfterFork, and close() forgets the
+///   interpreter without ending it (it was the parent's).
 class Interpreter {
  public:
   /// Throws InterpreterError with CPython's reason if creation fails.
@@ -73,6 +78,7 @@ class Interpreter {
   PyThreadState* keeper_ = nullptr;
   // Heap-allocated so that Activations can count themselves across moves.
   std::atomic<int>* active_ = nullptr;
+  ForkSensitive alive_;
 };
 
 /// Interpreters whose worker has ended while threads its tasks started still

@@ -43,6 +43,7 @@ LivePools& live_pools() {
 }  // namespace
 
 std::size_t Pool::shutdown_all() noexcept {
+  if (forked_while_running()) return 0;  // every pool listed is the parent's
   LivePools& live = live_pools();
   std::unordered_set<std::uint64_t> done;  // serials, not addresses: an address may be reused
   for (;;) {
@@ -91,6 +92,7 @@ std::size_t Pool::shutdown_all() noexcept {
 
 Pool::Pool(PoolOptions options)
     : options_(std::move(options)), watchdog_(std::make_shared<Watchdog>()) {
+  refuse_if_forked("cannot start a Pool");
   if (!Py_IsInitialized())
     throw InterpreterError(
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
@@ -114,6 +116,14 @@ Pool::Pool(PoolOptions options)
 }
 
 Pool::~Pool() noexcept(false) {
+  if (forked_while_running()) {
+    // A copy of the parent's pool: its workers and watchdog threads are not in
+    // this process, so nothing may join them, and the locks they held may stay
+    // held. Kept, never joined.
+    for (auto& w : workers_) (void)w.release();
+    new std::shared_ptr<Watchdog>(std::move(watchdog_));
+    return;
+  }
   LivePools& live = live_pools();
   // Leaves the registry last: only with this thread's GIL back may
   // shutdown_all()'s caller go on to finalize Python, since CPython ends a
@@ -165,6 +175,7 @@ std::unique_ptr<Worker> Pool::start_worker(std::size_t index, std::unique_ptr<Wo
 }
 
 std::size_t Pool::size() const {
+  if (forked_while_running()) return 0;  // the workers are in the parent
   std::lock_guard lock(mutex_);
   return workers_.size();
 }
@@ -285,7 +296,7 @@ void Pool::work(Worker& self) {
   BusyThread busy;  // for Signal's spinning: this thread keeps a CPU when not waiting
   Task task;
   std::size_t ran = 0;
-  bool fresh_needed = false;  // a task was interrupted: replace this interpreter
+  bool fresh_needed = false;  // the last task left this interpreter in doubt: replace it
   for (;;) {
     // Take a task without releasing the GIL if one is there; block only when idle.
     WaitResult r = tasks_.try_get(task);
@@ -302,8 +313,8 @@ void Pool::work(Worker& self) {
     } else {
       if (task.control) watchdog_->begin_task(*site, task.control);
       Outcome out = runner.run(task.call);
-      if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out);
-      fresh_needed = fresh_needed || leaves_doubtful_state(out);
+      fresh_needed = leaves_doubtful_state(out);  // judged before an interruption replaces `out`
+      if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out) || fresh_needed;
       if (stop_left_threads(runner, out, site->interrupt_type)) {
         // They may never end (a wait with no timeout): neither the replacement,
         // which joins this worker, nor the pool's shutdown waits for them.
@@ -344,6 +355,7 @@ void Pool::watch(TaskControl& control) {
 }
 
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
+  refuse_if_forked("cannot submit a task");
   if (control) watch(*control);
   Task task{std::move(call), std::move(done), std::move(control), AcceptedTask::accept()};
   if (tasks_.put(task) != WaitResult::Ready) {
@@ -353,6 +365,7 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
 }
 
 void Pool::submit_all(std::vector<Job> jobs) {
+  refuse_if_forked("cannot submit a task");
   std::vector<Task> tasks;
   tasks.reserve(jobs.size());
   for (Job& job : jobs) {
@@ -374,6 +387,7 @@ std::future<Outcome> Pool::submit(Call call) {
 }
 
 void Pool::close(bool cancel_pending) {
+  if (forked_while_running()) return;  // nothing of it runs here
   {
     // Under the lock so that no worker is replaced after this point.
     std::lock_guard lock(mutex_);
@@ -384,6 +398,7 @@ void Pool::close(bool cancel_pending) {
 }
 
 void Pool::join() {
+  if (forked_while_running()) return;  // its workers are the parent's
   // Replacements started before close() sit in workers_ and join their predecessors.
   std::vector<std::unique_ptr<Worker>> ending;
   {

@@ -3,6 +3,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/fork.hpp"
+
 namespace interpool {
 
 namespace {
@@ -91,6 +93,9 @@ void Queue::interpreter_closed(std::int64_t interp_id) {
 }
 
 void Queue::interpreter_finalizing(std::int64_t interp_id) {
+  // A child forked while workers ran ends: nothing but this ending interpreter
+  // can read its queues any more, and a lock a worker held at the fork stays held.
+  if (forked_while_running()) return;
   {
     Registry& r = registry();
     std::lock_guard lock(r.mutex);

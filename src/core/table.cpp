@@ -66,6 +66,7 @@ InterpreterTable::Entered::~Entered() {
 }
 
 std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t id, bool alone) {
+  if (id != 0) refuse_if_forked("cannot enter interpreter " + std::to_string(id));
   std::unique_ptr<Entered> out(new Entered);
   std::shared_ptr<Entry> entry;
   {
@@ -98,6 +99,7 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
 }
 
 void InterpreterTable::close(std::int64_t id) {
+  refuse_if_forked("cannot close interpreter " + std::to_string(id));
   Table& t = table();
   std::shared_ptr<Entry> entry;
   {
@@ -132,6 +134,7 @@ bool InterpreterTable::acquire(std::int64_t id) {
 }
 
 bool InterpreterTable::release(std::int64_t id) {
+  if (forked_while_running()) return false;  // the parent's interpreters stay as they are
   Table& t = table();
   std::shared_ptr<Entry> entry;
   {
@@ -183,6 +186,7 @@ PyInterpreterState* InterpreterTable::find_state(std::int64_t id) {
 }
 
 void InterpreterTable::close_all() {
+  if (forked_while_running()) return;  // the parent's interpreters stay as they are
   std::vector<std::pair<std::int64_t, std::shared_ptr<Entry>>> idle;
   {
     std::lock_guard lock(table().mutex);

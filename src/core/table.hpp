@@ -45,7 +45,11 @@ class InterpreterRunning : public InterpreterError {
 /// - a face may count the objects that stand for an interpreter (acquire /
 ///   release): when the count returns to 0 the interpreter is closed, unless it
 ///   runs code, is being closed, or is the caller's own (then it stays open
-///   until close() or close_all()). One never counted is never closed so.
+///   until close() or close_all()). One never counted is never closed so;
+/// - in a process forked while engine threads or interpreters were alive, the
+///   interpreters listed are the parent's: create(), enter() (but of the main
+///   interpreter) and close() throw UsedAfterFork; release() and close_all()
+///   leave them.
 class InterpreterTable {
  public:
   /// Creates an isolated interpreter; returns its id.

@@ -27,16 +27,29 @@ void TaskControl::set_timeout(double seconds) noexcept {
 }
 
 bool TaskControl::request(Interruption why, bool tell_watchdog) noexcept {
-  Interruption none = Interruption::None;
-  if (!interruption_.compare_exchange_strong(none, why)) return false;
+  if (!move(at(State::Running), Phase{State::Interrupting, why})) return false;
   if (Watchdog* w = watchdog_.load(std::memory_order_acquire); w && tell_watchdog) w->wake();
   return true;
 }
 
 bool TaskControl::interrupt() noexcept {
-  if (state() != State::Running) return false;
-  request(Interruption::Stopped);
-  return true;
+  // In a child forked while it ran, the task runs (if at all) in the parent.
+  if (forked_while_running()) return false;
+  // Lost to an earlier interruption that has not ended the task yet: that one
+  // decided the outcome, which is an interruption all the same.
+  return request(Interruption::Stopped) || state() == State::Interrupting;
+}
+
+Interruption TaskControl::end() noexcept {
+  // A request may move Running -> Interrupting meanwhile, once: the loop then
+  // ends the task with its reason. Lock-free, as requests come from noexcept
+  // paths (the watchdog, end_stuck_tasks) that must not block on a worker.
+  static_assert(std::atomic<Phase>::is_always_lock_free);
+  Phase now = phase_.load(std::memory_order_acquire);
+  while (
+      !phase_.compare_exchange_weak(now, Phase{State::Ended, now.why}, std::memory_order_acq_rel)) {
+  }
+  return now.why;
 }
 
 namespace {
@@ -122,6 +135,7 @@ void AcceptedTask::end() noexcept {
 }
 
 void Pool::end_stuck_tasks() noexcept {
+  if (forked_while_running()) return;  // the tasks run in the parent
   StuckWatch& watch = stuck_watch();
   watch.on.store(true);
   std::lock_guard lock(watch.mutex);
@@ -219,8 +233,9 @@ bool Watchdog::end_worker_from_task(const char* message) noexcept {
   WorkerSite* site = site_here;
   TaskControl* task = running_here;
   if (!site || !task) return false;
-  // The first reason wins: a time limit reached meanwhile stays a timeout.
+  // The first reason wins: a time limit reached before stays a timeout.
   (void)task->request(Interruption::Exited, /*tell_watchdog=*/false);
+  site->exit_message = message;
   // Raised now, here: the watchdog delivers nothing more (it needs this GIL to
   // deliver, so it is not halfway), and end_task replaces the worker.
   task->delivered_.store(true);
@@ -244,14 +259,17 @@ void Watchdog::remove(const WorkerSite* site) {
 }
 
 void Watchdog::wake() noexcept {
+  if (forked_while_running()) return;  // the tasks it would stop run in the parent
   {
     std::lock_guard lock(mutex_);
     if (!started_ && !stopping_.load()) {
       started_ = true;
       try {
+        thread_alive_ = ForkSensitive::count();
         thread_ = std::thread([this] { run(); });
       } catch (...) {
         started_ = false;  // no thread: interruptions cannot be delivered
+        thread_alive_.release();
       }
     }
   }
@@ -259,6 +277,7 @@ void Watchdog::wake() noexcept {
 }
 
 std::size_t Watchdog::interrupt_all() noexcept {
+  if (forked_while_running()) return 0;
   std::vector<std::shared_ptr<TaskControl>> running;
   {
     std::lock_guard lock(mutex_);
@@ -276,10 +295,18 @@ std::size_t Watchdog::interrupt_all() noexcept {
 void Watchdog::stop() noexcept {
   stopping_.store(true);
   signal_.notify_all();
+  if (forked_while_running()) {
+    // Its thread stayed in the parent: nothing to join here, and a std::thread
+    // destroyed joinable would end the process. Kept, never joined.
+    if (thread_.joinable()) new std::thread(std::move(thread_));
+    return;
+  }
   std::thread t;
+  ForkSensitive alive;
   {
     std::lock_guard lock(mutex_);
     t.swap(thread_);
+    alive = std::move(thread_alive_);
   }
   if (t.joinable()) t.join();
 }
@@ -299,14 +326,15 @@ void Watchdog::run() {
           task = site->current;
         }
         if (!task || task->delivered_.load()) continue;
-        if (task->interruption() == Interruption::None && task->timeout_ns_.load()) {
+        if (task->state() == TaskControl::State::Running && task->timeout_ns_.load()) {
           std::int64_t deadline = task->deadline_ns_.load();
           if (deadline && now >= deadline)
             task->request(Interruption::Timeout, /*tell_watchdog=*/false);
           else if (deadline)
             next = std::min(next, deadline);
         }
-        if (task->interruption() != Interruption::None) due.emplace_back(site, std::move(task));
+        if (task->state() == TaskControl::State::Interrupting)
+          due.emplace_back(site, std::move(task));
       }
     }
     for (auto& [site, task] : due) deliver(*site, task);
@@ -359,6 +387,32 @@ void Watchdog::begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& 
   }
 }
 
+namespace {
+
+// True if an asynchronous exception was set for the calling thread and its
+// code has not raised it yet. The thread state keeps it until the eval loop
+// raises it; no API reads it, so the field of CPython's struct is read, with
+// the GIL held (the watchdog sets it holding that GIL too).
+bool async_exception_pending() noexcept {
+  PyThreadState* ts = current_thread_state();
+  return ts && ts->async_exc != nullptr;
+}
+
+std::string interruption_message(Interruption why, double timeout) {
+  if (why == Interruption::Timeout) {
+    char limit[32];
+    std::snprintf(limit, sizeof limit, "%g", timeout);
+    return std::string("the task ran longer than its time limit of ") + limit +
+           " s and was interrupted";
+  }
+  if (why == Interruption::Stuck)
+    return "the task was interrupted at the end of the program: it waited with no timeout on an "
+           "interpool object, and so did every other task, so nothing could wake it";
+  return "the task was interrupted while it ran";
+}
+
+}  // namespace
+
 bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task, Outcome& out) {
   {
     std::lock_guard lock(site.mutex);
@@ -371,33 +425,42 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
     std::lock_guard lock(site.wait_mutex);
     site.wait_cancelled = false;
   }
-  if (!task->delivered_.load()) return false;
-  // Raised, or still pending if the task ended first: drop it, or it would
-  // surface in whatever this thread runs next.
-  (void)PyThreadState_SetAsyncExc(site.thread_id, nullptr);
-  bool raised_here = out.status == Outcome::Status::Error && out.error.type_module == "interpool" &&
-                     out.error.type_qualname == "TaskInterrupted";
-  if (raised_here) {
-    Interruption why = task->interruption();
-    ErrorInfo where = std::move(out.error);
+  // From here on interrupt() decides nothing: an interruption that came first
+  // is the outcome, whatever the code did after it.
+  Interruption why = task->end();
+  if (why == Interruption::None) return false;
+  // Holding this interpreter's GIL: no delivery can be under way, and none
+  // starts now that the site runs nothing.
+  bool delivered = task->delivered_.load();
+  bool never_raised = !delivered || async_exception_pending();
+  // Dropped if still pending, or it would surface in whatever this thread runs next.
+  if (delivered) (void)PyThreadState_SetAsyncExc(site.thread_id, nullptr);
+  bool unwound = out.status == Outcome::Status::Error && out.error.type_module == "interpool" &&
+                 out.error.type_qualname == "TaskInterrupted";
+  ErrorInfo where;
+  if (unwound) {
+    where = std::move(out.error);  // with the traceback of where it stopped
     where.pickled.clear();
-    if (why == Interruption::Timeout) {
-      char limit[32];
-      std::snprintf(limit, sizeof limit, "%g", task->timeout());
-      where.message = std::string("the task ran longer than its time limit of ") + limit +
-                      " s and was interrupted";
-    } else if (why == Interruption::Exited) {
-      // The message the task's exit gave (end_worker_from_task).
-    } else if (why == Interruption::Stuck) {
-      where.message =
-          "the task was interrupted at the end of the program: it waited with no timeout on an "
-          "interpool object, and so did every other task, so nothing could wake it";
-    } else {
-      where.message = "the task was interrupted while it ran";
-    }
-    out = Outcome::interrupted(why, std::move(where));
+  } else {
+    where.type_module = "interpool";
+    where.type_qualname = "TaskInterrupted";
   }
-  return true;  // a fresh interpreter: the interrupted code may have left any state
+  if (why == Interruption::Exited) {
+    // The task ended its worker (end_worker_from_task): replaced, however the
+    // exception went.
+    where.message = std::move(site.exit_message);
+    site.exit_message.clear();
+    out = Outcome::interrupted(why, std::move(where));
+    return true;
+  }
+  where.message = interruption_message(why, task->timeout());
+  if (!unwound && never_raised)
+    where.message += " (as it was ending: what it returned or raised is dropped)";
+  out = Outcome::interrupted(why, std::move(where));
+  // The interpreter serves on when the exception ended the task as any
+  // exception does, or never reached its code. Code that caught it and went
+  // on may have left any state: a fresh interpreter then.
+  return !unwound && !never_raised;
 }
 
 }  // namespace interpool

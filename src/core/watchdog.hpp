@@ -10,9 +10,11 @@
 #include <interpool/signal.hpp>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "core/fork.hpp"
 #include "core/wait_hook.hpp"
 
 namespace interpool {
@@ -42,6 +44,9 @@ struct WorkerSite final : WaitHook {
   std::uint32_t sleeping_epoch = 0;
   bool wait_cancelled = false;  // the task's interruption was delivered
   bool counted_stuck = false;   // in the untimed waits end_stuck_tasks looks at
+  // Why the running task ended its worker (Watchdog::end_worker_from_task), for
+  // end_task. Written and read on the worker's thread only.
+  std::string exit_message;
 
   bool enter(Signal& signal, std::uint32_t epoch, bool untimed) noexcept override;
   bool leave() noexcept override;
@@ -88,9 +93,10 @@ class Watchdog {
   static bool end_worker_from_task(const char* message) noexcept;
 
   /// In the worker, with its GIL, around running `task`: begin_task makes it the
-  /// site's current task and starts its time limit; end_task clears it and, if
-  /// an interruption was raised, turns the outcome Interrupted (when the task
-  /// ended with it) and returns true: the worker's interpreter must be replaced.
+  /// site's current task and starts its time limit; end_task clears it, ends the
+  /// task (TaskControl::end) and, if an interruption came first, makes the
+  /// outcome Interrupted whatever the code did. True if the worker's interpreter
+  /// must be replaced: the code caught the interruption and went on.
   void begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task);
   static bool end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& task, Outcome& out);
 
@@ -104,6 +110,7 @@ class Watchdog {
   std::atomic<bool> stopping_{false};
   Signal signal_;
   std::thread thread_;
+  ForkSensitive thread_alive_;  // while thread_ runs
 };
 
 /// True if interpreter `id` is a Pool worker's (from WorkerSite::open to close).

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/fork.hpp"
 #include "core/interpreter.hpp"
 
 namespace interpool {
@@ -66,6 +67,9 @@ class Worker {
   bool leave_to_threads_ = false;  // written and read on the worker's thread
   Signal ready_signal_;
   std::exception_ptr failure_;
+  // Counted before the thread starts and until it is joined (declared first,
+  // destroyed after the join in ~Worker).
+  ForkSensitive alive_ = ForkSensitive::count();
   std::thread thread_;
 };
 

@@ -140,6 +140,8 @@ PyObject* raise_engine_error(ModuleState* st) {
     if (ensure_futures_types(st)) PyErr_SetString(st->BrokenInterpreterPool, e.what());
   } catch (const PoolClosed& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const UsedAfterFork& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const InterpreterError& e) {
     PyErr_SetString(st->InterpreterError, e.what());
   } catch (const std::bad_alloc&) {
@@ -764,6 +766,15 @@ struct TaskObject {
   PyObject_HEAD std::shared_ptr<TaskState>* state;
 };
 
+// In a child forked while it ran, a task not done by then never will be here:
+// false with RuntimeError set rather than a wait for the parent's worker.
+bool refuse_wait_after_fork(TaskState& task) {
+  if (!forked_while_running() || task.is_done()) return true;
+  PyErr_SetString(PyExc_RuntimeError,
+                  used_after_fork_message("cannot wait for a task it ran").c_str());
+  return false;
+}
+
 void Task_dealloc(PyObject* op) {
   PyTypeObject* type = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
@@ -789,6 +800,7 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
   Deadline deadline;
   if (!parse_deadline(timeout, 1, deadline)) return nullptr;
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  if (!refuse_wait_after_fork(task)) return nullptr;
   WaitResult r;
   if (!task.wait(deadline, false, r)) return nullptr;
   if (r == WaitResult::Timeout)
@@ -813,6 +825,7 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!parse_deadline(timeout, 1, deadline)) return nullptr;
   const std::shared_ptr<TaskState>& state = *reinterpret_cast<TaskObject*>(self)->state;
   TaskState& task = *state;
+  if (!refuse_wait_after_fork(task)) return nullptr;
   {
     std::lock_guard lock(task.mutex);
     ++task.takers;
@@ -849,7 +862,7 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
 
 PyObject* Task_interrupt(PyObject* self, PyObject*) {
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  return PyBool_FromLong(!task.is_done() && task.control->interrupt());
+  return PyBool_FromLong(task.control->interrupt());
 }
 
 PyObject* Task_cancel(PyObject* self, PyObject*) {
@@ -861,7 +874,10 @@ PyObject* Task_cancel(PyObject* self, PyObject*) {
 
 PyObject* Task_running(PyObject* self, PyObject*) {
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  return PyBool_FromLong(task.control->state() == TaskControl::State::Running && !task.is_done());
+  TaskControl::State state = task.control->state();
+  return PyBool_FromLong(
+      (state == TaskControl::State::Running || state == TaskControl::State::Interrupting) &&
+      !task.is_done());
 }
 
 PyMethodDef Task_methods[] = {
@@ -870,7 +886,9 @@ PyMethodDef Task_methods[] = {
      "Cancel the task if no worker has started it; True if so."},
     {"running", Task_running, METH_NOARGS, "True while a worker runs the task."},
     {"interrupt", Task_interrupt, METH_NOARGS,
-     "Stop the task if a worker runs it (it then ends with TaskInterrupted); True if so."},
+     "Stop the task if a worker runs it; True if its outcome is now the interruption "
+     "(TaskInterrupted, or TimeoutError if its time limit came first), False if nothing was "
+     "decided (pending, ended or cancelled)."},
     {"result", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Task_result)),
      METH_VARARGS | METH_KEYWORDS,
      "result($self, /, timeout=None)\n--\n\n"
@@ -1034,7 +1052,9 @@ void Pool_dealloc(PyObject* op) {
   PyTypeObject* type = Py_TYPE(op);
   PyObject_GC_UnTrack(op);
   PyObject_ClearWeakRefs(op);
-  delete reinterpret_cast<PoolObject*>(op)->pool;  // shuts down, GIL released while joining
+  // Shuts down, GIL released while joining. In a child forked while it ran,
+  // kept: its workers are the parent's (and a lock one held may stay held).
+  if (!forked_while_running()) delete reinterpret_cast<PoolObject*>(op)->pool;
   delete reinterpret_cast<PoolObject*>(op)->completions;
   type->tp_free(op);
   Py_DECREF(type);
@@ -1595,6 +1615,7 @@ PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
 PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
   st->exiting = true;
+  if (forked_while_running()) Py_RETURN_NONE;  // the pools and interpreters are the parent's
   PyObject* pools = st->pools ? PySequence_List(st->pools) : PyList_New(0);
   if (!pools) return nullptr;
   for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) {
@@ -1662,6 +1683,16 @@ PyObject* mod_end_stuck_tasks(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// The RuntimeError message for `what` in a process forked while interpool ran
+// workers or interpreters; None elsewhere.
+PyObject* mod_fork_refusal(PyObject*, PyObject* what) {
+  if (!PyUnicode_Check(what))
+    return PyErr_Format(PyExc_TypeError, "what must be str, not %.100s", Py_TYPE(what)->tp_name);
+  if (!forked_while_running()) Py_RETURN_NONE;
+  std::string text = used_after_fork_message(to_utf8(what));
+  return PyUnicode_FromStringAndSize(text.data(), static_cast<Py_ssize_t>(text.size()));
+}
+
 PyObject* mod_environment_lock(PyObject*, PyObject*) {
   return object_from_handle(environment_lock());
 }
@@ -1714,6 +1745,9 @@ PyMethodDef module_methods[] = {
      "On a pool's worker thread, its name (Pool's thread_name_prefix, then _<i>); else None."},
     {"queue_from_id", mod_queue_from_id, METH_O,
      "queue_from_id($module, id, /)\n--\n\nThis interpreter's Queue object for a live id."},
+    {"fork_refusal", mod_fork_refusal, METH_O,
+     "In a process forked while interpool ran workers or interpreters, the message "
+     "refusing `what`; None elsewhere."},
     {"environment_lock", mod_environment_lock, METH_NOARGS,
      "The process's RLock for its C environment: held around os.environ changes in\n"
      "interpool's interpreters and around the process spawns interpool makes."},
@@ -1760,6 +1794,9 @@ int module_exec(PyObject* module) {
 
   ModuleState* st = state_of(module);
   st->interpreter_id = current_interpreter_id();
+  // Imported, interpool keeps a fork's child from being ended by CPython's
+  // after-fork clean-up of sub-interpreters, the standard library's included.
+  if (st->interpreter_id == 0) watch_forks();
 
   // queue.Empty is _queue.Empty; queue.Full (for QueueFull) needs the queue
   // module and its threading import, which workers seldom use: made on first need.

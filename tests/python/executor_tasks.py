@@ -439,10 +439,23 @@ def spin(seconds=60.0):
     return _interpool.interpreter_id()
 
 
+def spin_swallowing(seconds=60.0):
+    """spin(), catching everything, its interruption included, and going on:
+    returns "swallowed" if it caught something."""
+    try:
+        _busy(seconds)
+    except BaseException:
+        return "swallowed"
+    return "finished"
+
+
 def spin_started(path, seconds=60.0):
-    """spin(), after creating the file `path` (so the parent knows it runs)."""
-    with open(path, "w") as f:
+    """spin(), after creating the file `path` (so the parent knows it runs). The
+    file appears whole, by a rename, once nothing is left to do but spin: an
+    interruption sent when it appears lands in spin(), not in the file's writing."""
+    with open(path + ".tmp", "w") as f:
         f.write("started")
+    os.replace(path + ".tmp", path)
     return spin(seconds)
 
 
@@ -540,7 +553,7 @@ def exit_worker(status):
 
 
 def exit_swallowed(status):
-    """os._exit in a task that swallows whatever it raises."""
+    """os._exit in a task that swallows whatever it raises, and returns."""
     try:
         os._exit(status)
     except BaseException:  # noqa: BLE001

@@ -213,6 +213,18 @@ def raise_not_shareable():
     raise NotShareableError("raised by the function")
 
 
+class LockHolder:
+    """An object that does not pickle (it holds a lock), with a method."""
+
+    def __init__(self):
+        import threading
+
+        self.lock = threading.Lock()
+
+    def method(self):
+        return 1
+
+
 class RebuiltOnlyInWorkers:
     """Unpickles in interpool's interpreters, raises in the main one."""
 

@@ -42,40 +42,6 @@ def run_python(code, env=None):
 
 
 # ---------------------------------------------------------------------------
-# Without Dask
-# ---------------------------------------------------------------------------
-
-
-def test_import_interpool_does_not_import_dask():
-    out = run_python("""
-        import sys
-        import interpool, interpool.interpreters
-        with interpool.Executor(1) as ex:
-            assert ex.submit(abs, -2).result() == 2
-        print(sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed")))
-    """)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-
-
-def test_missing_distributed_is_an_import_error_naming_the_extra():
-    # sys.modules[name] = None makes `import name` fail, as if it were not installed.
-    out = run_python("""
-        import sys
-        sys.modules["distributed"] = None
-        try:
-            import interpool.dask
-        except ImportError as e:
-            print(e)
-        else:
-            print("imported")
-    """)
-    assert out.returncode == 0, out.stderr
-    assert "interpool.dask needs Dask's distributed" in out.stdout
-    assert "pip install 'interpool[dask]'" in out.stdout
-
-
-# ---------------------------------------------------------------------------
 # WorkerExecutor alone: what runs where in a task graph
 # ---------------------------------------------------------------------------
 

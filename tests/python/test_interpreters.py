@@ -936,3 +936,13 @@ def test_unshareable_result_and_callable_raise_not_shareable_error(interp, monke
     k = 1
     with pytest.raises(I.NotShareableError, match="closure"):
         interp.call(lambda: k)
+
+
+def test_a_callable_that_cannot_cross_is_named(interp):
+    holder = interp_tasks.LockHolder()
+    with pytest.raises(I.NotShareableError) as info:
+        interp.call(holder.method)
+    assert "the callable 'LockHolder.method'" in str(info.value)
+    assert "__interpool_fn__" not in str(info.value)
+    with pytest.raises(I.NotShareableError, match="argument 1"):  # an argument is named as such
+        interp.call(interp_tasks.add, threading.Lock())

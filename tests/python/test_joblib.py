@@ -48,35 +48,6 @@ def wait_until(condition, what, limit=30.0):
 # ---------------------------------------------------------------------------
 
 
-def test_import_interpool_does_not_import_joblib():
-    out = run_python("""
-        import sys
-        import interpool, interpool.interpreters
-        with interpool.Executor(1) as ex:
-            assert ex.submit(abs, -2).result() == 2
-        print(sorted(m for m in sys.modules if m.split(".")[0] == "joblib"))
-    """)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-
-
-def test_missing_joblib_is_an_import_error_naming_the_extra():
-    # sys.modules[name] = None makes `import name` fail, as if it were not installed.
-    out = run_python("""
-        import sys
-        sys.modules["joblib"] = None
-        try:
-            import interpool.joblib
-        except ImportError as e:
-            print(e)
-        else:
-            print("imported")
-    """)
-    assert out.returncode == 0, out.stderr
-    assert "interpool.joblib needs joblib" in out.stdout
-    assert "pip install 'interpool[joblib]'" in out.stdout
-
-
 def test_importing_registers_the_backend():
     from joblib.parallel import BACKENDS
 
@@ -123,12 +94,8 @@ def test_a_script_with_its_functions_in_main(tmp_path, imports):
                                          guarded=JOBLIB_IMPORTS if imports == "guarded" else ""))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
-    if imports == "top" and sys.version_info < (3, 13):
-        # joblib cannot be imported in a sub-interpreter of 3.12: the error says what to do.
-        assert out.returncode != 0
-        assert "IncompatibleModuleError" in out.stderr
-        assert "Python 3.12 cannot load ctypes in a sub-interpreter, and joblib imports it" in out.stderr
-        return
+    # (On 3.12 joblib cannot be imported in a worker: the script's top-level joblib
+    # imports bind placeholders there, which `work` does not touch.)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [str([i * i for i in range(20)]), "True False"]
 
@@ -148,7 +115,7 @@ def test_a_script_without_a_main_guard_is_told(tmp_path):
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
     assert out.returncode != 0
-    # (On 3.12 the worker cannot import joblib, and that error says the same.)
+    # (On 3.12 the worker cannot import joblib: the `with` of a placeholder says the same.)
     assert 'if __name__ == "__main__":' in out.stderr
     if sys.version_info >= (3, 13):
         assert "RuntimeError: a joblib Parallel call on the interpool backend ran while a worker " \

@@ -343,6 +343,45 @@ def test_a_submitted_bound_method_is_not_kept_alive():
         assert ref() is None
 
 
+def test_functions_defined_under_the_main_guard_cross_by_value(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        def top(x):
+            return x + 1
+
+        if __name__ == "__main__":
+            def guarded(x):                # the workers' copy of the script never defines it
+                return top(x) * 10
+            with interpool.Executor(1) as ex:
+                print(json.dumps([ex.submit(guarded, 1).result(), list(ex.map(guarded, [2]))]))
+    """)
+    assert out == [20, [30]]
+
+
+def test_fallback_with_an_initializer_by_value(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json, os, warnings
+        import interpool
+
+        def uses_np(n):
+            import numpy
+            return [int(numpy.arange(n).sum()), os.environ.get("INIT_TAG"), os.getpid()]
+
+        if __name__ == "__main__":
+            warnings.simplefilter("ignore", interpool.FallbackWarning)
+            def init(tag):                  # nested: crosses by value, to processes too
+                import os
+                os.environ["INIT_TAG"] = tag
+            with interpool.Executor(1, initializer=init, initargs=("init ran",),
+                                    fallback="process") as ex:
+                total, tag, pid = ex.submit(uses_np, 4).result()
+            print(json.dumps([total, tag, pid != os.getpid()]))
+    """)
+    assert out == [6, "init ran", True]
+
+
 def test_fallback_warning_can_be_filtered(tmp_path):
     out, _ = run_program(tmp_path, """
         import json, warnings

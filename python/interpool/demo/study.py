@@ -452,9 +452,13 @@ def _run_pep734(interpreters: Any, queues: Any, work: Workload, workers: int, ba
     results_q = queues.create()
     sys_path = _sys_path()
 
+    collected = threading.Event()
+
     def body(i: int) -> None:
         # Created, run and closed in this thread: on 3.12, closing from another
-        # thread an interpreter that imported threading hangs.
+        # thread an interpreter that imported threading hangs. Closed only once
+        # the parent has every result: the items an interpreter put become
+        # UNBOUND when it closes (these queues' default).
         interp = interpreters.create()
         try:
             # Queues cross into an interpreter only once it has imported their module.
@@ -462,6 +466,7 @@ def _run_pep734(interpreters: Any, queues: Any, work: Workload, workers: int, ba
             interp.prepare_main(grid_text=work.text, sys_path=sys_path, tasks=tasks_q, results=results_q)
             interp.exec(tasks.STDLIB_WORKER)
         finally:
+            collected.wait()
             interp.close()
 
     def get() -> Any:
@@ -478,7 +483,7 @@ def _run_pep734(interpreters: Any, queues: Any, work: Workload, workers: int, ba
             pass
 
     return _run_queue_study(body, get, lambda b: tasks_q.put(tuple(b)), lambda: tasks_q.put(None), drain,
-                            work, workers, bar, what)
+                            work, workers, bar, what, collected)
 
 
 def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) -> Timing:
@@ -486,7 +491,11 @@ def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) 
     results_recv, results_send = interpreters.create_channel()
     sys_path = _sys_path()
 
+    collected = threading.Event()
+
     def body(i: int) -> None:
+        # Closed once the parent has every result: this draft's channels drop the
+        # items an interpreter sent when it is destroyed.
         interp = interpreters.create(isolated=True)
         try:
             interp.run(tasks.STDLIB_WORKER_CHANNELS, channels={
@@ -494,6 +503,7 @@ def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) 
                 "tasks": tasks_recv.id, "results": results_send.id,
             })
         finally:
+            collected.wait()
             interp.close()
 
     def get() -> Any:
@@ -509,14 +519,17 @@ def _run_pep554(interpreters: Any, work: Workload, workers: int, bar: Progress) 
 
     # send_nowait: this draft's send() sleeps 2 s after each item.
     return _run_queue_study(body, get, lambda b: tasks_send.send_nowait(array("q", b).tobytes()),
-                            lambda: tasks_send.send_nowait(b""), drain, work, workers, bar, "stdlib")
+                            lambda: tasks_send.send_nowait(b""), drain, work, workers, bar, "stdlib",
+                            collected)
 
 
 def _run_queue_study(body: Callable[[int], None], get: Callable[[], Any], put: Callable[[list[int]], None],
                      stop: Callable[[], None], drain: Callable[[], None], work: Workload, workers: int,
-                     bar: Progress, what: str) -> Timing:
+                     bar: Progress, what: str, collected: threading.Event) -> Timing:
     """The parent's side of the recipe: start-up ends when every interpreter has
-    said "ready"; then all batches go on the task queue, then one stop per worker."""
+    said "ready"; then all batches go on the task queue, then one stop per worker.
+    `collected` is set once the results are in (or the run failed): the workers
+    close their interpreters only then."""
     t0 = time.perf_counter()
     threads, errors = _run_interpreter_threads(body, workers)
     finished = False
@@ -544,6 +557,7 @@ def _run_queue_study(body: Callable[[int], None], get: Callable[[], Any], put: C
             drain()
             for _ in range(workers):
                 stop()
+        collected.set()
         for t in threads:
             t.join()
     if errors:
