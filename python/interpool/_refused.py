@@ -74,6 +74,18 @@ def guard_imports() -> None:
             if extension is None:
                 raise
             raise _error(extension) from e
+        except Exception:
+            raise
+        except BaseException:
+            # An interruption (task_timeout, Future.interrupt) unwound this import,
+            # and the interpreter serves on: the submodules it loaded would stay in
+            # sys.modules without their package, and the next import of the package
+            # would not bind them to it (NameError in its __init__). They go too.
+            if name not in sys.modules:
+                prefix = name + "."
+                for orphan in [key for key in sys.modules if key.startswith(prefix)]:
+                    del sys.modules[orphan]
+            raise
 
     _find_and_load._interpool_guarded = True  # type: ignore[attr-defined]
     bootstrap._find_and_load = _find_and_load  # type: ignore[attr-defined]

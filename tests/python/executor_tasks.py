@@ -584,3 +584,10 @@ def leave_waiting_thread(on, event=None):
         wait = event.wait
     threading.Thread(target=wait, name="waits-forever").start()
     return "returned"
+
+
+def import_slow_package():
+    """Imports tests/python/slow_import_pkg (interrupted half-way by the tests)."""
+    import slow_import_pkg
+
+    return slow_import_pkg.VALUE

@@ -70,6 +70,24 @@ def _rss_mib():
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
+def test_an_import_interrupted_half_way_can_be_done_again(make_executor, tmp_path, monkeypatch):
+    """The interpreter serves on after an interruption: an import the interruption
+    unwound must not leave its loaded submodules behind without their package."""
+    marker = tmp_path / "importing"
+    monkeypatch.setenv("INTERPOOL_SLOW_IMPORT", str(marker))  # workers share the environment
+    ex = make_executor(1)
+    first = ex.submit(T.import_slow_package)
+    wait_until(marker.exists, 60, "the import to start")
+    assert first.interrupt() is True
+    with pytest.raises(interpool.TaskInterrupted):
+        first.result(timeout=60)
+    (tmp_path / "importing.done").write_text("")
+    assert ex.submit(T.import_slow_package).result(timeout=60) == 3
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="under AddressSanitizer (make test-asan) freed memory stays in its "
+                           "quarantine: RSS says nothing of what interpool keeps")
 def test_timeouts_keep_memory_flat(make_executor):
     """A bounded-memory check, not a timing test: hundreds of timeouts must not
     each leave an interpreter's worth of memory behind."""
