@@ -4,6 +4,7 @@ fork-based process pools and preexec_fn work beside the workers, and interpool
 in the child refuses use with a clear error. Each program runs as a script, as
 a user runs it."""
 
+import os
 import pathlib
 import subprocess
 import sys
@@ -11,9 +12,12 @@ import textwrap
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from source_tree import ROOT  # noqa: E402
+
 pytestmark = pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no os.fork here")
 
-GUIDE = pathlib.Path(__file__).resolve().parents[2] / "docs" / "guide.md"
+GUIDE = pathlib.Path(ROOT) / "docs" / "guide.md"  # the source tree's (make test-wheel: elsewhere)
 
 # Workers busy with a task and an interpreter of interpreters.create() running
 # code on another thread when the program forks.
