@@ -44,6 +44,15 @@ def read_text(path: str) -> str | None:
         return None
 
 
+def rss_kib() -> int:
+    """This process's resident memory (VmRSS), KiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
 def loadavg() -> list[float] | None:
     try:
         return [round(x, 2) for x in os.getloadavg()]

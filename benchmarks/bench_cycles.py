@@ -32,14 +32,6 @@ PER_CYCLE = {"interpool": 2, "interpreters": 1, "stdlib": 1, "threads": 1}
 TARGET_KIB = 64.0
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def _cycle(backend: str) -> None:
     if backend == "stdlib":
         try:
@@ -76,13 +68,13 @@ def child(backend: str, warmup: int, cycles: int) -> dict[str, Any]:
     for _ in range(warmup):
         _cycle(backend)
     gc.collect()
-    before = _rss_kib()
+    before = _common.rss_kib()
     start = time.perf_counter()
     for _ in range(cycles):
         _cycle(backend)
     seconds = time.perf_counter() - start
     gc.collect()
-    after = _rss_kib()
+    after = _common.rss_kib()
     return {"backend": backend, "cycles": cycles, "rss_before_kib": before, "rss_after_kib": after,
             "kib_per_cycle": (after - before) / cycles, "ms_per_cycle": 1000 * seconds / cycles}
 

@@ -48,14 +48,6 @@ TURNAROUND_TARGET_MS = 15.0
 GROWTH_TARGET_MIB = 4.0
 
 
-def _rss_kib() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
 def child_turnaround(rounds: int) -> dict[str, Any]:
     import interpool
     from interpool import interpreters
@@ -100,11 +92,11 @@ def child_memory(timeouts: int) -> dict[str, Any]:
 
     with interpool.Executor(2, task_timeout=LIMIT) as ex:
         time_out(10)
-        before = _rss_kib()
+        before = _common.rss_kib()
         start = time.perf_counter()
         time_out(timeouts)
         seconds = time.perf_counter() - start
-        after = _rss_kib()
+        after = _common.rss_kib()
     return {"timeouts": timeouts, "rss_before_kib": before, "rss_after_kib": after,
             "growth_mib": (after - before) / 1024, "kib_per_timeout": (after - before) / timeouts,
             "ms_per_timeout_2_workers": 1000 * seconds / timeouts}
@@ -127,13 +119,13 @@ def child_stdlib(cycles: int) -> dict[str, Any]:
             low.destroy(interp)
     for _ in range(3):
         cycle()
-    before = _rss_kib()
+    before = _common.rss_kib()
     times = []
     for _ in range(cycles):
         t = time.perf_counter()
         cycle()
         times.append(1000 * (time.perf_counter() - t))
-    after = _rss_kib()
+    after = _common.rss_kib()
     return {"cycles": cycles, "median_ms": statistics.median(times),
             "kib_per_interpreter": (after - before) / cycles}
 
