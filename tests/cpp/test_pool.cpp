@@ -269,6 +269,11 @@ TEST(Pool, SubmitAllAcceptsABatchAtOnce) {
 
 namespace {
 
+// A task that spins until it is interrupted: ten minutes, not one, since
+// valgrind runs one thread at a time and may starve the test's own thread
+// for long enough that a shorter spin ends by itself.
+constexpr double kUntilInterrupted = 600.0;
+
 std::future<Outcome> submit_controlled(Pool& pool, Call c, std::shared_ptr<TaskControl> control) {
   auto promise = std::make_shared<std::promise<Outcome>>();
   auto future = promise->get_future();
@@ -292,7 +297,8 @@ TEST(PoolInterrupt, TimeoutStopsARunningTaskAndTheInterpreterServesOn) {
   auto control = std::make_shared<TaskControl>();
   control->set_timeout(0.2);
   auto start = std::chrono::steady_clock::now();
-  Outcome out = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), control).get();
+  Outcome out =
+      submit_controlled(pool, call("spin", Tuple{{Value(kUntilInterrupted)}}), control).get();
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_EQ(out.status, Outcome::Status::Interrupted) << out.error.message;
   EXPECT_EQ(out.interruption, Interruption::Timeout);
@@ -313,8 +319,8 @@ TEST(PoolInterrupt, InterruptAndInterruptAll) {
   auto a = std::make_shared<TaskControl>();
   auto b = std::make_shared<TaskControl>();
   auto queued = std::make_shared<TaskControl>();
-  auto fa = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), a);
-  auto fb = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}), b);
+  auto fa = submit_controlled(pool, call("spin", Tuple{{Value(kUntilInterrupted)}}), a);
+  auto fb = submit_controlled(pool, call("spin", Tuple{{Value(kUntilInterrupted)}}), b);
   wait_running(*a);
   wait_running(*b);
   auto fq = submit_controlled(pool, call("add", Tuple{{Value(1), Value(2)}}), queued);
@@ -341,7 +347,8 @@ TEST(PoolInterrupt, SwallowedInterruptionIsStillTheOutcomeAndTheWorkerIsReplaced
   swallow->set_timeout(0.2);
   Dict kw;
   kw.items.emplace_back(Value("swallow"), Value(true));
-  Outcome out = submit_controlled(pool, call("spin", Tuple{{Value(60.0)}}, kw), swallow).get();
+  Outcome out =
+      submit_controlled(pool, call("spin", Tuple{{Value(kUntilInterrupted)}}, kw), swallow).get();
   ASSERT_EQ(out.status, Outcome::Status::Interrupted) << out.error.message;
   EXPECT_EQ(out.interruption, Interruption::Timeout);
   Outcome next = pool.submit(call("interpreter_id")).get();
