@@ -149,3 +149,23 @@ def thread_os_name():
     """This thread's name as the OS shows it (read while the thread runs)."""
     with open(f"/proc/self/task/{threading.get_native_id()}/comm", encoding="utf-8") as f:
         return f.read().rstrip("\n")
+
+
+# --- sharing: an object in two places arrives as one object ------------------
+
+
+def doubling(levels):
+    """[x, x] built `levels` times over x = [0]: 2**levels leaves, levels + 1 lists."""
+    x = [0]
+    for _ in range(levels):
+        x = [x, x]
+    return x
+
+
+def shared_levels(x):
+    """How many levels of a doubling hold one list twice (x[0] is x[1])."""
+    levels = 0
+    while isinstance(x, list) and len(x) == 2 and x[0] is x[1]:
+        levels += 1
+        x = x[0]
+    return levels
