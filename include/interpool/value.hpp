@@ -82,6 +82,17 @@ struct Handle {
   }
   friend bool operator==(const Handle&, const Handle&) = default;
 };
+/// A value that is in more than one place. Every place holds the same node, and
+/// a receiver rebuilds it as one object: to_value makes one for a container or
+/// object met more than once in what it converts (one call's arguments, one
+/// result, one queue item), so that sharing is kept at a cost linear in the
+/// distinct objects. Transparent: kind(), get(), get_if(), data(), as() and ==
+/// see the value it holds; a C++ program may make one too, e.g.
+/// `Value v = Shared{std::make_shared<const Value>(List{{1, 2}})};` placed twice.
+struct Shared {
+  std::shared_ptr<const Value> value;
+  friend bool operator==(const Shared&, const Shared&);
+};
 /// A Python object that has no native form, carried as a pickle (protocol 5).
 /// Kept as its own kind so that receivers can refuse it. Engine objects inside
 /// it (a SharedBuffer field, ...) travel beside it as handles, which keep them
@@ -92,7 +103,8 @@ struct Pickled {
   friend bool operator==(const Pickled&, const Pickled&) = default;
 };
 
-/// The kind of a Value; the order matches the alternatives of Value::Data.
+/// The kind of a Value; the order matches the alternatives of Value::Data (a
+/// Shared has the kind of the value it holds).
 enum class Kind : std::uint8_t {
   None,
   Bool,
@@ -144,13 +156,15 @@ inline constexpr bool has_value_constructor =
     std::is_same_v<T, Str> || std::is_same_v<T, Bytes> || std::is_same_v<T, ByteArray> ||
     std::is_same_v<T, Tuple> || std::is_same_v<T, List> || std::is_same_v<T, Dict> ||
     std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> || std::is_same_v<T, Handle> ||
-    std::is_same_v<T, Pickled>;
+    std::is_same_v<T, Pickled> || std::is_same_v<T, Shared>;
 }  // namespace detail
 
 class Value {
  public:
-  using Data = std::variant<None, bool, std::int64_t, BigInt, double, std::complex<double>, Str,
-                            Bytes, ByteArray, Tuple, List, Dict, Set, FrozenSet, Handle, Pickled>;
+  /// data() never holds a Shared: it is the data of the value a Shared holds.
+  using Data =
+      std::variant<None, bool, std::int64_t, BigInt, double, std::complex<double>, Str, Bytes,
+                   ByteArray, Tuple, List, Dict, Set, FrozenSet, Handle, Pickled, Shared>;
 
   Value() = default;
   Value(None) {}
@@ -171,6 +185,9 @@ class Value {
            std::is_same_v<T, Dict> || std::is_same_v<T, Set> || std::is_same_v<T, FrozenSet> ||
            std::is_same_v<T, Handle> || std::is_same_v<T, Pickled>) Value(T v)
       : data_(std::move(v)) {}
+  /// The value `s` holds, in every place this node is put (throws
+  /// std::invalid_argument for an empty one).
+  Value(Shared s);
   /// Any other C++ type with a Convert: every integer type (range kept: big
   /// unsigned values become a BigInt), float, std::string_view, std::vector,
   /// std::map, std::tuple, std::optional, ... nested (see convert.hpp).
@@ -180,22 +197,30 @@ class Value {
            ConvertsToValue<std::remove_cvref_t<T>>) Value(T&& v)
       : Value(Convert<std::remove_cvref_t<T>>::to(v)) {}
 
-  Kind kind() const noexcept { return static_cast<Kind>(data_.index()); }
+  Kind kind() const noexcept { return static_cast<Kind>(resolved().data_.index()); }
   bool is(Kind k) const noexcept { return kind() == k; }
 
   template <class T>
   const T& get() const {
-    return std::get<T>(data_);
+    static_assert(!std::is_same_v<T, Shared>, "a Shared is transparent: use is_shared()");
+    return std::get<T>(resolved().data_);
   }
+  /// Changing a shared value changes it here only: this place gets a copy of
+  /// its own first (its parts stay shared).
   template <class T>
   T& get() {
+    static_assert(!std::is_same_v<T, Shared>, "a Shared is transparent: use is_shared()");
+    unshare();
     return std::get<T>(data_);
   }
   template <class T>
   const T* get_if() const noexcept {
-    return std::get_if<T>(&data_);
+    return std::get_if<T>(&resolved().data_);
   }
-  const Data& data() const noexcept { return data_; }
+  const Data& data() const noexcept { return resolved().data_; }
+
+  /// True if this node holds a value that other places may hold too (Shared).
+  bool is_shared() const noexcept { return std::holds_alternative<Shared>(data_); }
 
   /// This value as a C++ type: `v.as<long long>()`, `v.as<std::vector<std::string>>()`.
   /// Throws ConversionError naming the Python type held and the C++ type asked for.
@@ -205,9 +230,21 @@ class Value {
   /// True if this value or anything inside it is a pickle.
   bool contains_pickle() const noexcept;
 
-  friend bool operator==(const Value& a, const Value& b) { return a.data_ == b.data_; }
+  friend bool operator==(const Value& a, const Value& b) {
+    const Value& x = a.resolved();
+    const Value& y = b.resolved();
+    return &x == &y || x.data_ == y.data_;
+  }
 
  private:
+  // The node whose data this one shows: itself, or the value its Shared holds
+  // (never a Shared itself: Value(Shared) takes the inner one).
+  const Value& resolved() const noexcept {
+    const Shared* s = std::get_if<Shared>(&data_);
+    return s ? *s->value : *this;
+  }
+  void unshare();
+
   Data data_;
 };
 

@@ -1,7 +1,10 @@
 #include "core/convert.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace interpool {
@@ -70,12 +73,28 @@ bool utf8_of(PyObject* str, std::string& out) {
 // Python -> Value
 // ---------------------------------------------------------------------------
 
-class ToValue {
- public:
-  ToValue(std::string_view where, const ToValueOptions& options)
-      : where_(where), options_(options) {}
+// The references an object has while convert() looks at it, when one place
+// holds it: that place's and the one convert()'s caller holds. Only an object
+// with more can be met again, so only those are remembered: the containers of
+// a plain tree cost no lookup.
+constexpr Py_ssize_t kOnePlace = 2;
 
-  Value convert(PyObject* obj) {
+std::size_t pointer_hash(const PyObject* p) {
+  // Objects are 16-byte aligned: the low bits say nothing.
+  return static_cast<std::size_t>(
+      (reinterpret_cast<std::uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull >> 32);
+}
+
+// One value of a crossing: its place for messages, and what the crossing
+// remembers (ToValue's memory).
+class Converter {
+ public:
+  Converter(std::string_view where, const ToValueOptions& options, detail::ToValueMemory& memory)
+      : where_(where), options_(options), memory_(memory) {}
+
+  // top: a value the caller gives, remembered whatever its count (it may be
+  // given again).
+  Value convert(PyObject* obj, bool top = false) {
     if (obj == Py_None) return None{};
     PyTypeObject* type = Py_TYPE(obj);
     if (type == &PyBool_Type) return obj == Py_True;
@@ -89,11 +108,48 @@ class ToValue {
     if (type == &PyBytes_Type)
       return Bytes{
           std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
+    if (type == &PyComplex_Type)
+      return std::complex<double>(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj));
+    // Everything else has an identity that a second place must keep.
+    if (!top && Py_REFCNT(obj) <= kOnePlace) return convert_new(obj);
+    bool added = false;
+    const std::size_t at = find_or_add(obj, added);
+    if (!added) {
+      Value* node = memory_.seen[at].node;
+      if (!node) fail(obj, "it contains itself (a reference cycle); cycles cannot be shared");
+      if (!node->is_shared()) {
+        // Met again: its value moves to where every place can hold it. (The
+        // vectors inside move with it, so what they hold stays where it was.)
+        auto value = std::make_shared<Value>(std::move(*node));
+        *node = Shared{std::move(value)};
+      }
+      return *node;
+    }
+    Value v = convert_new(obj);
+    if (top) {
+      Value& held = memory_.tops.emplace_back(Shared{std::make_shared<Value>(std::move(v))});
+      memory_.seen[at].node = &held;
+      return held;
+    }
+    pending_ = at;  // the caller places it, then settle()
+    return v;
+  }
+
+ private:
+  using Seen = detail::ToValueMemory::Seen;
+  struct Step {
+    PyObject* container;
+    Py_ssize_t index;  // list/tuple position, or -1
+    PyObject* key;     // dict key whose value is visited, or nullptr
+    bool is_key;       // the dict key itself is visited
+  };
+  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+
+  Value convert_new(PyObject* obj) {
+    PyTypeObject* type = Py_TYPE(obj);
     if (type == &PyByteArray_Type)
       return ByteArray{std::string(PyByteArray_AS_STRING(obj),
                                    static_cast<std::size_t>(PyByteArray_GET_SIZE(obj)))};
-    if (type == &PyComplex_Type)
-      return std::complex<double>(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj));
     if (type == &PyTuple_Type) return Tuple{sequence(obj)};
     if (type == &PyList_Type) return List{sequence(obj)};
     if (type == &PyDict_Type) return dict(obj);
@@ -108,13 +164,53 @@ class ToValue {
     return pickle(obj);
   }
 
- private:
-  struct Step {
-    PyObject* container;
-    Py_ssize_t index;  // list/tuple position, or -1
-    PyObject* key;     // dict key whose value is visited, or nullptr
-    bool is_key;       // the dict key itself is visited
-  };
+  // The caller of convert() placed its value at `placed`: remembered for the
+  // object, if it may be met again.
+  void settle(Value& placed) {
+    if (pending_ != kNone) {
+      memory_.seen[pending_].node = &placed;
+      pending_ = kNone;
+    }
+  }
+
+  std::size_t find_or_add(PyObject* obj, bool& added) {
+    std::vector<Seen>& seen = memory_.seen;
+    std::vector<std::uint32_t>& slots = memory_.slots;
+    if ((seen.size() + 1) * 2 > slots.size()) {
+      // At most half full: probes stay short.
+      slots.assign(std::max<std::size_t>(16, slots.size() * 2), 0);
+      const std::size_t mask = slots.size() - 1;
+      for (std::size_t i = 0; i < seen.size(); ++i) {
+        std::size_t h = pointer_hash(seen[i].object) & mask;
+        while (slots[h]) h = (h + 1) & mask;
+        slots[h] = static_cast<std::uint32_t>(i + 1);
+      }
+    }
+    const std::size_t mask = slots.size() - 1;
+    std::size_t h = pointer_hash(obj) & mask;
+    while (std::uint32_t at = slots[h]) {
+      if (seen[at - 1].object == obj) {
+        added = false;
+        return at - 1;
+      }
+      h = (h + 1) & mask;
+    }
+    seen.push_back(Seen{Py_NewRef(obj), nullptr});
+    slots[h] = static_cast<std::uint32_t>(seen.size());
+    added = true;
+    return seen.size() - 1;
+  }
+
+  // More room for items than reserved (code that pickling ran grew the list):
+  // they move, and so does where remembered ones are.
+  void grow(std::vector<Value>& items) {
+    const Value* from = items.data();
+    items.reserve(std::max<std::size_t>(4, 2 * items.size()));
+    const std::less<const Value*> before;
+    for (Seen& s : memory_.seen)
+      if (s.node && !before(s.node, from) && before(s.node, from + items.size()))
+        s.node = items.data() + (s.node - from);
+  }
 
   Value from_int(PyObject* obj) {
     int overflow = 0;
@@ -130,11 +226,10 @@ class ToValue {
     return b;
   }
 
-  // Enters a container: refuses cycles and absurd depth.
+  // Enters a container: refuses absurd depth. (A cycle is met as a remembered
+  // object still being converted: a container in a cycle is held in two places,
+  // the cycle's and the one it was reached by, so it is always remembered.)
   void enter(PyObject* container) {
-    for (const Step& s : path_)
-      if (s.container == container)
-        fail(container, "it contains itself (a reference cycle); cycles cannot be shared");
     if (static_cast<int>(path_.size()) >= options_.max_depth)
       fail(container, "the limit is " + std::to_string(options_.max_depth) + " levels of nesting",
            /*say_depth=*/true);
@@ -152,7 +247,9 @@ class ToValue {
     for (Py_ssize_t i = 0; i < (is_list ? PyList_GET_SIZE(obj) : n); ++i) {
       path_.back().index = i;
       Ref item(Py_NewRef(is_list ? PyList_GET_ITEM(obj, i) : PyTuple_GET_ITEM(obj, i)));
+      if (items.size() == items.capacity()) grow(items);  // the list grew meanwhile
       items.push_back(convert(item.p));
+      settle(items.back());
     }
     leave();
     return items;
@@ -161,10 +258,12 @@ class ToValue {
   Dict dict(PyObject* obj) {
     enter(obj);
     Dict d;
-    d.items.reserve(static_cast<std::size_t>(PyDict_GET_SIZE(obj)));
-    // Snapshot the pairs first: converting may run code (pickling) that changes the dict.
+    // Snapshot the pairs first: converting may run code (pickling) that changes
+    // the dict. A pair holds its key and value: the reference convert() wants.
     Ref pairs(PyDict_Items(obj));
     if (!pairs) throw PythonErrorSet();
+    // Reserved in full: the pairs do not move once placed (settle()).
+    d.items.reserve(static_cast<std::size_t>(PyList_GET_SIZE(pairs.p)));
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs.p); ++i) {
       PyObject* pair = PyList_GET_ITEM(pairs.p, i);
       PyObject* key = PyTuple_GET_ITEM(pair, 0);
@@ -173,8 +272,16 @@ class ToValue {
       step.is_key = true;
       Value k = convert(key);
       path_.back().is_key = false;
-      Value v = convert(PyTuple_GET_ITEM(pair, 1));
-      d.items.emplace_back(std::move(k), std::move(v));
+      if (pending_ != kNone) {
+        // A key held elsewhere too: placed first, so that its value can hold it.
+        d.items.emplace_back(std::move(k), Value());
+        settle(d.items.back().first);
+        d.items.back().second = convert(PyTuple_GET_ITEM(pair, 1));
+      } else {
+        Value v = convert(PyTuple_GET_ITEM(pair, 1));
+        d.items.emplace_back(std::move(k), std::move(v));
+      }
+      settle(d.items.back().second);
     }
     leave();
     return d;
@@ -190,7 +297,9 @@ class ToValue {
     while (PyObject* raw = PyIter_Next(it.p)) {
       Ref item(raw);
       path_.back().index = i++;
+      if (items.size() == items.capacity()) grow(items);
       items.push_back(convert(item.p));
+      settle(items.back());
     }
     if (PyErr_Occurred()) throw PythonErrorSet();
     leave();
@@ -199,18 +308,19 @@ class ToValue {
 
   Value pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
-    if (!dumps_) {
+    PyObject*& dumps = memory_.dumps;
+    if (!dumps) {
       HandleCodec* codec = g_codec.load(std::memory_order_acquire);
       if (codec && codec->pickler) {
-        dumps_.p = codec->pickler();
-        if (!dumps_ && PyErr_Occurred()) throw PythonErrorSet();
-        face_pickler_ = static_cast<bool>(dumps_);
+        dumps = codec->pickler();
+        if (!dumps && PyErr_Occurred()) throw PythonErrorSet();
+        memory_.face_pickler = dumps != nullptr;
       }
-      if (!dumps_) {
+      if (!dumps) {
         Ref module(PyImport_ImportModule("pickle"));
         if (!module) throw PythonErrorSet();
-        dumps_.p = PyObject_GetAttrString(module.p, "dumps");
-        if (!dumps_) throw PythonErrorSet();
+        dumps = PyObject_GetAttrString(module.p, "dumps");
+        if (!dumps) throw PythonErrorSet();
       }
     }
     Ref protocol(PyLong_FromLong(5));
@@ -220,14 +330,14 @@ class ToValue {
     Ref data;
     {
       ScopedSet capturing(t_capturing, &handles);
-      data.p = PyObject_Vectorcall(dumps_.p, args, 2, nullptr);
+      data.p = PyObject_Vectorcall(dumps, args, 2, nullptr);
     }
     if (!data) {
       Ref exc(PyErr_GetRaisedException());
       std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
       std::string hint;
       if (PyFunction_Check(obj)) {
-        if (!face_pickler_)  // (a face's pickler sends functions by value, and says why not)
+        if (!memory_.face_pickler)  // (a face's pickler sends functions by value, and says why not)
           hint =
               "; lambdas, closures and nested functions cannot cross interpreters: define the "
               "function at module level";
@@ -311,46 +421,48 @@ class ToValue {
 
   std::string_view where_;
   const ToValueOptions& options_;
+  detail::ToValueMemory& memory_;
   std::vector<Step> path_;
-  Ref dumps_;
-  bool face_pickler_ = false;  // dumps_ is the face's (HandleCodec::pickler)
+  // The Seen of the value convert() returned last, until settle().
+  std::size_t pending_ = kNone;
 };
+
+}  // namespace
+
+namespace detail {
+
+ToValueMemory::~ToValueMemory() {
+  forget();
+  Py_XDECREF(dumps);
+}
+
+void ToValueMemory::forget() {
+  for (const Seen& s : seen) Py_DECREF(s.object);
+  seen.clear();
+  slots.clear();
+  tops.clear();
+}
+
+}  // namespace detail
+
+Value ToValue::operator()(PyObject* obj, std::string_view where) {
+  try {
+    return Converter(where, options_, memory_).convert(obj, /*top=*/true);
+  } catch (...) {
+    memory_.forget();  // what was being converted is not: start afresh
+    throw;
+  }
+}
+
+Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {
+  return ToValue(options)(obj, where);
+}
 
 // ---------------------------------------------------------------------------
 // Value -> Python
 // ---------------------------------------------------------------------------
 
-PyObject* items_to_tuple(const std::vector<Value>& items) {
-  Ref t(PyTuple_New(static_cast<Py_ssize_t>(items.size())));
-  if (!t) return nullptr;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    PyObject* o = to_python(items[i]);
-    if (!o) return nullptr;
-    PyTuple_SET_ITEM(t.p, static_cast<Py_ssize_t>(i), o);
-  }
-  return t.release();
-}
-
-PyObject* items_to_list(const std::vector<Value>& items) {
-  Ref l(PyList_New(static_cast<Py_ssize_t>(items.size())));
-  if (!l) return nullptr;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    PyObject* o = to_python(items[i]);
-    if (!o) return nullptr;
-    PyList_SET_ITEM(l.p, static_cast<Py_ssize_t>(i), o);
-  }
-  return l.release();
-}
-
-PyObject* items_to_set(const std::vector<Value>& items, bool frozen) {
-  Ref s(frozen ? PyFrozenSet_New(nullptr) : PySet_New(nullptr));
-  if (!s) return nullptr;
-  for (const Value& v : items) {
-    Ref o(to_python(v));
-    if (!o || PySet_Add(s.p, o.p) < 0) return nullptr;
-  }
-  return s.release();
-}
+namespace {
 
 PyObject* unpickle(const Pickled& pickled) {
   Ref module(PyImport_ImportModule("pickle"));
@@ -364,15 +476,76 @@ PyObject* unpickle(const Pickled& pickled) {
 
 }  // namespace
 
-Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {
-  ToValue converter(where, options);
-  return converter.convert(obj);
+ToPython::~ToPython() {
+  for (auto& [data, obj] : made_) Py_DECREF(obj);
 }
 
-PyObject* to_python(const Value& value) {
+PyObject* ToPython::operator()(const Value& value) { return convert(value); }
+
+PyObject* ToPython::items_to_tuple(const std::vector<Value>& items) {
+  Ref t(PyTuple_New(static_cast<Py_ssize_t>(items.size())));
+  if (!t) return nullptr;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyObject* o = convert(items[i]);
+    if (!o) return nullptr;
+    PyTuple_SET_ITEM(t.p, static_cast<Py_ssize_t>(i), o);
+  }
+  return t.release();
+}
+
+PyObject* ToPython::items_to_list(const std::vector<Value>& items) {
+  Ref l(PyList_New(static_cast<Py_ssize_t>(items.size())));
+  if (!l) return nullptr;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    PyObject* o = convert(items[i]);
+    if (!o) return nullptr;
+    PyList_SET_ITEM(l.p, static_cast<Py_ssize_t>(i), o);
+  }
+  return l.release();
+}
+
+PyObject* ToPython::items_to_set(const std::vector<Value>& items, bool frozen) {
+  Ref s(frozen ? PyFrozenSet_New(nullptr) : PySet_New(nullptr));
+  if (!s) return nullptr;
+  for (const Value& v : items) {
+    Ref o(convert(v));
+    if (!o || PySet_Add(s.p, o.p) < 0) return nullptr;
+  }
+  return s.release();
+}
+
+PyObject* ToPython::items_to_dict(const Dict& dict) {
+  Ref d(PyDict_New());
+  if (!d) return nullptr;
+  for (const auto& [k, v] : dict.items) {
+    Ref key(convert(k));
+    if (!key) return nullptr;
+    Ref val(convert(v));
+    if (!val || PyDict_SetItem(d.p, key.p, val.p) < 0) return nullptr;
+  }
+  return d.release();
+}
+
+PyObject* ToPython::shared(const Value& value) {
+  // Every place of one shared value shows the same data.
+  const void* key = &value.data();
+  if (auto it = made_.find(key); it != made_.end()) return Py_NewRef(it->second);
+  PyObject* made = convert(value, /*fresh=*/true);
+  if (!made) return nullptr;
+  try {
+    made_.emplace(key, made);
+  } catch (...) {
+    Py_DECREF(made);
+    return PyErr_NoMemory();
+  }
+  return Py_NewRef(made);  // and the map's
+}
+
+PyObject* ToPython::convert(const Value& value, bool fresh) {
+  if (value.is_shared() && !fresh) return shared(value);
   switch (value.kind()) {
     case Kind::None:
-      Py_RETURN_NONE;
+      return Py_NewRef(Py_None);
     case Kind::Bool:
       return PyBool_FromLong(value.get<bool>());
     case Kind::Int:
@@ -401,17 +574,8 @@ PyObject* to_python(const Value& value) {
       return items_to_tuple(value.get<Tuple>().items);
     case Kind::List:
       return items_to_list(value.get<List>().items);
-    case Kind::Dict: {
-      Ref d(PyDict_New());
-      if (!d) return nullptr;
-      for (const auto& [k, v] : value.get<Dict>().items) {
-        Ref key(to_python(k));
-        if (!key) return nullptr;
-        Ref val(to_python(v));
-        if (!val || PyDict_SetItem(d.p, key.p, val.p) < 0) return nullptr;
-      }
-      return d.release();
-    }
+    case Kind::Dict:
+      return items_to_dict(value.get<Dict>());
     case Kind::Set:
       return items_to_set(value.get<Set>().items, false);
     case Kind::FrozenSet:
@@ -428,10 +592,14 @@ PyObject* to_python(const Value& value) {
     }
     case Kind::Pickled:
       return unpickle(value.get<Pickled>());
+    default:
+      break;
   }
   PyErr_SetString(PyExc_SystemError, "interpool: unknown value kind");
   return nullptr;
 }
+
+PyObject* to_python(const Value& value) { return ToPython()(value); }
 
 std::int64_t capture_handle(std::shared_ptr<Shareable> object) {
   if (!t_capturing) return -1;

@@ -6,11 +6,15 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cstdint>
+#include <deque>
 #include <interpool/error.hpp>
 #include <interpool/value.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <vector>
 
 namespace interpool {
 
@@ -21,13 +25,92 @@ struct ToValueOptions {
   int max_depth = 1000;
 };
 
-/// Builds a Value from `obj`. Throws NotShareable, whose message names `where`
-/// (e.g. "argument 2"), the place inside it (e.g. "['grid'][3]") and the type;
-/// throws PythonErrorSet if Python raised something else (e.g. MemoryError).
+namespace detail {
+/// What a ToValue remembers from one value to the next (src/core/convert.cpp).
+struct ToValueMemory {
+  /// An object that may be met again (see kOnePlace in convert.cpp).
+  struct Seen {
+    /// A reference held until the converter is gone: no object freed meanwhile
+    /// (by code that pickling runs) can leave its address to a new one.
+    PyObject* object;
+    /// Where its value is (nullptr while it is being converted): inside its
+    /// parent, or in `tops`; a Shared once more than one place holds it.
+    Value* node;
+  };
+  std::vector<Seen> seen;
+  /// Open addressing over `seen`: position + 1, or 0 for a free slot.
+  std::vector<std::uint32_t> slots;
+  /// The values given at the top, Shared from the start: the caller keeps its
+  /// copy where nothing can change it later.
+  std::deque<Value> tops;
+  PyObject* dumps = nullptr;  ///< the pickler, once one was needed
+  bool face_pickler = false;  ///< `dumps` is the face's (HandleCodec::pickler)
+
+  ToValueMemory() = default;
+  ToValueMemory(const ToValueMemory&) = delete;
+  ToValueMemory& operator=(const ToValueMemory&) = delete;
+  ~ToValueMemory();
+  void forget();  ///< drops `seen` (and the references)
+};
+}  // namespace detail
+
+/// Converts Python objects to Values for one crossing: the arguments of one
+/// call, one result, one queue item. An object met again, in the same value or
+/// in another one of the same crossing, becomes the same node (a Shared), and
+/// ToPython rebuilds it as one object: sharing is kept, at a cost linear in the
+/// distinct objects. Objects compared by identity: containers, objects that are
+/// pickled and engine objects; equal scalars (int, str, bytes...) need none.
+/// An object inside a pickle is shared only with the rest of that pickle.
+///
+/// A node becomes Shared when its object is met again, so a Value returned
+/// earlier may still change that way (to the same value) until the converter
+/// is gone: give them to other threads after. Callers hold the GIL for the
+/// converter's whole life. After an error it starts afresh.
+class ToValue {
+ public:
+  explicit ToValue(const ToValueOptions& options = {}) : options_(options) {}
+
+  /// Builds a Value from `obj`. Throws NotShareable, whose message names
+  /// `where` (e.g. "argument 2"), the place inside it (e.g. "['grid'][3]") and
+  /// the type; throws PythonErrorSet if Python raised something else (e.g.
+  /// MemoryError).
+  Value operator()(PyObject* obj, std::string_view where);
+
+ private:
+  ToValueOptions options_;
+  detail::ToValueMemory memory_;
+};
+
+/// to_value for one object alone: ToValue(options)(obj, where).
 Value to_value(PyObject* obj, std::string_view where = "value", const ToValueOptions& options = {});
 
-/// Rebuilds `value` as a new object of the current interpreter. Returns a new
-/// reference, or nullptr with a Python exception set.
+/// Rebuilds Values as new objects of the current interpreter, for one crossing:
+/// every place that holds one Shared value gets the same object. Callers hold
+/// the GIL for its whole life.
+class ToPython {
+ public:
+  ToPython() = default;
+  ToPython(const ToPython&) = delete;
+  ToPython& operator=(const ToPython&) = delete;
+  ~ToPython();
+
+  /// A new reference, or nullptr with a Python exception set.
+  PyObject* operator()(const Value& value);
+
+ private:
+  // fresh: a new object even for a shared value.
+  PyObject* convert(const Value& value, bool fresh = false);
+  PyObject* shared(const Value& value);
+  PyObject* items_to_tuple(const std::vector<Value>& items);
+  PyObject* items_to_list(const std::vector<Value>& items);
+  PyObject* items_to_set(const std::vector<Value>& items, bool frozen);
+  PyObject* items_to_dict(const Dict& dict);
+
+  // The object made for each shared value (keyed by the value's data), held.
+  std::unordered_map<const void*, PyObject*> made_;
+};
+
+/// to_python for one value alone: ToPython()(value).
 PyObject* to_python(const Value& value);
 
 /// How the face that defines Python types for engine objects converts them.

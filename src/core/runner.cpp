@@ -49,19 +49,25 @@ bool Runner::set_sys_path(const std::vector<std::string>& entries) {
 Outcome Runner::run(const Call& call) {
   PyObject* fn = resolve(call.function);
   if (!fn) return Outcome::failed(capture_error());
-  PyObject* args = to_python(call.args);
-  if (!args) return Outcome::failed(capture_error());
-  if (!PyTuple_Check(args)) {
-    Py_DECREF(args);
-    PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
-    return Outcome::failed(capture_error());
-  }
+  PyObject* args = nullptr;
   PyObject* kwargs = nullptr;
-  if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
-    kwargs = to_python(call.kwargs);
-    if (!kwargs) {
+  {
+    // One crossing: an object in two arguments arrives as one object. (Scoped:
+    // the objects it holds are the call's to drop.)
+    ToPython rebuild;
+    args = rebuild(call.args);
+    if (!args) return Outcome::failed(capture_error());
+    if (!PyTuple_Check(args)) {
       Py_DECREF(args);
+      PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
       return Outcome::failed(capture_error());
+    }
+    if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
+      kwargs = rebuild(call.kwargs);
+      if (!kwargs) {
+        Py_DECREF(args);
+        return Outcome::failed(capture_error());
+      }
     }
   }
   PyObject* result = PyObject_Call(fn, args, kwargs);

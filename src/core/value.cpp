@@ -1,4 +1,6 @@
 #include <interpool/value.hpp>
+#include <stdexcept>
+#include <unordered_set>
 
 namespace interpool {
 
@@ -7,6 +9,23 @@ bool operator==(const List& a, const List& b) { return a.items == b.items; }
 bool operator==(const Dict& a, const Dict& b) { return a.items == b.items; }
 bool operator==(const Set& a, const Set& b) { return a.items == b.items; }
 bool operator==(const FrozenSet& a, const FrozenSet& b) { return a.items == b.items; }
+bool operator==(const Shared& a, const Shared& b) {
+  return a.value == b.value || (a.value && b.value && *a.value == *b.value);
+}
+
+Value::Value(Shared s) {
+  if (!s.value) throw std::invalid_argument("interpool::Shared holds no value");
+  // A Shared of a Shared holds the inner value: resolved() looks one level down.
+  if (const Shared* inner = std::get_if<Shared>(&s.value->data_)) s.value = inner->value;
+  data_ = std::move(s);
+}
+
+void Value::unshare() {
+  if (const Shared* s = std::get_if<Shared>(&data_)) {
+    Data copy = s->value->data_;  // copied first: the assignment may free the shared value
+    data_ = std::move(copy);
+  }
+}
 
 std::string_view kind_name(Kind kind) noexcept {
   switch (kind) {
@@ -47,32 +66,43 @@ std::string_view kind_name(Kind kind) noexcept {
 }
 
 namespace {
-bool any_pickle(const std::vector<Value>& items) {
+// Shared values already looked in: a value in many places is looked in once.
+using Visited = std::unordered_set<const void*>;
+
+bool any_pickle(const Value& v, Visited& visited);
+
+bool any_pickle(const std::vector<Value>& items, Visited& visited) {
   for (const Value& v : items)
-    if (v.contains_pickle()) return true;
+    if (any_pickle(v, visited)) return true;
   return false;
 }
-}  // namespace
 
-bool Value::contains_pickle() const noexcept {
-  switch (kind()) {
+bool any_pickle(const Value& v, Visited& visited) {
+  if (v.is_shared() && !visited.insert(&v.data()).second) return false;
+  switch (v.kind()) {
     case Kind::Pickled:
       return true;
     case Kind::Tuple:
-      return any_pickle(get<Tuple>().items);
+      return any_pickle(v.get<Tuple>().items, visited);
     case Kind::List:
-      return any_pickle(get<List>().items);
+      return any_pickle(v.get<List>().items, visited);
     case Kind::Set:
-      return any_pickle(get<Set>().items);
+      return any_pickle(v.get<Set>().items, visited);
     case Kind::FrozenSet:
-      return any_pickle(get<FrozenSet>().items);
+      return any_pickle(v.get<FrozenSet>().items, visited);
     case Kind::Dict:
-      for (const auto& [k, v] : get<Dict>().items)
-        if (k.contains_pickle() || v.contains_pickle()) return true;
+      for (const auto& [k, val] : v.get<Dict>().items)
+        if (any_pickle(k, visited) || any_pickle(val, visited)) return true;
       return false;
     default:
       return false;
   }
+}
+}  // namespace
+
+bool Value::contains_pickle() const noexcept {
+  Visited visited;
+  return any_pickle(*this, visited);
 }
 
 }  // namespace interpool

@@ -941,9 +941,10 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
     PyErr_Format(PyExc_TypeError, "args must be a tuple, not %.100s", Py_TYPE(args)->tp_name);
     return false;
   }
+  ToValue convert;  // one crossing: an object in two arguments arrives as one object
   Tuple t;
   for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(args); ++i)
-    t.items.push_back(to_value(PyTuple_GET_ITEM(args, i), "argument " + std::to_string(i + 1)));
+    t.items.push_back(convert(PyTuple_GET_ITEM(args, i), "argument " + std::to_string(i + 1)));
   call.args = std::move(t);
   Dict d;
   if (kwargs && kwargs != Py_None) {
@@ -959,7 +960,8 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
         return false;
       }
       std::string where = "keyword argument '" + to_utf8(key) + "'";
-      d.items.emplace_back(to_value(key, where), to_value(value, where));
+      Value k = convert(key, where);
+      d.items.emplace_back(std::move(k), convert(value, where));
     }
   }
   call.kwargs = std::move(d);
@@ -1470,14 +1472,17 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
   ModuleState* st = state_of(module);
   try {
     std::vector<std::pair<std::string, Value>> values;
-    PyObject *key, *value;
-    Py_ssize_t pos = 0;
-    while (PyDict_Next(ns, &pos, &key, &value)) {
-      if (!PyUnicode_Check(key))
-        return PyErr_Format(PyExc_TypeError, "names must be str, not %.100s",
-                            Py_TYPE(key)->tp_name);
-      std::string name = to_utf8(key);
-      values.emplace_back(name, to_value(value, "'" + name + "'"));
+    {
+      ToValue convert;  // one crossing: a value bound to two names arrives as one object
+      PyObject *key, *value;
+      Py_ssize_t pos = 0;
+      while (PyDict_Next(ns, &pos, &key, &value)) {
+        if (!PyUnicode_Check(key))
+          return PyErr_Format(PyExc_TypeError, "names must be str, not %.100s",
+                              Py_TYPE(key)->tp_name);
+        std::string name = to_utf8(key);
+        values.emplace_back(name, convert(value, "'" + name + "'"));
+      }
     }
     std::optional<ErrorInfo> failure;
     {
@@ -1485,9 +1490,10 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
       auto inside = InterpreterTable::enter(id, true);
       PyObject* main = PyImport_AddModule("__main__");
       bool ok = main != nullptr;
+      ToPython rebuild;
       for (auto& [name, v] : values) {
         if (!ok) break;
-        PyObject* obj = to_python(v);
+        PyObject* obj = rebuild(v);
         ok = obj && PyObject_SetAttrString(main, name.c_str(), obj) == 0;
         Py_XDECREF(obj);
       }

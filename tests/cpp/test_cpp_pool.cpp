@@ -51,6 +51,18 @@ TEST(CppPool, KeywordArgumentsAndQualifiedNames) {
   EXPECT_EQ(pool.submit("builtins", "len", Value(Tuple{{Value(1), Value(2)}})).get(), Value(2));
 }
 
+TEST(CppPool, AnObjectInTwoPlacesStaysOneThroughCpp) {
+  Pool pool(with_tests(1));
+  // Small first: without sharing, 60 levels would be 2**60 copies.
+  Value small = pool.submit("pool_tasks", "doubling", 1).get();
+  EXPECT_EQ((small.as<std::vector<std::vector<int>>>()), (std::vector<std::vector<int>>{{0}, {0}}));
+  ASSERT_EQ(pool.submit("pool_tasks", "shared_levels", small).get(), Value(1));
+
+  Value big = pool.submit("pool_tasks", "doubling", 60).get();
+  EXPECT_TRUE(big.is(Kind::List));
+  EXPECT_EQ(pool.submit("pool_tasks", "shared_levels", big).get(), Value(60));
+}
+
 TEST(CppPool, MapKeepsTheOrderOfTheItems) {
   Pool pool{{.workers = 2}};
   std::vector<int> items;

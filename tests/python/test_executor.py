@@ -69,6 +69,30 @@ def test_submit_returns_values_of_many_types(ex):
     assert [type(g) for g in got] == [type(v) for v in values]
 
 
+def test_an_object_in_two_places_arrives_as_one_object(ex):
+    assert ex.submit(T.same_objects, *(([1],) * 2)).result(timeout=30) == [0, 1]
+    shared = {"k": [1]}
+    assert ex.submit(T.same_objects, shared, [0], shared, again=shared, other={"k": [1]}).result(
+        timeout=30) == [0, 2, "again"]
+    t = ([1],) * 2
+    assert ex.submit(T.shared_levels, [t[0], t[1]]).result(timeout=30) == 1
+    out = ex.submit(T.pair_of_one_list).result(timeout=30)
+    assert out["a"] is out["b"][0]
+
+
+def test_sixty_levels_of_doubling_submitted_and_returned(ex):
+    # 2**60 leaves if each place were copied. Small first: without sharing the
+    # 60 levels would exhaust the machine rather than fail.
+    assert ex.submit(T.shared_levels, T.doubling(3)).result(timeout=30) == 3
+    assert ex.submit(T.shared_levels, T.doubling(60)).result(timeout=30) == 60
+    out = ex.submit(T.doubling, 60).result(timeout=30)
+    assert T.shared_levels(out) == 60
+    back = ex.submit(T.identity, out).result(timeout=30)
+    assert T.shared_levels(back) == 60 and back is not out
+    # The items of a map chunk are one crossing too.
+    assert list(ex.map(T.shared_levels, [out, out], chunksize=2)) == [60, 60]
+
+
 def test_large_argument_and_result(ex):
     big = bytes(range(256)) * 40_000  # 10 MB
     assert ex.submit(len, big).result(timeout=60) == len(big)

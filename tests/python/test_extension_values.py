@@ -255,6 +255,140 @@ def test_shared_references_are_not_cycles():
     assert out == obj
 
 
+# ---------------------------------------------------------------------------
+# Sharing: an object met again in one crossing arrives as the same object
+# ---------------------------------------------------------------------------
+
+
+def doubling(levels):
+    x = [0]
+    for _ in range(levels):
+        x = [x, x]
+    return x
+
+
+def shared_levels(x):
+    levels = 0
+    while isinstance(x, list) and len(x) == 2 and x[0] is x[1]:
+        levels += 1
+        x = x[0]
+    return levels
+
+
+def distinct_lists(x):
+    seen = {}
+    todo = [x]
+    while todo:
+        obj = todo.pop()
+        if isinstance(obj, list) and id(obj) not in seen:
+            seen[id(obj)] = obj
+            todo.extend(obj)
+    return len(seen)
+
+
+def test_an_object_in_two_places_arrives_as_one_object():
+    out = ip.roundtrip(([1],) * 2)
+    assert out == ([1], [1]) and out[0] is out[1]
+    out[0].append(2)
+    assert out[1] == [1, 2]  # as pickle (and so a process pool) gives it back
+
+
+def test_a_dict_whose_two_values_are_one_list():
+    shared = [1, 2]
+    out = ip.roundtrip({"a": shared, "b": shared, "c": [1, 2]})
+    assert out["a"] is out["b"]
+    assert out["c"] is not out["a"]  # equal is not the same
+
+
+def test_sixty_levels_of_doubling_cross_as_sixty_one_lists():
+    # Small first: without sharing the 60 levels would be 2**60 copies.
+    assert shared_levels(ip.roundtrip(doubling(3))) == 3
+    x = doubling(60)
+    out = ip.roundtrip(x)
+    assert shared_levels(out) == 60
+    assert distinct_lists(out) == 61
+    assert out is not x and out[0] is not x[0]  # new objects all the same
+
+
+class Holder:
+    """An object of a module's class: it crosses by pickle."""
+
+    def __init__(self, items):
+        self.items = items
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: [1],
+        lambda: (1, [2]),
+        lambda: {"k": [1]},
+        lambda: {1, 2},
+        lambda: frozenset({1}),
+        lambda: bytearray(b"ab"),
+        lambda: fractions.Fraction(1, 3),
+        lambda: Holder([1]),
+    ],
+    ids=["list", "tuple", "dict", "set", "frozenset", "bytearray", "Fraction", "Holder"],
+)
+def test_every_object_with_an_identity_keeps_it(make):
+    obj = make()
+    out = ip.roundtrip([obj, {"again": obj}, (obj,)])
+    assert out[0] is out[1]["again"] is out[2][0]
+    assert type(out[0]) is type(obj)
+
+
+def test_sharing_in_set_elements_and_dict_keys():
+    key = (1, "k")
+    out = ip.roundtrip([key, {key}, frozenset([key]), {key: 0}])
+    assert next(iter(out[1])) is out[0]
+    assert next(iter(out[2])) is out[0]
+    assert next(iter(out[3])) is out[0]
+
+
+def test_sharing_and_pickles():
+    inner = [1]
+    holder = Holder(inner)
+    out = ip.roundtrip([holder, holder, inner, Holder(inner)])
+    # One object pickled once, and sharing inside one pickle (pickle's own memo).
+    assert out[0] is out[1]
+    # Kept only within one pickle: beside it, or in another pickle, a copy.
+    assert out[2] == inner and out[2] is not out[0].items
+    assert out[3].items is not out[0].items
+
+
+class Grower:
+    """Pickling it appends to a list: the list grows while it is converted."""
+
+    def __init__(self, target, more):
+        self.target = target
+        self.more = more
+
+    def __reduce__(self):
+        self.target.extend(self.more)
+        return (int, (7,))
+
+
+def test_sharing_survives_a_list_that_grows_while_it_is_converted():
+    shared = [1]
+    obj = [shared]
+    obj.append(Grower(obj, [0] * 20 + [shared]))
+    out = ip.roundtrip(obj)
+    assert out[1] == 7 and len(out) == 23
+    assert out[0] is out[-1] and out[0] == [1]
+
+
+def test_a_shared_object_is_not_a_cycle_but_a_cycle_is_refused():
+    a = []
+    b = [a, a]
+    out = ip.roundtrip(b)
+    assert out[0] is out[1]
+    a.append(b)  # now a cycle through the shared list
+    with pytest.raises(ip.NotShareableError, match="cycle") as info:
+        ip.roundtrip(b)
+    assert "the object[0][0]" in str(info.value)
+
+
 def test_queue_is_a_handle_not_a_copy():
     q = ip.Queue.create()
     assert ip.value_kind(q) == "handle"

@@ -422,6 +422,20 @@ def test_call_returns_the_result(interp):
     assert interp.call(interp_tasks.echo_args) == ((), {})
 
 
+def test_call_keeps_an_object_in_two_places_one_object(interp):
+    assert interp.call(interp_tasks.shared_levels, [[1]] * 2) == 1
+    assert interp.call(interp_tasks.shared_levels, interp_tasks.doubling(3)) == 3
+    assert interp.call(interp_tasks.shared_levels, interp_tasks.doubling(60)) == 60
+    out = interp.call(interp_tasks.doubling, 60)
+    assert interp_tasks.shared_levels(out) == 60
+
+
+def test_prepare_main_binds_one_object_to_two_names(interp):
+    shared = [1]
+    interp.prepare_main(a=shared, b=shared)
+    interp.exec("assert a is b, (a, b)")
+
+
 def test_call_runs_in_the_interpreter_and_the_calling_thread(interp):
     assert interp.call(interp_tasks.current_id) == interp.id
     assert interp.call(interp_tasks.thread_ident) == threading.get_ident()

@@ -120,6 +120,22 @@ def test_items_are_copies():
     assert got == [1, [2]] and got is not data
 
 
+def test_an_item_keeps_an_object_in_two_places_one_object(interp):
+    q = I.create_queue()
+    q.put(([1],) * 2)
+    out = q.get()
+    assert out[0] is out[1]
+    back = I.create_queue()
+    interp.prepare_main(q=q, back=back)
+    q.put([interp_tasks.doubling(3), interp_tasks.doubling(60)])
+    interp.exec("from interp_tasks import shared_levels\n"
+                "item = q.get()\n"
+                "back.put([shared_levels(item[0]), shared_levels(item[1]), item[1]])")
+    small, levels, item = back.get(timeout=30)
+    assert (small, levels) == (3, 60)
+    assert interp_tasks.shared_levels(item) == 60
+
+
 @pytest.mark.parametrize("item", [
     None, True, False, 0, -1, 2**200, 1.25, float("inf"), 1 + 2j, "", "text é ✓", b"", b"\x00\xff",
     (), (1, (2, (3,))), [1, [2]], {"a": [1], 2: (3,)}, {1, 2}, frozenset({3}),
