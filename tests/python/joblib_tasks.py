@@ -59,8 +59,10 @@ def fail_or_block(i, folder):
     if i == 0:
         wait_for(os.path.join(folder, "started-1"))
         raise TaskFailed("item 0 failed")
-    touch(os.path.join(folder, f"started-{i}"))
     try:
+        # (Inside the try: an interruption that lands once the file exists,
+        # before the write ends, must still leave "ended-i".)
+        touch(os.path.join(folder, f"started-{i}"))
         wait_for(os.path.join(folder, "release"))
     except BaseException as e:
         touch(os.path.join(folder, f"ended-{i}"), type(e).__name__)
