@@ -24,7 +24,7 @@
 #include <future>
 #include <string>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
 

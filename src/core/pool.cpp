@@ -6,7 +6,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/runner.hpp"
 #include "core/watchdog.hpp"
 

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
 
 namespace interpool {

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
 #include "core/runner.hpp"

@@ -20,7 +20,7 @@
 #include <string>
 #include <type_traits>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
 #include "core/registry.hpp"
 #include "python/wait.hpp"

@@ -5,7 +5,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
 #include "python_env.hpp"
 
