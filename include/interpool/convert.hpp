@@ -33,7 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <interpool/error.hpp>
-#include <interpool/value.hpp>
+#include <interpool/value_type.hpp>
 #include <limits>
 #include <map>
 #include <memory>
