@@ -24,9 +24,9 @@
 #include <future>
 #include <string>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
+#include "core/py_value.hpp"
 
 using namespace interpool;
 

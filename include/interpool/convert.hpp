@@ -1,7 +1,7 @@
 // Conversions between C++ types and Values: `Value v = x;` builds one,
 // `v.as<T>()` converts back.
 //
-// The C++ side of the boundary (src/core/convert.hpp is the Python side). Every
+// The C++ side of the boundary (src/core/py_value.hpp is the Python side). Every
 // conversion is plain C++, so it runs on any thread without a GIL. Going back
 // is strict, as Python's own types are: an int does not become a std::string,
 // a bool is not an int, an int out of the C++ type's range is refused; the
@@ -33,7 +33,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <interpool/error.hpp>
-#include <interpool/value.hpp>
+#include <interpool/value_type.hpp>
 #include <limits>
 #include <map>
 #include <memory>

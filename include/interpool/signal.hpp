@@ -78,21 +78,6 @@ class Signal {
   std::atomic<std::uint32_t> spinning_{0};
 };
 
-/// Marks the calling thread, for its life, as one that keeps a CPU busy except
-/// while it waits on a Signal (a pool worker): waiters spin for a notify only
-/// while such threads and the spinners leave a CPU free. Nests (the outermost
-/// mark counts).
-class BusyThread {
- public:
-  BusyThread() noexcept;
-  ~BusyThread();
-  BusyThread(const BusyThread&) = delete;
-  BusyThread& operator=(const BusyThread&) = delete;
-
- private:
-  bool owner_ = false;
-};
-
 /// A mutex for short critical sections (a channel's push and pop): a thread
 /// that finds it taken spins briefly before it sleeps on a futex, because the
 /// holder is about to let go and a sleep plus a wake-up cost far more than the

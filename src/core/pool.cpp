@@ -1,12 +1,17 @@
 #include "core/pool.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <interpool/channel.hpp>
+#include <mutex>
+#include <optional>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 
-#include "core/convert.hpp"
+#include "core/busy_thread.hpp"
+#include "core/py_value.hpp"
 #include "core/runner.hpp"
 #include "core/watchdog.hpp"
 
@@ -90,19 +95,55 @@ std::size_t Pool::shutdown_all() noexcept {
 // Pool
 // ---------------------------------------------------------------------------
 
-Pool::Pool(PoolOptions options)
-    : options_(std::move(options)), watchdog_(std::make_shared<Watchdog>()) {
+// What a Pool is made of; the Pool is a handle on it. Workers and the
+// watchdog know it, never the Pool object.
+struct Pool::Impl {
+  /// A job the pool accepted; `accepted` counts it until the Task ends (after
+  /// its completion ran), for end_stuck_tasks.
+  struct Task {
+    Call call;
+    Completion done;
+    std::shared_ptr<TaskControl> control;
+    AcceptedTask accepted;
+  };
+
+  explicit Impl(PoolOptions options)
+      : options_(std::move(options)), watchdog_(std::make_shared<Watchdog>()) {}
+
+  std::unique_ptr<Worker> start_worker(std::size_t index, std::unique_ptr<Worker> predecessor);
+  void work(Worker& worker);
+  bool replace(Worker& worker);
+  void mark_broken(ErrorInfo cause);
+  void watch(TaskControl& control);
+  std::optional<ErrorInfo> broken() const;
+  std::size_t size() const;
+  void submit(Call call, Completion done, std::shared_ptr<TaskControl> control);
+  void submit_all(std::vector<Job> jobs);
+  void close(bool cancel_pending);
+  void join();
+
+  PoolOptions options_;
+  Channel<Task> tasks_;
+  mutable std::mutex mutex_;  // guards broken_ and workers_
+  std::optional<ErrorInfo> broken_;
+  std::atomic<bool> is_broken_{false};
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::shared_ptr<Watchdog> watchdog_;
+};
+
+Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   refuse_if_forked("cannot start a Pool");
   if (!Py_IsInitialized())
     throw InterpreterError(
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
-  std::size_t n = options_.workers ? options_.workers : usable_cpus();
+  Impl& p = *impl_;
+  std::size_t n = p.options_.workers ? p.options_.workers : usable_cpus();
   std::vector<Worker*> started;
   {
-    std::lock_guard lock(mutex_);
-    workers_.reserve(n);
-    for (std::size_t i = 0; i < n; ++i) workers_.push_back(start_worker(i, nullptr));
-    for (auto& w : workers_) started.push_back(w.get());
+    std::lock_guard lock(p.mutex_);
+    p.workers_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) p.workers_.push_back(p.start_worker(i, nullptr));
+    for (auto& w : p.workers_) started.push_back(w.get());
   }
   try {
     for (Worker* w : started) w->wait_ready();
@@ -120,8 +161,8 @@ Pool::~Pool() noexcept(false) {
     // A copy of the parent's pool: its workers and watchdog threads are not in
     // this process, so nothing may join them, and the locks they held may stay
     // held. Kept, never joined.
-    for (auto& w : workers_) (void)w.release();
-    new std::shared_ptr<Watchdog>(std::move(watchdog_));
+    for (auto& w : impl_->workers_) (void)w.release();
+    new std::shared_ptr<Watchdog>(std::move(impl_->watchdog_));
     return;
   }
   LivePools& live = live_pools();
@@ -159,7 +200,8 @@ Pool::~Pool() noexcept(false) {
   }
 }
 
-std::unique_ptr<Worker> Pool::start_worker(std::size_t index, std::unique_ptr<Worker> predecessor) {
+std::unique_ptr<Worker> Pool::Impl::start_worker(std::size_t index,
+                                                 std::unique_ptr<Worker> predecessor) {
   return std::make_unique<Worker>(
       [this](Worker& w) { work(w); },
       [this](std::exception_ptr failure) {
@@ -174,7 +216,9 @@ std::unique_ptr<Worker> Pool::start_worker(std::size_t index, std::unique_ptr<Wo
       std::move(predecessor), worker_thread_name(options_.thread_name_prefix, index));
 }
 
-std::size_t Pool::size() const {
+std::size_t Pool::size() const { return impl_->size(); }
+
+std::size_t Pool::Impl::size() const {
   if (forked_while_running()) return 0;  // the workers are in the parent
   std::lock_guard lock(mutex_);
   return workers_.size();
@@ -182,7 +226,7 @@ std::size_t Pool::size() const {
 
 // Puts a fresh worker in this one's slot; the new one joins this one. False if
 // the pool is closing (this worker then carries on until the tasks run out).
-bool Pool::replace(Worker& worker) {
+bool Pool::Impl::replace(Worker& worker) {
   std::lock_guard lock(mutex_);
   if (tasks_.closed()) return false;
   for (std::size_t i = 0; i < workers_.size(); ++i) {
@@ -262,7 +306,7 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
 
 }  // namespace
 
-void Pool::work(Worker& self) {
+void Pool::Impl::work(Worker& self) {
   // Where the watchdog finds this worker's running task; closed before the
   // interpreter ends, on every way out.
   std::shared_ptr<WorkerSite> site;
@@ -332,7 +376,7 @@ void Pool::work(Worker& self) {
   }
 }
 
-void Pool::mark_broken(ErrorInfo cause) {
+void Pool::Impl::mark_broken(ErrorInfo cause) {
   {
     std::lock_guard lock(mutex_);
     if (!broken_) broken_ = std::move(cause);
@@ -344,17 +388,23 @@ void Pool::mark_broken(ErrorInfo cause) {
   for (Task& t : tasks_.drain()) t.done(Outcome::broken(info));
 }
 
-std::optional<ErrorInfo> Pool::broken() const {
+std::optional<ErrorInfo> Pool::broken() const { return impl_->broken(); }
+
+std::optional<ErrorInfo> Pool::Impl::broken() const {
   std::lock_guard lock(mutex_);
   return broken_;
 }
 
-void Pool::watch(TaskControl& control) {
+void Pool::Impl::watch(TaskControl& control) {
   control.keep_watchdog_ = watchdog_;
   control.watchdog_.store(watchdog_.get(), std::memory_order_release);
 }
 
 void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
+  impl_->submit(std::move(call), std::move(done), std::move(control));
+}
+
+void Pool::Impl::submit(Call call, Completion done, std::shared_ptr<TaskControl> control) {
   refuse_if_forked("cannot submit a task");
   if (control) watch(*control);
   Task task{std::move(call), std::move(done), std::move(control), AcceptedTask::accept()};
@@ -364,7 +414,9 @@ void Pool::submit(Call call, Completion done, std::shared_ptr<TaskControl> contr
   }
 }
 
-void Pool::submit_all(std::vector<Job> jobs) {
+void Pool::submit_all(std::vector<Job> jobs) { impl_->submit_all(std::move(jobs)); }
+
+void Pool::Impl::submit_all(std::vector<Job> jobs) {
   refuse_if_forked("cannot submit a task");
   std::vector<Task> tasks;
   tasks.reserve(jobs.size());
@@ -386,7 +438,9 @@ std::future<Outcome> Pool::submit(Call call) {
   return future;
 }
 
-void Pool::close(bool cancel_pending) {
+void Pool::close(bool cancel_pending) { impl_->close(cancel_pending); }
+
+void Pool::Impl::close(bool cancel_pending) {
   if (forked_while_running()) return;  // nothing of it runs here
   {
     // Under the lock so that no worker is replaced after this point.
@@ -397,7 +451,9 @@ void Pool::close(bool cancel_pending) {
     for (Task& t : tasks_.drain()) t.done(Outcome::cancelled());
 }
 
-void Pool::join() {
+void Pool::join() { impl_->join(); }
+
+void Pool::Impl::join() {
   if (forked_while_running()) return;  // its workers are the parent's
   // Replacements started before close() sit in workers_ and join their predecessors.
   std::vector<std::unique_ptr<Worker>> ending;
@@ -411,6 +467,6 @@ void Pool::join() {
   (void)ThreadsLeft::close_ended();
 }
 
-std::size_t Pool::interrupt_all() noexcept { return watchdog_->interrupt_all(); }
+std::size_t Pool::interrupt_all() noexcept { return impl_->watchdog_->interrupt_all(); }
 
 }  // namespace interpool

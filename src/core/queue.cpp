@@ -1,62 +1,46 @@
 #include <interpool/queue.hpp>
 #include <mutex>
-#include <unordered_map>
 #include <unordered_set>
 
 #include "core/fork.hpp"
+#include "core/id_table.hpp"
 
 namespace interpool {
 
 namespace {
 
-// Process-wide: ids to live queues. Holds no Python object.
-struct Registry {
+IdTable<Queue>& queues() {
+  static auto* table = new IdTable<Queue>;  // never destroyed: see IdTable
+  return *table;
+}
+
+// Interpreters Interpreter::close is ending now.
+struct Closing {
   std::mutex mutex;
-  std::int64_t next_id = 1;
-  std::unordered_map<std::int64_t, std::weak_ptr<Queue>> queues;
-  std::unordered_set<std::int64_t> closing;  // interpreters Interpreter::close is ending now
+  std::unordered_set<std::int64_t> ids;
 };
 
-Registry& registry() {
-  static auto* r = new Registry;  // never destroyed: queues may outlive static destruction order
-  return *r;
+Closing& closing() {
+  static auto* c = new Closing;  // never destroyed, as the queues' table
+  return *c;
 }
 
 }  // namespace
 
 std::shared_ptr<Queue> Queue::create(std::int64_t maxsize, Unbound default_unbound) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  auto q = std::make_shared<Queue>(r.next_id++, maxsize, default_unbound);
-  r.queues.emplace(q->id(), q);
+  auto q = std::make_shared<Queue>(queues().new_id(), maxsize, default_unbound);
+  queues().insert(q->id(), q);
   return q;
 }
 
-std::shared_ptr<Queue> Queue::find(std::int64_t id) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  auto it = r.queues.find(id);
-  return it == r.queues.end() ? nullptr : it->second.lock();
-}
+std::shared_ptr<Queue> Queue::find(std::int64_t id) { return queues().find(id); }
 
-Queue::~Queue() {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  auto it = r.queues.find(id_);
-  if (it != r.queues.end() && it->second.expired()) r.queues.erase(it);
-}
+Queue::~Queue() { queues().forget_expired(id_); }
 
 namespace {
 
 void apply_unbound_policies(std::int64_t interp_id) {
-  std::vector<std::shared_ptr<Queue>> live;
-  {
-    Registry& r = registry();
-    std::lock_guard lock(r.mutex);
-    for (auto& [id, weak] : r.queues)
-      if (auto q = weak.lock()) live.push_back(std::move(q));
-  }
-  for (auto& q : live) {
+  for (auto& q : queues().live()) {
     q->retain([&](QueueItem& item) {
       if (item.origin != interp_id) return true;
       switch (item.unbound) {
@@ -78,16 +62,16 @@ void apply_unbound_policies(std::int64_t interp_id) {
 }  // namespace
 
 void Queue::interpreter_closing(std::int64_t interp_id) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mutex);
-  r.closing.insert(interp_id);
+  Closing& c = closing();
+  std::lock_guard lock(c.mutex);
+  c.ids.insert(interp_id);
 }
 
 void Queue::interpreter_closed(std::int64_t interp_id) {
   {
-    Registry& r = registry();
-    std::lock_guard lock(r.mutex);
-    r.closing.erase(interp_id);
+    Closing& c = closing();
+    std::lock_guard lock(c.mutex);
+    c.ids.erase(interp_id);
   }
   apply_unbound_policies(interp_id);
 }
@@ -97,9 +81,9 @@ void Queue::interpreter_finalizing(std::int64_t interp_id) {
   // can read its queues any more, and a lock a worker held at the fork stays held.
   if (forked_while_running()) return;
   {
-    Registry& r = registry();
-    std::lock_guard lock(r.mutex);
-    if (r.closing.count(interp_id)) return;
+    Closing& c = closing();
+    std::lock_guard lock(c.mutex);
+    if (c.ids.count(interp_id)) return;
   }
   apply_unbound_policies(interp_id);
 }

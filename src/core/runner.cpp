@@ -2,7 +2,7 @@
 
 #include <string_view>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 
 namespace interpool {
 

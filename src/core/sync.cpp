@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #endif
 
+#include "core/busy_thread.hpp"
 #include "core/wait_hook.hpp"
 
 #if defined(__linux__)

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
-#include <mutex>
+
+#include "core/id_table.hpp"
 
 namespace interpool {
 
@@ -12,14 +13,14 @@ namespace {
 struct Entry {
   Interpreter interp;
   std::atomic<int> users{0};  // enter() calls between the table lookup and their end
-  bool closing = false;       // a close() has begun; guarded by the table's mutex
-  int owners = 0;             // acquire() minus release(); guarded by the table's mutex
+  bool closing = false;       // a close() has begun; guarded by the table's lock
+  int owners = 0;             // acquire() minus release(); guarded by the table's lock
 };
 
-struct Table {
-  std::mutex mutex;
-  std::map<std::int64_t, std::shared_ptr<Entry>> entries;
-};
+// The table owns its interpreters; in id order, so that close_all() closes
+// them in the order they were created.
+using Table =
+    IdTable<Entry, std::shared_ptr<Entry>, std::map<std::int64_t, std::shared_ptr<Entry>>>;
 
 Table& table() {
   static auto* t = new Table;  // never destroyed: used until the process ends
@@ -35,17 +36,14 @@ std::string being_closed(std::int64_t id, const char* what) {
 // may use the table), then drops the entry. If the close fails the entry
 // stays, no longer closing.
 void close_entry(std::int64_t id, const std::shared_ptr<Entry>& entry) {
-  Table& t = table();
   try {
     entry->interp.close();
   } catch (...) {
-    std::lock_guard lock(t.mutex);
+    auto locked = table().lock();
     entry->closing = false;
     throw;
   }
-  std::lock_guard lock(t.mutex);
-  auto it = t.entries.find(id);
-  if (it != t.entries.end() && it->second == entry) t.entries.erase(it);
+  table().erase(id, entry);
 }
 
 }  // namespace
@@ -55,8 +53,7 @@ std::int64_t InterpreterTable::create() {
   std::int64_t id = interp.id();
   auto entry = std::make_shared<Entry>();
   entry->interp = std::move(interp);
-  std::lock_guard lock(table().mutex);
-  table().entries.emplace(id, std::move(entry));
+  table().insert(id, std::move(entry));
   return id;
 }
 
@@ -70,9 +67,9 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
   std::unique_ptr<Entered> out(new Entered);
   std::shared_ptr<Entry> entry;
   {
-    std::lock_guard lock(table().mutex);
-    auto it = table().entries.find(id);
-    if (it != table().entries.end()) {
+    auto entries = table().lock();
+    auto it = entries->find(id);
+    if (it != entries->end()) {
       if (it->second->closing) throw InterpreterError(being_closed(id, "it cannot run code"));
       if (alone && (it->second->users.load() > 0 || it->second->interp.active() > 0))
         throw InterpreterRunning(id);
@@ -100,12 +97,11 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
 
 void InterpreterTable::close(std::int64_t id) {
   refuse_if_forked("cannot close interpreter " + std::to_string(id));
-  Table& t = table();
   std::shared_ptr<Entry> entry;
   {
-    std::lock_guard lock(t.mutex);
-    auto it = t.entries.find(id);
-    if (it == t.entries.end()) {
+    auto entries = table().lock();
+    auto it = entries->find(id);
+    if (it == entries->end()) {
       if (find_state(id))
         throw InterpreterError("interpreter " + std::to_string(id) +
                                " was not created by interpool: it cannot be closed here");
@@ -126,21 +122,20 @@ void InterpreterTable::close(std::int64_t id) {
 }
 
 bool InterpreterTable::acquire(std::int64_t id) {
-  std::lock_guard lock(table().mutex);
-  auto it = table().entries.find(id);
-  if (it == table().entries.end() || it->second->closing) return false;
+  auto entries = table().lock();
+  auto it = entries->find(id);
+  if (it == entries->end() || it->second->closing) return false;
   ++it->second->owners;
   return true;
 }
 
 bool InterpreterTable::release(std::int64_t id) {
   if (forked_while_running()) return false;  // the parent's interpreters stay as they are
-  Table& t = table();
   std::shared_ptr<Entry> entry;
   {
-    std::lock_guard lock(t.mutex);
-    auto it = t.entries.find(id);
-    if (it == t.entries.end()) return false;
+    auto entries = table().lock();
+    auto it = entries->find(id);
+    if (it == entries->end()) return false;
     Entry& e = *it->second;
     if (e.owners == 0) return false;  // never counted: not to be closed so
     if (--e.owners > 0 || e.closing || e.users.load() > 0 || e.interp.active() > 0) return false;
@@ -153,21 +148,18 @@ bool InterpreterTable::release(std::int64_t id) {
   return true;
 }
 
-bool InterpreterTable::contains(std::int64_t id) {
-  std::lock_guard lock(table().mutex);
-  return table().entries.count(id) != 0;
-}
+bool InterpreterTable::contains(std::int64_t id) { return table().lock()->count(id) != 0; }
 
 bool InterpreterTable::is_closing(std::int64_t id) {
-  std::lock_guard lock(table().mutex);
-  auto it = table().entries.find(id);
-  return it != table().entries.end() && it->second->closing;
+  auto entries = table().lock();
+  auto it = entries->find(id);
+  return it != entries->end() && it->second->closing;
 }
 
 bool InterpreterTable::is_running(std::int64_t id) {
-  std::lock_guard lock(table().mutex);
-  auto it = table().entries.find(id);
-  return it != table().entries.end() && !it->second->closing &&
+  auto entries = table().lock();
+  auto it = entries->find(id);
+  return it != entries->end() && !it->second->closing &&
          (it->second->users.load() > 0 || it->second->interp.active() > 0);
 }
 
@@ -189,8 +181,8 @@ void InterpreterTable::close_all() {
   if (forked_while_running()) return;  // the parent's interpreters stay as they are
   std::vector<std::pair<std::int64_t, std::shared_ptr<Entry>>> idle;
   {
-    std::lock_guard lock(table().mutex);
-    for (auto& [id, entry] : table().entries) {
+    auto entries = table().lock();
+    for (auto& [id, entry] : *entries) {
       // Ones being closed elsewhere are left to that close.
       if (!entry->closing && entry->users.load() == 0 && entry->interp.active() == 0) {
         entry->closing = true;

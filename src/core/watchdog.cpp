@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <limits>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 
 namespace interpool {
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/fork.hpp"
+#include "core/task_control.hpp"
 #include "core/wait_hook.hpp"
 
 namespace interpool {

@@ -16,9 +16,9 @@
 #include <string>
 #include <vector>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
 #include "core/pool.hpp"
+#include "core/py_value.hpp"
 #include "core/runner.hpp"
 #include "core/table.hpp"
 #include "core/watchdog.hpp"

@@ -20,8 +20,8 @@
 #include <string>
 #include <type_traits>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "core/registry.hpp"
 #include "python/wait.hpp"
 

@@ -4,8 +4,8 @@
 #include <thread>
 #include <vector>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "core/worker.hpp"
 #include "python_env.hpp"
 

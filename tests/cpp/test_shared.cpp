@@ -14,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 #include "core/registry.hpp"
 
 using namespace interpool;

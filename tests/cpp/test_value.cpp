@@ -5,8 +5,8 @@
 #include <unordered_set>
 #include <vector>
 
-#include "core/convert.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "python_env.hpp"
 
 using namespace interpool;

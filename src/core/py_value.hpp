@@ -1,6 +1,7 @@
-// The boundary: Python objects to Values in the source interpreter, Values to
-// new Python objects in the target interpreter. Callers hold the GIL of the
-// interpreter they convert in.
+// Python objects <-> Values, the Python side of the boundary (C++ types <->
+// Values are include/interpool/convert.hpp): Python objects to Values in the
+// source interpreter, Values to new Python objects in the target interpreter.
+// Callers hold the GIL of the interpreter they convert in.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN
@@ -26,9 +27,9 @@ struct ToValueOptions {
 };
 
 namespace detail {
-/// What a ToValue remembers from one value to the next (src/core/convert.cpp).
+/// What a ToValue remembers from one value to the next (src/core/py_value.cpp).
 struct ToValueMemory {
-  /// An object that may be met again (see kOnePlace in convert.cpp).
+  /// An object that may be met again (see kOnePlace in py_value.cpp).
   struct Seen {
     /// A reference held until the converter is gone: no object freed meanwhile
     /// (by code that pickling runs) can leave its address to a new one.

@@ -1,4 +1,4 @@
-#include "core/convert.hpp"
+#include "core/py_value.hpp"
 
 #include <algorithm>
 #include <atomic>

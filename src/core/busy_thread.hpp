@@ -1,0 +1,21 @@
+// For Signal's spinning (sync.cpp): the threads that keep a CPU busy (pool workers).
+#pragma once
+
+namespace interpool {
+
+/// Marks the calling thread, for its life, as one that keeps a CPU busy except
+/// while it waits on a Signal (a pool worker): waiters spin for a notify only
+/// while such threads and the spinners leave a CPU free. Nests (the outermost
+/// mark counts).
+class BusyThread {
+ public:
+  BusyThread() noexcept;
+  ~BusyThread();
+  BusyThread(const BusyThread&) = delete;
+  BusyThread& operator=(const BusyThread&) = delete;
+
+ private:
+  bool owner_ = false;
+};
+
+}  // namespace interpool
