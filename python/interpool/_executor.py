@@ -28,7 +28,7 @@ NotShareableError = _interpool.NotShareableError
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
-_WORKER_MODULE = "interpool._worker"
+_WORKER_MODULE = _worker.__name__
 _FN_KEYWORD = _worker.FN_KEYWORD
 
 

@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any
 
-from . import _fallback
+from . import _fallback, _worker
 from ._functions import Ref as _Ref
 from ._functions import for_process as _for_process
 from ._future import _Future, _raised_by_task
@@ -20,7 +20,7 @@ from ._worker import FN_KEYWORD
 if TYPE_CHECKING:
     from ._executor import Executor
 
-_WORKER_MODULE = "interpool._worker"
+_WORKER_MODULE = _worker.__name__
 
 
 class _Slot(Future):
