@@ -3,7 +3,7 @@ timeouts (no polling, to the millisecond), queues crossing interpreters (prepare
 call arguments and results, other queues, pickle), items that outlive the interpreter
 that put them and the UNBOUND behaviours, and many interpreters x many threads.
 
-Ctrl-C during a blocking get/put is in test_interpreters_scripts.py (it needs a
+Ctrl-C during a blocking get/put is in test_pep734_scripts.py (it needs a
 process of its own).
 """
 
@@ -197,6 +197,8 @@ def test_one_object_per_id_and_pickle_as_a_handle():
 def test_queue_constructor_takes_an_id_like_the_stdlib():
     q = I.create_queue()
     assert I.Queue(q.id) is q
+    with pytest.raises(I.QueueNotFoundError):
+        I.Queue(0)  # ids start at 1
 
 
 def test_queue_through_prepare_main(interp):
