@@ -19,7 +19,7 @@ if HERE not in sys.path:
 import interpool  # noqa: E402
 from interpool import interpreters  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import wait_until  # noqa: E402
+from support import wait_until  # noqa: E402
 
 
 def test_task_timeout_interrupts_and_the_executor_keeps_serving(make_executor):
@@ -414,7 +414,7 @@ LEFT_THEN_ENDS_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {here!r})
     import interpool, executor_tasks as T
-    from executor_tasks_support import wait_until
+    from support import wait_until
     from interpool import interpreters
 
     if __name__ == "__main__":

@@ -23,6 +23,7 @@ import pytest
 from interpool import interpreters as I
 
 import interp_tasks
+import value_shapes
 
 PY312 = sys.version_info < (3, 13)
 
@@ -424,11 +425,11 @@ def test_call_returns_the_result(interp):
 
 
 def test_call_keeps_an_object_in_two_places_one_object(interp):
-    assert interp.call(interp_tasks.shared_levels, [[1]] * 2) == 1
-    assert interp.call(interp_tasks.shared_levels, interp_tasks.doubling(3)) == 3
-    assert interp.call(interp_tasks.shared_levels, interp_tasks.doubling(60)) == 60
-    out = interp.call(interp_tasks.doubling, 60)
-    assert interp_tasks.shared_levels(out) == 60
+    assert interp.call(value_shapes.shared_levels, [[1]] * 2) == 1
+    assert interp.call(value_shapes.shared_levels, value_shapes.doubling(3)) == 3
+    assert interp.call(value_shapes.shared_levels, value_shapes.doubling(60)) == 60
+    out = interp.call(value_shapes.doubling, 60)
+    assert value_shapes.shared_levels(out) == 60
 
 
 def test_prepare_main_binds_one_object_to_two_names(interp):

@@ -19,6 +19,7 @@ import pytest
 from interpool import interpreters as I
 
 import interp_tasks
+import value_shapes
 
 # Upper bound on how late a timed wait may return. The machine these suites run on
 # is small and often busy with builds (or runs them under ASan): only a hang exceeds
@@ -127,13 +128,13 @@ def test_an_item_keeps_an_object_in_two_places_one_object(interp):
     assert out[0] is out[1]
     back = I.create_queue()
     interp.prepare_main(q=q, back=back)
-    q.put([interp_tasks.doubling(3), interp_tasks.doubling(60)])
-    interp.exec("from interp_tasks import shared_levels\n"
+    q.put([value_shapes.doubling(3), value_shapes.doubling(60)])
+    interp.exec("from value_shapes import shared_levels\n"
                 "item = q.get()\n"
                 "back.put([shared_levels(item[0]), shared_levels(item[1]), item[1]])")
     small, levels, item = back.get(timeout=30)
     assert (small, levels) == (3, 60)
-    assert interp_tasks.shared_levels(item) == 60
+    assert value_shapes.shared_levels(item) == 60
 
 
 @pytest.mark.parametrize("item", [
