@@ -86,9 +86,14 @@ def produce(q, producer, n):
     return n
 
 
-def consume_until_none(q, out):
-    """Gets items of q until None; puts how many it got on `out`."""
+def consume_until_none(q, out, ready=None):
+    """Gets items of q until None; puts how many it got on `out`. With `ready`,
+    puts its thread's native id there first, so that the test can see it block."""
     count = 0
+    if ready is not None:
+        import threading
+
+        ready.put(threading.get_native_id())
     while q.get(timeout=60) is not None:
         count += 1
     out.put(count)

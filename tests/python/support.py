@@ -31,6 +31,17 @@ def wait_until(condition, timeout=30.0, what="condition"):
         time.sleep(0.005)
 
 
+def asleep(native_id):
+    """True when the thread `native_id` of this process sleeps in the kernel (a
+    blocking wait; Linux's /proc state S or D)."""
+    try:
+        with open(f"/proc/self/task/{native_id}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return False  # ended
+    return stat[stat.rindex(")") + 2] in "SD"
+
+
 class Gates:
     """Files that block executor_tasks.wait_for_file tasks until opened.
 

@@ -20,6 +20,7 @@ from interpool import interpreters as I
 
 import interp_tasks
 import value_shapes
+from support import asleep, wait_until
 
 # Upper bound on how late a timed wait may return. The machine these suites run on
 # is small and often busy with builds (or runs them under ASan): only a hang exceeds
@@ -412,19 +413,22 @@ def test_blocking_get_wakes_without_polling_across_interpreters(interp):
 
 def test_a_blocked_get_uses_no_cpu():
     q = I.create_queue()
-    cpu = time.process_time()
+    cpu = time.thread_time()  # of this thread alone: other threads' work is not counted
     with pytest.raises(I.QueueEmpty):
         q.get(timeout=0.5)
-    # The whole process: the waiting thread sleeps in the kernel.
-    assert time.process_time() - cpu < 0.05
+    # A spinning wait would have used about 0.5 s: this one sleeps in the kernel.
+    assert time.thread_time() - cpu < 0.05
 
 
 def test_blocked_getters_all_wake_for_their_items(make_interp):
     q = I.create_queue()
     out = I.create_queue()
     interps = [make_interp() for _ in range(3)]
-    threads = [i.call_in_thread(interp_tasks.consume_until_none, q, out) for i in interps]
-    time.sleep(0.1)  # all three are blocked in get()
+    ready = I.create_queue()
+    threads = [i.call_in_thread(interp_tasks.consume_until_none, q, out, ready) for i in interps]
+    consumers = [ready.get(timeout=30) for _ in interps]
+    # Each has nothing left to do but get(): asleep means blocked there.
+    wait_until(lambda: all(asleep(c) for c in consumers), what="the three getters to block")
     for k in range(30):
         q.put(k)
     for _ in interps:
