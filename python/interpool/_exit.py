@@ -15,7 +15,9 @@ from . import _interpool
 if TYPE_CHECKING:
     from ._executor import Executor
 
+# The executors not shut down yet: finished at exit, disowned in a forked child.
 live: weakref.WeakSet[Executor] = weakref.WeakSet()
+# The main thread has ended: executors take no new tasks (as concurrent.futures' do).
 exiting = False
 # In a process forked while interpool ran workers or interpreters: the message
 # its executors refuse work with. Their workers and result threads stayed in
