@@ -192,7 +192,7 @@ test-python: $(INSTALL_STAMP)
 # suite on the main Python, WHEEL_OTHER_TESTS on 3.12.
 WHEEL_DIR ?= dist
 WHEEL_BUILD ?= build/wheel
-WHEEL_OTHER_TESTS ?= tests/python/test_executor.py tests/python/test_interpreters.py
+WHEEL_OTHER_TESTS ?= tests/python/test_executor.py tests/python/test_pep734.py
 test-wheel:
 	@$(need-python)
 	pythons="$(BASE_PYTHON)"

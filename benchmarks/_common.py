@@ -1,7 +1,7 @@
-"""What the benchmark scripts share: the machine and its load, the options every
-script takes (--quick, --json, --repeat), plain-text and Markdown tables, and the
-summary each script writes into its JSON for the combined table of `make bench`
-(benchmarks/_report.py).
+"""What the benchmark scripts share: the machine and its load (interpool.demo.machine,
+the description the demo writes too), the options every script takes (--quick,
+--json, --repeat), plain-text and Markdown tables, and the summary each script
+writes into its JSON for the combined table of `make bench` (benchmarks/_report.py).
 
 The leading underscore keeps `make bench` from running it as a benchmark.
 """
@@ -9,12 +9,17 @@ The leading underscore keeps `make bench` from running it as a benchmark.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
-import time
 from typing import Any
+
+from interpool.demo.machine import (  # noqa: F401  (the scripts use them as _common.X)
+    Load,
+    busy_cpus,
+    loadavg,
+    machine_info,
+    machine_line,
+    read_text,
+    write_json,
+)
 
 MIB = 1024 * 1024
 
@@ -36,14 +41,6 @@ COLUMNS = {
 # ---------------------------------------------------------------------------
 
 
-def read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except OSError:
-        return None
-
-
 def rss_kib() -> int:
     """This process's resident memory (VmRSS), KiB."""
     with open("/proc/self/status") as f:
@@ -51,109 +48,6 @@ def rss_kib() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def loadavg() -> list[float] | None:
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        return None
-
-
-def _stat_jiffies() -> tuple[int, int] | None:
-    """(busy, total) jiffies of every CPU, from /proc/stat."""
-    text = read_text("/proc/stat")
-    if not text:
-        return None
-    fields = [int(x) for x in text.splitlines()[0].split()[1:]]
-    total = sum(fields[:8])
-    return total - fields[3] - fields[4], total
-
-
-def _own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-class Load:
-    """CPU time taken by other processes between creation and others(): busy time
-    of every CPU (/proc/stat) minus this process's own (and its reaped children's)."""
-
-    HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-    def __init__(self) -> None:
-        self.jiffies = _stat_jiffies()
-        self.own = _own_cpu()
-        self.wall = time.monotonic()
-
-    def others(self) -> dict[str, float] | None:
-        now = _stat_jiffies()
-        if now is None or self.jiffies is None:
-            return None
-        busy = (now[0] - self.jiffies[0]) / self.HZ
-        wall = time.monotonic() - self.wall
-        others = max(0.0, busy - (_own_cpu() - self.own))
-        return {"wall_s": round(wall, 2), "other_cpu_s": round(others, 2),
-                "other_cpus_avg": round(others / wall, 2) if wall > 0 else 0.0}
-
-
-def busy_cpus(seconds: float = 1.0) -> float | None:
-    """CPUs kept busy by other processes over the next `seconds`.
-
-    Sampled before a benchmark starts, this is a better guide than the load
-    average, which lags by a minute.
-    """
-    load = Load()
-    time.sleep(seconds)
-    o = load.others()
-    return None if o is None else o["other_cpus_avg"]
-
-
-def machine_info(sample_load: bool = True) -> dict[str, Any]:
-    """The machine, the Python, the interpool build and (sample_load) the load now."""
-    cpuinfo = read_text("/proc/cpuinfo") or ""
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                  if line.startswith("model name")), platform.processor() or "?")
-    meminfo = read_text("/proc/meminfo") or ""
-    mem_kib = next((int(line.split()[1]) for line in meminfo.splitlines()
-                    if line.startswith("MemTotal:")), None)
-    osrel = read_text("/etc/os-release") or ""
-    pretty = next((line.split("=", 1)[1].strip().strip('"') for line in osrel.splitlines()
-                   if line.startswith("PRETTY_NAME=")), platform.system())
-    try:
-        import interpool
-    except ImportError:
-        usable, version, module = None, None, None
-    else:
-        usable, version = interpool.usable_cpus(), interpool.__version__
-        module = os.path.dirname(interpool.__file__)
-    info: dict[str, Any] = {
-        "cpu_model": model,
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": usable,
-        "ram_gib": round(mem_kib / MIB, 1) if mem_kib else None,
-        "os": pretty,
-        "kernel": platform.release(),
-        "platform": platform.platform(),
-        "implementation": platform.python_implementation(),
-        "python": platform.python_version(),
-        "python_executable": sys.executable,
-        "interpool": version,
-        "interpool_module": module,
-    }
-    if sample_load:
-        info["loadavg_start"] = loadavg()
-        info["busy_cpus_start"] = busy_cpus()
-    return info
-
-
-def machine_line(info: dict[str, Any]) -> str:
-    """One line: CPU, CPUs, RAM, OS, Python, interpool."""
-    return (f"{info.get('cpu_model', '?')}, {info.get('cpu_count', '?')} CPUs "
-            f"({info.get('usable_cpus', '?')} usable), {info.get('ram_gib', '?')} GiB RAM, "
-            f"{info.get('os', '?')}, Linux {info.get('kernel', '?')}; "
-            f"Python {info.get('python', '?')} ({info.get('python_executable', '?')}), "
-            f"interpool {info.get('interpool', '?')}")
 
 
 def print_machine(title: str, info: dict[str, Any], quick: bool, workers: int | None = None) -> None:
@@ -190,13 +84,6 @@ def parser(doc: str, quick: str, repeat: str, epilog: bool = False) -> argparse.
                          "benchmarks/_report.py puts in the combined table)")
     ap.add_argument("--repeat", type=int, help=repeat)
     return ap
-
-
-def write_json(path: str, data: dict[str, Any]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    print(f"wrote {path}")
 
 
 Row = list[str] | str  # a str row is a section title, printed as it is

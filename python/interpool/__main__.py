@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def demo(args: argparse.Namespace) -> int:
     from .demo import study
+    from .demo.machine import write_json
 
     if args.plot:
         study.need_matplotlib()  # before the long part
@@ -151,8 +152,10 @@ def demo(args: argparse.Namespace) -> int:
     progress = study.Progress(enabled=not args.no_progress)
     chosen, results = study.run_study(work, counts, args.compare, progress, repeat=args.repeat)
     if args.json:
-        study.write_json(args.json, study.to_json(work, counts, chosen, results, args.repeat))
-        print(f"wrote {args.json}")
+        try:
+            write_json(args.json, study.to_json(work, counts, chosen, results, args.repeat))
+        except OSError as e:
+            raise study.StudyError(f"{args.json}: {e.strerror or e}") from None
     if args.plot:
         study.plot(args.plot, work, counts, chosen, results)
         print(f"wrote {args.plot}")

@@ -45,7 +45,8 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
 
 from . import IncompatibleModuleError, NotShareableError, _joblib_worker, _worker, usable_cpus
 from ._byvalue import dumps as _dumps
-from ._executor import Executor, _Future
+from ._executor import Executor
+from ._future import _Future
 
 __all__ = ["InterpoolBackend"]
 

@@ -22,7 +22,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from ext_support import make_pool  # noqa: E402
+from support import make_pool  # noqa: E402
 
 
 def pytest_configure(config):

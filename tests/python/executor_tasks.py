@@ -471,10 +471,12 @@ def allocate_too_much():
 def block_on(kind, obj, started_path=None):
     """Waits with no timeout on an interpool object: a queue's get, a lock held
     elsewhere, an event never set, a barrier nobody else reaches, or a
-    semaphore at zero. Marks `started_path` first when given."""
+    semaphore at zero. Writes its thread's native id to `started_path` first
+    when given (the test can then see the thread block)."""
     if started_path:
-        with open(started_path, "w"):
-            pass
+        with open(started_path + ".tmp", "w") as f:
+            f.write(str(threading.get_native_id()))
+        os.replace(started_path + ".tmp", started_path)  # whole when it appears
     if kind == "queue":
         return obj.get()
     if kind == "lock":
@@ -594,23 +596,6 @@ def import_slow_package():
 
 
 # --- sharing: an object in two places arrives as one object ------------------
-
-
-def doubling(levels):
-    """[x, x] built `levels` times over x = [0]: 2**levels leaves, levels + 1 lists."""
-    x = [0]
-    for _ in range(levels):
-        x = [x, x]
-    return x
-
-
-def shared_levels(x):
-    """How many levels of a doubling hold one list twice (x[0] is x[1])."""
-    levels = 0
-    while isinstance(x, list) and len(x) == 2 and x[0] is x[1]:
-        levels += 1
-        x = x[0]
-    return levels
 
 
 def same_objects(*args, **kwargs):

@@ -86,9 +86,14 @@ def produce(q, producer, n):
     return n
 
 
-def consume_until_none(q, out):
-    """Gets items of q until None; puts how many it got on `out`."""
+def consume_until_none(q, out, ready=None):
+    """Gets items of q until None; puts how many it got on `out`. With `ready`,
+    puts its thread's native id there first, so that the test can see it block."""
     count = 0
+    if ready is not None:
+        import threading
+
+        ready.put(threading.get_native_id())
     while q.get(timeout=60) is not None:
         count += 1
     out.put(count)
@@ -245,23 +250,3 @@ def _rebuild_outside_main(value):
 
 def get_value(q):
     return q.get(timeout=30).value
-
-
-# --- sharing: an object in two places arrives as one object ------------------
-
-
-def doubling(levels):
-    """[x, x] built `levels` times over x = [0]: 2**levels leaves, levels + 1 lists."""
-    x = [0]
-    for _ in range(levels):
-        x = [x, x]
-    return x
-
-
-def shared_levels(x):
-    """How many levels of a doubling hold one list twice (x[0] is x[1])."""
-    levels = 0
-    while isinstance(x, list) and len(x) == 2 and x[0] is x[1]:
-        levels += 1
-        x = x[0]
-    return levels

@@ -432,7 +432,7 @@ def test_reference_names_exist():
     """Every entry names something that exists (no entry outlives its name)."""
     import importlib
 
-    from interpool._executor import _Future
+    from interpool._future import _Future
 
     modules = {prefix: importlib.import_module(m) for m, prefix in REFERENCED_MODULES.items()}
     # The futures that Executor.submit returns (a concurrent.futures.Future subclass).

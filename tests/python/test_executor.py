@@ -31,7 +31,8 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import Gates, on_each_worker, run_python  # noqa: E402
+import value_shapes  # noqa: E402
+from support import Gates, on_each_worker, run_python  # noqa: E402
 
 
 
@@ -75,7 +76,7 @@ def test_an_object_in_two_places_arrives_as_one_object(ex):
     assert ex.submit(T.same_objects, shared, [0], shared, again=shared, other={"k": [1]}).result(
         timeout=30) == [0, 2, "again"]
     t = ([1],) * 2
-    assert ex.submit(T.shared_levels, [t[0], t[1]]).result(timeout=30) == 1
+    assert ex.submit(value_shapes.shared_levels, [t[0], t[1]]).result(timeout=30) == 1
     out = ex.submit(T.pair_of_one_list).result(timeout=30)
     assert out["a"] is out["b"][0]
 
@@ -83,14 +84,14 @@ def test_an_object_in_two_places_arrives_as_one_object(ex):
 def test_sixty_levels_of_doubling_submitted_and_returned(ex):
     # 2**60 leaves if each place were copied. Small first: without sharing the
     # 60 levels would exhaust the machine rather than fail.
-    assert ex.submit(T.shared_levels, T.doubling(3)).result(timeout=30) == 3
-    assert ex.submit(T.shared_levels, T.doubling(60)).result(timeout=30) == 60
-    out = ex.submit(T.doubling, 60).result(timeout=30)
-    assert T.shared_levels(out) == 60
+    assert ex.submit(value_shapes.shared_levels, value_shapes.doubling(3)).result(timeout=30) == 3
+    assert ex.submit(value_shapes.shared_levels, value_shapes.doubling(60)).result(timeout=30) == 60
+    out = ex.submit(value_shapes.doubling, 60).result(timeout=30)
+    assert value_shapes.shared_levels(out) == 60
     back = ex.submit(T.identity, out).result(timeout=30)
-    assert T.shared_levels(back) == 60 and back is not out
+    assert value_shapes.shared_levels(back) == 60 and back is not out
     # The items of a map chunk are one crossing too.
-    assert list(ex.map(T.shared_levels, [out, out], chunksize=2)) == [60, 60]
+    assert list(ex.map(value_shapes.shared_levels, [out, out], chunksize=2)) == [60, 60]
 
 
 def test_large_argument_and_result(ex):

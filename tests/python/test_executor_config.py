@@ -20,7 +20,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import on_each_worker, wait_until  # noqa: E402
+from support import on_each_worker, wait_until  # noqa: E402
 
 MAIN_ID = interpool._interpool.interpreter_id()
 

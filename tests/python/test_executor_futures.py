@@ -29,7 +29,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import Gates, wait_until  # noqa: E402
+from support import Gates, wait_until  # noqa: E402
 
 
 

@@ -20,7 +20,7 @@ if HERE not in sys.path:
 import interpool  # noqa: E402
 from interpool import interpreters  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import wait_until  # noqa: E402
+from support import wait_until  # noqa: E402
 
 np = pytest.importorskip("numpy")
 import numpy_tasks  # noqa: E402

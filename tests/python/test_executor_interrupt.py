@@ -19,7 +19,7 @@ if HERE not in sys.path:
 import interpool  # noqa: E402
 from interpool import interpreters  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from executor_tasks_support import wait_until  # noqa: E402
+from support import asleep, wait_until  # noqa: E402
 
 
 def test_task_timeout_interrupts_and_the_executor_keeps_serving(make_executor):
@@ -313,7 +313,8 @@ def test_interrupt_ends_a_wait_and_later_waits_of_the_task(make_executor, tmp_pa
     # at once as well, so an interrupted task cannot fall asleep for good.
     fut = ex.submit(T.block_then_report, kind, blocker(kind), str(started))
     wait_until(started.exists, 60, "the task to start")
-    time.sleep(0.2)  # asleep in its wait by now (it is interrupted either way)
+    # The worker's interpreter has no other thread: asleep, the task waits.
+    wait_until(lambda: asleep(int(started.read_text())), what="the task to block in its wait")
     assert fut.interrupt() is True
     with pytest.raises(interpool.TaskInterrupted):
         fut.result(timeout=60)
@@ -414,7 +415,7 @@ LEFT_THEN_ENDS_SCRIPT = textwrap.dedent("""
     import sys
     sys.path.insert(0, {here!r})
     import interpool, executor_tasks as T
-    from executor_tasks_support import wait_until
+    from support import wait_until
     from interpool import interpreters
 
     if __name__ == "__main__":

@@ -15,7 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from executor_tasks_support import run_python, script  # noqa: E402
+from support import run_python, script  # noqa: E402
 
 
 def assert_clean_exit(proc, expected_rc=0):

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 import interpool._interpool as ip
-from ext_support import HERE
+from support import HERE
 
 if sys.version_info >= (3, 13):
     _interpreters = pytest.importorskip("_interpreters")
@@ -329,9 +329,9 @@ def test_pool_inside_isolated_interpreter(sub):
         p = m.Pool(1, sys_path=__import__("sys").path)
         out = m.queue_from_id({qid})
         out.put(p.submit("math", "factorial", (15,)).result(60))
-        out.put(p.submit("tasks_helpers", "interp_id").result(60))
+        out.put(p.submit("ext_tasks", "interp_id").result(60))
         try:
-            p.submit("tasks_helpers", "raise_value_error", ("inner",)).result(60)
+            p.submit("ext_tasks", "raise_value_error", ("inner",)).result(60)
         except ValueError as e:
             out.put(("ValueError", str(e), "raise_value_error" in str(e.__cause__)))
         p.shutdown()
@@ -357,7 +357,7 @@ def test_destroying_interpreter_with_live_pool_and_queues():
             import interpool._interpool as m
             out = m.queue_from_id({qid})
             p = m.Pool(1, sys_path=__import__("sys").path)
-            slow = p.submit("tasks_helpers", "sleep_then", (0.2, None))
+            slow = p.submit("ext_tasks", "sleep_then", (0.2, None))
             mine = m.Queue.create()
             mine.put("left behind")
             out.put(mine)

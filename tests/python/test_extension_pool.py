@@ -12,8 +12,8 @@ import time
 import pytest
 
 import interpool._interpool as ip
-import tasks_helpers
-from ext_support import HELPERS, HERE, assert_clean_exit_stderr, make_pool, run_script
+import ext_tasks
+from support import EXT_TASKS, HERE, assert_clean_exit_stderr, make_pool, run_script
 
 SLACK = 1.0
 
@@ -32,7 +32,7 @@ def run_everywhere(pool, qualname="rendezvous", timeout=30):
     Returns what each reported on `started` (one item per worker).
     """
     started, release = ip.Queue.create(), ip.Queue.create()
-    tasks = [pool.submit(HELPERS, qualname, (started, release)) for _ in range(pool.size)]
+    tasks = [pool.submit(EXT_TASKS, qualname, (started, release)) for _ in range(pool.size)]
     reports = [started.get(timeout=timeout) for _ in tasks]
     for _ in tasks:
         release.put(None)
@@ -47,23 +47,23 @@ def run_everywhere(pool, qualname="rendezvous", timeout=30):
 
 
 def test_simple_results(pool):
-    assert pool.submit(HELPERS, "add", (2, 3)).result(30) == 5
-    assert pool.submit(HELPERS, "add", ("a", "b")).result(30) == "ab"
-    assert pool.submit(HELPERS, "square", (2**70,)).result(30) == 2**140
+    assert pool.submit(EXT_TASKS, "add", (2, 3)).result(30) == 5
+    assert pool.submit(EXT_TASKS, "add", ("a", "b")).result(30) == "ab"
+    assert pool.submit(EXT_TASKS, "square", (2**70,)).result(30) == 2**140
 
 
 def test_args_and_kwargs(pool):
-    out = pool.submit(HELPERS, "echo", (1, "two", None), {"k": [3], "big": 2**65}).result(30)
+    out = pool.submit(EXT_TASKS, "echo", (1, "two", None), {"k": [3], "big": 2**65}).result(30)
     assert out == [(1, "two", None), {"k": [3], "big": 2**65}]
-    assert pool.submit(HELPERS, "add", (), {"a": 1, "b": 2}).result(30) == 3
-    assert pool.submit(HELPERS, "add", kwargs={"b": 2, "a": 40}).result(30) == 42
-    assert pool.submit(HELPERS, "echo").result(30) == [(), {}]
-    assert pool.submit(module=HELPERS, qualname="echo", args=(1,), kwargs=None).result(30) == [(1,), {}]
+    assert pool.submit(EXT_TASKS, "add", (), {"a": 1, "b": 2}).result(30) == 3
+    assert pool.submit(EXT_TASKS, "add", kwargs={"b": 2, "a": 40}).result(30) == 42
+    assert pool.submit(EXT_TASKS, "echo").result(30) == [(), {}]
+    assert pool.submit(module=EXT_TASKS, qualname="echo", args=(1,), kwargs=None).result(30) == [(1,), {}]
 
 
 def test_argument_types_arrive_exactly(pool):
     args = (1, 2**70, 1.5, 2j, "s\ud800", b"b", bytearray(b"a"), (1,), [1], {1: 2}, {1}, frozenset(), None, True)
-    kinds, kw = pool.submit(HELPERS, "describe", args, {"f": fractions.Fraction(1, 2)}).result(30)
+    kinds, kw = pool.submit(EXT_TASKS, "describe", args, {"f": fractions.Fraction(1, 2)}).result(30)
     assert kinds == [type(a).__name__ for a in args]
     assert kw == {"f": "Fraction"}
 
@@ -71,15 +71,15 @@ def test_argument_types_arrive_exactly(pool):
 def test_result_types_come_back_exactly(pool):
     args = ({"a": (1, [2, {3}])}, 2**100, -0.0, "\udfff", bytearray(b"x"), fractions.Fraction(5, 3))
     for a in args:
-        out = pool.submit(HELPERS, "echo", (a,)).result(30)[0][0]
+        out = pool.submit(EXT_TASKS, "echo", (a,)).result(30)[0][0]
         assert type(out) is type(a)
         assert out == a or (isinstance(a, float) and math.copysign(1, out) == math.copysign(1, a))
 
 
 def test_static_class_and_nested_methods(pool):
-    assert pool.submit(HELPERS, "Calc.triple", (4,)).result(30) == 12
-    assert pool.submit(HELPERS, "Calc.scale", (5,)).result(30) == 15
-    assert pool.submit(HELPERS, "Calc.Inner.negate", (6,)).result(30) == -6
+    assert pool.submit(EXT_TASKS, "Calc.triple", (4,)).result(30) == 12
+    assert pool.submit(EXT_TASKS, "Calc.scale", (5,)).result(30) == 15
+    assert pool.submit(EXT_TASKS, "Calc.Inner.negate", (6,)).result(30) == -6
 
 
 def test_builtin_and_stdlib_functions(pool):
@@ -91,7 +91,7 @@ def test_builtin_and_stdlib_functions(pool):
 
 
 def test_result_twice_and_from_threads(pool):
-    task = pool.submit(HELPERS, "sleep_then", (0.1, {"v": [1]}))
+    task = pool.submit(EXT_TASKS, "sleep_then", (0.1, {"v": [1]}))
     outs = []
     threads = [threading.Thread(target=lambda: outs.append(task.result(30))) for _ in range(4)]
     for t in threads:
@@ -104,7 +104,7 @@ def test_result_twice_and_from_threads(pool):
 
 
 def test_done_and_result_timeout(pool):
-    task = pool.submit(HELPERS, "sleep_then", (0.4, "late"))
+    task = pool.submit(EXT_TASKS, "sleep_then", (0.4, "late"))
     assert not task.done()
     t0 = time.monotonic()
     with pytest.raises(TimeoutError):
@@ -119,7 +119,7 @@ def test_done_and_result_timeout(pool):
 
 @pytest.mark.parametrize("timeout", [1e10, float("inf")])
 def test_result_huge_timeout_waits(pool, timeout):
-    task = pool.submit(HELPERS, "sleep_then", (0.2, "v"))
+    task = pool.submit(EXT_TASKS, "sleep_then", (0.2, "v"))
     try:
         out = task.result(timeout)
     except (OverflowError, ValueError):
@@ -135,15 +135,15 @@ def test_take_claims_an_outcome_once(fresh_pool):
     # With a token, an outcome goes to whichever of Task.take() and
     # completions() claims it first; the other never sees it.
     p = fresh_pool(1)
-    taken = p.submit(HELPERS, "add", (1, 2), token=1)
+    taken = p.submit(EXT_TASKS, "add", (1, 2), token=1)
     assert taken.take(30) == (True, 3)
     assert taken.take(30) is None
     with pytest.raises(RuntimeError, match="delivered"):
         taken.result(0)
-    failed = p.submit(HELPERS, "raise_value_error", ("boom",), token=2)
+    failed = p.submit(EXT_TASKS, "raise_value_error", ("boom",), token=2)
     ok, exc = failed.take(30)
     assert ok is False and isinstance(exc, ValueError)
-    collected = p.submit(HELPERS, "add", (2, 3), token=3)
+    collected = p.submit(EXT_TASKS, "add", (2, 3), token=3)
     batch = []
     while not batch:
         batch = p.completions(30)
@@ -156,9 +156,9 @@ def test_take_claims_an_outcome_once(fresh_pool):
 def test_take_timeout_and_cancel(fresh_pool):
     p = fresh_pool(1)
     started, release = ip.Queue.create(), ip.Queue.create()
-    blocker = p.submit(HELPERS, "rendezvous", (started, release), token=1)
+    blocker = p.submit(EXT_TASKS, "rendezvous", (started, release), token=1)
     started.get(timeout=30)
-    queued = p.submit(HELPERS, "add", (1, 2), token=2)
+    queued = p.submit(EXT_TASKS, "add", (1, 2), token=2)
     with pytest.raises(TimeoutError):
         queued.take(0.05)
     woke = []
@@ -190,7 +190,7 @@ def test_task_type_cannot_be_instantiated():
 
 def test_builtin_exception_same_type_with_remote_traceback(pool):
     with pytest.raises(ValueError, match="^boom$") as info:
-        pool.submit(HELPERS, "raise_value_error", ("boom",)).result(30)
+        pool.submit(EXT_TASKS, "raise_value_error", ("boom",)).result(30)
     exc = info.value
     assert type(exc) is ValueError
     cause = exc.__cause__
@@ -198,7 +198,7 @@ def test_builtin_exception_same_type_with_remote_traceback(pool):
     text = str(cause)
     assert "Traceback" in text
     assert "raise_value_error" in text  # the worker's function
-    assert "tasks_helpers.py" in text
+    assert "ext_tasks.py" in text
     assert "ValueError: boom" in text
     assert cause.traceback and "raise_value_error" in cause.traceback
     assert cause.type_name == "ValueError"
@@ -206,16 +206,16 @@ def test_builtin_exception_same_type_with_remote_traceback(pool):
 
 
 def test_user_defined_exception(pool):
-    with pytest.raises(tasks_helpers.HelperError, match="custom") as info:
-        pool.submit(HELPERS, "raise_helper_error", ("custom",)).result(30)
-    assert type(info.value) is tasks_helpers.HelperError
+    with pytest.raises(ext_tasks.HelperError, match="custom") as info:
+        pool.submit(EXT_TASKS, "raise_helper_error", ("custom",)).result(30)
+    assert type(info.value) is ext_tasks.HelperError
     assert "raise_helper_error" in str(info.value.__cause__)
-    assert info.value.__cause__.type_name == "tasks_helpers.HelperError"
+    assert info.value.__cause__.type_name == "ext_tasks.HelperError"
 
 
 def test_chained_exception_traceback(pool):
     with pytest.raises(RuntimeError, match="outer failure") as info:
-        pool.submit(HELPERS, "raise_chained").result(30)
+        pool.submit(EXT_TASKS, "raise_chained").result(30)
     text = info.value.__cause__.traceback
     assert "KeyError" in text and "missing" in text
     assert "direct cause" in text
@@ -224,10 +224,10 @@ def test_chained_exception_traceback(pool):
 
 def test_unpicklable_exception_becomes_remote_error(pool):
     with pytest.raises(ip.RemoteError) as info:
-        pool.submit(HELPERS, "raise_local_error", ("local message",)).result(30)
+        pool.submit(EXT_TASKS, "raise_local_error", ("local message",)).result(30)
     exc = info.value
     assert type(exc) is ip.RemoteError
-    assert exc.type_name == "tasks_helpers.raise_local_error.<locals>.LocalError"
+    assert exc.type_name == "ext_tasks.raise_local_error.<locals>.LocalError"
     assert exc.message == "local message"
     assert "Traceback" in exc.traceback
     assert "raise_local_error" in exc.traceback
@@ -239,22 +239,22 @@ def test_unpicklable_exception_becomes_remote_error(pool):
 def test_exception_that_cannot_be_rebuilt_becomes_remote_error(pool):
     # It pickles, but unpickling fails (its __init__ needs two arguments).
     with pytest.raises(ip.RemoteError) as info:
-        pool.submit(HELPERS, "raise_two_arg_error", ("first", "second")).result(30)
-    assert info.value.type_name == "tasks_helpers.TwoArgError"
+        pool.submit(EXT_TASKS, "raise_two_arg_error", ("first", "second")).result(30)
+    assert info.value.type_name == "ext_tasks.TwoArgError"
     assert info.value.message == "first"
     assert "raise_two_arg_error" in info.value.traceback
 
 
 def test_not_shareable_error_raised_in_worker(pool):
     with pytest.raises(ip.NotShareableError, match="does not pickle") as info:
-        pool.submit(HELPERS, "make_not_shareable_inside").result(30)
+        pool.submit(EXT_TASKS, "make_not_shareable_inside").result(30)
     assert type(info.value) is ip.NotShareableError  # this interpreter's class
     assert "make_not_shareable_inside" in str(info.value.__cause__)
 
 
 def test_interpool_exception_raised_in_worker_keeps_its_type(pool):
     with pytest.raises(ip.QueueEmpty):
-        pool.submit(HELPERS, "raise_queue_empty").result(30)
+        pool.submit(EXT_TASKS, "raise_queue_empty").result(30)
 
 
 @pytest.mark.parametrize(
@@ -283,7 +283,7 @@ def test_extension_exceptions_pickle(name):
 def test_remote_error_for_interpool_exception_describes_it(pool):
     # Whatever the type it comes back as, the description must be there.
     with pytest.raises(Exception) as info:
-        pool.submit(HELPERS, "raise_queue_empty").result(30)
+        pool.submit(EXT_TASKS, "raise_queue_empty").result(30)
     exc = info.value
     described = getattr(exc, "type_name", None) or type(exc).__name__
     assert "QueueEmpty" in described
@@ -293,12 +293,12 @@ def test_remote_error_for_interpool_exception_describes_it(pool):
 def test_base_exceptions_do_not_kill_the_worker(fresh_pool):
     p = fresh_pool(1)
     with pytest.raises(SystemExit) as info:
-        p.submit(HELPERS, "raise_system_exit").result(30)
+        p.submit(EXT_TASKS, "raise_system_exit").result(30)
     assert info.value.code == 3
     with pytest.raises(KeyboardInterrupt):
-        p.submit(HELPERS, "raise_keyboard_interrupt").result(30)
+        p.submit(EXT_TASKS, "raise_keyboard_interrupt").result(30)
     # The same worker (there is only one) goes on running tasks.
-    assert p.submit(HELPERS, "add", (1, 1)).result(30) == 2
+    assert p.submit(EXT_TASKS, "add", (1, 1)).result(30) == 2
 
 
 def test_missing_module(pool):
@@ -308,37 +308,37 @@ def test_missing_module(pool):
 
 def test_missing_function(pool):
     with pytest.raises(AttributeError, match="no_such_function"):
-        pool.submit(HELPERS, "no_such_function").result(30)
+        pool.submit(EXT_TASKS, "no_such_function").result(30)
     with pytest.raises(AttributeError, match="missing"):
-        pool.submit(HELPERS, "Calc.missing").result(30)
+        pool.submit(EXT_TASKS, "Calc.missing").result(30)
 
 
 def test_not_callable(pool):
     with pytest.raises(TypeError, match="not callable"):
-        pool.submit(HELPERS, "NOT_CALLABLE").result(30)
+        pool.submit(EXT_TASKS, "NOT_CALLABLE").result(30)
 
 
 def test_wrong_arguments_raise_type_error(pool):
     with pytest.raises(TypeError):
-        pool.submit(HELPERS, "add", (1,)).result(30)
+        pool.submit(EXT_TASKS, "add", (1,)).result(30)
 
 
 def test_unshareable_result(pool):
     with pytest.raises(ip.NotShareableError) as info:
-        pool.submit(HELPERS, "return_lock").result(30)
+        pool.submit(EXT_TASKS, "return_lock").result(30)
     assert "the result" in str(info.value)
     assert "does not pickle" in str(info.value)
     with pytest.raises(ip.NotShareableError) as info:
-        pool.submit(HELPERS, "return_nested_unshareable").result(30)
+        pool.submit(EXT_TASKS, "return_nested_unshareable").result(30)
     assert "the result['bad'][1]" in str(info.value)
 
 
 def test_pool_survives_errors(pool):
     for qualname in ("raise_value_error", "no_such_function", "return_lock"):
-        t = pool.submit(HELPERS, qualname, ("x",) if qualname == "raise_value_error" else ())
+        t = pool.submit(EXT_TASKS, qualname, ("x",) if qualname == "raise_value_error" else ())
         with pytest.raises(Exception):
             t.result(30)
-    assert pool.submit(HELPERS, "add", (20, 22)).result(30) == 42
+    assert pool.submit(EXT_TASKS, "add", (20, 22)).result(30) == 42
 
 
 # ---------------------------------------------------------------------------
@@ -348,30 +348,30 @@ def test_pool_survives_errors(pool):
 
 def test_unshareable_arguments_are_named(pool):
     with pytest.raises(ip.NotShareableError) as info:
-        pool.submit(HELPERS, "add", (1, threading.Lock()))
+        pool.submit(EXT_TASKS, "add", (1, threading.Lock()))
     assert "argument 2" in str(info.value)
     assert "does not pickle" in str(info.value)
     with pytest.raises(ip.NotShareableError) as info:
-        pool.submit(HELPERS, "add", (1,), {"b": [0, threading.Lock()]})
+        pool.submit(EXT_TASKS, "add", (1,), {"b": [0, threading.Lock()]})
     assert "keyword argument 'b'" in str(info.value)
     assert "[1]" in str(info.value)
     a = []
     a.append(a)
     with pytest.raises(ip.NotShareableError, match="cycle"):
-        pool.submit(HELPERS, "echo", (a,))
+        pool.submit(EXT_TASKS, "echo", (a,))
 
 
 def test_bad_submit_arguments(pool):
     with pytest.raises(TypeError):
         pool.submit(1, "f")
     with pytest.raises(TypeError):
-        pool.submit(HELPERS, None)
+        pool.submit(EXT_TASKS, None)
     with pytest.raises(TypeError, match="tuple"):
-        pool.submit(HELPERS, "add", [1, 2])
+        pool.submit(EXT_TASKS, "add", [1, 2])
     with pytest.raises(TypeError, match="dict"):
-        pool.submit(HELPERS, "add", (1, 2), [("a", 1)])
+        pool.submit(EXT_TASKS, "add", (1, 2), [("a", 1)])
     with pytest.raises(TypeError):
-        pool.submit(HELPERS, "echo", (), {1: "non-str key"})
+        pool.submit(EXT_TASKS, "echo", (), {1: "non-str key"})
 
 
 def test_bad_pool_arguments():
@@ -384,7 +384,7 @@ def test_bad_pool_arguments():
     with pytest.raises(TypeError):
         ip.Pool(1, initializers=[("only_module",)])
     with pytest.raises(ip.NotShareableError):
-        ip.Pool(1, initializers=[(HELPERS, "set_state", (threading.Lock(),), {})])
+        ip.Pool(1, initializers=[(EXT_TASKS, "set_state", (threading.Lock(),), {})])
 
 
 # ---------------------------------------------------------------------------
@@ -406,7 +406,7 @@ def test_tasks_run_in_distinct_sub_interpreters(fresh_pool):
 
 
 def test_worker_module_state_is_its_own(pool):
-    theirs = pool.submit(HELPERS, "module_identity").result(30)
+    theirs = pool.submit(EXT_TASKS, "module_identity").result(30)
     assert theirs["interpreter"] > 0
     assert theirs["module"] != id(ip)
     assert theirs["Queue"] != id(ip.Queue)
@@ -434,7 +434,7 @@ def test_usable_cpus_matches_affinity():
 
 def test_nested_pool_inside_a_worker(fresh_pool):
     p = fresh_pool(1)
-    worker_id, value = p.submit(HELPERS, "nested_pool_factorial", (12,)).result(60)
+    worker_id, value = p.submit(EXT_TASKS, "nested_pool_factorial", (12,)).result(60)
     assert worker_id > 0
     assert value == math.factorial(12)
 
@@ -447,7 +447,7 @@ def test_nested_pool_inside_a_worker(fresh_pool):
 def test_sys_path_is_given_to_workers(fresh_pool):
     path = [HERE, "/nonexistent/interpool-test-dir"] + [p for p in sys.path if p != HERE]
     p = fresh_pool(1, sys_path=path)
-    assert p.submit(HELPERS, "worker_sys_path").result(30) == path
+    assert p.submit(EXT_TASKS, "worker_sys_path").result(30) == path
 
 
 def test_without_sys_path_workers_cannot_see_test_helpers(fresh_pool):
@@ -457,13 +457,13 @@ def test_without_sys_path_workers_cannot_see_test_helpers(fresh_pool):
         assert isinstance(default_path, list) and default_path
         if HERE in default_path:
             pytest.skip("tests/python is on the default path of new interpreters here")
-        with pytest.raises(ModuleNotFoundError, match=HELPERS):
-            p.submit(HELPERS, "add", (1, 2)).result(30)
+        with pytest.raises(ModuleNotFoundError, match=EXT_TASKS):
+            p.submit(EXT_TASKS, "add", (1, 2)).result(30)
     finally:
         p.shutdown()
     # ... and they can with sys_path.
     p2 = fresh_pool(1, sys_path=[HERE] + default_path)
-    assert p2.submit(HELPERS, "add", (1, 2)).result(30) == 3
+    assert p2.submit(EXT_TASKS, "add", (1, 2)).result(30) == 3
 
 
 # ---------------------------------------------------------------------------
@@ -472,7 +472,7 @@ def test_without_sys_path_workers_cannot_see_test_helpers(fresh_pool):
 
 
 def test_initializer_runs_once_in_each_worker(fresh_pool):
-    p = fresh_pool(2, initializers=[(HELPERS, "set_state", ("configured",), {"suffix": "!"})])
+    p = fresh_pool(2, initializers=[(EXT_TASKS, "set_state", ("configured",), {"suffix": "!"})])
     reports = run_everywhere(p, "state_rendezvous")
     ids = sorted(r[0] for r in reports)
     assert len(set(ids)) == 2
@@ -485,27 +485,27 @@ def test_initializers_run_in_order(fresh_pool):
     p = fresh_pool(
         1,
         initializers=[
-            (HELPERS, "set_state", ("first",)),  # args and kwargs may be left out
-            (HELPERS, "set_state", ("second",), {"suffix": "x"}),
+            (EXT_TASKS, "set_state", ("first",)),  # args and kwargs may be left out
+            (EXT_TASKS, "set_state", ("second",), {"suffix": "x"}),
         ],
     )
-    state, calls, interp = p.submit(HELPERS, "get_state").result(30)
+    state, calls, interp = p.submit(EXT_TASKS, "get_state").result(30)
     assert state == ("second", "x", interp)
     assert calls == 2
 
 
 def test_main_interpreter_state_untouched(fresh_pool):
-    p = fresh_pool(1, initializers=[(HELPERS, "set_state", ("worker only",), {})])
-    assert p.submit(HELPERS, "get_state").result(30)[0][0] == "worker only"
-    assert tasks_helpers.STATE is None
+    p = fresh_pool(1, initializers=[(EXT_TASKS, "set_state", ("worker only",), {})])
+    assert p.submit(EXT_TASKS, "get_state").result(30)[0][0] == "worker only"
+    assert ext_tasks.STATE is None
 
 
 @pytest.mark.parametrize(
     "initializer, type_name, message",
     [
-        ((HELPERS, "failing_initializer", ("init exploded",), {}), "ValueError", "init exploded"),
+        ((EXT_TASKS, "failing_initializer", ("init exploded",), {}), "ValueError", "init exploded"),
         (("no_such_module_for_interpool", "f", (), {}), "ModuleNotFoundError", "no_such_module_for_interpool"),
-        ((HELPERS, "no_such_function", (), {}), "AttributeError", "no_such_function"),
+        ((EXT_TASKS, "no_such_function", (), {}), "AttributeError", "no_such_function"),
     ],
 )
 def test_failing_initializer_breaks_the_pool(fresh_pool, initializer, type_name, message):
@@ -514,7 +514,7 @@ def test_failing_initializer_breaks_the_pool(fresh_pool, initializer, type_name,
     tasks = []
     for i in range(5):
         try:
-            tasks.append(p.submit(HELPERS, "add", (i, i)))
+            tasks.append(p.submit(EXT_TASKS, "add", (i, i)))
         except ip.BrokenInterpreterPool:
             pass  # the pool may already be known broken
     for t in tasks:
@@ -524,22 +524,22 @@ def test_failing_initializer_breaks_the_pool(fresh_pool, initializer, type_name,
         assert message in str(info.value)
     # Once a task has ended broken (or submit refused), later submits raise.
     with pytest.raises(ip.BrokenInterpreterPool) as info:
-        p.submit(HELPERS, "add", (1, 1))
+        p.submit(EXT_TASKS, "add", (1, 1))
     assert message in str(info.value)
     p.shutdown()
 
 
 def test_broken_pool_later_submit_raises_right_away(fresh_pool):
-    p = fresh_pool(1, initializers=[(HELPERS, "failing_initializer", (), {})])
+    p = fresh_pool(1, initializers=[(EXT_TASKS, "failing_initializer", (), {})])
     try:
-        t = p.submit(HELPERS, "add", (1, 2))
+        t = p.submit(EXT_TASKS, "add", (1, 2))
     except ip.BrokenInterpreterPool:
         pass
     else:
         with pytest.raises(ip.BrokenInterpreterPool):
             t.result(30)
     with pytest.raises(ip.BrokenInterpreterPool, match="initializer failed"):
-        p.submit(HELPERS, "add", (1, 2))
+        p.submit(EXT_TASKS, "add", (1, 2))
 
 
 # ---------------------------------------------------------------------------
@@ -549,7 +549,7 @@ def test_broken_pool_later_submit_raises_right_away(fresh_pool):
 
 def test_shutdown_waits_for_every_task():
     p = make_pool(2)
-    tasks = [p.submit(HELPERS, "sleep_then", (0.01, i)) for i in range(30)]
+    tasks = [p.submit(EXT_TASKS, "sleep_then", (0.01, i)) for i in range(30)]
     p.shutdown()
     assert all(t.done() for t in tasks)
     assert [t.result(0) for t in tasks] == list(range(30))
@@ -557,7 +557,7 @@ def test_shutdown_waits_for_every_task():
 
 def test_shutdown_cancel_pending_accounts_for_every_task():
     p = make_pool(2)
-    tasks = [p.submit(HELPERS, "sleep_then", (0.05, i)) for i in range(60)]
+    tasks = [p.submit(EXT_TASKS, "sleep_then", (0.05, i)) for i in range(60)]
     time.sleep(0.02)
     t0 = time.monotonic()
     p.shutdown(cancel_pending=True)
@@ -580,7 +580,7 @@ def test_submit_after_shutdown():
     assert p.size == 1
     p.shutdown()
     with pytest.raises(RuntimeError) as info:
-        p.submit(HELPERS, "add", (1, 2))
+        p.submit(EXT_TASKS, "add", (1, 2))
     assert type(info.value) is RuntimeError  # not BrokenInterpreterPool (a RuntimeError too)
     p.shutdown()  # twice is fine
     p.shutdown(cancel_pending=True)
@@ -589,7 +589,7 @@ def test_submit_after_shutdown():
 
 
 def test_pool_dropped_without_shutdown_still_runs_its_tasks():
-    task = make_pool(1).submit(HELPERS, "sleep_then", (0.1, "ran"))
+    task = make_pool(1).submit(EXT_TASKS, "sleep_then", (0.1, "ran"))
     # The Pool object is gone: dropping it waited for its worker.
     assert task.done()
     assert task.result(0) == "ran"
@@ -614,7 +614,7 @@ def test_threads_submitting_concurrently(pool):
 
     def submitter(k):
         try:
-            tasks = [pool.submit(HELPERS, "square", (k * per_thread + i,)) for i in range(per_thread)]
+            tasks = [pool.submit(EXT_TASKS, "square", (k * per_thread + i,)) for i in range(per_thread)]
             totals[k] = sum(t.result(60) for t in tasks)
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
@@ -630,7 +630,7 @@ def test_threads_submitting_concurrently(pool):
 
 
 def test_many_small_tasks_in_order_of_submission(pool):
-    tasks = [pool.submit(HELPERS, "add", (i, 1)) for i in range(2000)]
+    tasks = [pool.submit(EXT_TASKS, "add", (i, 1)) for i in range(2000)]
     assert [t.result(60) for t in tasks] == list(range(1, 2001))
 
 
@@ -650,7 +650,7 @@ def test_exit_without_shutdown(tmp_path):
         tasks = [pool.submit("math", "factorial", (i,)) for i in range(50)]
         print(sum(t.result(30) for t in tasks[:10]), flush=True)
         # Still running at exit: the exit hook lets it finish.
-        slow = pool.submit("tasks_helpers", "write_file_after", ({str(marker)!r}, 0.3, "finished"))
+        slow = pool.submit("ext_tasks", "write_file_after", ({str(marker)!r}, 0.3, "finished"))
         print("exiting", flush=True)
         """,
         timeout=60,

@@ -15,7 +15,7 @@ import time
 import pytest
 
 import interpool._interpool as ip
-from ext_support import HELPERS, assert_clean_exit_stderr, run_script
+from support import EXT_TASKS, assert_clean_exit_stderr, run_script
 
 # Timing bounds: lower bounds are strict (a wait must not end early), upper
 # bounds are generous (the machine may be loaded).
@@ -442,7 +442,7 @@ def test_many_threads_exactly_once(maxsize):
 
 def test_worker_sees_the_same_queue(pool):
     q = ip.Queue.create(5)
-    info = pool.submit(HELPERS, "queue_info", (q,)).result(30)
+    info = pool.submit(EXT_TASKS, "queue_info", (q,)).result(30)
     assert info["type"] == "Queue"
     assert info["id"] == q.id
     assert info["maxsize"] == 5
@@ -453,7 +453,7 @@ def test_worker_sees_the_same_queue(pool):
 def test_worker_puts_parent_gets(pool):
     q = ip.Queue.create()
     items = [1, "two", (3.0, 4j), {"five": [6]}, 2**80, fractions.Fraction(1, 7), b"\x00", None]
-    assert pool.submit(HELPERS, "put_items", (q, items)).result(30) == len(items)
+    assert pool.submit(EXT_TASKS, "put_items", (q, items)).result(30) == len(items)
     got = [q.get(timeout=10) for _ in items]
     assert got == items
     assert [type(x) for x in got] == [type(x) for x in items]
@@ -465,13 +465,13 @@ def test_parent_puts_worker_gets(pool):
     items = list(range(20)) + ["x", ("y",)]
     for x in items:
         q.put(x)
-    assert pool.submit(HELPERS, "get_items", (q, len(items))).result(30) == items
+    assert pool.submit(EXT_TASKS, "get_items", (q, len(items))).result(30) == items
     assert q.empty()
 
 
 def test_worker_blocks_until_parent_puts(pool):
     q = ip.Queue.create()
-    task = pool.submit(HELPERS, "get_items", (q, 3))
+    task = pool.submit(EXT_TASKS, "get_items", (q, 3))
     time.sleep(0.1)
     assert not task.done()
     for x in "abc":
@@ -481,8 +481,8 @@ def test_worker_blocks_until_parent_puts(pool):
 
 def test_queue_returned_by_worker_is_the_parent_object(pool):
     q = ip.Queue.create()
-    assert pool.submit(HELPERS, "echo_queue", (q,)).result(30) is q
-    made = pool.submit(HELPERS, "make_queue_with", (["p", "q"], 4)).result(30)
+    assert pool.submit(EXT_TASKS, "echo_queue", (q,)).result(30) is q
+    made = pool.submit(EXT_TASKS, "make_queue_with", (["p", "q"], 4)).result(30)
     assert type(made) is ip.Queue
     assert made.maxsize == 4
     assert ip.queue_from_id(made.id) is made
@@ -492,21 +492,21 @@ def test_queue_returned_by_worker_is_the_parent_object(pool):
 def test_bounded_queue_between_workers(pool):
     # One worker produces, the other consumes, through a small bound.
     q = ip.Queue.create(4)
-    consumer = pool.submit(HELPERS, "consume_until_closed", (q,))
-    producer = pool.submit(HELPERS, "produce", (q, 0, 500))
+    consumer = pool.submit(EXT_TASKS, "consume_until_closed", (q,))
+    producer = pool.submit(EXT_TASKS, "produce", (q, 0, 500))
     assert producer.result(60) == 500
     q.close()
     assert consumer.result(60) == list(range(500))
 
 
 def test_timeout_in_worker(pool):
-    waited = pool.submit(HELPERS, "timed_get", (ip.Queue.create(), 0.05)).result(30)
+    waited = pool.submit(EXT_TASKS, "timed_get", (ip.Queue.create(), 0.05)).result(30)
     assert 0.05 <= waited < 0.05 + SLACK
 
 
 def test_close_seen_by_worker(pool):
     q = ip.Queue.create()
-    task = pool.submit(HELPERS, "consume_until_closed", (q,))
+    task = pool.submit(EXT_TASKS, "consume_until_closed", (q,))
     q.put(1)
     q.put(2)
     time.sleep(0.05)
@@ -527,7 +527,7 @@ def test_unbounditems_when_worker_interpreter_ends(fresh_pool, unbounditems, exp
     p = fresh_pool(1)
     q = ip.Queue.create()
     q.put("from main", unbounditems=unbounditems)
-    assert p.submit(HELPERS, "put_items", (q, ["a", "b"], unbounditems)).result(30) == 2
+    assert p.submit(EXT_TASKS, "put_items", (q, ["a", "b"], unbounditems)).result(30) == 2
     p.shutdown()  # the worker's interpreter is destroyed
     got = []
     while not q.empty():

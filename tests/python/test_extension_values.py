@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 import interpool
 import interpool._interpool as ip
+from value_shapes import distinct_lists, doubling, shared_levels
 
 
 # ---------------------------------------------------------------------------
@@ -258,32 +259,6 @@ def test_shared_references_are_not_cycles():
 # ---------------------------------------------------------------------------
 # Sharing: an object met again in one crossing arrives as the same object
 # ---------------------------------------------------------------------------
-
-
-def doubling(levels):
-    x = [0]
-    for _ in range(levels):
-        x = [x, x]
-    return x
-
-
-def shared_levels(x):
-    levels = 0
-    while isinstance(x, list) and len(x) == 2 and x[0] is x[1]:
-        levels += 1
-        x = x[0]
-    return levels
-
-
-def distinct_lists(x):
-    seen = {}
-    todo = [x]
-    while todo:
-        obj = todo.pop()
-        if isinstance(obj, list) and id(obj) not in seen:
-            seen[id(obj)] = obj
-            todo.extend(obj)
-    return len(seen)
 
 
 def test_an_object_in_two_places_arrives_as_one_object():

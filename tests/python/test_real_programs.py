@@ -20,7 +20,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
 import interpool  # noqa: E402
-from executor_tasks_support import run_python  # noqa: E402
+from support import run_python  # noqa: E402
 from interpool import interpreters  # noqa: E402
 
 pytest.importorskip("numpy")

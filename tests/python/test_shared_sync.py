@@ -16,8 +16,7 @@ import interpool
 from interpool import interpreters as I
 
 import shared_tasks
-from executor_tasks_support import wait_until
-from ext_support import ctrl_c
+from support import ctrl_c, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
 

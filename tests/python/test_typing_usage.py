@@ -10,7 +10,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
-from executor_tasks_support import run_python  # noqa: E402
+from support import run_python  # noqa: E402
 from source_tree import ROOT  # noqa: E402
 
 USAGE = os.path.join(ROOT, "tests", "typing", "usage.py")

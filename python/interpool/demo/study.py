@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
-import json
 import multiprocessing
 import os
 import platform
@@ -31,6 +30,7 @@ from typing import Any
 import interpool
 
 from . import day6, tasks
+from .machine import loadavg, machine_info
 
 
 class StudyError(Exception):
@@ -675,17 +675,6 @@ def table(chosen: list[Backend], results: list[Result], worker_counts: list[int]
 # ---------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "cpu_count": os.cpu_count(),
-        "usable_cpus": interpool.usable_cpus(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-
-
 def to_json(work: Workload, worker_counts: list[int], chosen: list[Backend],
             results: list[Result], repeat: int = 1) -> dict[str, Any]:
     base = results[0].timing
@@ -697,7 +686,7 @@ def to_json(work: Workload, worker_counts: list[int], chosen: list[Backend],
             "implementation": sys.implementation.name,
             "executable": sys.executable,
         },
-        "machine": machine_info(),
+        "machine": {**machine_info(sample_load=False), "loadavg_end": loadavg()},
         "grid": {
             "source": "file" if work.path else "generated",
             "path": work.path,
@@ -729,15 +718,6 @@ def to_json(work: Workload, worker_counts: list[int], chosen: list[Backend],
                 }
         data["backends"][b.name] = entry
     return data
-
-
-def write_json(path: str, data: dict[str, Any]) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-    except OSError as e:
-        raise StudyError(f"{path}: {e.strerror or e}") from None
 
 
 def need_matplotlib() -> None:

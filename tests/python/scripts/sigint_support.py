@@ -1,5 +1,5 @@
 """What the Ctrl-C scripts share: the default SIGINT handler, and one blocking
-call run until Ctrl-C with the protocol the tests read (ext_support.ctrl_c)."""
+call run until Ctrl-C with the protocol the tests read (support.ctrl_c)."""
 
 import signal
 import sys

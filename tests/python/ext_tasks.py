@@ -1,6 +1,6 @@
 """Functions that the extension tests run inside Pool workers.
 
-Workers import this module by name ("tasks_helpers"), so it must stay importable
+Workers import this module by name ("ext_tasks"), so it must stay importable
 from tests/python (conftest.py puts that directory on sys.path, and the tests
 pass sys.path to Pool). Everything here is module level on purpose: that is how
 a worker finds a function from (module, qualname).

@@ -14,7 +14,7 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The source tree: a copy of the tests run elsewhere is given it (make test-wheel).
-from ext_support import ctrl_c  # noqa: E402
+from support import ctrl_c  # noqa: E402
 from source_tree import ROOT  # noqa: E402
 SCRIPTS = os.path.join(HERE, "scripts")
 EXAMPLES = os.path.join(ROOT, "examples")

@@ -3,7 +3,7 @@ timeouts (no polling, to the millisecond), queues crossing interpreters (prepare
 call arguments and results, other queues, pickle), items that outlive the interpreter
 that put them and the UNBOUND behaviours, and many interpreters x many threads.
 
-Ctrl-C during a blocking get/put is in test_interpreters_scripts.py (it needs a
+Ctrl-C during a blocking get/put is in test_pep734_scripts.py (it needs a
 process of its own).
 """
 
@@ -19,6 +19,8 @@ import pytest
 from interpool import interpreters as I
 
 import interp_tasks
+import value_shapes
+from support import asleep, wait_until
 
 # Upper bound on how late a timed wait may return. The machine these suites run on
 # is small and often busy with builds (or runs them under ASan): only a hang exceeds
@@ -127,13 +129,13 @@ def test_an_item_keeps_an_object_in_two_places_one_object(interp):
     assert out[0] is out[1]
     back = I.create_queue()
     interp.prepare_main(q=q, back=back)
-    q.put([interp_tasks.doubling(3), interp_tasks.doubling(60)])
-    interp.exec("from interp_tasks import shared_levels\n"
+    q.put([value_shapes.doubling(3), value_shapes.doubling(60)])
+    interp.exec("from value_shapes import shared_levels\n"
                 "item = q.get()\n"
                 "back.put([shared_levels(item[0]), shared_levels(item[1]), item[1]])")
     small, levels, item = back.get(timeout=30)
     assert (small, levels) == (3, 60)
-    assert interp_tasks.shared_levels(item) == 60
+    assert value_shapes.shared_levels(item) == 60
 
 
 @pytest.mark.parametrize("item", [
@@ -197,6 +199,8 @@ def test_one_object_per_id_and_pickle_as_a_handle():
 def test_queue_constructor_takes_an_id_like_the_stdlib():
     q = I.create_queue()
     assert I.Queue(q.id) is q
+    with pytest.raises(I.QueueNotFoundError):
+        I.Queue(0)  # ids start at 1
 
 
 def test_queue_through_prepare_main(interp):
@@ -409,19 +413,22 @@ def test_blocking_get_wakes_without_polling_across_interpreters(interp):
 
 def test_a_blocked_get_uses_no_cpu():
     q = I.create_queue()
-    cpu = time.process_time()
+    cpu = time.thread_time()  # of this thread alone: other threads' work is not counted
     with pytest.raises(I.QueueEmpty):
         q.get(timeout=0.5)
-    # The whole process: the waiting thread sleeps in the kernel.
-    assert time.process_time() - cpu < 0.05
+    # A spinning wait would have used about 0.5 s: this one sleeps in the kernel.
+    assert time.thread_time() - cpu < 0.05
 
 
 def test_blocked_getters_all_wake_for_their_items(make_interp):
     q = I.create_queue()
     out = I.create_queue()
     interps = [make_interp() for _ in range(3)]
-    threads = [i.call_in_thread(interp_tasks.consume_until_none, q, out) for i in interps]
-    time.sleep(0.1)  # all three are blocked in get()
+    ready = I.create_queue()
+    threads = [i.call_in_thread(interp_tasks.consume_until_none, q, out, ready) for i in interps]
+    consumers = [ready.get(timeout=30) for _ in interps]
+    # Each has nothing left to do but get(): asleep means blocked there.
+    wait_until(lambda: all(asleep(c) for c in consumers), what="the three getters to block")
     for k in range(30):
         q.put(k)
     for _ in interps:

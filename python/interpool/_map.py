@@ -1,0 +1,283 @@
+"""Executor.map and its kin: the run that reads the inputs, sizes chunks from
+measured task times and feeds them as results come back."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
+from concurrent.futures import CancelledError, Future
+from typing import TYPE_CHECKING, Any
+
+from . import _fallback, _worker
+from ._functions import Ref as _Ref
+from ._functions import for_process as _for_process
+from ._future import _Future, _raised_by_task
+from ._worker import FN_KEYWORD
+
+if TYPE_CHECKING:
+    from ._executor import Executor
+
+_WORKER_MODULE = _worker.__name__
+
+
+class _Slot(Future):
+    """map_unordered: where the outcome of the i-th chunk to finish goes. It is
+    no task, so cancel() does nothing (asyncio.wrap_future cancels what it wraps
+    when the awaiting task is cancelled; _MapRun._stop deals with the chunks)."""
+
+    def cancel(self) -> bool:
+        return False
+
+
+class _MapRun:
+    # Work per chunk once task times are known: long enough that per-chunk costs
+    # vanish, short enough to balance.
+    TARGET_SECONDS = 0.02
+
+    def __init__(self, ex: Executor, fn: Any, ref: _Ref, argtuples: Iterable[tuple],
+                 chunksize: int | None, buffersize: int | None, ordered: bool) -> None:
+        self.ex = ex
+        self.fn = fn
+        self.ref = ref
+        self.total: int | None = None  # known once the inputs are read at once
+        self.source = iter(argtuples)
+        self.fixed = chunksize
+        self.buffersize = buffersize
+        self.ordered = ordered
+        self.workers = ex.max_workers
+        # Reentrant: a chunk that is already done runs its callback inside feed().
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.taken = 0          # inputs read so far
+        self.yielded = 0        # results handed to the caller
+        self.in_flight = 0      # chunks submitted and not finished
+        self.exhausted = False  # the inputs have run out (or feeding failed)
+        self.stopped = False    # the caller stopped iterating
+        self.error: BaseException | None = None
+        self.ordered_chunks: list[_Future | None] = []  # map: in submission order
+        self.pending: set[_Future] = set()
+        # map_unordered: slots[i] gets the outcome of the i-th chunk to finish.
+        self.slots: dict[int, _Slot] = {}
+        self.finished = 0
+        self.submitted = 0
+        self.spent = 0.0        # seconds measured in workers
+        self.measured = 0       # items those seconds cover
+        self.accepted = False   # counted in the executor's feeding (map without buffersize)
+        self.fed = False        # ... and that count was given back
+
+    def _next_size(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.measured == 0:
+            return 1  # cost unknown: one item per chunk until a chunk reports its time
+        per_item = max(self.spent / self.measured, 1e-7)
+        size = int(self.TARGET_SECONDS / per_item) or 1
+        if self.total is not None:
+            # Near the end, smaller chunks so that the workers finish together.
+            size = min(size, max(1, (self.total - self.taken) // (2 * self.workers)))
+        return max(1, size)
+
+    def start(self) -> None:
+        """Reads the inputs (all of them without buffersize, as concurrent.futures
+        does) and submits the first chunks."""
+        if self.buffersize is None:
+            inputs = list(self.source)
+            self.total = len(inputs)
+            self.source = iter(inputs)
+            # Accepted now: submitted in full even if shutdown() comes first.
+            self.ex._state.begin_feed()
+            self.accepted = True
+        self.feed()
+
+    def feed(self) -> None:
+        """Submits chunks until 2 per worker are in flight (and the buffer allows)."""
+        try:
+            self._feed()
+        except BaseException:
+            with self.lock:
+                self.exhausted = True  # submitting failed (shut down, broken): no more
+            raise
+        finally:
+            if self.exhausted or self.stopped:
+                self._done_feeding()
+
+    def _done_feeding(self) -> None:
+        with self.lock:
+            if not self.accepted or self.fed:
+                return
+            self.fed = True
+        self.ex._state.end_feed()
+
+    def _feed(self) -> None:
+        with self.lock:
+            if self.ex._state.cancelling and not self.exhausted:
+                # shutdown(cancel_futures=True): inputs not submitted are cancelled.
+                self.exhausted = True
+                self.error = CancelledError()
+                self.changed.notify_all()
+            while not self.exhausted and not self.stopped and self.in_flight < 2 * self.workers:
+                size = self._next_size()
+                if self.buffersize is not None:
+                    room = self.buffersize - (self.taken - self.yielded)
+                    if room <= 0:
+                        break
+                    size = min(size, room)
+                chunk = list(itertools.islice(self.source, size))
+                if not chunk:
+                    self.exhausted = True
+                    break
+                start = self.taken
+                self.taken += len(chunk)
+                fut = self._submit(chunk, start)
+                self.in_flight += 1
+                self.submitted += 1
+                self.pending.add(fut)
+                if self.ordered:
+                    self.ordered_chunks.append(fut)
+                fut.add_done_callback(functools.partial(self._chunk_done, len(chunk)))
+                self.changed.notify_all()
+
+    def _submit(self, chunk: list, start: int) -> _Future:
+        raw = chunk
+        ref = self.ref
+        kwargs = ref.kwargs or {}
+        if ref.args:
+            chunk = [ref.args + args for args in chunk]
+        fn = None if ref.pickled is None else {FN_KEYWORD: ref.pickled}
+        timed = self.ex._state.task_timeout is not None
+        parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
+        call: tuple[Any, ...] = (_fallback.run_chunk, (_for_process(ref, self.fn), raw, {}), {})
+        return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
+                                     ref=ref, call=call)
+
+    def _chunk_done(self, n: int, fut: Future) -> None:
+        # Runs on the result thread (or in feed(), if the chunk was already done).
+        with self.lock:
+            self.in_flight -= 1
+            self.pending.discard(fut)
+            if not fut.cancelled() and fut.exception() is None:
+                self.spent += fut.result()[1]
+                self.measured += n
+            if not self.ordered:
+                _fallback.copy_outcome(fut, self._next_slot())
+            self.changed.notify_all()
+        if self.buffersize is None and not self.stopped:
+            try:
+                self.feed()
+            except BaseException as e:  # e.g. shut down meanwhile: the caller sees it
+                with self.lock:
+                    self.error = e
+                    self.exhausted = True
+                    self.changed.notify_all()
+                    if not self.ordered:
+                        self._next_slot().set_exception(e)  # the caller sees it next
+                self._done_feeding()
+
+    def _slot(self, index: int) -> _Slot:
+        with self.lock:
+            slot = self.slots.get(index)
+            if slot is None:
+                slot = self.slots[index] = _Slot()
+            return slot
+
+    def _next_slot(self) -> _Slot:
+        with self.lock:
+            self.finished += 1
+            return self._slot(self.finished - 1)
+
+    def _next_chunk(self, index: int, end: float | None) -> Future | None:
+        """The future of the index-th chunk to yield (map_unordered: of the
+        index-th to finish), or None when all are yielded."""
+        with self.lock:
+            while True:
+                if self.ordered and index < len(self.ordered_chunks):
+                    return self.ordered_chunks[index]
+                if not self.ordered and index < self.submitted:
+                    return self._slot(index)
+                if self.exhausted:
+                    if self.error is not None:
+                        raise self.error
+                    return None
+                # Nothing submitted ahead: feed, or wait for a chunk to finish first.
+                before = self.submitted
+                self.feed()
+                if self.submitted == before and not self.exhausted:
+                    remaining = None if end is None else end - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError()
+                    self.changed.wait(remaining)
+
+    def _chunks(self, end: float | None) -> Iterator[Future]:
+        """The futures of the chunks in the order their items are yielded; the
+        caller waits for each and yields its items before asking for the next."""
+        index = 0
+        while (fut := self._next_chunk(index, end)) is not None:
+            yield fut
+            with self.lock:  # let the chunk go once its results are yielded
+                if self.ordered:
+                    self.ordered_chunks[index] = None
+                else:
+                    del self.slots[index]
+            index += 1
+            if self.buffersize is not None:
+                self.feed()
+
+    def _take_over(self, items: list) -> int:
+        """Reverses a chunk's results (the list its future holds) for the
+        caller to yield with items.pop(): each result leaves the list as it is
+        handed over, so that the caller's `del` frees it, as with
+        concurrent.futures (a loop variable or the list would keep it until the
+        next chunk). Returns their number, for _yielded."""
+        items.reverse()
+        return len(items)
+
+    def _yielded(self, n: int) -> None:
+        with self.lock:
+            self.yielded += n
+
+    def results(self, end: float | None) -> Iterator[Any]:
+        """map(): waits for each chunk in this thread."""
+        try:
+            for fut in self._chunks(end):
+                remaining = None if end is None else end - time.monotonic()
+                if remaining is not None and remaining <= 0 and not fut.done():
+                    raise TimeoutError()
+                items = fut.result(remaining)[0]
+                n = self._take_over(items)
+                while items:
+                    yield items.pop()
+                self._yielded(n)
+        except KeyboardInterrupt as e:
+            if not _raised_by_task(e):
+                self.ex._state.stop_everything()  # Ctrl-C while waiting: stop this executor's work
+            raise
+        finally:
+            self._stop(_Future.cancel)
+
+    async def aresults(self) -> AsyncGenerator[Any, None]:
+        """amap(): awaits each chunk; starts the run on the first iteration."""
+        import asyncio
+
+        try:
+            self.start()
+            for fut in self._chunks(None):
+                items = (await asyncio.wrap_future(fut))[0]
+                n = self._take_over(items)
+                while items:
+                    yield items.pop()
+                self._yielded(n)
+        finally:
+            self._stop(_Future._abandon)
+
+    def _stop(self, stop: Callable[[_Future], Any]) -> None:
+        """The caller stopped iterating: `stop` the chunks that are still pending
+        (map: cancel the ones not started; amap: interrupt the running ones too)."""
+        self.stopped = True
+        with self.lock:
+            pending = list(self.pending)
+        for fut in pending:
+            stop(fut)
+        self._done_feeding()
