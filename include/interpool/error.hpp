@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace interpool {
 
@@ -13,10 +14,68 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// A value cannot cross interpreters; the message names what and where.
+/// A value cannot cross interpreters. what() names what and where: "cannot
+/// share argument 2[0]['k'] (a 'socket' object) with another interpreter: it
+/// does not pickle (...)". Its parts are kept as data, so that a face can name
+/// the place in its own terms (with_place()) without reading the text.
 class NotShareable : public Error {
  public:
-  using Error::Error;
+  /// One step into a container: a position in a list or tuple (`index`), or,
+  /// with `index` < 0, the step as text: a dict key ("['grid']"), " (a key)",
+  /// " (an element)" of a set, or "..." where a deep path is cut.
+  struct Step {
+    long long index = -1;
+    std::string text;
+    friend bool operator==(const Step&, const Step&) = default;
+  };
+
+  /// `where`: the value given ("argument 2", "the result"); `path`: the steps
+  /// from it to the bad object; `what`: that object ("a 'socket' object",
+  /// "... nested 40 levels deep"); `reason`: why it cannot cross.
+  NotShareable(std::string where, std::vector<Step> path, std::string what, std::string reason)
+      : Error(describe(where, path, what, reason)),
+        where_(std::move(where)),
+        path_(std::move(path)),
+        what_(std::move(what)),
+        reason_(std::move(reason)) {}
+
+  const std::string& where() const noexcept { return where_; }
+  const std::vector<Step>& path() const noexcept { return path_; }
+  const std::string& what_object() const noexcept { return what_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+  /// The same error at another place: a face that sent a value inside one of
+  /// its own containers names it as its user gave it.
+  NotShareable with_place(std::string where, std::vector<Step> path) const {
+    return NotShareable(std::move(where), std::move(path), what_, reason_);
+  }
+
+  /// where + the steps: "argument 2[0]['k']".
+  static std::string place(const std::string& where, const std::vector<Step>& path) {
+    std::string out = where;
+    for (const Step& step : path) {
+      if (step.index < 0) {
+        out += step.text;
+        continue;
+      }
+      out += '[';
+      out += std::to_string(step.index);
+      out += ']';
+    }
+    return out;
+  }
+
+ private:
+  static std::string describe(const std::string& where, const std::vector<Step>& path,
+                              const std::string& what, const std::string& reason) {
+    return "cannot share " + place(where, path) + " (" + what +
+           ") with another interpreter: " + reason;
+  }
+
+  std::string where_;
+  std::vector<Step> path_;
+  std::string what_;
+  std::string reason_;
 };
 
 /// An interpreter could not be created, entered or destroyed.

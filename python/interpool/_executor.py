@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
 import sys
 import threading
 import time
@@ -36,20 +35,22 @@ def usable_cpus() -> int:
     return _interpool.usable_cpus()
 
 
-_ARG_PATH = re.compile(r"argument 3\[(\d+)\]\[(\d+)\]")
-
-
-def _rephrase(exc: BaseException, chunk_start: int | None = None) -> BaseException:
-    """Names the user's terms in errors about values that cannot cross."""
-    text = str(exc)
-    if _FN_KEYWORD in text:
-        text = text.replace(f"keyword argument '{_FN_KEYWORD}'", "the function")
-    if chunk_start is not None:
-        text = _ARG_PATH.sub(
-            lambda m: f"map item {chunk_start + int(m.group(1))}, argument {int(m.group(2)) + 1}",
-            text,
-        )
-    return NotShareableError(text)
+def _rephrase(exc: NotShareableError, chunk_start: int | None = None) -> NotShareableError:
+    """Names the user's terms in errors about values that cannot cross: the
+    function (sent as a keyword of the worker's call), a map item (the chunk
+    is the call's argument 3, a list of argument tuples). Errors interpool did
+    not make from its conversion (no `where`) are left as they are."""
+    where: str | None = getattr(exc, "where", None)
+    path: tuple[int | str, ...] = getattr(exc, "path", ())
+    if where == f"keyword argument '{_FN_KEYWORD}'":
+        where = "the function"
+    elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
+          and isinstance(path[0], int) and isinstance(path[1], int)):
+        where = f"map item {chunk_start + path[0]}, argument {path[1] + 1}"
+        path = path[2:]
+    else:
+        return exc
+    return _interpool.not_shareable_at(exc, where, path)
 
 
 def _forget(state: _State, owner: int) -> None:
@@ -189,8 +190,9 @@ class Executor(_ThreadPoolExecutor):
                 thread_name_prefix=thread_name_prefix,
             )
         except NotShareableError as e:
-            text = str(e).replace("argument 1[", "shared[", 1)
-            raise NotShareableError(text) from None
+            if getattr(e, "where", None) != "argument 1":  # (shared= is the Pool's first)
+                raise
+            raise _interpool.not_shareable_at(e, "shared", getattr(e, "path", ())) from None
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
         self._here = _here.Threads(f"{thread_name_prefix}-thread")

@@ -356,8 +356,8 @@ class Converter {
 
   // A deep path shows its first and last steps only: all of them would be
   // thousands of "[0]". Its first steps are kept whole enough for the Python
-  // face, which renames "argument 3[i][j]" of a map chunk as the map's item i,
-  // argument j + 1.
+  // face, which names "argument 3", steps [i][j], of a map chunk as the map's
+  // item i, argument j + 1.
   static constexpr std::size_t kFirstSteps = 4;
   static constexpr std::size_t kLastSteps = 2;
   // How much of a dict key's repr a step shows (less when the path is cut).
@@ -374,38 +374,34 @@ class Converter {
 
   bool path_is_cut() const { return step_count() > kFirstSteps + kLastSteps + 1; }
 
-  // One step: "[3]", "['grid']", " (an element)" or " (a key)".
-  std::string step_text(const Step& s, std::size_t key_chars) const {
+  // One step: [3] (a position), or as text: "['grid']", " (an element)", " (a key)".
+  NotShareable::Step step(const Step& s, std::size_t key_chars) const {
     if (s.key) {
-      if (s.is_key) return " (a key)";
+      if (s.is_key) return {-1, " (a key)"};
       Ref r(PyObject_Repr(s.key));
       std::string k = r ? to_utf8(r.p) : "?";
       if (!r) PyErr_Clear();
       if (k.size() > key_chars) k = k.substr(0, key_chars - 3) + "...";
-      std::string out = "[";
-      out += k;
-      out += ']';
-      return out;
+      k.insert(k.begin(), '[');
+      k += ']';
+      return {-1, std::move(k)};
     }
-    if (PySet_Check(s.container) || PyFrozenSet_Check(s.container)) return " (an element)";
-    std::string out = "[";
-    out += std::to_string(s.index);
-    out += ']';
-    return out;
+    if (PySet_Check(s.container) || PyFrozenSet_Check(s.container)) return {-1, " (an element)"};
+    return {static_cast<long long>(s.index), {}};
   }
 
-  // Names the place: where + "[3]['grid']" (+ " (a key)"); a deep one as
-  // where + "[0][1][0][0]...[2][0]".
-  std::string place() const {
-    std::string out(where_);
+  // The steps of the place: "[3]['grid']" (+ " (a key)"); of a deep one,
+  // "[0][1][0][0]...[2][0]".
+  std::vector<NotShareable::Step> steps() const {
+    std::vector<NotShareable::Step> out;
     const std::size_t n = step_count();
     if (!path_is_cut()) {
-      for (std::size_t i = 0; i < n; ++i) out += step_text(path_[i], kKeyChars);
+      for (std::size_t i = 0; i < n; ++i) out.push_back(step(path_[i], kKeyChars));
       return out;
     }
-    for (std::size_t i = 0; i < kFirstSteps; ++i) out += step_text(path_[i], kKeyCharsCut);
-    out += "...";
-    for (std::size_t i = n - kLastSteps; i < n; ++i) out += step_text(path_[i], kKeyCharsCut);
+    for (std::size_t i = 0; i < kFirstSteps; ++i) out.push_back(step(path_[i], kKeyCharsCut));
+    out.push_back({-1, "..."});
+    for (std::size_t i = n - kLastSteps; i < n; ++i) out.push_back(step(path_[i], kKeyCharsCut));
     return out;
   }
 
@@ -415,8 +411,7 @@ class Converter {
     // `obj` is inside every container of the path; `where` itself is level 1.
     if (say_depth || path_is_cut())
       what += " nested " + std::to_string(path_.size() + 1) + " levels deep";
-    throw NotShareable("cannot share " + place() + " (" + what +
-                       ") with another interpreter: " + why);
+    throw NotShareable(std::string(where_), steps(), what, why);
   }
 
   std::string_view where_;

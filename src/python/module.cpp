@@ -128,6 +128,40 @@ bool ensure_queue_full(ModuleState* st) {
   return st->QueueFull != nullptr;
 }
 
+// NotShareableError for `e` (new reference), its parts as attributes: where
+// (str), path (a tuple of positions and, as text, dict keys and the like),
+// what (the object, described) and reason.
+PyObject* new_not_shareable(ModuleState* st, const NotShareable& e) {
+  PyObject* exc = PyObject_CallFunction(st->NotShareableError, "s", e.what());
+  if (!exc) return nullptr;
+  PyObject* path = PyTuple_New(static_cast<Py_ssize_t>(e.path().size()));
+  for (std::size_t i = 0; path && i < e.path().size(); ++i) {
+    const NotShareable::Step& step = e.path()[i];
+    PyObject* item = step.index >= 0 ? PyLong_FromLongLong(step.index)
+                                     : PyUnicode_DecodeUTF8(
+                                           step.text.data(),
+                                           static_cast<Py_ssize_t>(step.text.size()), "replace");
+    if (!item)
+      Py_CLEAR(path);
+    else
+      PyTuple_SET_ITEM(path, static_cast<Py_ssize_t>(i), item);
+  }
+  auto set = [&](const char* name, const std::string& v) {
+    PyObject* s = PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
+    int rc = s ? PyObject_SetAttrString(exc, name, s) : -1;
+    Py_XDECREF(s);
+    return rc;
+  };
+  if (!path || PyObject_SetAttrString(exc, "path", path) < 0 || set("where", e.where()) < 0 ||
+      set("what", e.what_object()) < 0 || set("reason", e.reason()) < 0) {
+    Py_XDECREF(path);
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  Py_DECREF(path);
+  return exc;
+}
+
 // Turns an engine error being handled into a Python exception; returns nullptr.
 PyObject* raise_engine_error(ModuleState* st) {
   try {
@@ -135,7 +169,10 @@ PyObject* raise_engine_error(ModuleState* st) {
   } catch (const PythonErrorSet&) {
     // Already set.
   } catch (const NotShareable& e) {
-    PyErr_SetString(st->NotShareableError, e.what());
+    if (PyObject* exc = new_not_shareable(st, e)) {
+      PyErr_SetObject(st->NotShareableError, exc);
+      Py_DECREF(exc);
+    }
   } catch (const PoolBroken& e) {
     if (ensure_futures_types(st)) PyErr_SetString(st->BrokenInterpreterPool, e.what());
   } catch (const PoolClosed& e) {
@@ -1602,6 +1639,41 @@ PyObject* mod_interpreter_id(PyObject*, PyObject*) {
   return PyLong_FromLongLong(current_interpreter_id());
 }
 
+// not_shareable_at(exc, where, path): exc, a NotShareableError made from an
+// engine error, at another place (a face names its own containers' insides).
+PyObject* mod_not_shareable_at(PyObject* module, PyObject* args) {
+  ModuleState* st = state_of(module);
+  PyObject *exc, *where, *path;
+  if (!PyArg_ParseTuple(args, "OUO!:not_shareable_at", &exc, &where, &PyTuple_Type, &path))
+    return nullptr;
+  std::vector<NotShareable::Step> steps;
+  for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(path); ++i) {
+    PyObject* item = PyTuple_GET_ITEM(path, i);
+    if (PyLong_Check(item)) {
+      long long index = PyLong_AsLongLong(item);
+      if (index == -1 && PyErr_Occurred()) return nullptr;
+      steps.push_back({index, {}});
+    } else if (PyUnicode_Check(item)) {
+      steps.push_back({-1, to_utf8(item)});
+    } else {
+      return PyErr_Format(PyExc_TypeError, "path[%zd] must be int or str, not %.100s", i,
+                          Py_TYPE(item)->tp_name);
+    }
+  }
+  auto text = [&](const char* name, std::string& out) {
+    PyObject* v = PyObject_GetAttrString(exc, name);
+    if (v && !PyUnicode_Check(v))
+      PyErr_Format(PyExc_TypeError, "%s of the exception must be str", name);
+    bool ok = v && PyUnicode_Check(v);
+    if (ok) out = to_utf8(v);
+    Py_XDECREF(v);
+    return ok;
+  };
+  std::string what, reason;
+  if (!text("what", what) || !text("reason", reason)) return nullptr;
+  return new_not_shareable(st, NotShareable(to_utf8(where), std::move(steps), what, reason));
+}
+
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
 
 PyObject* mod_worker_thread_name(PyObject*, PyObject*) {
@@ -1747,6 +1819,9 @@ PyMethodDef module_methods[] = {
      "is_shareable($module, obj, /)\n--\n\nTrue if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
+    {"not_shareable_at", mod_not_shareable_at, METH_VARARGS,
+     "not_shareable_at($module, exc, where, path, /)\n--\n\nThe NotShareableError exc (made "
+     "from an engine error)\nat another place: where (str) and path (a tuple of int and str)."},
     {"worker_thread_name", mod_worker_thread_name, METH_NOARGS,
      "On a pool's worker thread, its name (Pool's thread_name_prefix, then _<i>); else None."},
     {"queue_from_id", mod_queue_from_id, METH_O,

@@ -122,6 +122,14 @@ TEST_F(ValueTest, ErrorsNameThePlace) {
     EXPECT_NE(msg.find("argument 2['grid'][2]"), std::string::npos) << msg;
     EXPECT_NE(msg.find("'function'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("module level"), std::string::npos) << msg;
+    // The parts, as data: a face names the place in its own terms from them.
+    EXPECT_EQ(e.where(), "argument 2");
+    std::vector<NotShareable::Step> path{{-1, "['grid']"}, {2, {}}};
+    EXPECT_EQ(e.path(), path);
+    EXPECT_EQ(e.what_object(), "a 'function' object");
+    EXPECT_EQ(
+        std::string(e.with_place("the grid", {{2, {}}}).what()),
+        "cannot share the grid[2] (a 'function' object) with another interpreter: " + e.reason());
   }
   Py_DECREF(obj);
 }

@@ -443,6 +443,22 @@ def test_unshareable_map_item_named(ex):
     assert ex.submit(T.add, 1, 1).result(timeout=30) == 2
 
 
+def test_unshareable_error_carries_its_place_as_data(ex):
+    # where, path, what and reason: a program (or interpool's own layers) can
+    # tell where the value was without reading the message.
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.identity, {"k": [0, threading.Lock()]})
+    e = info.value
+    assert (e.where, e.path, e.what) == ("argument 1", ("['k']", 1), "a 'lock' object")
+    assert str(e) == f"cannot share argument 1['k'][1] (a 'lock' object) with another " \
+                     f"interpreter: {e.reason}"
+    with pytest.raises(interpool.NotShareableError) as info:
+        list(ex.map(T.add, [1, 2, 3], [4, 5, {"k": [0, threading.Lock()]}], chunksize=2))
+    e = info.value
+    assert (e.where, e.path) == ("map item 2, argument 2", ("['k']", 1))
+    assert str(e).startswith("cannot share map item 2, argument 2['k'][1] (a 'lock' ")
+
+
 def nested_lists(levels):
     x = []
     for _ in range(levels - 1):
