@@ -291,7 +291,10 @@ def real_verdict(entry: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             v["met"] = "fork's inherited state"
             return f"met but vs fork (x{ip / pools[best]:.2f}: inherited state)", v
     v["met"] = False
-    return f"MISSED by x{ip / pools[best]:.2f} ({best})", v
+    text = f"MISSED by x{ip / pools[best]:.2f} ({best})"
+    if best == "fork" and cold:
+        text += f", x{v['ratio_cold']:.2f} ({v['best_cold_pool']})"
+    return text, v
 
 
 # ---------------------------------------------------------------------------
@@ -419,13 +422,14 @@ class Hogs:
 
 
 def calibrate_loop(target_us: float) -> int:
-    """Iterations of W.loop that take about target_us here."""
+    """Iterations of W.loop that take about target_us of CPU time here (CPU time, not
+    wall: on a busy machine the wall time of a loop counts other processes' turns)."""
     n = 1000
     while True:
-        t0 = time.perf_counter()
+        t0 = time.thread_time()
         for _ in range(20):
             W.loop(n)
-        us = (time.perf_counter() - t0) / 20 * 1e6
+        us = (time.thread_time() - t0) / 20 * 1e6
         if us > 200:
             return max(1, int(n * target_us / us))
         n *= 2
@@ -469,15 +473,21 @@ def bench_wait(names: list[str], tasks: int, task_us: float, repeat: int, worker
                         for n in names:
                             ex = executors[n]
                             h0, p0 = (hogs.cpu() if hogs else 0.0), worker_processes_cpu(ex)
+                            sw0 = resource.getrusage(resource.RUSAGE_SELF)
                             c0, t0 = own_cpu(), time.perf_counter()
                             wait_run(ex, kind, n_iter, tasks)
                             wall = time.perf_counter() - t0
+                            sw1 = resource.getrusage(resource.RUSAGE_SELF)
                             # this process's threads (interpool's workers, the pools' own threads)
                             # and, for the pools, their live worker processes
                             cpu = own_cpu() - c0 + worker_processes_cpu(ex) - p0
                             results["runs"].append({
                                 "round": rnd, "hogs": hogs_n, "kind": kind, "backend": n, "wall": wall,
-                                "cpu": cpu, "hogs_cpu": (hogs.cpu() - h0) if hogs else None})
+                                "cpu": cpu, "hogs_cpu": (hogs.cpu() - h0) if hogs else None,
+                                # this process's threads: switches they asked for (a sleep) and
+                                # preemptions (another thread or process took the CPU)
+                                "voluntary_switches": sw1.ru_nvcsw - sw0.ru_nvcsw,
+                                "involuntary_switches": sw1.ru_nivcsw - sw0.ru_nivcsw})
                 finally:
                     if hogs:
                         hogs.stop()
@@ -509,7 +519,9 @@ def wait_table(res: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
                             "wall": statistics.median(x["wall"] for x in xs),
                             "cpu": statistics.median(x["cpu"] for x in xs),
                             "cpu_range": [min(x["cpu"] for x in xs), max(x["cpu"] for x in xs)],
-                            "hogs_cpu": statistics.median(x["hogs_cpu"] for x in xs) if hogs else None})
+                            "hogs_cpu": statistics.median(x["hogs_cpu"] for x in xs) if hogs else None,
+                            "preempted": statistics.median(x["involuntary_switches"] for x in xs),
+                            "slept": statistics.median(x["voluntary_switches"] for x in xs)})
     return out
 
 
@@ -747,6 +759,7 @@ def build_tables(res: dict[str, Any], names: list[str], say: Callable[[str], Non
             rows.append([wait["kinds"][x["kind"]], str(x["hogs"]), LABELS[x["backend"]], f"{x['wall']:.3f}",
                          f"{x['wall'] / wait['tasks'] * 1e6:.0f}",
                          f"{x['cpu']:.3f} ({fmt_range(*x['cpu_range'], '')})", f"{over:.1f}",
+                         f"{x['slept'] / wait['tasks']:.2f}/{x['preempted'] / wait['tasks']:.2f}",
                          "-" if x["hogs_cpu"] is None else f"{x['hogs_cpu']:.2f} of {2 * x['wall']:.2f}"])
             if x["backend"] == "interpool":
                 summary_rows.append(_common.summary_row(
@@ -756,7 +769,8 @@ def build_tables(res: dict[str, Any], names: list[str], say: Callable[[str], Non
                        "threads" if y["backend"] == "threads" else "processes", y)
                       for y in tab if y["kind"] == x["kind"] and y["hogs"] == x["hogs"])}))
         for line in _common.format_table(["tasks", "hogs", "backend", "wall s", "wall µs/task", "CPU-s (range)",
-                                          "CPU µs/task over the work", "hogs' CPU-s of 2 x wall"], rows,
+                                          "CPU µs/task over the work", "sleeps/preemptions per task",
+                                          "hogs' CPU-s of 2 x wall"], rows,
                                          left=(0, 2)):
             say(line)
         notes.append("C: no switch turns the engine's spin off (src/core/sync.cpp, kMaxSpin 50 µs); "
