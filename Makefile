@@ -60,6 +60,10 @@ BENCH_ARGS ?=
 # the others are listed as skipped in the combined table.
 BENCHES ?= $(wildcard benchmarks/[!_]*.py)
 BENCH_RESULTS ?= build/bench-results
+# Worker counts for the many-core part of benchmarks/bench_workloads.py (its --workers),
+# e.g. WORKERS=1,2,4,8,16: speedup against workers of its real workloads and the demo's
+# day 6, with a chart in $(BENCH_RESULTS)/bench_workloads-workers.svg. Empty: not run.
+WORKERS ?=
 
 # Everything whose change means the extension must be rebuilt and reinstalled.
 PKG_SOURCES := CMakeLists.txt pyproject.toml $(shell find src include python \
@@ -339,6 +343,7 @@ $(VENV)/.bench-deps: $(TOOLS_STAMP) pyproject.toml
 # BENCH_ARGS goes to every script, so it holds options they all take: --quick (a smoke
 # run) and --repeat R; not --json, which make sets. A script's own options work when
 # BENCHES picks that script alone, e.g. BENCHES=bench_executor BENCH_ARGS='--only 2,3'.
+# WORKERS=1,2,4 adds the many-core part to bench_workloads (see WORKERS above).
 bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	@shopt -s nullglob
 	case " $(BENCH_ARGS) " in *" --json"*)
@@ -364,7 +369,8 @@ bench: $(INSTALL_STAMP) $(VENV)/.bench-deps
 	  case " $(BENCHES) " in *" $$f "*|*" $$name "*|*" $$name.py "*) ;;
 	    *) runs+=("$$f=skipped"); continue;; esac
 	  echo "== $$f"
-	  rc=0; $(VENV_PY) "$$f" $(BENCH_ARGS) --json $(BENCH_RESULTS)/$$name.json || rc=$$?
+	  extra=(); [ -z "$(WORKERS)" ] || [ "$$name" != bench_workloads ] || extra=(--workers "$(WORKERS)")
+	  rc=0; $(VENV_PY) "$$f" $(BENCH_ARGS) "$${extra[@]}" --json $(BENCH_RESULTS)/$$name.json || rc=$$?
 	  runs+=("$$f=$$rc"); [ $$rc -eq 0 ] || failed=$$((failed + 1))
 	done
 	echo
