@@ -58,6 +58,16 @@ void cpu_relax() noexcept {
 // skips a sleep and a wake-up (tens of µs on a virtual machine) when the notify
 // comes soon.
 constexpr std::chrono::nanoseconds kMaxSpin{50'000};
+// That count cannot see other processes. A spinner the kernel takes the CPU
+// from (a gap in its clock longer than a whole spin) pays twice on a loaded
+// machine: the notify skips the futex wake for it (notify_one_lazy), so it
+// learns of it only when the scheduler runs it again, milliseconds later, and
+// its spin took CPU from the threads doing the work. So a preempted spin stops,
+// and its thread sleeps at once in its waits for a while: kFirstBackoff, doubled
+// at each preempted spin, up to kMaxBackoff, and halved at each spin that ran
+// undisturbed.
+constexpr std::chrono::milliseconds kFirstBackoff{20};
+constexpr std::chrono::milliseconds kMaxBackoff{2'000};
 // An interruptible wait that spun on the process's main thread (where Python
 // runs signal handlers) sleeps at most this long before it reports Interrupted
 // once, so that its caller runs the handlers (see wait()).
@@ -74,6 +84,9 @@ alignas(64) std::atomic<int> cpus_taken{0};
 struct ThreadMark {
   bool busy = false;       // counted in cpus_taken while not waiting
   bool skip_spin = false;  // the last wait ended for a signal check: sleep at once
+  // After a preempted spin: no spinning before spin_again, then a backoff twice as long.
+  Deadline::Clock::time_point spin_again{};
+  std::chrono::milliseconds backoff{0};
   const bool main_thread = getpid() == static_cast<pid_t>(syscall(SYS_gettid));
 };
 ThreadMark& thread_mark() noexcept {
@@ -126,18 +139,32 @@ Signal::Spin Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until
   // notify_one_lazy relies on it.
   spinning_.fetch_add(1, std::memory_order_seq_cst);
   bool notified = false;
+  bool preempted = false;
+  auto last = Deadline::Clock::now();
   for (unsigned round = 1; !notified; ++round) {
     for (int i = 0; i < 64 && !notified; ++i) {
       notified = seq_.load(std::memory_order_acquire) != epoch;
       cpu_relax();
     }
-    if (notified || Deadline::Clock::now() >= until) break;
+    if (notified) break;
+    auto now = Deadline::Clock::now();
+    preempted = now - last > kMaxSpin;  // a round is a few µs when the CPU stays ours
+    if (preempted || now >= until) break;
+    last = now;
     // Our count of busy threads misses threads the engine does not know (a
     // caller submitting tasks): now and then, let one that waits for this CPU run.
     if (round % 4 == 0) sched_yield();
   }
   spinning_.fetch_sub(1, std::memory_order_seq_cst);
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
+  ThreadMark& mark = thread_mark();
+  if (preempted) {
+    mark.backoff = std::min(mark.backoff.count() ? 2 * mark.backoff : kFirstBackoff, kMaxBackoff);
+    mark.spin_again = Deadline::Clock::now() + mark.backoff;
+  } else {
+    mark.backoff /= 2;  // (one lucky spin on a loaded machine must not end it)
+  }
+  if (!notified) notified = seq_.load(std::memory_order_acquire) != epoch;
   return notified ? Spin::Notified : Spin::TimedOut;
 }
 
@@ -153,8 +180,9 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
   Deadline::Clock::time_point sleep_until =
       timed ? *deadline.when() : Deadline::Clock::time_point::max();
   bool signal_check = false;
-  if (!std::exchange(mark.skip_spin, false)) {
-    auto until = std::min(Deadline::Clock::now() + kMaxSpin, sleep_until);
+  auto now = Deadline::Clock::now();
+  if (!std::exchange(mark.skip_spin, false) && now >= mark.spin_again) {
+    auto until = std::min(now + kMaxSpin, sleep_until);
     Spin spun = spin(epoch, until);
     if (spun == Spin::Notified) {
       if (hook && hook->leave()) return WaitResult::Interrupted;
