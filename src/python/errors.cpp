@@ -1,0 +1,185 @@
+// The _interpool extension's errors at the boundary: engine errors, task
+// outcomes and timeouts as Python sees them.
+#include "python/errors.hpp"
+
+#include <cmath>
+#include <interpool/error.hpp>
+#include <string>
+
+#include "core/convert.hpp"
+
+namespace interpool::python {
+namespace {
+
+// RemoteError(message) with type_name, message and traceback attributes.
+PyObject* new_remote_error(ModuleState* st, const ErrorInfo& info, bool as_cause) {
+  std::string text =
+      as_cause ? "\n\"\"\"\n" + info.traceback + "\"\"\""
+               : info.type_name() + ": " + info.message +
+                     (info.traceback.empty() ? "" : "\n\nRemote traceback:\n" + info.traceback);
+  PyObject* exc = PyObject_CallFunction(st->RemoteError, "s#", text.data(),
+                                        static_cast<Py_ssize_t>(text.size()));
+  if (!exc) return nullptr;
+  auto set = [&](const char* name, const std::string& v) {
+    PyObject* s = PyUnicode_DecodeUTF8(v.data(), static_cast<Py_ssize_t>(v.size()), "replace");
+    int rc = s ? PyObject_SetAttrString(exc, name, s) : -1;
+    Py_XDECREF(s);
+    return rc;
+  };
+  if (set("type_name", info.type_name()) < 0 || set("message", info.message) < 0 ||
+      set("traceback", info.traceback) < 0) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  return exc;
+}
+
+// A task's exception rebuilt in this interpreter (new reference): the same
+// type when it unpickles (its __cause__ holds the worker's traceback), else a
+// RemoteError. nullptr with an error set if even that fails.
+PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
+  PyObject* exc = nullptr;
+  if (!info.pickled.empty()) {
+    Value pickled = Pickled{info.pickled};
+    exc = to_python(pickled);
+    if (!exc || !PyExceptionInstance_Check(exc)) {
+      Py_XDECREF(exc);
+      exc = nullptr;
+      PyErr_Clear();
+    }
+  }
+  if (!exc && info.type_module == "interpool" && info.type_qualname == "NotShareableError")
+    exc = PyObject_CallFunction(st->NotShareableError, "s", info.message.c_str());
+  if (!exc) return new_remote_error(st, info, /*as_cause=*/false);
+  PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
+  if (!cause) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  PyException_SetCause(exc, cause);  // steals cause
+  return exc;
+}
+
+PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
+  std::string text =
+      "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
+  if (cause.type_qualname == "InterpreterError") text = "the pool is broken: " + cause.message;
+  if (!ensure_futures_types(st)) return nullptr;
+  return PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
+}
+
+}  // namespace
+
+bool ensure_futures_types(ModuleState* st) {
+  if (st->BrokenInterpreterPool) return true;
+  PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
+  if (!futures) return false;
+  PyObject* broken_base = PyObject_GetAttrString(futures, "BrokenExecutor");
+  PyObject* cancelled = PyObject_GetAttrString(futures, "CancelledError");
+  Py_DECREF(futures);
+  PyObject* broken = broken_base ? PyErr_NewExceptionWithDoc(
+                                       "interpool.BrokenInterpreterPool",
+                                       "A worker could not start or its initializer failed; the "
+                                       "pool takes no more tasks.",
+                                       broken_base, nullptr)
+                                 : nullptr;
+  Py_XDECREF(broken_base);
+  if (!broken || !cancelled) {
+    Py_XDECREF(broken);
+    Py_XDECREF(cancelled);
+    return false;
+  }
+  st->BrokenInterpreterPool = broken;
+  st->CancelledError = cancelled;
+  return true;
+}
+
+bool ensure_queue_full(ModuleState* st) {
+  if (st->QueueFull) return true;
+  PyObject* queue_module = PyImport_ImportModule("queue");
+  if (!queue_module) return false;
+  PyObject* full = PyObject_GetAttrString(queue_module, "Full");
+  Py_DECREF(queue_module);
+  if (!full) return false;
+  st->QueueFull =
+      PyErr_NewExceptionWithDoc("interpool.QueueFull", "The queue was full.", full, nullptr);
+  Py_DECREF(full);
+  return st->QueueFull != nullptr;
+}
+
+PyObject* raise_engine_error(ModuleState* st) {
+  try {
+    throw;
+  } catch (const PythonErrorSet&) {
+    // Already set.
+  } catch (const NotShareable& e) {
+    PyErr_SetString(st->NotShareableError, e.what());
+  } catch (const PoolBroken& e) {
+    if (ensure_futures_types(st)) PyErr_SetString(st->BrokenInterpreterPool, e.what());
+  } catch (const PoolClosed& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const UsedAfterFork& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const InterpreterError& e) {
+    PyErr_SetString(st->InterpreterError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_SystemError, e.what());
+  }
+  return nullptr;
+}
+
+PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
+  PyObject* exc = nullptr;
+  switch (out.status) {
+    case Outcome::Status::Ok:
+      PyErr_SetString(PyExc_SystemError, "interpool: raise_outcome of a result");
+      return nullptr;
+    case Outcome::Status::Error:
+      exc = task_exception(st, out.error);
+      break;
+    case Outcome::Status::Cancelled:
+      exc = ensure_futures_types(st) ? PyObject_CallNoArgs(st->CancelledError) : nullptr;
+      break;
+    case Outcome::Status::Broken:
+      exc = broken_exception(st, out.error);
+      break;
+    case Outcome::Status::Interrupted: {
+      // A time limit: the TimeoutError of concurrent.futures; os._exit: WorkerExited;
+      // otherwise TaskInterrupted.
+      PyObject* type = out.interruption == Interruption::Timeout  ? PyExc_TimeoutError
+                       : out.interruption == Interruption::Exited ? st->WorkerExited
+                                                                  : st->TaskInterrupted;
+      exc = PyObject_CallFunction(type, "s", out.error.message.c_str());
+      PyObject* where = exc ? new_remote_error(st, out.error, /*as_cause=*/true) : nullptr;
+      if (!where) Py_CLEAR(exc);
+      if (exc) PyException_SetCause(exc, where);  // steals `where`
+      break;
+    }
+  }
+  if (exc) PyErr_SetRaisedException(exc);
+  return nullptr;
+}
+
+bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
+  if (!block) {
+    out = Deadline::now();
+    return true;
+  }
+  if (!timeout || timeout == Py_None) {
+    out = Deadline::never();
+    return true;
+  }
+  double seconds = PyFloat_AsDouble(timeout);
+  if (seconds == -1.0 && PyErr_Occurred()) return false;
+  if (seconds < 0 || std::isnan(seconds)) {
+    PyErr_Format(PyExc_ValueError, "timeout must be a non-negative number or None, not %R",
+                 timeout);
+    return false;
+  }
+  out = Deadline::after(seconds);
+  return true;
+}
+
+}  // namespace interpool::python
