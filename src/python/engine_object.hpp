@@ -17,6 +17,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "python/errors.hpp"
 #include "python/shared.hpp"
 
 namespace interpool::python {
@@ -145,21 +146,16 @@ class EngineType {
   PyType_Spec spec_{};
 };
 
-// Turns the C++ exception being handled into a Python one; returns nullptr.
-PyObject* raise_error();
-
+// A new object of `type` for the engine object create() makes (the body of
 // every tp_new here, after the arguments); C++ errors become Python ones.
 template <class Create>
 PyObject* wrap_created(PyTypeObject* type, Create create) {
   try {
     return wrap(type, create());
   } catch (...) {
-    return raise_error();
+    return raise_engine_error();
   }
 }
-
-// timeout=None (never) or seconds (<= 0: now), as threading's Event, Semaphore and Barrier take.
-bool optional_deadline(PyObject* timeout, Deadline& out);
 
 // __reduce__ of every type here: (_interpool._shared_handle, (how, number)).
 // Inside interpool's own transfers the handle travels beside the pickle and

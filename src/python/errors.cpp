@@ -4,9 +4,12 @@
 
 #include <cmath>
 #include <interpool/error.hpp>
+#include <new>
+#include <stdexcept>
 #include <string>
 
 #include "core/convert.hpp"
+#include "core/table.hpp"
 
 namespace interpool::python {
 namespace {
@@ -108,22 +111,31 @@ bool ensure_queue_full(ModuleState* st) {
 }
 
 PyObject* raise_engine_error(ModuleState* st) {
+  // The module's own exception types, from `st` or the current interpreter's.
+  auto module_state = [&]() -> ModuleState* { return st ? st : (st = current_state()); };
   try {
     throw;
   } catch (const PythonErrorSet&) {
     // Already set.
   } catch (const NotShareable& e) {
-    PyErr_SetString(st->NotShareableError, e.what());
+    if (module_state()) PyErr_SetString(st->NotShareableError, e.what());
   } catch (const PoolBroken& e) {
-    if (ensure_futures_types(st)) PyErr_SetString(st->BrokenInterpreterPool, e.what());
+    if (module_state() && ensure_futures_types(st))
+      PyErr_SetString(st->BrokenInterpreterPool, e.what());
   } catch (const PoolClosed& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
   } catch (const UsedAfterFork& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (const InterpreterNotFound& e) {
+    if (module_state()) PyErr_SetString(st->InterpreterNotFoundError, e.what());
   } catch (const InterpreterError& e) {
-    PyErr_SetString(st->InterpreterError, e.what());
+    if (module_state()) PyErr_SetString(st->InterpreterError, e.what());
   } catch (const std::bad_alloc&) {
     PyErr_NoMemory();
+  } catch (const std::overflow_error& e) {
+    PyErr_SetString(PyExc_OverflowError, e.what());
+  } catch (const std::logic_error& e) {  // invalid_argument, out_of_range: a bad argument
+    PyErr_SetString(PyExc_ValueError, e.what());
   } catch (const std::exception& e) {
     PyErr_SetString(PyExc_SystemError, e.what());
   }
@@ -162,23 +174,31 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
   return nullptr;
 }
 
-bool parse_deadline(PyObject* timeout, int block, Deadline& out) {
-  if (!block) {
-    out = Deadline::now();
-    return true;
-  }
-  if (!timeout || timeout == Py_None) {
-    out = Deadline::never();
-    return true;
-  }
-  double seconds = PyFloat_AsDouble(timeout);
-  if (seconds == -1.0 && PyErr_Occurred()) return false;
-  if (seconds < 0 || std::isnan(seconds)) {
-    PyErr_Format(PyExc_ValueError, "timeout must be a non-negative number or None, not %R",
-                 timeout);
+bool parse_timeout(PyObject* timeout, TimeoutRule rule, std::optional<double>& seconds) {
+  seconds.reset();
+  if (!timeout || (timeout == Py_None && rule != TimeoutRule::MinusOne)) return true;
+  double value = PyFloat_AsDouble(timeout);
+  if (value == -1.0 && PyErr_Occurred()) return false;
+  if (rule == TimeoutRule::MinusOne && value == -1.0) return true;
+  bool ok = !std::isnan(value) && (rule == TimeoutRule::AnyNumber  ? true
+                                   : rule == TimeoutRule::Positive ? value > 0
+                                                                   : value >= 0);
+  if (!ok) {
+    const char* what = rule == TimeoutRule::AnyNumber  ? "number or None"
+                       : rule == TimeoutRule::Positive ? "positive number or None"
+                       : rule == TimeoutRule::MinusOne ? "non-negative number or -1"
+                                                       : "non-negative number or None";
+    PyErr_Format(PyExc_ValueError, "timeout value must be a %s, not %R", what, timeout);
     return false;
   }
-  out = Deadline::after(seconds);
+  seconds = value;
+  return true;
+}
+
+bool parse_deadline(PyObject* timeout, TimeoutRule rule, Deadline& out) {
+  std::optional<double> seconds;
+  if (!parse_timeout(timeout, rule, seconds)) return false;
+  out = seconds ? Deadline::after(*seconds) : Deadline::never();
   return true;
 }
 

@@ -58,8 +58,6 @@ PyObject* mod_interp_close(PyObject* module, PyObject* arg) {
   ModuleState* st = state_of(module);
   try {
     InterpreterTable::close(id);
-  } catch (const InterpreterNotFound& e) {
-    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
     return raise_engine_error(st);
   }
@@ -163,8 +161,6 @@ PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
       Py_DECREF(result);
     else
       failure = capture_error();
-  } catch (const InterpreterNotFound& e) {
-    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
     return raise_engine_error(st);
   }
@@ -217,8 +213,6 @@ PyObject* mod_interp_prepare_main(PyObject* module, PyObject* args) {
                         "%s: prepare_main cannot bind names while code runs there; call it "
                         "before exec() or call(), or once they have returned",
                         e.what());
-  } catch (const InterpreterNotFound& e) {
-    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
     return raise_engine_error(st);
   }
@@ -257,8 +251,6 @@ PyObject* mod_interp_call(PyObject* module, PyObject* args) {
         out.error.traceback.empty())
       return PyErr_Format(st->NotShareableError, "%s", out.error.message.c_str());
     return Py_BuildValue("(ON)", Py_False, excinfo_tuple(out.error));
-  } catch (const InterpreterNotFound& e) {
-    return PyErr_Format(st->InterpreterNotFoundError, "%s", e.what());
   } catch (...) {
     return raise_engine_error(st);
   }

@@ -55,15 +55,15 @@ PyObject* mod_value_kind(PyObject* module, PyObject* obj) {
 }
 
 // True if obj converts without pickling anything (native data and engine objects).
-PyObject* mod_is_shareable(PyObject*, PyObject* obj) {
+PyObject* mod_is_shareable(PyObject* module, PyObject* obj) {
   ToValueOptions options;
   options.allow_pickle = false;
   try {
     to_value(obj, "the object", options);
   } catch (const NotShareable&) {
     Py_RETURN_FALSE;
-  } catch (const PythonErrorSet&) {
-    return nullptr;
+  } catch (...) {
+    return raise_engine_error(state_of(module));
   }
   Py_RETURN_TRUE;
 }

@@ -7,6 +7,7 @@
 #include <interpool/error.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -165,7 +166,7 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:result", const_cast<char**>(kwlist), &timeout))
     return nullptr;
   Deadline deadline;
-  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
   if (!refuse_wait_after_fork(task)) return nullptr;
   WaitResult r;
@@ -189,7 +190,7 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:take", const_cast<char**>(kwlist), &timeout))
     return nullptr;
   Deadline deadline;
-  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   const std::shared_ptr<TaskState>& state = *reinterpret_cast<TaskObject*>(self)->state;
   TaskState& task = *state;
   if (!refuse_wait_after_fork(task)) return nullptr;
@@ -390,14 +391,8 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
                                    &module, &qualname, &call_args, &call_kwargs, &token_obj,
                                    &timeout_obj))
     return nullptr;
-  double time_limit = 0;
-  if (timeout_obj != Py_None) {
-    time_limit = PyFloat_AsDouble(timeout_obj);
-    if (time_limit == -1.0 && PyErr_Occurred()) return nullptr;
-    if (!(time_limit > 0))
-      return PyErr_Format(PyExc_ValueError, "timeout must be a positive number or None, not %R",
-                          timeout_obj);
-  }
+  std::optional<double> time_limit;
+  if (!parse_timeout(timeout_obj, TimeoutRule::Positive, time_limit)) return nullptr;
   long long token = 0;
   if (token_obj != Py_None) {
     token = PyLong_AsLongLong(token_obj);
@@ -418,7 +413,7 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
     task->state = new std::shared_ptr<TaskState>(std::make_shared<TaskState>());
     PyObject_GC_Track(task);
     std::shared_ptr<TaskState> state = *task->state;
-    if (time_limit > 0) state->control->set_timeout(time_limit);
+    if (time_limit) state->control->set_timeout(*time_limit);
     try {
       if (token_obj == Py_None) {
         pool->submit(
@@ -503,7 +498,7 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
                                    &timeout, &limit))
     return nullptr;
   Deadline deadline;
-  if (!parse_deadline(timeout, 1, deadline)) return nullptr;
+  if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
   std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
   std::vector<std::pair<long long, std::shared_ptr<TaskState>>> batch;

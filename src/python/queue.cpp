@@ -128,8 +128,8 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   ModuleState* st = state_of_type(Py_TYPE(self));
   Unbound unbound;
   if (!parse_unbound(st, unbound_obj, queue_of(self).default_unbound(), unbound)) return nullptr;
-  Deadline deadline;
-  if (!parse_deadline(timeout, block, deadline)) return nullptr;
+  Deadline deadline = Deadline::now();  // block=False: the timeout is not read
+  if (block && !parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   QueueItem item;
   try {
     item.value = to_value(obj, "the item");
@@ -171,8 +171,8 @@ PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
                                    &timeout))
     return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
-  Deadline deadline;
-  if (!parse_deadline(timeout, block, deadline)) return nullptr;
+  Deadline deadline = Deadline::now();  // block=False: the timeout is not read
+  if (block && !parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   Queue& q = queue_of(self);
   QueueItem item;
   WaitResult r;

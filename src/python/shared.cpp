@@ -9,7 +9,6 @@
 // the signal handlers when a signal interrupts them (engine rule 3).
 #include "python/shared.hpp"
 
-#include <cmath>
 #include <cstring>
 #include <interpool/shared_buffer.hpp>
 #include <interpool/sync.hpp>
@@ -21,39 +20,10 @@
 
 namespace interpool::python {
 
-PyObject* raise_error() {
-  try {
-    throw;
-  } catch (const PythonErrorSet&) {
-  } catch (const std::bad_alloc&) {
-    PyErr_NoMemory();
-  } catch (const std::overflow_error& e) {
-    PyErr_SetString(PyExc_OverflowError, e.what());
-  } catch (const std::logic_error& e) {  // invalid_argument, out_of_range
-    PyErr_SetString(PyExc_ValueError, e.what());
-  } catch (const std::exception& e) {
-    PyErr_SetString(PyExc_SystemError, e.what());
-  }
-  return nullptr;
-}
-
-// A new object of `type` for the engine object create() makes (the body of
-
-bool optional_deadline(PyObject* timeout, Deadline& out) {
-  if (!timeout || timeout == Py_None) {
-    out = Deadline::never();
-    return true;
-  }
-  double seconds = PyFloat_AsDouble(timeout);
-  if (seconds == -1.0 && PyErr_Occurred()) return false;
-  if (std::isnan(seconds)) {
-    PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-    return false;
-  }
-  out = Deadline::after(seconds);
-  return true;
-}
-
+// __reduce__ of every type here: (_interpool._shared_handle, (how, number)).
+// Inside interpool's own transfers the handle travels beside the pickle and
+// keeps the object alive; a plain pickle.dumps names the object by id, which
+// loads while the object is alive somewhere in the process.
 PyObject* reduce_to_handle(const std::shared_ptr<Shareable>& object, std::int64_t id) {
   PyObject* module = PyImport_ImportModule("interpool._interpool");
   if (!module) return nullptr;
@@ -65,7 +35,7 @@ PyObject* reduce_to_handle(const std::shared_ptr<Shareable>& object, std::int64_
     index = capture_handle(object);
   } catch (...) {
     Py_DECREF(rebuild);
-    return raise_error();
+    return raise_engine_error();
   }
   if (index >= 0) return Py_BuildValue("(N(sL))", rebuild, "capture", (long long)index);
   return Py_BuildValue("(N(sL))", rebuild, "id", (long long)id);

@@ -38,7 +38,7 @@ PyObject* SharedBuffer_from_bytes(PyObject* cls, PyObject* data) {
     buffer = SharedBuffer::create(static_cast<std::size_t>(view.len));
   } catch (...) {
     PyBuffer_Release(&view);
-    return raise_error();
+    return raise_engine_error();
   }
   int rc = 0;
   if (PyBuffer_IsContiguous(&view, 'C')) {
@@ -280,7 +280,7 @@ int memoryview_to_handle(PyObject* obj, std::shared_ptr<Shareable>* out) {
                                          view.readonly != 0));
     }
   } catch (...) {
-    raise_error();
+    raise_engine_error();
     rc = -1;
   }
   PyBuffer_Release(&view);

@@ -1,8 +1,9 @@
 // The synchronisation types for every interpreter of the process: Lock, RLock,
 // Event, Semaphore, BoundedSemaphore, Barrier and AtomicInt. Waits release the
 // GIL and run the signal handlers when a signal interrupts them (engine rule 3).
-#include <cmath>
+#include <algorithm>
 #include <interpool/sync.hpp>
+#include <optional>
 
 #include "python/engine_object.hpp"
 #include "python/module_state.hpp"
@@ -35,30 +36,18 @@ bool acquire_deadline(PyObject* args, PyObject* kwargs, TimeoutKind kind, Deadli
       return false;
     }
     out = Deadline::now();
-    return !blocking || optional_deadline(timeout, out);
+    return !blocking || parse_deadline(timeout, TimeoutRule::AnyNumber, out);
   }
-  double seconds = -1;
-  if (timeout) {
-    seconds = PyFloat_AsDouble(timeout);
-    if (seconds == -1.0 && PyErr_Occurred()) return false;
-  }
-  if (std::isnan(seconds)) {
-    PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
-    return false;
-  }
+  std::optional<double> seconds;
+  if (!parse_timeout(timeout, TimeoutRule::MinusOne, seconds)) return false;
   if (!blocking) {
-    if (seconds != -1) {
+    if (seconds) {
       PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
       return false;
     }
     out = Deadline::now();
-  } else if (seconds == -1) {
-    out = Deadline::never();
-  } else if (seconds < 0) {
-    PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-    return false;
   } else {
-    out = Deadline::after(seconds);
+    out = seconds ? Deadline::after(*seconds) : Deadline::never();
   }
   return true;
 }
@@ -251,7 +240,7 @@ PyObject* Event_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
   Event& event = engine<Event>(self);
   if (event.is_set()) Py_RETURN_TRUE;
   Deadline deadline;
-  if (!optional_deadline(timeout, deadline)) return nullptr;
+  if (!parse_deadline(timeout, TimeoutRule::AnyNumber, deadline)) return nullptr;
   WaitResult r;
   if (!wait_releasing_gil([&] { return event.wait(deadline, true); }, r)) return nullptr;
   return PyBool_FromLong(r == WaitResult::Ready);
@@ -411,16 +400,11 @@ PyObject* Barrier_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
     return PyErr_Format(PyExc_TypeError,
                         "interpool.Barrier takes no action (it would run in one interpreter "
                         "only): call it in the thread whose wait() returns 0");
-  double seconds = -1;
-  if (timeout != Py_None) {
-    seconds = PyFloat_AsDouble(timeout);
-    if (seconds == -1.0 && PyErr_Occurred()) return nullptr;
-    if (std::isnan(seconds))
-      return PyErr_Format(PyExc_ValueError, "Invalid value NaN (not a number)");
-    if (seconds < 0) seconds = 0;
-  }
-  return wrap_created(type,
-                      [&] { return Barrier::create(static_cast<std::size_t>(parties), seconds); });
+  std::optional<double> seconds;  // the default of wait(): none, or (<= 0) now
+  if (!parse_timeout(timeout, TimeoutRule::AnyNumber, seconds)) return nullptr;
+  double default_timeout = seconds ? std::max(*seconds, 0.0) : -1;
+  return wrap_created(
+      type, [&] { return Barrier::create(static_cast<std::size_t>(parties), default_timeout); });
 }
 
 PyObject* Barrier_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -432,7 +416,7 @@ PyObject* Barrier_wait(PyObject* self, PyObject* args, PyObject* kwargs) {
   Deadline deadline;
   if (timeout == Py_None && barrier.timeout() >= 0)
     deadline = Deadline::after(barrier.timeout());
-  else if (!optional_deadline(timeout, deadline))
+  else if (!parse_deadline(timeout, TimeoutRule::AnyNumber, deadline))
     return nullptr;
   Barrier::Ticket ticket;
   Barrier::Result r;
@@ -557,7 +541,7 @@ PyObject* atomic_add(PyObject* self, PyObject* const* args, Py_ssize_t nargs, bo
     std::int64_t before = engine<AtomicInt>(self).fetch_add(n);
     return PyLong_FromLongLong(old ? before : before + n);
   } catch (...) {
-    return raise_error();
+    return raise_engine_error();
   }
 }
 
