@@ -2,11 +2,8 @@
 // outcome of each call submitted.
 #include "core/pool.hpp"
 
-#include <atomic>
-#include <interpool/channel.hpp>
 #include <interpool/error.hpp>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
@@ -14,6 +11,7 @@
 
 #include "core/convert.hpp"
 #include "core/interpreter.hpp"
+#include "core/task_outcome.hpp"
 #include "core/watchdog.hpp"
 #include "python/errors.hpp"
 #include "python/module_state.hpp"
@@ -26,118 +24,21 @@ namespace {
 // Task: the pending result of one Pool.submit
 // ---------------------------------------------------------------------------
 
-struct TaskState;
-
-// Outcomes of tasks submitted with a token, for one consumer thread to collect
-// in batches (the Executor's result thread). An outcome that a thread waiting
-// in Task.take() receives directly is never posted here.
-struct Completions {
-  Channel<std::pair<long long, std::shared_ptr<TaskState>>> channel;
-  std::atomic<long long> outstanding{0};  // accepted tasks whose outcome is not resolved
-  std::atomic<bool> closing{false};
-
-  void post(long long token, std::shared_ptr<TaskState> task) {
-    std::pair<long long, std::shared_ptr<TaskState>> item{token, std::move(task)};
-    channel.put(item);
-    resolved();
-  }
-  // One outcome resolved (posted, or taken without being posted).
-  void resolved() {
-    if (outstanding.fetch_sub(1) == 1 && closing.load()) channel.close();
-  }
-  // After the pool stops accepting tasks: ends the stream once all are resolved.
-  void finish() {
-    closing.store(true);
-    if (outstanding.load() == 0) channel.close();
-  }
-};
-
-struct TaskState {
-  std::shared_ptr<TaskControl> control = std::make_shared<TaskControl>();
-  std::mutex mutex;
-  Signal signal;
-  bool done = false;
-  Outcome outcome;
-
-  void complete(Outcome out) {
-    {
-      std::lock_guard lock(mutex);
-      outcome = std::move(out);
-      done = true;
-    }
-    signal.notify_all();
-  }
-  bool is_done() {
-    std::lock_guard lock(mutex);
-    return done;
-  }
-
-  // A task submitted with a token has two readers in its interpreter: threads
-  // waiting in Task.take() and the one collecting Pool.completions(). The
-  // outcome goes to completions() only if no thread waits in take() when it
-  // comes (so the collector is not woken for nothing); the first reader to
-  // claim it rebuilds it. Guarded by `mutex`.
-  std::weak_ptr<Completions> sink;
-  long long token = 0;
-  int takers = 0;        // threads in take()
-  bool posted = false;   // sent to completions()
-  bool claimed = false;  // rebuilt by take() or completions()
-
-  // Ends a token task; true if the outcome must be posted (no taker waits).
-  bool complete_token(Outcome out) {
-    bool post;
-    {
-      std::lock_guard lock(mutex);
-      outcome = std::move(out);
-      done = true;
-      post = posted = takers == 0;
-    }
-    signal.notify_all();
-    return post;
-  }
-  bool claim() {
-    std::lock_guard lock(mutex);
-    if (claimed) return false;
-    claimed = true;
-    return true;
-  }
-  bool is_claimed() {
-    std::lock_guard lock(mutex);
-    return claimed;
-  }
-  // The outcome, moved out (once claimed; it is not read again).
-  Outcome take_outcome() {
-    std::lock_guard lock(mutex);
-    return std::move(outcome);
-  }
-
-  // Waits with the GIL released until the task is done or, with
-  // `or_cancelled`, cancelled before it started (its outcome then comes only
-  // when a worker dequeues it). False with an exception set if interrupted.
-  bool wait(const Deadline& deadline, bool or_cancelled, WaitResult& r) {
-    return wait_releasing_gil(
-        [&] {
-          for (;;) {
-            std::uint32_t epoch = signal.epoch();
-            if (is_done() || (or_cancelled && control->state() == TaskControl::State::Cancelled))
-              return WaitResult::Ready;
-            if (deadline.passed()) return WaitResult::Timeout;
-            WaitResult w = signal.wait(epoch, deadline, true);
-            if (w == WaitResult::Interrupted) return w;
-          }
-        },
-        r);
-  }
-};
+// Waits with the GIL released until the task is done or, with
+// `or_cancelled`, cancelled before it started (its outcome then comes only
+// when a worker dequeues it). False with an exception set if interrupted.
+bool wait_for(TaskOutcome& task, const Deadline& deadline, bool or_cancelled, WaitResult& r) {
+  return wait_releasing_gil([&] { return task.wait(deadline, or_cancelled, true); }, r);
+}
 
 struct TaskObject {
-  PyObject_HEAD std::shared_ptr<TaskState>* state;
+  PyObject_HEAD std::shared_ptr<TaskOutcome>* state;
 };
 
 // In a child forked while it ran, a task not done by then never will be here:
 // false with RuntimeError set rather than a wait for the parent's worker.
-bool refuse_wait_after_fork(TaskState& task) {
-  if (!forked_while_running() || task.is_done()) return true;
+bool refuse_wait_after_fork(TaskOutcome& task) {
+  if (!forked_while_running() || task.done()) return true;
   PyErr_SetString(PyExc_RuntimeError,
                   used_after_fork_message("cannot wait for a task it ran").c_str());
   return false;
@@ -157,7 +58,7 @@ int Task_traverse(PyObject* self, visitproc visit, void* arg) {
 }
 
 PyObject* Task_done(PyObject* self, PyObject*) {
-  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->is_done());
+  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->done());
 }
 
 PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
@@ -167,17 +68,17 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
     return nullptr;
   Deadline deadline;
   if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
-  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
+  TaskOutcome& task = **reinterpret_cast<TaskObject*>(self)->state;
   if (!refuse_wait_after_fork(task)) return nullptr;
   WaitResult r;
-  if (!task.wait(deadline, false, r)) return nullptr;
+  if (!wait_for(task, deadline, false, r)) return nullptr;
   if (r == WaitResult::Timeout)
     return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
   ModuleState* st = state_of_type(Py_TYPE(self));
-  if (task.is_claimed())
+  if (task.claimed())
     return PyErr_Format(PyExc_RuntimeError,
                         "this task's outcome was delivered by completions() or take()");
-  const Outcome& out = task.outcome;  // immutable once done, until claimed
+  const Outcome& out = task.outcome();  // immutable once done, until claimed
   if (out.status == Outcome::Status::Ok) return to_python(out.value);
   return raise_outcome(st, out);
 }
@@ -191,31 +92,12 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
     return nullptr;
   Deadline deadline;
   if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
-  const std::shared_ptr<TaskState>& state = *reinterpret_cast<TaskObject*>(self)->state;
-  TaskState& task = *state;
+  TaskOutcome& task = **reinterpret_cast<TaskObject*>(self)->state;
   if (!refuse_wait_after_fork(task)) return nullptr;
-  {
-    std::lock_guard lock(task.mutex);
-    ++task.takers;
-  }
+  task.begin_take();
   WaitResult r;
-  bool waited = task.wait(deadline, true, r);  // false: interrupted, exception set
-  bool mine = false, handed = false, post = false;
-  {
-    std::lock_guard lock(task.mutex);
-    --task.takers;
-    if (task.done && !task.claimed) {
-      handed = !task.posted;
-      if (waited) {
-        mine = task.claimed = true;
-      } else if (handed && task.takers == 0) {
-        post = task.posted = true;  // interrupted: the outcome goes to completions() after all
-      }
-    }
-  }
-  std::shared_ptr<Completions> sink = task.sink.lock();
-  if (sink && post) sink->post(task.token, state);
-  if (sink && mine && handed) sink->resolved();
+  bool waited = wait_for(task, deadline, true, r);  // false: interrupted, exception set
+  bool mine = task.end_take(waited);  // interrupted: the outcome goes to completions()
   if (!waited) return nullptr;
   if (!mine) {
     if (r == WaitResult::Timeout)
@@ -229,23 +111,20 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
 }
 
 PyObject* Task_interrupt(PyObject* self, PyObject*) {
-  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  return PyBool_FromLong(task.control->interrupt());
+  TaskOutcome& task = **reinterpret_cast<TaskObject*>(self)->state;
+  return PyBool_FromLong(task.control()->interrupt());
 }
 
 PyObject* Task_cancel(PyObject* self, PyObject*) {
-  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  if (!task.control->cancel()) Py_RETURN_FALSE;
-  task.signal.notify_all();  // wakes take(): the outcome comes only when a worker dequeues it
-  Py_RETURN_TRUE;
+  return PyBool_FromLong((*reinterpret_cast<TaskObject*>(self)->state)->cancel());
 }
 
 PyObject* Task_running(PyObject* self, PyObject*) {
-  TaskState& task = **reinterpret_cast<TaskObject*>(self)->state;
-  TaskControl::State state = task.control->state();
+  TaskOutcome& task = **reinterpret_cast<TaskObject*>(self)->state;
+  TaskControl::State state = task.control()->state();
   return PyBool_FromLong(
       (state == TaskControl::State::Running || state == TaskControl::State::Interrupting) &&
-      !task.is_done());
+      !task.done());
 }
 
 PyMethodDef Task_methods[] = {
@@ -410,30 +289,22 @@ PyObject* Pool_submit(PyObject* self, PyObject* args, PyObject* kwargs) {
     if (!ok) return nullptr;
     auto* task = PyObject_GC_New(TaskObject, st->task_type);
     if (!task) return nullptr;
-    task->state = new std::shared_ptr<TaskState>(std::make_shared<TaskState>());
+    task->state = new std::shared_ptr<TaskOutcome>(std::make_shared<TaskOutcome>());
     PyObject_GC_Track(task);
-    std::shared_ptr<TaskState> state = *task->state;
-    if (time_limit) state->control->set_timeout(*time_limit);
+    std::shared_ptr<TaskOutcome> state = *task->state;
+    if (time_limit) state->control()->set_timeout(*time_limit);
     try {
       if (token_obj == Py_None) {
-        pool->submit(
-            std::move(call), [state](Outcome out) { state->complete(std::move(out)); },
-            state->control);
+        pool->submit(std::move(call), TaskOutcome::completion(state), state->control());
       } else {
         // The outcome goes to completions() or Task.take(), whichever claims it.
         std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
-        state->sink = sink;
-        state->token = token;
-        sink->outstanding.fetch_add(1);
+        sink->expect();
         try {
-          pool->submit(
-              std::move(call),
-              [sink, state, token](Outcome out) {
-                if (state->complete_token(std::move(out))) sink->post(token, state);
-              },
-              state->control);
+          pool->submit(std::move(call), TaskOutcome::completion(state, sink, token),
+                       state->control());
         } catch (...) {
-          sink->outstanding.fetch_sub(1);
+          sink->withdraw();
           throw;
         }
       }
@@ -501,18 +372,17 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   ModuleState* st = state_of_type(Py_TYPE(self));
   std::shared_ptr<Completions> sink = *reinterpret_cast<PoolObject*>(self)->completions;
-  std::vector<std::pair<long long, std::shared_ptr<TaskState>>> batch;
-  std::pair<long long, std::shared_ptr<TaskState>> item;
+  std::vector<Completions::Entry> batch;
+  Completions::Entry item;
   WaitResult r;
-  if (!wait_releasing_gil([&] { return sink->channel.get(item, deadline, true); }, r))
-    return nullptr;
+  if (!wait_releasing_gil([&] { return sink->next(item, deadline, true); }, r)) return nullptr;
   if (r == WaitResult::Closed) Py_RETURN_NONE;  // closed and every outcome delivered
   if (r == WaitResult::Ready) {
     // Outcomes a Task.take() already claimed are left out.
-    if (item.second->claim()) batch.push_back(std::move(item));
+    if (item.task->claim()) batch.push_back(std::move(item));
     while (static_cast<Py_ssize_t>(batch.size()) < limit &&
-           sink->channel.get(item, Deadline::now()) == WaitResult::Ready)
-      if (item.second->claim()) batch.push_back(std::move(item));
+           sink->next(item, Deadline::now()) == WaitResult::Ready)
+      if (item.task->claim()) batch.push_back(std::move(item));
   }
   PyObject* list = PyList_New(0);
   if (!list) return nullptr;
