@@ -263,8 +263,14 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
 }  // namespace
 
 void Pool::work(Worker& self) {
+  Runner runner;
+  if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
+    mark_broken(capture_error());
+    return;
+  }
   // Where the watchdog finds this worker's running task; closed before the
-  // interpreter ends, on every way out.
+  // interpreter ends, on every way out. Opened once sys.path is the pool's:
+  // the face's exception class may need an import.
   std::shared_ptr<WorkerSite> site;
   try {
     site = WorkerSite::open();
@@ -281,11 +287,6 @@ void Pool::work(Worker& self) {
       site.close();
     }
   } closer{*watchdog_, *site};
-  Runner runner;
-  if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
-    mark_broken(capture_error());
-    return;
-  }
   for (const Call& init : options_.initializers) {
     Outcome out = runner.run(init);
     if (out.status != Outcome::Status::Ok) {

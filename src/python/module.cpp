@@ -238,10 +238,26 @@ PyObject* face_pickler() {
   return dumps;
 }
 
+// The face the extension replaced as the giver of the interruption class (the
+// C++ face's, in a C++ program that imports interpool), for the workers that
+// cannot import the extension.
+InterruptionClass previous_interruption_class = nullptr;
+
+// The class raised in a worker's interrupted task: this interpreter's
+// interpool.TaskInterrupted, the one class that the task's code can catch and
+// that its caller sees.
+PyObject* interruption_class() {
+  if (ModuleState* st = current_state()) return Py_NewRef(st->TaskInterrupted);
+  if (!previous_interruption_class || !PyErr_ExceptionMatches(PyExc_ImportError)) return nullptr;
+  PyErr_Clear();
+  return previous_interruption_class();
+}
+
 int module_exec(PyObject* module) {
   static std::once_flag codec_once;
   std::call_once(codec_once, [] {
     set_handle_codec(HandleCodec{handle_from_object, object_from_handle, face_pickler});
+    previous_interruption_class = set_interruption_class(interruption_class);
   });
 
   ModuleState* st = state_of(module);
@@ -280,8 +296,9 @@ int module_exec(PyObject* module) {
       !(st->RemoteError = new_exception(module, "RemoteError", PyExc_Exception,
                                         "An exception raised in a worker, described by type_name, "
                                         "message and traceback.")) ||
+      // A BaseException: raised in the task, `except Exception:` there does not stop it.
       !(st->TaskInterrupted = new_exception(
-            module, "TaskInterrupted", PyExc_Exception,
+            module, "TaskInterrupted", PyExc_BaseException,
             "A running task was stopped (Future.interrupt, Executor.terminate_workers, Ctrl-C); "
             "its __cause__ holds the worker's traceback at that moment.")) ||
       !(st->WorkerExited = new_exception(
