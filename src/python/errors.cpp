@@ -7,6 +7,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "core/convert.hpp"
 #include "core/table.hpp"
@@ -37,10 +38,24 @@ PyObject* new_remote_error(ModuleState* st, const ErrorInfo& info, bool as_cause
   return exc;
 }
 
+// The RuntimeError of a task that returned leaving threads running (the
+// engine gives their names only).
+PyObject* threads_left_exception(const std::vector<std::string>& names) {
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+  std::string text = "the task returned leaving " + std::to_string(names.size()) +
+                     " thread(s) running in its worker (" + list +
+                     "): join the threads a task starts before it returns. interpool "
+                     "interrupted them and replaces the worker's interpreter";
+  return PyObject_CallFunction(PyExc_RuntimeError, "s#", text.data(),
+                               static_cast<Py_ssize_t>(text.size()));
+}
+
 // A task's exception rebuilt in this interpreter (new reference): the same
 // type when it unpickles (its __cause__ holds the worker's traceback), else a
 // RemoteError. nullptr with an error set if even that fails.
 PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
+  if (!info.threads_left.empty()) return threads_left_exception(info.threads_left);
   PyObject* exc = nullptr;
   if (!info.pickled.empty()) {
     Value pickled = Pickled{info.pickled};

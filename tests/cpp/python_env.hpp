@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/interpreter.hpp"
+#include "core/pool.hpp"
 #include "core/watchdog.hpp"
 
 namespace interpool::testenv {
@@ -34,6 +35,9 @@ class PythonEnvironment : public ::testing::Environment {
     main_state_ = PyEval_SaveThread();
   }
   void TearDown() override {
+    // As a Runtime does: the interpreters of workers that threads of a task
+    // outlived are closed, or left to Python's finalization.
+    Pool::shutdown_all();
     PyEval_RestoreThread(main_state_);
     Py_FinalizeEx();
   }
