@@ -1,8 +1,11 @@
-// The _interpool extension: the engine's primitives as Python types.
+// The _interpool extension: the engine's primitives as Python types. This
+// file: the module, its functions, init and traverse/clear; the types are in
+// queue.cpp, pool.cpp, shared_buffer.cpp, sync_types.cpp, the PEP 734
+// functions in interpreters.cpp, the error boundary in errors.cpp.
 //
 // Multi-phase init, per-module state, heap types only, and per-interpreter GIL
 // support: every interpreter that imports it gets its own module, types and
-// exceptions. Logic lives in the engine; this file converts at the boundary.
+// exceptions. Logic lives in the engine; the extension converts at the boundary.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 

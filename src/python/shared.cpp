@@ -1,6 +1,6 @@
-// Shared memory and synchronisation as Python types: SharedBuffer,
-// SharedBufferView (what a memoryview that crossed is over), Lock, RLock,
-// Event, Semaphore, BoundedSemaphore, Barrier and AtomicInt.
+// Shared memory and synchronisation as Python types (SharedBuffer,
+// SharedBufferView, Lock, RLock, Event, Semaphore, BoundedSemaphore, Barrier and
+// AtomicInt): their registration in the module, their handles, their pickles.
 //
 // Each object of these types holds a shared_ptr to an engine object and
 // nothing else: another interpreter that receives it makes its own object for

@@ -358,11 +358,7 @@ EngineType<Semaphore> Semaphore_type({
     .flags = Py_TPFLAGS_BASETYPE,
 });
 
-namespace {
-
 // A subclass of Semaphore (add_shared_types gives the base): the rest is inherited.
-}  // namespace
-
 EngineType<Semaphore, Equality::Base> BoundedSemaphore_type({
     .name = "interpool._interpool.BoundedSemaphore",
     .doc = "BoundedSemaphore(value=1)\n--\n\nthreading.BoundedSemaphore for every interpreter "
@@ -600,7 +596,5 @@ EngineType<AtomicInt> AtomicInt_type({
     .repr = AtomicInt_repr,
     .methods = AtomicInt_methods,
 });
-
-namespace {}  // namespace
 
 }  // namespace interpool::python
