@@ -1,6 +1,7 @@
 // Errors raised by the engine, and exceptions captured inside an interpreter.
 #pragma once
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -153,6 +154,11 @@ struct ErrorInfo {
   /// (an import of a module without sub-interpreter support, found anywhere in
   /// the exception's chain), e.g. "numpy._core._multiarray_umath"; else empty.
   std::string refused_module;
+  /// The names of the threads a task started and left running when it
+  /// returned, which is why it failed (a RuntimeError; the engine interrupted
+  /// them and replaces the worker). The engine gives no message: each face
+  /// words it.
+  std::vector<std::string> threads_left;
 
   /// "module.qualname" (just the qualname for builtins).
   std::string type_name() const {
@@ -167,8 +173,7 @@ struct ErrorInfo {
 /// type_name() gives it); the worker's formatted traceback is kept.
 class RemoteError : public Error {
  public:
-  explicit RemoteError(ErrorInfo info)
-      : Error(info.type_name() + ": " + info.message), info_(std::move(info)) {}
+  explicit RemoteError(ErrorInfo info) : RemoteError(worded(std::move(info)), nullptr) {}
 
   /// "ValueError", "json.decoder.JSONDecodeError": the module is left out for builtins.
   std::string type_name() const { return info_.type_name(); }
@@ -183,6 +188,21 @@ class RemoteError : public Error {
   RemoteError(std::string what, ErrorInfo info) : Error(std::move(what)), info_(std::move(info)) {}
 
  private:
+  RemoteError(ErrorInfo info, std::nullptr_t)
+      : Error(info.type_name() + ": " + info.message), info_(std::move(info)) {}
+  // The message of an error the engine gives as data only.
+  static ErrorInfo worded(ErrorInfo info) {
+    if (info.message.empty() && !info.threads_left.empty()) {
+      std::string names;
+      for (const std::string& name : info.threads_left) names += (names.empty() ? "" : ", ") + name;
+      info.message = "the task returned while " + std::to_string(info.threads_left.size()) +
+                     " thread(s) it started still ran (" + names +
+                     "); join them before the task returns (interpool interrupted them and "
+                     "replaced the worker's interpreter)";
+    }
+    return info;
+  }
+
   ErrorInfo info_;
 };
 

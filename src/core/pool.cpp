@@ -6,9 +6,11 @@
 #include <interpool/channel.hpp>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "core/busy_thread.hpp"
 #include "core/py_value.hpp"
@@ -211,7 +213,7 @@ std::unique_ptr<Worker> Pool::Impl::start_worker(std::size_t index,
         } catch (const std::exception& e) {
           why = e.what();
         }
-        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}});
+        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}, {}});
       },
       std::move(predecessor), worker_thread_name(options_.thread_name_prefix, index));
 }
@@ -270,8 +272,7 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
   // outside, which threading calls dummies (the worker itself among them).
   PyObject* main = me ? PyObject_CallMethod(threading, "main_thread", nullptr) : nullptr;
   PyObject* dummy = main ? PyObject_GetAttrString(threading, "_DummyThread") : nullptr;
-  std::string names;
-  std::size_t n = 0;
+  std::vector<std::string> names;
   for (Py_ssize_t i = 0; dummy && i < PyList_GET_SIZE(all); ++i) {
     PyObject* t = PyList_GET_ITEM(all, i);
     if (t == me || t == main || PyObject_IsInstance(t, dummy) != 0) continue;
@@ -280,8 +281,7 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
     if (ident && PyLong_Check(ident)) {
       (void)PyThreadState_SetAsyncExc(PyLong_AsUnsignedLong(ident), interrupt_type);
       const char* text = PyUnicode_Check(name) ? PyUnicode_AsUTF8(name) : nullptr;
-      names += (n++ ? ", " : "");
-      names += text ? text : "?";
+      names.emplace_back(text ? text : "?");
     }
     Py_XDECREF(ident);
     Py_XDECREF(name);
@@ -292,14 +292,14 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
   Py_XDECREF(me);
   Py_XDECREF(all);
   PyErr_Clear();
-  if (n == 0) return false;
+  if (names.empty()) return false;
   if (out.status == Outcome::Status::Ok) {
-    std::string message = "the task returned leaving " + std::to_string(n) +
-                          " thread(s) running in its worker (" + names +
-                          "): join the threads a task starts before it returns. interpool "
-                          "interrupted them and replaces the worker's interpreter";
-    PyErr_SetString(PyExc_RuntimeError, message.c_str());
-    out = Outcome::failed(capture_error());
+    // Data, which each face words: the engine speaks to no user.
+    ErrorInfo left;
+    left.type_module = "builtins";
+    left.type_qualname = "RuntimeError";
+    left.threads_left = std::move(names);
+    out = Outcome::failed(std::move(left));
   }
   return true;
 }
@@ -307,8 +307,14 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
 }  // namespace
 
 void Pool::Impl::work(Worker& self) {
+  Runner runner;
+  if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
+    mark_broken(capture_error());
+    return;
+  }
   // Where the watchdog finds this worker's running task; closed before the
-  // interpreter ends, on every way out.
+  // interpreter ends, on every way out. Opened once sys.path is the pool's:
+  // the face's exception class may need an import.
   std::shared_ptr<WorkerSite> site;
   try {
     site = WorkerSite::open();
@@ -325,11 +331,6 @@ void Pool::Impl::work(Worker& self) {
       site.close();
     }
   } closer{*watchdog_, *site};
-  Runner runner;
-  if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
-    mark_broken(capture_error());
-    return;
-  }
   for (const Call& init : options_.initializers) {
     Outcome out = runner.run(init);
     if (out.status != Outcome::Status::Ok) {

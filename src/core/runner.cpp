@@ -78,7 +78,7 @@ Outcome Runner::run(const Call& call) {
   try {
     out = Outcome::ok(to_value(result, "the result"));
   } catch (const NotShareable& e) {
-    out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}});
+    out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}});
   } catch (const PythonErrorSet&) {
     out = Outcome::failed(capture_error());
   }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <limits>
+#include <optional>
 
 #include "core/interpreter.hpp"
 #include "core/py_value.hpp"
@@ -152,15 +153,51 @@ void restart_task_timeout() noexcept {
 // WorkerSite
 // ---------------------------------------------------------------------------
 
+namespace {
+std::atomic<InterruptionClass> g_interruption_class{nullptr};
+
+// The class's __module__ or __qualname__, or nullopt with an error set.
+std::optional<std::string> name_of(PyObject* cls, const char* attribute) {
+  PyObject* name = PyObject_GetAttrString(cls, attribute);
+  if (!name) return std::nullopt;
+  std::optional<std::string> out;
+  if (PyUnicode_Check(name))
+    out = to_utf8(name);
+  else
+    PyErr_Format(PyExc_TypeError, "the exception class's %s is not a str", attribute);
+  Py_DECREF(name);
+  return out;
+}
+}  // namespace
+
+InterruptionClass set_interruption_class(InterruptionClass make) noexcept {
+  return g_interruption_class.exchange(make);
+}
+
 std::shared_ptr<WorkerSite> WorkerSite::open() {
   auto site = std::make_shared<WorkerSite>();
   site->interp = PyInterpreterState_Get();
   site->thread_id = PyThread_get_thread_ident();
-  // A BaseException, so that `except Exception:` in the task does not stop it.
-  site->interrupt_type = PyErr_NewExceptionWithDoc("interpool.TaskInterrupted",
-                                                   "Raised in a task that interpool interrupts.",
-                                                   PyExc_BaseException, nullptr);
+  InterruptionClass make = g_interruption_class.load();
+  if (!make) {
+    PyErr_SetString(PyExc_RuntimeError,
+                    "interpool: no exception class for interrupted tasks was given to the "
+                    "engine (create an interpool::Runtime, or import interpool, first)");
+    throw PythonErrorSet();
+  }
+  site->interrupt_type = make();
   if (!site->interrupt_type) throw PythonErrorSet();
+  std::optional<std::string> module, qualname;
+  if (!PyExceptionClass_Check(site->interrupt_type))
+    PyErr_SetString(PyExc_TypeError, "interpool: the class for interrupted tasks is no exception");
+  else if ((module = name_of(site->interrupt_type, "__module__")))
+    qualname = name_of(site->interrupt_type, "__qualname__");
+  if (!qualname) {
+    Py_CLEAR(site->interrupt_type);
+    throw PythonErrorSet();
+  }
+  site->interrupt_module = std::move(*module);
+  site->interrupt_qualname = std::move(*qualname);
   WorkerIds& w = worker_ids();
   std::lock_guard lock(w.mutex);
   w.ids.push_back(PyInterpreterState_GetID(site->interp));
@@ -435,15 +472,16 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
   bool never_raised = !delivered || async_exception_pending();
   // Dropped if still pending, or it would surface in whatever this thread runs next.
   if (delivered) (void)PyThreadState_SetAsyncExc(site.thread_id, nullptr);
-  bool unwound = out.status == Outcome::Status::Error && out.error.type_module == "interpool" &&
-                 out.error.type_qualname == "TaskInterrupted";
+  bool unwound = out.status == Outcome::Status::Error &&
+                 out.error.type_module == site.interrupt_module &&
+                 out.error.type_qualname == site.interrupt_qualname;
   ErrorInfo where;
   if (unwound) {
     where = std::move(out.error);  // with the traceback of where it stopped
     where.pickled.clear();
   } else {
-    where.type_module = "interpool";
-    where.type_qualname = "TaskInterrupted";
+    where.type_module = site.interrupt_module;
+    where.type_qualname = site.interrupt_qualname;
   }
   if (why == Interruption::Exited) {
     // The task ended its worker (end_worker_from_task): replaced, however the

@@ -20,9 +20,19 @@
 
 namespace interpool {
 
+/// The exception class raised in a task that interpool interrupts, as a face
+/// gives it (engine rule 5: the engine makes no Python type). Called in each
+/// worker as it opens, on its thread, holding its GIL: a new reference to an
+/// exception class of that interpreter (a BaseException, so that `except
+/// Exception:` in the task does not stop it), or nullptr with an error set.
+using InterruptionClass = PyObject* (*)();
+/// Sets it for the process; returns the one it replaces (nullptr at first),
+/// which the new one may fall back to.
+InterruptionClass set_interruption_class(InterruptionClass make) noexcept;
+
 /// Where a worker runs tasks: its interpreter and thread, the exception class
-/// raised there to interrupt a task (an object of that interpreter), and the
-/// task it runs now.
+/// raised there to interrupt a task (an object of that interpreter, given by
+/// the face) and its names, and the task it runs now.
 /// Contract: made and ended by the worker, on its thread, inside its
 /// interpreter; `current` changes only while the worker holds that
 /// interpreter's GIL; the interpreter stays alive while `pins` > 0.
@@ -33,7 +43,9 @@ struct WorkerSite final : WaitHook {
   PyInterpreterState* interp = nullptr;
   unsigned long thread_id = 0;
   PyObject* interrupt_type = nullptr;
-  std::mutex mutex;  // guards current
+  std::string interrupt_module;    // interrupt_type.__module__
+  std::string interrupt_qualname;  // interrupt_type.__qualname__
+  std::mutex mutex;                // guards current
   std::shared_ptr<TaskControl> current;
   std::atomic<int> pins{0};
   std::atomic<bool> closing{false};
@@ -55,8 +67,8 @@ struct WorkerSite final : WaitHook {
   /// if it sleeps in an engine wait, and makes its later waits end at once.
   void cancel_wait() noexcept;
 
-  /// In the worker, with its GIL: makes the site (and its exception class).
-  /// Throws PythonErrorSet if the class cannot be made.
+  /// In the worker, with its GIL: makes the site, with the face's exception
+  /// class. Throws PythonErrorSet if there is none.
   static std::shared_ptr<WorkerSite> open();
   /// In the worker, with its GIL, before its interpreter ends: waits (GIL
   /// released) until no interrupter is inside, and drops the class.
@@ -118,7 +130,7 @@ class Watchdog {
 bool is_pool_worker(std::int64_t id);
 
 /// In a worker, with the GIL, after an engine wait returned Interrupted: if the
-/// task running on this thread was interrupted, sets its interpool.TaskInterrupted
+/// task running on this thread was interrupted, sets its interruption
 /// exception (instead of the pending asynchronous one) and returns true.
 bool raise_task_interruption() noexcept;
 

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/watchdog.hpp"
+
 #ifndef INTERPOOL_PYTHON_HOME
 #error "INTERPOOL_PYTHON_HOME (the build Python's sys.base_prefix) must be defined"
 #endif
@@ -36,6 +38,21 @@ const char* env(const char* name) {
   const char* value = std::getenv(name);
   return value && *value ? value : nullptr;
 }
+
+// The exception class raised in an interrupted task of a C++ program, made in
+// each worker: a BaseException, so that `except Exception:` in the task does
+// not stop it. Its outcome reaches C++ as interpool::TaskInterrupted. Where
+// the interpool package is importable, the Python face's class replaces it.
+PyObject* interruption_class() {
+  return PyErr_NewExceptionWithDoc("interpool.TaskInterrupted",
+                                   "Raised in a task that interpool interrupts.",
+                                   PyExc_BaseException, nullptr);
+}
+
+// Given to the engine as the library loads: a program may start Python itself
+// and use a Pool without a Runtime.
+[[maybe_unused]] const bool interruption_class_given =
+    (set_interruption_class(interruption_class), true);
 
 }  // namespace
 

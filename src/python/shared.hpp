@@ -1,7 +1,7 @@
 // The _interpool extension's shared memory and synchronisation types
-// (shared.cpp): SharedBuffer, Lock, RLock, Event, Semaphore, BoundedSemaphore,
-// Barrier, AtomicInt, and what memoryviews cross as. module.cpp keeps them in
-// its module state, registers them, and routes handles here.
+// (shared_buffer.cpp, sync_types.cpp, registered by shared.cpp): SharedBuffer,
+// Lock, RLock, Event, Semaphore, BoundedSemaphore, Barrier, AtomicInt, and what
+// memoryviews cross as. The module state keeps them; handles are routed here.
 #pragma once
 
 #define PY_SSIZE_T_CLEAN

@@ -6,14 +6,23 @@
 #include <vector>
 
 #include "core/interpreter.hpp"
+#include "core/pool.hpp"
+#include "core/watchdog.hpp"
 
 namespace interpool::testenv {
+
+/// The engine suites are a face of their own: the class they give the engine
+/// for interrupted tasks (any BaseException class will do).
+inline PyObject* interruption_class() {
+  return PyErr_NewException("testenv.Interrupted", PyExc_BaseException, nullptr);
+}
 
 /// Starts the embedded main interpreter, then detaches from it: each test
 /// enters the interpreter it needs with an Activation.
 class PythonEnvironment : public ::testing::Environment {
  public:
   void SetUp() override {
+    set_interruption_class(interruption_class);
     PyConfig config;
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;
@@ -26,6 +35,9 @@ class PythonEnvironment : public ::testing::Environment {
     main_state_ = PyEval_SaveThread();
   }
   void TearDown() override {
+    // As a Runtime does: the interpreters of workers that threads of a task
+    // outlived are closed, or left to Python's finalization.
+    Pool::shutdown_all();
     PyEval_RestoreThread(main_state_);
     Py_FinalizeEx();
   }

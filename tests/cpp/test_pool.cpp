@@ -356,6 +356,32 @@ TEST(PoolInterrupt, SwallowedInterruptionIsStillTheOutcomeAndTheWorkerIsReplaced
   EXPECT_NE(next.value.get<std::int64_t>(), first);
 }
 
+TEST(Pool, ATaskThatLeavesAThreadRunningFailsWithItsNameAsData) {
+  Pool pool(options(1));
+  std::int64_t first = pool.submit(call("interpreter_id")).get().value.get<std::int64_t>();
+  Outcome out = pool.submit(call("leave_spinning_thread")).get();
+  ASSERT_EQ(out.status, Outcome::Status::Error);
+  EXPECT_EQ(out.error.type_name(), "RuntimeError");
+  EXPECT_EQ(out.error.threads_left, std::vector<std::string>{"spins"});
+  EXPECT_EQ(out.error.message, "") << "the faces word it, not the engine";
+  // The C++ face's wording.
+  EXPECT_THROW(
+      {
+        try {
+          std::move(out).result();
+        } catch (const RemoteError& e) {
+          EXPECT_NE(e.message().find("1 thread(s) it started still ran (spins)"), std::string::npos)
+              << e.message();
+          throw;
+        }
+      },
+      RemoteError);
+  // The thread was interrupted and the worker replaced.
+  Outcome next = pool.submit(call("interpreter_id")).get();
+  ASSERT_EQ(next.status, Outcome::Status::Ok);
+  EXPECT_NE(next.value.get<std::int64_t>(), first);
+}
+
 TEST(PoolInterrupt, TrueMeansTheOutcomeIsTheInterruption) {
   // interrupt() racing the end of short tasks: whichever comes first decides.
   // True and then a result was the bug: the task ended before the exception

@@ -459,6 +459,16 @@ def spin_started(path, seconds=60.0):
     return spin(seconds)
 
 
+def spin_catching_interruption(path, q, seconds=60.0):
+    """spin_started(), catching its interruption as interpool.TaskInterrupted:
+    puts on `q` whether the exception caught is that class, then re-raises it."""
+    try:
+        spin_started(path, seconds)
+    except interpool.TaskInterrupted as e:
+        q.put(type(e) is interpool.TaskInterrupted)
+        raise
+
+
 def recurse_forever(depth=0):
     return recurse_forever(depth + 1)
 

@@ -189,6 +189,23 @@ def test_future_interrupt(make_executor, tmp_path):
     assert running.interrupt() is False  # over
 
 
+def test_a_task_catches_the_one_TaskInterrupted_its_caller_sees(make_executor, tmp_path):
+    # One class: `except interpool.TaskInterrupted` in the task's code catches
+    # its interruption, which is a BaseException (`except Exception` there does
+    # not stop it), and the caller sees the same class.
+    assert issubclass(interpool.TaskInterrupted, BaseException)
+    assert not issubclass(interpool.TaskInterrupted, Exception)
+    ex = make_executor(1)
+    q = interpreters.create_queue()
+    started = tmp_path / "started"
+    running = ex.submit(T.spin_catching_interruption, str(started), q)
+    wait_until(started.exists, 60, "the task to start")
+    assert running.interrupt() is True
+    with pytest.raises(interpool.TaskInterrupted):
+        running.result(timeout=60)
+    assert q.get_nowait() is True, "the task's except clause did not catch its interruption"
+
+
 @pytest.mark.parametrize("running_how", ["running Python", "asleep in a queue get"])
 def test_terminate_workers_stops_everything_now(make_executor, tmp_path, running_how):
     ex = make_executor(2)

@@ -100,6 +100,26 @@ def test_lock_errors_are_threadings():
         interpool.Lock(1)
 
 
+BAD_TIMEOUTS = {
+    "Event.wait(nan)": lambda: interpool.Event().wait(float("nan")),
+    "Semaphore.acquire(timeout=nan)": lambda: interpool.Semaphore(0).acquire(timeout=float("nan")),
+    "Barrier.wait(nan)": lambda: interpool.Barrier(2).wait(float("nan")),
+    "Barrier(2, timeout=nan)": lambda: interpool.Barrier(2, timeout=float("nan")),
+    "Lock.acquire(timeout=nan)": lambda: interpool.Lock().acquire(timeout=float("nan")),
+    "RLock.acquire(timeout=-2)": lambda: interpool.RLock().acquire(timeout=-2),
+    "Queue.get(timeout=-2)": lambda: I.create_queue().get(timeout=-2),
+    "Queue.put(1, timeout=nan)": lambda: I.create_queue().put(1, timeout=float("nan")),
+}
+
+
+@pytest.mark.parametrize("call", BAD_TIMEOUTS.values(), ids=BAD_TIMEOUTS.keys())
+def test_a_bad_timeout_is_refused_with_one_message_naming_it(call):
+    # Read in one place for every type: what it takes, and the value it got.
+    with pytest.raises(ValueError, match=r"^timeout value must be a (non-negative )?number or "
+                                         r"(None|-1), not (nan|-2)$"):
+        call()
+
+
 def test_lock_timeout_is_honoured():
     lock = interpool.Lock()
     lock.acquire()

@@ -151,6 +151,15 @@ def thread_os_name():
         return f.read().rstrip("\n")
 
 
+def leave_spinning_thread():
+    """Starts a thread that runs Python for a minute (so an interruption ends it
+    at once) and returns without it."""
+    import threading
+
+    threading.Thread(target=busy, args=(60.0,), name="spins").start()
+    return "returned"
+
+
 def leave_blocked_thread():
     """Starts a thread that waits forever (no timeout) and returns without it."""
     import threading
