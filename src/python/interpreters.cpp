@@ -10,8 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "core/runner.hpp"
 #include "core/table.hpp"
 #include "core/watchdog.hpp"

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "core/task_outcome.hpp"
 #include "core/watchdog.hpp"
 #include "python/errors.hpp"

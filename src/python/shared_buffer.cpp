@@ -5,8 +5,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "core/py_value.hpp"
 #include "core/interpreter.hpp"
+#include "core/py_value.hpp"
 #include "python/engine_object.hpp"
 
 namespace interpool::python {
