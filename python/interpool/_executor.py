@@ -61,6 +61,21 @@ def _forget(state: _State, owner: int) -> None:
     shared_view._pop(owner)
 
 
+def _initializer_rephrase(exc: NotShareableError, nargs: int) -> NotShareableError:
+    """Names the Pool's initializers' values as the user gave them: the first
+    initializer's argument 1 is shared=, the second's arguments are initargs."""
+    where: str | None = getattr(exc, "where", None)
+    path: tuple[int | str, ...] = getattr(exc, "path", ())
+    if where == "initializer 1, argument 1":
+        return _interpool.not_shareable_at(exc, "shared", path)
+    if where == f"initializer 2, keyword argument '{_FN_KEYWORD}'":
+        return _interpool.not_shareable_at(exc, "the initializer", path)
+    for j in range(nargs):
+        if where == f"initializer 2, argument {j + 1}":
+            return _interpool.not_shareable_at(exc, f"initargs[{j}]", path)
+    return exc
+
+
 # ---------------------------------------------------------------------------
 # Executor
 # ---------------------------------------------------------------------------
@@ -190,9 +205,7 @@ class Executor(_ThreadPoolExecutor):
                 thread_name_prefix=thread_name_prefix,
             )
         except NotShareableError as e:
-            if getattr(e, "where", None) != "argument 1":  # (shared= is the Pool's first)
-                raise
-            raise _interpool.not_shareable_at(e, "shared", getattr(e, "path", ())) from None
+            raise _initializer_rephrase(e, len(initargs)) from None
         self._max_workers = max_workers
         self._thread_name_prefix = thread_name_prefix
         self._here = _here.Threads(f"{thread_name_prefix}-thread")

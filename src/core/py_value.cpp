@@ -381,7 +381,12 @@ class Converter {
       Ref r(PyObject_Repr(s.key));
       std::string k = r ? to_utf8(r.p) : "?";
       if (!r) PyErr_Clear();
-      if (k.size() > key_chars) k = k.substr(0, key_chars - 3) + "...";
+      if (k.size() > key_chars) {
+        std::size_t cut = key_chars - 3;
+        while (cut > 0 && (static_cast<unsigned char>(k[cut]) & 0xC0) == 0x80) --cut;  // UTF-8
+        k.resize(cut);
+        k += "...";
+      }
       k.insert(k.begin(), '[');
       k += ']';
       return {-1, std::move(k)};

@@ -159,7 +159,7 @@ Signal::Spin Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
   ThreadMark& mark = thread_mark();
   if (preempted) {
-    mark.backoff = std::min(mark.backoff.count() ? 2 * mark.backoff : kFirstBackoff, kMaxBackoff);
+    mark.backoff = std::min(std::max(2 * mark.backoff, kFirstBackoff), kMaxBackoff);
     mark.spin_again = Deadline::Clock::now() + mark.backoff;
   } else {
     mark.backoff /= 2;  // (one lucky spin on a loaded machine must not end it)

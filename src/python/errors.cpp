@@ -126,7 +126,11 @@ bool ensure_queue_full(ModuleState* st) {
 }
 
 PyObject* new_not_shareable(ModuleState* st, const NotShareable& e) {
-  PyObject* exc = PyObject_CallFunction(st->NotShareableError, "s", e.what());
+  const std::string_view text = e.what();
+  PyObject* message =
+      PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "replace");
+  PyObject* exc = message ? PyObject_CallOneArg(st->NotShareableError, message) : nullptr;
+  Py_XDECREF(message);
   if (!exc) return nullptr;
   PyObject* path = PyTuple_New(static_cast<Py_ssize_t>(e.path().size()));
   for (std::size_t i = 0; path && i < e.path().size(); ++i) {

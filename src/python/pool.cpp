@@ -210,9 +210,21 @@ PyObject* Pool_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
         }
         Call call;
         PyObject* empty = PyTuple_New(0);
-        bool ok =
-            parse_function_ref(m, q, call.function) && convert_call_args(a ? a : empty, k, call);
-        Py_DECREF(empty);
+        bool ok = false;
+        try {
+          ok = empty && parse_function_ref(m, q, call.function) &&
+               convert_call_args(a ? a : empty, k, call);
+        } catch (const NotShareable& e) {
+          Py_XDECREF(empty);
+          Py_DECREF(seq);
+          // Named by initializer: the face tells shared= (the first) from initargs.
+          throw e.with_place("initializer " + std::to_string(i + 1) + ", " + e.where(), e.path());
+        } catch (...) {
+          Py_XDECREF(empty);
+          Py_DECREF(seq);
+          throw;
+        }
+        Py_XDECREF(empty);
         if (!ok) {
           Py_DECREF(seq);
           return nullptr;

@@ -459,6 +459,16 @@ def test_unshareable_error_carries_its_place_as_data(ex):
     assert str(e).startswith("cannot share map item 2, argument 2['k'][1] (a 'lock' ")
 
 
+def test_unshareable_under_a_long_non_ascii_key_is_named(ex):
+    # The key's repr is cut short in the message: on a character, never inside one.
+    key = "x" + "ключ" * 20  # (a cut at a fixed byte count falls inside a letter)
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.identity, {key: threading.Lock()})
+    step = info.value.path[0]
+    assert step.startswith("['xключ") and step.endswith("...]"), step
+    assert "\ufffd" not in str(info.value)
+
+
 def nested_lists(levels):
     x = []
     for _ in range(levels - 1):

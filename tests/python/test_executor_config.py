@@ -120,6 +120,17 @@ def test_shared_unshareable_value_named(make_executor):
         make_executor(1, shared={"lock": threading.Lock()})
 
 
+def test_unshareable_initargs_named_apart_from_shared(make_executor):
+    # Both are arguments of the workers' initializers: each is named as given.
+    with pytest.raises(interpool.NotShareableError) as info:
+        make_executor(1, initializer=T.add, initargs=(threading.Lock(), 1))
+    assert (info.value.where, info.value.path) == ("initargs[0]", ())
+    assert str(info.value).startswith("cannot share initargs[0] (a 'lock' object)")
+    with pytest.raises(interpool.NotShareableError) as info:
+        make_executor(1, shared={"k": [threading.Lock()]}, initializer=T.add, initargs=(1, 2))
+    assert (info.value.where, info.value.path) == ("shared", ("['k']", 0))
+
+
 def _open_and_drop_executor():
     e = interpool.Executor(1, shared={"dropped": True})
     assert e.submit(T.add, 1, 2).result(timeout=30) == 3
