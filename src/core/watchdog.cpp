@@ -170,8 +170,15 @@ std::optional<std::string> name_of(PyObject* cls, const char* attribute) {
 }
 }  // namespace
 
-InterruptionClass set_interruption_class(InterruptionClass make) noexcept {
-  return g_interruption_class.exchange(make);
+void set_interruption_class(InterruptionClass make, InterruptionClass& replaced) noexcept {
+  InterruptionClass old = g_interruption_class.load();
+  do replaced = old;  // (before a worker can see `make`, which may read it)
+  while (!g_interruption_class.compare_exchange_weak(old, make));
+}
+
+void set_interruption_class(InterruptionClass make) noexcept {
+  InterruptionClass replaced;
+  set_interruption_class(make, replaced);
 }
 
 std::shared_ptr<WorkerSite> WorkerSite::open() {

@@ -26,9 +26,11 @@ namespace interpool {
 /// exception class of that interpreter (a BaseException, so that `except
 /// Exception:` in the task does not stop it), or nullptr with an error set.
 using InterruptionClass = PyObject* (*)();
-/// Sets it for the process; returns the one it replaces (nullptr at first),
-/// which the new one may fall back to.
-InterruptionClass set_interruption_class(InterruptionClass make) noexcept;
+/// Sets it for the process. `replaced` gets the one it replaces (nullptr at
+/// first), which the new one may fall back to, before the new one is seen.
+void set_interruption_class(InterruptionClass make, InterruptionClass& replaced) noexcept;
+/// set_interruption_class for a face that falls back to nothing.
+void set_interruption_class(InterruptionClass make) noexcept;
 
 /// Where a worker runs tasks: its interpreter and thread, the exception class
 /// raised there to interrupt a task (an object of that interpreter, given by

@@ -298,7 +298,7 @@ int module_exec(PyObject* module) {
   static std::once_flag codec_once;
   std::call_once(codec_once, [] {
     set_handle_codec(HandleCodec{handle_from_object, object_from_handle, face_pickler});
-    previous_interruption_class = set_interruption_class(interruption_class);
+    set_interruption_class(interruption_class, previous_interruption_class);
   });
 
   ModuleState* st = state_of(module);
