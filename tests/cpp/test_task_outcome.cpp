@@ -168,8 +168,10 @@ TEST(TaskOutcome, EveryOutcomeIsDeliveredExactlyOnceUnderRaces) {
   WaitResult end = WaitResult::Ready;
   std::thread consumer([&] {
     Completions::Entry entry;
-    Deadline give_up = Deadline::after(60);  // a lost outcome would keep the stream open
-    while ((end = sink->next(entry, give_up)) == WaitResult::Ready)
+    // A lost outcome would keep the stream open: give up after a minute with
+    // no outcome at all (not a minute in all: under valgrind, which runs one
+    // thread at a time, the whole test takes minutes).
+    while ((end = sink->next(entry, Deadline::after(60))) == WaitResult::Ready)
       if (entry.task->claim()) ++delivered[entry.token];
   });
   std::vector<std::thread> threads;
@@ -187,6 +189,7 @@ TEST(TaskOutcome, EveryOutcomeIsDeliveredExactlyOnceUnderRaces) {
     while (!ran_all()) {
       int i = next_to_run.load() + static_cast<int>(rng() % 64);
       if (i < kTasks) tasks[i].task->cancel();
+      std::this_thread::yield();  // (a thread that never yields stalls the others under valgrind)
     }
   });
   for (int t = 0; t < kTakers; ++t)
