@@ -286,6 +286,9 @@ struct Convert<T> {
   static T from(const Value& v) {
     long double x;
     if (auto d = v.get_if<double>()) {
+      // Infinities and NaN as they are, without the long double (valgrind's is
+      // a double, whose checks of them disagree).
+      if (!std::isfinite(*d)) return static_cast<T>(*d);
       x = *d;
     } else if (auto i = v.get_if<std::int64_t>()) {
       x = static_cast<long double>(*i);
