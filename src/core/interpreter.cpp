@@ -174,15 +174,7 @@ void Interpreter::close() {
 #if PY_VERSION_HEX < 0x030D0000
   settle_threading_312();
 #endif
-  Py_EndInterpreter(keeper_);  // leaves no thread state attached
-  keeper_ = nullptr;
-  if (previous) PyEval_RestoreThread(previous);
-  Queue::interpreter_closed(id_);
-  delete active_;
-  active_ = nullptr;
-  state_ = nullptr;
-  id_ = -1;
-  alive_.release();
+  end(previous);
 }
 
 namespace {
@@ -244,6 +236,10 @@ void Interpreter::close_abandoning_threads() {
     }).join();
     PyEval_RestoreThread(keeper);
   }
+  end(previous);
+}
+
+void Interpreter::end(PyThreadState* previous) {
   Py_EndInterpreter(keeper_);  // leaves no thread state attached
   keeper_ = nullptr;
   if (previous) PyEval_RestoreThread(previous);

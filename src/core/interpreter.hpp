@@ -68,6 +68,10 @@ class Interpreter {
 
  private:
   friend class Activation;
+  // The end both closes share: ends the interpreter (its keeper attached, the
+  // GIL held), gives `previous` back its thread state, and forgets it all.
+  void end(PyThreadState* previous);
+
   PyInterpreterState* state_ = nullptr;
   std::int64_t id_ = -1;
   // The thread state made with the interpreter, kept detached until close()
