@@ -148,7 +148,8 @@ struct PoolOptions {
   /// Replaces each worker's sys.path when not empty (otherwise workers start
   /// with the path Python was configured with, e.g. RuntimeOptions::module_paths).
   std::vector<std::string> sys_path{};
-  /// Run in each worker before its first task. If one fails the pool is broken:
+  /// Run in each worker before its first task; what they return is dropped. If
+  /// one fails the pool is broken:
   /// pending and later tasks end with Status::Broken and that error.
   std::vector<Call> initializers{};
   /// After this many tasks a worker's interpreter is replaced by a fresh one

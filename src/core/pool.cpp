@@ -332,7 +332,7 @@ void Pool::Impl::work(Worker& self) {
     }
   } closer{*watchdog_, *site};
   for (const Call& init : options_.initializers) {
-    Outcome out = runner.run(init);
+    Outcome out = runner.run(init, Runner::Result::Discard);
     if (out.status != Outcome::Status::Ok) {
       mark_broken(std::move(out.error));
       return;

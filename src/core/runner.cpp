@@ -46,7 +46,7 @@ bool Runner::set_sys_path(const std::vector<std::string>& entries) {
   return rc == 0;
 }
 
-Outcome Runner::run(const Call& call) {
+Outcome Runner::run(const Call& call, Result keep) {
   PyObject* fn = resolve(call.function);
   if (!fn) return Outcome::failed(capture_error());
   PyObject* args = nullptr;
@@ -74,6 +74,10 @@ Outcome Runner::run(const Call& call) {
   Py_DECREF(args);
   Py_XDECREF(kwargs);
   if (!result) return Outcome::failed(capture_error());
+  if (keep == Result::Discard) {
+    Py_DECREF(result);
+    return Outcome::ok(Value());
+  }
   Outcome out;
   try {
     out = Outcome::ok(to_value(result, "the result"));

@@ -26,8 +26,11 @@ class Runner {
 
   /// Replaces sys.path; false with a Python error set on failure.
   bool set_sys_path(const std::vector<std::string>& entries);
-  /// Never throws: every failure becomes an Error outcome.
-  Outcome run(const Call& call);
+  /// What becomes of the function's return value.
+  enum class Result { Keep, Discard };
+  /// Never throws: every failure becomes an Error outcome. With Discard (an
+  /// initializer: its value is no one's), the outcome is Ok with None.
+  Outcome run(const Call& call, Result result = Result::Keep);
   /// How many threads started with _thread or threading run in this interpreter
   /// now (not counting the one it was created on); -1 with a Python error set.
   Py_ssize_t threads_running();

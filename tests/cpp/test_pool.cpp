@@ -148,6 +148,16 @@ TEST(Pool, InitializersRunOncePerWorker) {
   }
 }
 
+TEST(Pool, WhatAnInitializerReturnsIsDropped) {
+  // A module cannot cross interpreters: had it been converted, the pool would break.
+  PoolOptions o = options(1);
+  o.initializers.push_back(Call{{"importlib", "import_module"}, Tuple{{Value("json")}}});
+  Pool pool(o);
+  Outcome out = pool.submit(call("add", Tuple{{Value(1), Value(2)}})).get();
+  ASSERT_EQ(out.status, Outcome::Status::Ok) << out.error.message;
+  EXPECT_EQ(out.value, Value(3));
+}
+
 TEST(Pool, FailingInitializerBreaksThePool) {
   PoolOptions o = options(2);
   o.initializers.push_back(call("init_fails"));

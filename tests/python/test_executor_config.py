@@ -177,6 +177,15 @@ def test_initializer_partial(make_executor):
     assert e.submit(T.get_state).result(timeout=30) == "from partial"
 
 
+def test_what_the_initializer_returns_is_dropped(make_executor):
+    # import_module returns a module, which cannot reach another interpreter:
+    # as with ThreadPoolExecutor, the return value is no one's and is not sent.
+    import importlib
+
+    e = make_executor(2, initializer=importlib.import_module, initargs=("executor_tasks",))
+    assert e.submit(T.square, 3).result(timeout=30) == 9
+
+
 def test_initializer_runs_in_replacement_workers(make_executor):
     e = make_executor(1, initializer=T.init_set_state, initargs=("again",), max_tasks_per_worker=2)
     got = [(e.submit(T.get_state).result(timeout=30), e.submit(T.interp_id).result(timeout=30)) for _ in range(3)]
