@@ -31,10 +31,34 @@ _ModuleType = type(sys)
 _codes: dict[bytes, Any] = {}
 _CODES_KEPT = 64
 
+# The globals of the functions received by value, one namespace per module
+# they come from; a module's "__main__" (a notebook, `python -c`, a script's
+# main guard) and functions that name no globals use this interpreter's
+# __main__, where `exec` and `prepare_main` bind names too.
+_namespaces: dict[str, dict] = {}
+# (sender, module, name) -> the version of the sender's value last bound here.
+_applied: dict[tuple[str, str, str], int] = {}
+# The functions received by value lately, by the token their sender gave them:
+# a map sends one with each chunk, rebuilt once here.
+_received: dict[bytes, Any] = {}
+_RECEIVED_KEPT = 16
+
+
+def _namespace(module: str, stateless: bool) -> dict:
+    if stateless or module == "__main__":
+        return sys.modules["__main__"].__dict__
+    namespace = _namespaces.get(module)
+    if namespace is None:
+        import builtins
+
+        namespace = _namespaces[module] = {"__builtins__": builtins, "__name__": module}
+    return namespace
+
 
 def make_function(code: bytes, name: str, qualname: str, module: str,
-                  defaults: tuple | None, kwdefaults: dict | None) -> Any:
-    """The function of marshalled `code`, with empty globals (set_globals fills them)."""
+                  defaults: tuple | None, kwdefaults: dict | None, stateless: bool) -> Any:
+    """The function of marshalled `code`, in the namespace of `module` here
+    (set_globals binds the names it uses)."""
     rebuilt = _codes.get(code)
     if rebuilt is None:
         import marshal
@@ -43,19 +67,39 @@ def make_function(code: bytes, name: str, qualname: str, module: str,
         if len(_codes) >= _CODES_KEPT:
             _codes.clear()
         _codes[code] = rebuilt
-    import builtins
-
-    fn = _FunctionType(rebuilt, {"__builtins__": builtins, "__name__": module}, name, defaults)
+    fn = _FunctionType(rebuilt, _namespace(module, stateless), name, defaults)
     fn.__qualname__ = qualname
     fn.__kwdefaults__ = kwdefaults
     return fn
 
 
-def set_globals(fn: Any, names: dict) -> None:
-    """Pickle's state setter for make_function: the globals the code names. Set
-    after the function exists, so that a function that names itself (recursion)
-    or a function that names it crosses as one object."""
-    fn.__globals__.update(names)
+def set_globals(fn: Any, state: tuple) -> None:
+    """Pickle's state setter for make_function: binds the globals the code names
+    that the sender bound anew since this namespace last received them; a name
+    this interpreter's code rebound or changed keeps its value here otherwise
+    (an initializer's, a counter's), as a module's globals would. Set after the
+    function exists, so that a function that names itself (recursion) or a
+    function that names it crosses as one object."""
+    sender, module, names = state
+    namespace = fn.__globals__
+    for name, (version, value) in names.items():
+        key = (sender, module, name)
+        if _applied.get(key) != version or name not in namespace:
+            namespace[name] = value
+            _applied[key] = version
+
+
+def received(token: bytes, data: Any) -> Any:
+    """The function a sender pickled once as `data` (see ByValue), rebuilt once."""
+    fn = _received.get(token)
+    if fn is None:
+        import pickle
+
+        fn = pickle.loads(data)
+        if len(_received) >= _RECEIVED_KEPT:
+            del _received[next(iter(_received))]
+        _received[token] = fn
+    return fn
 
 
 def import_module(name: str, *submodules: str) -> Any:
@@ -100,6 +144,11 @@ class Unsent:
 
     __call__ = _fail
     __getitem__ = _fail
+    __enter__ = _fail
+    __exit__ = _fail
+    __iter__ = _fail
+    __len__ = _fail
+    __contains__ = _fail
 
     def __reduce__(self) -> tuple:
         return (Unsent, self.__interpool_unsent__)
@@ -110,24 +159,75 @@ class Unsent:
 
 class ByValue:
     """A function sent by value: pickles as the calls that rebuild it, so that it
-    crosses to workers (inside a task's conversion, which also carries the values
-    of its globals) and to fallback processes alike. Calling it calls the function."""
+    crosses to workers (inside a task's conversion) and to fallback processes
+    alike, pickled once however many tasks carry it (a map's chunks): the
+    receiver rebuilds it once by its token. Calling it calls the function."""
 
-    __slots__ = ("fn", "names")
+    __slots__ = ("fn", "names", "token", "_data", "_shared", "_pickling")
 
     def __init__(self, fn: Any, names: dict) -> None:
         self.fn = fn
-        self.names = names
+        self.names = names  # name -> (version, what crosses)
+        self.token = _new_token()
+        self._data: bytes | None = None
+        self._shared: Any = None  # a SharedBuffer of _data, for large ones
+        self._pickling = False
 
     def __reduce__(self) -> tuple:
-        fn = self.fn
-        return (make_function,
-                (_marshalled(fn.__code__), fn.__name__, fn.__qualname__, fn.__module__ or "__main__",
-                 fn.__defaults__, fn.__kwdefaults__),
-                self.names, None, None, set_globals)
+        if self._pickling:  # the pickle of itself, below
+            fn = self.fn
+            module = fn.__module__ or "__main__"
+            return (make_function,
+                    (_marshalled(fn.__code__), fn.__name__, fn.__qualname__, module,
+                     fn.__defaults__, fn.__kwdefaults__, not self.names and not fn.__closure__),
+                    (_SENDER, module, self.names), None, None, set_globals)
+        if self._data is None:
+            self._data = self._pickle()
+        return (received, (self.token, self._data))
+
+    def reduce_to_interpreter(self) -> tuple:
+        """__reduce__ for another interpreter of this process: large pickled
+        globals cross as a SharedBuffer, not copied again with each task."""
+        reduced = self.__reduce__()
+        if self._pickling or len(self._data) < _SHARE_FROM:  # type: ignore[arg-type]
+            return reduced
+        if self._shared is None:
+            from interpool._interpool import SharedBuffer
+
+            self._shared = SharedBuffer.from_bytes(self._data)  # type: ignore[arg-type]
+        return (received, (self.token, self._shared))
+
+    def _pickle(self) -> bytes:
+        self._pickling = True
+        try:
+            try:
+                return dumps(self)
+            except Exception:
+                pass
+            # A global that does not pickle: the worker gets a stand-in naming it.
+            for name, (version, value) in list(self.names.items()):
+                try:
+                    dumps(value)
+                except Exception as e:
+                    why = (f"its value (a {type(value).__qualname__!r} object) cannot be sent "
+                           f"({type(e).__name__}: {e}); create it in the worker instead (an "
+                           f"initializer can), or use one of interpool's shared objects")
+                    self.names[name] = (version, Unsent(name, why))
+            return dumps(self)
+        finally:
+            self._pickling = False
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
+
+
+_SHARE_FROM = 1 << 16  # bytes of pickled function from which it crosses shared
+
+
+def _new_token() -> bytes:
+    import os
+
+    return os.urandom(12)
 
 
 class _Cloudpickled:
@@ -225,6 +325,8 @@ def dumps(obj: Any, protocol: int = 5) -> bytes:
 def _reducer_override(pickler: Any, obj: Any) -> Any:
     """The Pickler's reducer_override: functions and classes that the receiver
     cannot import by name cross by value; everything else as pickle does."""
+    if type(obj) is ByValue:
+        return obj.reduce_to_interpreter()
     if type(obj) is not _FunctionType and not isinstance(obj, type):
         return NotImplemented
     from interpool._functions import needs_value
@@ -259,6 +361,24 @@ def send(fn: Any, what: str, needs_value: Any) -> Any:
     return _Sender(what, needs_value).function(fn)
 
 
+# This interpreter as a sender, and the versions of the globals it sent: a
+# global's version changes when this interpreter binds it to another object,
+# which receivers then bind in place of theirs (see set_globals).
+_SENDER = _new_token().hex()
+_versions: dict[tuple[str, str], tuple[Any, int]] = {}  # (module, name) -> (object, version)
+_last_version = 0
+
+
+def _version(module: str, name: str, value: Any) -> int:
+    global _last_version  # noqa: PLW0603
+    held = _versions.get((module, name))
+    if held is not None and held[0] is value:
+        return held[1]
+    _last_version += 1
+    _versions[(module, name)] = (value, _last_version)
+    return _last_version
+
+
 class _Sender:
     def __init__(self, what: str, needs_value: Any) -> None:
         self.what = what
@@ -281,13 +401,15 @@ class _Sender:
             out: Any = _Cloudpickled(fn)
             self.sent[id(fn)] = out
             return out
-        names: dict[str, Any] = {}
+        names: dict[str, tuple[int, Any]] = {}
         out = self.sent[id(fn)] = ByValue(fn, names)
         available = fn.__globals__
+        module = fn.__module__ or "__main__"
         used = _code_parts(fn.__code__)[1]
         for name in used:
             if name in available:
-                names[name] = self.value(name, available[name], used)
+                value = available[name]
+                names[name] = (_version(module, name, value), self.value(name, value, used))
         return out
 
     def value(self, name: str, obj: Any, used: tuple[str, ...]) -> Any:

@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mappin
 from concurrent.futures import ThreadPoolExecutor as _ThreadPoolExecutor
 from typing import Any, Literal, ParamSpec, TypeVar
 
-from . import _exit, _fallback, _here, _interpool, _worker
+from . import _exit, _fallback, _functions, _here, _interpool, _worker
 from ._functions import Ref as _Ref
 from ._functions import for_process as _for_process
 from ._functions import main_source as _main_source
@@ -35,19 +35,24 @@ def usable_cpus() -> int:
     return _interpool.usable_cpus()
 
 
-def _rephrase(exc: NotShareableError, chunk_start: int | None = None) -> NotShareableError:
+def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
+              ref: _Ref | None = None) -> NotShareableError:
     """Names the user's terms in errors about values that cannot cross: the
     function (sent as a keyword of the worker's call), a map item (the chunk
-    is the call's argument 3, a list of argument tuples). Errors interpool did
-    not make from its conversion (no `where`) are left as they are."""
+    is the call's argument 3, a list of argument tuples), an argument after
+    those interpool put first (`ref.hidden`). Errors interpool did not make
+    from its conversion (no `where`) are left as they are."""
     where: str | None = getattr(exc, "where", None)
     path: tuple[int | str, ...] = getattr(exc, "path", ())
+    hidden = ref.hidden if ref is not None else 0
     if where == f"keyword argument '{_FN_KEYWORD}'":
         where = "the function"
     elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
           and isinstance(path[0], int) and isinstance(path[1], int)):
-        where = f"map item {chunk_start + path[0]}, argument {path[1] + 1}"
+        where = f"map item {chunk_start + path[0]}, argument {path[1] + 1 - hidden}"
         path = path[2:]
+    elif hidden and chunk_start is None:
+        return _functions.renumber(exc, hidden)
     else:
         return exc
     return _interpool.not_shareable_at(exc, where, path)
@@ -85,6 +90,8 @@ _executor_numbers = itertools.count()
 
 
 def _check_thread_name_prefix(prefix: Any) -> None:
+    if prefix is None:  # ThreadPoolExecutor takes None for its default name too
+        return
     if isinstance(prefix, str):
         if "\0" in prefix:
             raise ValueError(f"thread_name_prefix must not contain NUL characters: {prefix!r}")
@@ -133,7 +140,7 @@ class Executor(_ThreadPoolExecutor):
     def __init__(
         self,
         max_workers: int | None = None,
-        thread_name_prefix: str = "",
+        thread_name_prefix: str | None = "",
         initializer: Callable[..., Any] | None = None,
         initargs: tuple = (),
         *,
@@ -281,7 +288,7 @@ class Executor(_ThreadPoolExecutor):
             except BaseException as e:
                 del state.futures[token]
                 if isinstance(e, NotShareableError):
-                    raise _rephrase(e, chunk_start) from None
+                    raise _rephrase(e, chunk_start, ref) from None
                 raise
         return fut
 

@@ -15,17 +15,34 @@ from . import _byvalue, _worker
 
 class Ref:
     """A callable as workers find it: by (module, qualname), or pickled, plus
-    the arguments of any functools.partial around it."""
+    the arguments of any functools.partial around it. `hidden`: how many of
+    those leading arguments interpool put there (not the user's)."""
 
-    __slots__ = ("module", "qualname", "pickled", "args", "kwargs")
+    __slots__ = ("module", "qualname", "pickled", "args", "kwargs", "hidden")
 
     def __init__(self, module: str | None, qualname: str | None, pickled: Any,
-                 args: tuple, kwargs: dict) -> None:
+                 args: tuple, kwargs: dict, hidden: int = 0) -> None:
         self.module = module
         self.qualname = qualname
         self.pickled = pickled
         self.args = args
         self.kwargs = kwargs
+        self.hidden = hidden
+
+
+def renumber(exc: Any, hidden: int) -> Any:
+    """A NotShareableError about "argument N" of a call whose first `hidden`
+    arguments interpool added, renamed as the user numbers it."""
+    from . import _interpool
+
+    where = getattr(exc, "where", None)
+    if not isinstance(where, str) or not where.startswith("argument "):
+        return exc
+    number = where[len("argument "):]
+    if not number.isdigit() or int(number) <= hidden:
+        return exc
+    return _interpool.not_shareable_at(exc, f"argument {int(number) - hidden}",
+                                       getattr(exc, "path", ()))
 
 
 _ref_cache: weakref.WeakKeyDictionary[Any, Ref] = weakref.WeakKeyDictionary()
@@ -145,7 +162,7 @@ def _make_reference(fn: Any, what: str) -> Ref:
         raise TypeError(f"{what} must be callable, not {type(target).__name__!r}")
     framed = _FRAME_BUILTINS.get(id(target))
     if framed is not None:
-        return Ref(_worker.__name__, "in_main", None, (framed, *args), kwargs)
+        return Ref(_worker.__name__, "in_main", None, (framed, *args), kwargs, hidden=1)
     named = _by_name(target)
     if named is not None:
         return Ref(named[0], named[1], None, args, kwargs)
@@ -175,41 +192,69 @@ def _by_name(obj: Any) -> tuple[str, str] | None:
     return module, qualname
 
 
-_guards: list[tuple[int, int]] | None = None  # line ranges of the script's main guards
+class _Guards:
+    """Where the __main__ script's `if __name__ == "__main__":` blocks are: their
+    line ranges, and the classes defined in them and outside them."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = os.path.abspath(path) if path else None
+        self.lines: list[tuple[int, int]] = []
+        self.classes_inside: set[str] = set()
+        self.classes_outside: set[str] = set()
+        if self.path is None:
+            return
+        import ast
+
+        try:
+            with open(self.path, "rb") as f:
+                tree = ast.parse(f.read(), self.path)
+        except (OSError, SyntaxError, ValueError):
+            return
+        for node in tree.body:
+            if _is_main_guard(node):
+                self.lines.append((node.lineno, node.end_lineno or node.lineno))
+                self.classes_inside.update(
+                    n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
+            else:
+                self.classes_outside.update(
+                    n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
+
+    def holds(self, obj: Any) -> bool:
+        code = getattr(obj, "__code__", None)
+        if code is not None:
+            if self.path is None or os.path.abspath(code.co_filename) != self.path:
+                return False
+            line = code.co_firstlineno
+        else:
+            if not isinstance(obj, type):
+                return False
+            line = getattr(obj, "__firstlineno__", None)  # classes have it from 3.13
+            if line is None:  # 3.12: by name, if only a guard defines a class of that name
+                return (obj.__name__ in self.classes_inside
+                        and obj.__name__ not in self.classes_outside)
+        return any(start <= line <= end for start, end in self.lines)
+
+
+def _is_main_guard(node: Any) -> bool:
+    import ast
+
+    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
+    return (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__" and len(test.comparators) == 1
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == "__main__")
+
+
+_guards: _Guards | None = None  # the script's main guards, read on first need
 
 
 def _in_main_guard(obj: Any) -> bool:
-    """True for a function of the __main__ script defined under its
+    """True for a function or class of the __main__ script defined under its
     `if __name__ == "__main__":` (which workers loading the script do not run)."""
     global _guards  # noqa: PLW0603
-    code = getattr(obj, "__code__", None)
-    if code is None:
-        return False
     if _guards is None:
-        _guards = _main_guards(getattr(sys.modules["__main__"], "__file__", None), code.co_filename)
-    line = code.co_firstlineno
-    return any(start <= line <= end for start, end in _guards)
-
-
-def _main_guards(path: str | None, filename: str) -> list[tuple[int, int]]:
-    if not path or os.path.abspath(path) != os.path.abspath(filename):
-        return []
-    import ast
-
-    try:
-        with open(path, "rb") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, SyntaxError, ValueError):
-        return []
-    guards = []
-    for node in tree.body:
-        test = getattr(node, "test", None) if isinstance(node, ast.If) else None
-        if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-                and test.left.id == "__name__" and len(test.comparators) == 1
-                and isinstance(test.comparators[0], ast.Constant)
-                and test.comparators[0].value == "__main__"):
-            guards.append((node.lineno, node.end_lineno or node.lineno))
-    return guards
+        _guards = _Guards(getattr(sys.modules["__main__"], "__file__", None))
+    return _guards.holds(obj)
 
 
 def needs_value(obj: Any) -> bool:

@@ -47,7 +47,7 @@ import types
 import weakref
 from typing import Any, Callable
 
-from . import _interpool, _worker
+from . import _functions, _interpool, _worker
 from ._functions import main_source as _main_source
 from ._functions import reference as _reference
 
@@ -239,7 +239,12 @@ class Interpreter:
             kwargs = {**ref.kwargs, **kwargs}
         self._prepare()
         if ref.module is not None and ref.qualname is not None:  # found by name, not pickled
-            ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
+            try:
+                ok, value = _interpool.interp_call(self._id, ref.module, ref.qualname, args, kwargs or None)
+            except NotShareableError as e:
+                if not ref.hidden:
+                    raise
+                raise _functions.renumber(e, ref.hidden) from None
         else:
             try:
                 ok, value = _interpool.interp_call(

@@ -215,6 +215,12 @@ def test_thread_name_prefix_must_be_a_str(prefix, message):
         interpool.Executor(1, prefix)
 
 
+def test_thread_name_prefix_none_gives_the_default_names(make_executor):
+    # ThreadPoolExecutor(4, None, init, args) is code people migrate as it is.
+    e = make_executor(1, None)
+    assert e.submit(T.thread_names).result(timeout=30)[2].startswith("interpool-")
+
+
 def test_thread_name_prefix_from_process_pool_position_is_explained():
     import multiprocessing
 

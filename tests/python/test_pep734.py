@@ -964,3 +964,19 @@ def test_a_callable_that_cannot_cross_is_named(interp):
     assert "__interpool_fn__" not in str(info.value)
     with pytest.raises(I.NotShareableError, match="argument 1"):  # an argument is named as such
         interp.call(interp_tasks.add, threading.Lock())
+
+
+def test_a_function_that_names_no_globals_runs_in_the_interpreters_main(interp):
+    # As 3.14's call(): such a function sees what exec and prepare_main bound in
+    # __main__, and what it binds there stays.
+    def get(name):
+        return globals().get(name)
+
+    def put(name, value):
+        globals()[name] = value
+
+    assert interp.call(get, "__name__") == "__main__"
+    interp.exec("spam = True")
+    assert interp.call(get, "spam") is True
+    interp.call(put, "spam", 42)
+    assert interp.call(eval, "spam") == 42

@@ -398,3 +398,141 @@ def test_fallback_warning_can_be_filtered(tmp_path):
                 print(json.dumps(ex.submit(uses_np, 4).result()))
     """)
     assert out == 6
+
+
+# -- classes of the main guard, globals of functions sent by value ------------------
+
+GUARDED_CLASS = """
+    import json
+    import interpool
+
+    def attr(x):
+        return x.v
+
+    if __name__ == "__main__":
+        class Guarded:                     # the workers' copy of the script never defines it
+            def __init__(self, v):
+                self.v = v
+
+        out = {}
+        with interpool.Executor(1) as ex:
+            for name, run in [("argument", lambda: ex.submit(attr, Guarded(3)).result()),
+                              ("global", lambda: ex.submit(lambda: Guarded(4).v).result())]:
+                try:
+                    out[name] = run()
+                except Exception as e:
+                    out[name] = [type(e).__name__, str(e)]
+        print(json.dumps(out))
+"""
+
+
+def test_a_class_of_the_main_guard_crosses_through_cloudpickle(tmp_path):
+    pytest.importorskip("cloudpickle")
+    out, _ = run_program(tmp_path, GUARDED_CLASS)
+    assert out == {"argument": 3, "global": 4}
+
+
+def test_a_class_of_the_main_guard_without_cloudpickle_is_refused_at_submit(tmp_path):
+    out, _ = run_program(tmp_path, GUARDED_CLASS, no_cloudpickle=True)
+    kind, message = out["argument"]
+    assert kind == "NotShareableError"
+    assert "Guarded" in message and "cloudpickle" in message
+    kind, message = out["global"]  # the lambda runs; its global is a stand-in saying why
+    assert kind == "NotShareableError" and "'Guarded'" in message and "cloudpickle" in message
+
+
+def test_globals_of_a_map_by_value_are_pickled_once(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        class Counted:
+            pickled = 0
+            def __reduce__(self):
+                Counted.pickled += 1
+                return (Counted, ())
+
+        TABLE = Counted()
+        BIG = list(range(200_000))         # pickled once, then shared, not sent per chunk
+
+        if __name__ == "__main__":
+            with interpool.Executor(2) as ex:
+                got = list(ex.map(lambda i: (TABLE, BIG[i])[1], range(100), chunksize=10))
+            print(json.dumps([Counted.pickled, got == list(range(100))]))
+    """)
+    assert out == [1, True]
+
+
+def test_a_global_that_cannot_be_sent_is_named_when_used(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import json
+        import threading
+        import interpool
+
+        if __name__ == "__main__":
+            lk = threading.Lock()
+
+            def uses_lock(use):
+                if not use:
+                    return "ran"
+                with lk:
+                    return "locked"
+
+            with interpool.Executor(1) as ex:
+                out = [ex.submit(uses_lock, False).result()]
+                e = ex.submit(uses_lock, True).exception()
+                out += [type(e).__name__, str(e)]
+            print(json.dumps(out))
+    """)
+    assert out[:2] == ["ran", "NotShareableError"]
+    assert "'lk'" in out[2] and "'lock'" in out[2] and "ByValue" not in out[2]
+
+
+@pytest.mark.parametrize("how", ["-c", "-"])
+def test_worker_globals_by_value_persist_as_a_scripts_do(tmp_path, how):
+    # An initializer's global, a counter the task rebinds, and a value the
+    # caller rebinds between submits: as with a script's module in the worker,
+    # except that the caller's new binding reaches the worker.
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        calls = 0
+        LIMIT = 5
+
+        def init(v):
+            global STATE
+            STATE = v
+
+        def task(x):
+            return STATE + x
+
+        def count(_):
+            global calls
+            calls += 1
+            return calls
+
+        def limit():
+            return LIMIT
+
+        with interpool.Executor(1, initializer=init, initargs=(100,)) as ex:
+            out = [ex.submit(task, 1).result(), list(ex.map(count, range(3), chunksize=1)),
+                   ex.submit(limit).result()]
+            LIMIT = 10
+            out += [ex.submit(limit).result(), ex.submit(count, 0).result(), calls]
+        print(json.dumps(out))
+    """, how=how)
+    assert out == [101, [1, 2, 3], 5, 10, 4, 0]
+
+
+@pytest.mark.parametrize("fn, args, position", [
+    (vars, ("LOCK",), 1), (dir, ("LOCK",), 1), (eval, ("1", "LOCK"), 2), (len, ("LOCK",), 1)])
+def test_frame_builtins_number_the_arguments_as_the_user_does(interp, fn, args, position):
+    import threading
+
+    args = tuple(threading.Lock() if a == "LOCK" else a for a in args)
+    with pytest.raises(interpreters.NotShareableError, match=f"argument {position} "):
+        interp.call(fn, *args)
+    with interpool.Executor(1) as ex:
+        with pytest.raises(interpreters.NotShareableError, match=f"argument {position} "):
+            ex.submit(fn, *args)
