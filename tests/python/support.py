@@ -114,6 +114,11 @@ def on_each_worker(ex, directory, fn, *args):
     return [f.result(timeout=60) for f in futures]
 
 
+def worker_threads(ex, directory):
+    """Native ids of ex's worker threads, one per worker (see on_each_worker)."""
+    return on_each_worker(ex, directory, threading.get_native_id)
+
+
 def _tasks():
     import executor_tasks
 
