@@ -31,15 +31,44 @@ def wait_until(condition, timeout=30.0, what="condition"):
         time.sleep(0.005)
 
 
-def asleep(native_id):
-    """True when the thread `native_id` of this process sleeps in the kernel (a
-    blocking wait; Linux's /proc state S or D)."""
+def asleep(native_id, pid="self"):
+    """True when the thread `native_id` of process `pid` (this one unless given)
+    sleeps in the kernel (a blocking wait; Linux's /proc state S or D)."""
     try:
-        with open(f"/proc/self/task/{native_id}/stat") as f:
+        with open(f"/proc/{pid}/task/{native_id}/stat") as f:
             stat = f.read()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return False  # ended
     return stat[stat.rindex(")") + 2] in "SD"
+
+
+def child_blocked(proc):
+    """True when the main thread of the child process `proc` (a Popen) sleeps in
+    the kernel: once it has printed that it is about to block, in that call."""
+    return asleep(proc.pid, proc.pid)
+
+
+def block_in(fn, *args, **kwargs):
+    """Calls fn(*args, **kwargs) on a new thread and returns that thread once the
+    call sleeps in the kernel (the thread has nothing else to do, so asleep means
+    blocked in fn). The thread's `outcome` list gets fn's result, or the exception
+    it raised; a call that ends at once is returned too (check `outcome`)."""
+    outcome = []
+    calling = threading.Event()
+
+    def run():
+        calling.set()  # from here on, nothing but the call can put this thread to sleep
+        try:
+            outcome.append(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - returned for the caller to check
+            outcome.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.outcome = outcome
+    t.start()
+    calling.wait(30)
+    wait_until(lambda: outcome or asleep(t.native_id), what=f"{getattr(fn, '__qualname__', fn)} to block")
+    return t
 
 
 class Gates:
@@ -85,6 +114,11 @@ def on_each_worker(ex, directory, fn, *args):
     return [f.result(timeout=60) for f in futures]
 
 
+def worker_threads(ex, directory):
+    """Native ids of ex's worker threads, one per worker (see on_each_worker)."""
+    return on_each_worker(ex, directory, threading.get_native_id)
+
+
 def _tasks():
     import executor_tasks
 
@@ -95,6 +129,15 @@ def make_pool(workers=2, **kwargs):
     """An extension Pool whose workers can import what this process can (tests/python included)."""
     kwargs.setdefault("sys_path", list(sys.path))
     return ip.Pool(workers, **kwargs)
+
+
+def worker_thread(pool):
+    """Native id of the one worker thread of `pool` (a 1-worker extension Pool),
+    once that worker has imported ext_tasks: from then on, while it runs a task
+    of ext_tasks, asleep means blocked in a wait of that task."""
+    assert pool.size == 1, pool.size
+    pool.submit(EXT_TASKS, "add", (0, 0)).result(30)
+    return pool.submit("threading", "get_native_id", ()).result(30)
 
 
 def _child_env(extra=None):
@@ -153,7 +196,8 @@ def assert_clean_exit_stderr(text):
 
 def ctrl_c(script, mode, timeout=60):
     """Runs tests/python/scripts/SCRIPT MODE, which prints "ready" before it
-    blocks (scripts/sigint_support.py); sends it SIGINT 0.3 s later. Returns
+    blocks (scripts/sigint_support.py); sends it SIGINT once its main thread
+    sleeps in the blocking call. Returns
     (the line it printed next, seconds from SIGINT to that line, the rest of its
     output, its stderr, its exit status). A child that hangs is killed after
     `timeout` s."""
@@ -163,7 +207,8 @@ def ctrl_c(script, mode, timeout=60):
     watchdog.start()
     try:
         assert proc.stdout.readline() == "ready\n"
-        time.sleep(0.3)  # well inside the blocking call
+        wait_until(lambda: child_blocked(proc) or proc.poll() is not None, timeout,
+                   "the child to block")
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         line = proc.stdout.readline()

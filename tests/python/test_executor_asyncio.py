@@ -16,6 +16,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 
 import pytest
 
@@ -81,6 +82,13 @@ class Spins:
         """The same for n map items."""
         return [[arg] * n for arg in self.args()]
 
+    async def wait_started(self, n=1, timeout=30.0):
+        """Lets the loop run until n spins have started."""
+        deadline = time.monotonic() + timeout
+        while self.started.load() < n:
+            assert time.monotonic() < deadline, f"{self.started.load()} of {n} spins started"
+            await asyncio.sleep(0.005)
+
 
 @pytest.fixture
 def spins(release):
@@ -106,21 +114,20 @@ def test_run_in_executor_result_and_exception(ex):
     asyncio.run(main())
 
 
-def test_run_in_executor_cancelled_while_pending(make_executor, release):
+def test_run_in_executor_cancelled_while_pending(make_executor, spins):
     ex = make_executor(1)
-    gate = release()
     counter = interpool.AtomicInt()
 
     async def main():
         loop = asyncio.get_running_loop()
-        blocker = loop.run_in_executor(ex, A.wait_for, gate, "blocker")
+        blocker = loop.run_in_executor(ex, A.spin, *spins.args(), 60.0, "blocker")
         waiting = asyncio.ensure_future(loop.run_in_executor(ex, A.count, counter))
-        await asyncio.sleep(0.05)
+        await spins.wait_started()  # the worker holds the blocker: the other one waits
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting  # (done already: this does not let the loop run)
         await asyncio.sleep(0)  # the loop passes the cancellation on to the task
-        gate.set()
+        spins.stop.set()
         assert await blocker == "blocker"
         # One worker, tasks in order: the cancelled one would have run by now.
         assert await loop.run_in_executor(ex, A.count, counter, "after") == "after"
@@ -306,19 +313,18 @@ def test_run_submits_only_when_awaited(make_executor):
     asyncio.run(main())
 
 
-def test_run_cancelled_while_pending_never_runs(make_executor, release):
+def test_run_cancelled_while_pending_never_runs(make_executor, spins):
     ex = make_executor(1)
-    gate = release()
     counter = interpool.AtomicInt()
 
     async def main():
-        blocker = asyncio.ensure_future(ex.run(A.wait_for, gate, "blocker"))
+        blocker = asyncio.ensure_future(ex.run(A.spin, *spins.args(), 60.0, "blocker"))
         waiting = asyncio.ensure_future(ex.run(A.count, counter))
-        await asyncio.sleep(0.05)  # both submitted; the worker holds the blocker
+        await spins.wait_started()  # both submitted; the worker holds the blocker
         waiting.cancel()
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        gate.set()
+        spins.stop.set()
         assert await blocker == "blocker"
         assert await ex.run(A.count, counter, "after") == "after"
         assert counter.load() == 1  # only "after" ran
@@ -409,18 +415,17 @@ def test_run_after_shutdown_is_refused(make_executor):
     asyncio.run(main())
 
 
-def test_shutdown_cancel_futures_cancels_an_awaited_pending_run(make_executor, release):
+def test_shutdown_cancel_futures_cancels_an_awaited_pending_run(make_executor, spins):
     ex = make_executor(1)
-    gate = release()
 
     async def main():
-        blocker = asyncio.ensure_future(ex.run(A.wait_for, gate, "blocker"))
+        blocker = asyncio.ensure_future(ex.run(A.spin, *spins.args(), 60.0, "blocker"))
         waiting = asyncio.ensure_future(ex.run(T.add, 1, 2))
-        await asyncio.sleep(0.05)
+        await spins.wait_started()  # both submitted; the worker holds the blocker
         ex.shutdown(wait=False, cancel_futures=True)
         with pytest.raises(asyncio.CancelledError):
             await waiting
-        gate.set()
+        spins.stop.set()
         assert await blocker == "blocker"  # started before: it completes
 
     asyncio.run(main())

@@ -29,7 +29,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from support import Gates, wait_until  # noqa: E402
+from support import Gates, block_in, wait_until  # noqa: E402
 
 
 
@@ -254,22 +254,12 @@ def test_cancel_wakes_a_thread_waiting_in_result(make_executor, gates):
     blocker = gates.blocker(e)
     gates.wait_started(1)
     f = e.submit(T.add, 1, 2)
-    seen = []
-
-    def waiter():
-        try:
-            seen.append(f.result(timeout=60))
-        except BaseException as exc:  # noqa: BLE001
-            seen.append(exc)
-
-    t = threading.Thread(target=waiter)
-    t.start()
-    wait_until(lambda: t.is_alive(), 10)
-    time.sleep(0.1)  # let it block in result()
+    t = block_in(f.result, timeout=60)
+    assert not t.outcome
     assert f.cancel()
     t.join(10)
     assert not t.is_alive()  # the worker is still busy with the blocker
-    assert len(seen) == 1 and isinstance(seen[0], CancelledError)
+    assert len(t.outcome) == 1 and isinstance(t.outcome[0], CancelledError)
     assert not blocker.done()
     gates.open()
     assert blocker.result(timeout=30) is not None

@@ -9,7 +9,6 @@ import importlib
 import os
 import sys
 import threading
-import time
 
 import pytest
 
@@ -120,18 +119,20 @@ def test_fallback_taken_while_shutdown_closes_the_pool(make_executor, monkeypatc
     from interpool import _fallback
 
     handling = threading.Event()
+    shut = threading.Event()
     real = _fallback.incompatible
 
-    def slow_incompatible(exc):
+    def held_incompatible(exc):
         handling.set()
-        time.sleep(0.3)
+        shut.wait(60)  # the handling goes on only once shutdown has closed the pool
         return real(exc)
 
-    monkeypatch.setattr(_fallback, "incompatible", slow_incompatible)
+    monkeypatch.setattr(_fallback, "incompatible", held_incompatible)
     ex = make_executor(1, fallback="process")
     fut = ex.submit(numpy_tasks.total, 5)
     assert handling.wait(60)
     ex.shutdown(wait=False)
+    shut.set()
     assert fut.result(timeout=120) == 10
 
 

@@ -13,7 +13,8 @@ import pytest
 
 import interpool._interpool as ip
 import ext_tasks
-from support import EXT_TASKS, HERE, assert_clean_exit_stderr, make_pool, run_script
+from support import (EXT_TASKS, HERE, assert_clean_exit_stderr, block_in, make_pool, run_script,
+                     wait_until)
 
 SLACK = 1.0
 
@@ -161,13 +162,11 @@ def test_take_timeout_and_cancel(fresh_pool):
     queued = p.submit(EXT_TASKS, "add", (1, 2), token=2)
     with pytest.raises(TimeoutError):
         queued.take(0.05)
-    woke = []
-    t = threading.Thread(target=lambda: woke.append(queued.take(60)))
-    t.start()
-    time.sleep(0.1)
+    t = block_in(queued.take, 60)
+    assert not t.outcome
     assert queued.cancel()
     t.join(10)
-    assert woke == [None]  # cancelled: the outcome comes when a worker dequeues it
+    assert t.outcome == [None]  # cancelled: the outcome comes when a worker dequeues it
     release.put(None)
     assert blocker.take(30)[0] is True
     p.close()
@@ -557,22 +556,25 @@ def test_shutdown_waits_for_every_task():
 
 def test_shutdown_cancel_pending_accounts_for_every_task():
     p = make_pool(2)
-    tasks = [p.submit(EXT_TASKS, "sleep_then", (0.05, i)) for i in range(60)]
-    time.sleep(0.02)
-    t0 = time.monotonic()
-    p.shutdown(cancel_pending=True)
-    took = time.monotonic() - t0
-    assert took < 0.05 * 60 / 2  # it did not run them all
-    outcomes = [result_or_name(t, 0) for t in tasks]
-    assert all(t.done() for t in tasks)
-    done = [o for o in outcomes if o != "CancelledError"]
-    cancelled = [o for o in outcomes if o == "CancelledError"]
-    assert len(done) + len(cancelled) == 60
-    assert cancelled, outcomes
-    assert done == list(range(len(done)))  # the first ones ran, in order
-    assert all(isinstance(o, int) for o in done)
+    started, release = ip.Queue.create(), ip.Queue.create()
+    # Both workers busy, the rest queued behind them.
+    running = [p.submit(EXT_TASKS, "rendezvous", (started, release)) for _ in range(2)]
+    ids = [started.get(timeout=30) for _ in running]
+    queued = [p.submit(EXT_TASKS, "sleep_then", (0.0, i)) for i in range(58)]
+    shutdown = threading.Thread(target=p.shutdown, kwargs={"cancel_pending": True})
+    shutdown.start()
+    # The queued ones end cancelled while the running ones still run...
+    wait_until(lambda: all(t.done() for t in queued), what="the queued tasks to be cancelled")
+    assert not any(t.done() for t in running)
+    release.put(None)
+    release.put(None)
+    shutdown.join(30)
+    assert not shutdown.is_alive()
+    # ...which then end with their own results.
+    assert sorted(t.result(0) for t in running) == sorted(ids)
+    assert [result_or_name(t, 0) for t in queued] == ["CancelledError"] * 58
     with pytest.raises(concurrent.futures.CancelledError):
-        tasks[-1].result()
+        queued[-1].result()
 
 
 def test_submit_after_shutdown():

@@ -15,7 +15,8 @@ import time
 import pytest
 
 import interpool._interpool as ip
-from support import EXT_TASKS, assert_clean_exit_stderr, run_script
+from support import (EXT_TASKS, asleep, assert_clean_exit_stderr, block_in, child_blocked,
+                     run_script, wait_until, worker_thread)
 
 # Timing bounds: lower bounds are strict (a wait must not end early), upper
 # bounds are generous (the machine may be loaded).
@@ -234,11 +235,11 @@ def test_put_wakes_when_space_frees():
 @pytest.mark.parametrize("timeout", [1e10, float("inf")])
 def test_huge_timeout_waits(timeout):
     q = ip.Queue.create()
-    later(0.2, q.put, "late")
+    putter = later(0.2, q.put, "late")
     try:
         out, t = elapsed(q.get, timeout=timeout)
     finally:
-        time.sleep(0.3)
+        putter.join(30)
     # Waiting (and getting the item) or refusing the timeout are both fine;
     # giving up at once is not.
     assert out == "late" or isinstance(out, (OverflowError, ValueError)), (out, t)
@@ -271,18 +272,12 @@ def test_close_refuses_puts_and_drains_gets():
 
 def test_close_wakes_blocked_getters():
     q = ip.Queue.create()
-    results = []
-
-    def getter():
-        results.append(elapsed(q.get, timeout=30))
-
-    threads = [threading.Thread(target=getter) for _ in range(3)]
-    for t in threads:
-        t.start()
-    time.sleep(0.1)
+    threads = [block_in(elapsed, q.get, timeout=30) for _ in range(3)]
+    assert not any(t.outcome for t in threads)
     q.close()
     for t in threads:
         t.join(10)
+    results = [r for t in threads for r in t.outcome]
     assert len(results) == 3
     for out, t in results:
         assert isinstance(out, ip.QueueClosed)
@@ -469,10 +464,12 @@ def test_parent_puts_worker_gets(pool):
     assert q.empty()
 
 
-def test_worker_blocks_until_parent_puts(pool):
+def test_worker_blocks_until_parent_puts(fresh_pool):
+    pool = fresh_pool(1)
+    worker = worker_thread(pool)
     q = ip.Queue.create()
     task = pool.submit(EXT_TASKS, "get_items", (q, 3))
-    time.sleep(0.1)
+    wait_until(lambda: task.running() and asleep(worker), what="the worker to block in get")
     assert not task.done()
     for x in "abc":
         q.put(x)
@@ -504,12 +501,16 @@ def test_timeout_in_worker(pool):
     assert 0.05 <= waited < 0.05 + SLACK
 
 
-def test_close_seen_by_worker(pool):
+def test_close_seen_by_worker(fresh_pool):
+    pool = fresh_pool(1)
+    worker = worker_thread(pool)
     q = ip.Queue.create()
     task = pool.submit(EXT_TASKS, "consume_until_closed", (q,))
     q.put(1)
     q.put(2)
-    time.sleep(0.05)
+    # The close then wakes a worker that waits for more.
+    wait_until(lambda: task.running() and q.empty() and asleep(worker),
+               what="the worker to take both items and block in get")
     q.close()
     assert task.result(30) == [1, 2]
 
@@ -726,7 +727,8 @@ def test_ctrl_c_interrupts_blocking_call(tmp_path, setup, blocking_call):
     )
     try:
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(0.3)  # let it enter the blocking call
+        wait_until(lambda: child_blocked(proc) or proc.poll() is not None,
+                   what="the child to block")
         assert proc.poll() is None, "the child ended before blocking"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)

@@ -10,12 +10,13 @@ Every interpreter a test creates is closed by the end of the test (the fixtures
 of conftest.py close what is left); the module checks at its end that none is left open.
 """
 
+import os
 import pickle
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
-import time
 import types
 
 import pytest
@@ -24,6 +25,7 @@ from interpool import interpreters as I
 
 import interp_tasks
 import value_shapes
+from support import wait_until
 
 PY312 = sys.version_info < (3, 13)
 
@@ -635,21 +637,17 @@ def test_close_while_running_raises_a_clear_error(interp):
 def test_is_running_during_call(interp):
     q = I.create_queue()
     t = interp.call_in_thread(interp_tasks.get_n, q, 1)
-    deadline = time.monotonic() + 30
-    while not interp.is_running() and time.monotonic() < deadline:
-        time.sleep(0.001)
-    assert interp.is_running()
+    wait_until(interp.is_running, what="the call to start running")
     q.put("go")
     t.join(30)
     assert not interp.is_running()
 
 
 def test_close_waits_for_threads_the_interpreter_started(interp):
-    start = time.monotonic()  # before the thread's sleep can begin: close waits all of it
-    interp.exec("import threading, time\n"
-                "t = threading.Thread(target=time.sleep, args=(0.3,))\nt.start()")
-    interp.close()
-    assert time.monotonic() - start >= 0.3
+    # The thread ends only once close() waits for it: if close returned without
+    # waiting, the thread would still be held.
+    _, thread_ended = _close_holding_a_thread(interp, lambda: None)
+    assert thread_ended
     assert interp not in I.list_all()
 
 
@@ -870,25 +868,62 @@ def test_concurrent_close_only_one_wins(make_interp):
     assert interp not in I.list_all()
 
 
+# In the interpreter: a thread held until the file `release` exists, and a
+# threading._shutdown (what ending an interpreter runs to join its threads) that
+# first creates the file `joining`.
+_HELD_THREAD = """
+import os, threading, time
+
+def _shutdown(join=threading._shutdown):
+    open(joining, "w").close()
+    join()
+
+threading._shutdown = _shutdown
+
+def hold():
+    deadline = time.monotonic() + 60
+    while not os.path.exists(release) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    open(ended, "w").close()
+
+threading.Thread(target=hold).start()
+"""
+
+
+def _close_holding_a_thread(interp, probe):
+    """Closes interp on this thread while a thread it started is held; once the
+    close waits for that thread, runs probe() on another thread, then lets the
+    thread end. Returns (what probe returned or raised, whether the held thread
+    had ended when close returned)."""
+    with tempfile.TemporaryDirectory() as d:
+        joining, release, ended = (os.path.join(d, name) for name in ("joining", "release", "ended"))
+        interp.prepare_main(joining=joining, release=release, ended=ended)
+        interp.exec(_HELD_THREAD)
+        seen = []
+
+        def observe():
+            try:
+                wait_until(lambda: os.path.exists(joining), what="close to wait for the thread")
+                try:
+                    seen.append(probe())
+                except Exception as e:  # noqa: BLE001
+                    seen.append(e)
+            finally:
+                open(release, "w").close()
+
+        t = threading.Thread(target=observe)
+        t.start()
+        interp.close()
+        thread_ended = os.path.exists(ended)
+        t.join(60)
+        assert seen, "the close never waited for the interpreter's thread"
+        return seen[0], thread_ended
+
+
 def _while_closing(interp, probe):
     """Closes interp on this thread while it waits for a thread it started; runs
     probe() on another thread meanwhile; returns what probe returned or raised."""
-    interp.exec("import threading, time\n"
-                "t = threading.Thread(target=time.sleep, args=(0.6,))\nt.start()")
-    seen = []
-
-    def observe():
-        time.sleep(0.2)
-        try:
-            seen.append(probe())
-        except Exception as e:  # noqa: BLE001
-            seen.append(e)
-
-    t = threading.Thread(target=observe)
-    t.start()
-    interp.close()
-    t.join(30)
-    return seen[0]
+    return _close_holding_a_thread(interp, probe)[0]
 
 
 def test_interpreter_being_closed_is_not_closed_twice(interp):

@@ -20,7 +20,7 @@ from interpool import interpreters as I
 
 import interp_tasks
 import value_shapes
-from support import asleep, wait_until
+from support import asleep, block_in, wait_until
 
 # Upper bound on how late a timed wait may return. The machine these suites run on
 # is small and often busy with builds (or runs them under ASan): only a hang exceeds
@@ -324,7 +324,9 @@ def test_get_timeout_is_kept_when_another_getter_takes_the_item():
     threads = [threading.Thread(target=getter) for _ in range(2)]
     for t in threads:
         t.start()
-    time.sleep(2.5)
+    # Both must wait when the item comes, so that one of them is woken for nothing.
+    wait_until(lambda: all(asleep(t.native_id) for t in threads), what="both getters to block")
+    time.sleep(2.5)  # the test's subject: an item that comes late in both timeouts
     q.put("only one")
     for t in threads:
         t.join(30)
@@ -349,10 +351,12 @@ def test_blocking_get_wakes_on_a_put_from_another_interpreter(interp):
 def test_blocking_put_wakes_on_a_get_from_another_interpreter(interp):
     q = I.create_queue(1)
     q.put("first")
-    t = interp.call_in_thread(interp_tasks.get_n, q, 2)
-    time.sleep(0.05)
-    q.put("second", timeout=30)  # waits until the sub-interpreter took "first"
+    putter = block_in(q.put, "second", timeout=30)  # waits for room
+    assert not putter.outcome
+    t = interp.call_in_thread(interp_tasks.get_n, q, 2)  # takes "first", then "second"
     t.join(30)
+    putter.join(30)
+    assert putter.outcome == [None]
     assert not t.is_alive()
     assert q.empty()
 
@@ -584,19 +588,11 @@ def test_removed_items_free_space_in_a_bounded_queue(interp):
 def test_removed_items_wake_a_blocked_put(interp):
     q = I.create_queue(1, unbounditems=I.UNBOUND_REMOVE)
     interp.call(interp_tasks.put_all, q, ["x"])
-    done = threading.Event()
-
-    def blocked_put():
-        q.put("waiting", timeout=30)
-        done.set()
-
-    t = threading.Thread(target=blocked_put)
-    t.start()
-    time.sleep(0.05)
-    assert not done.is_set()
+    t = block_in(q.put, "waiting", timeout=30)
+    assert not t.outcome
     interp.close()
     t.join(30)
-    assert done.is_set()
+    assert t.outcome == [None]
     assert drain(q) == ["waiting"]
 
 

@@ -16,7 +16,7 @@ import interpool
 from interpool import interpreters as I
 
 import shared_tasks
-from support import ctrl_c, wait_until
+from support import asleep, ctrl_c, wait_until, worker_threads
 
 pytestmark = pytest.mark.usefixtures("no_interpreter_left_open")
 
@@ -143,18 +143,21 @@ def test_lock_held_in_main_is_seen_by_a_worker(make_executor):
         "RuntimeError", "release unlocked lock")
 
 
-def test_waiter_wakes_when_another_interpreter_releases(make_executor):
+def test_waiter_wakes_when_another_interpreter_releases(make_executor, tmp_path):
     ex = make_executor(1)
+    [worker] = worker_threads(ex, tmp_path / "workers")
     lock = interpool.Lock()
     lock.acquire()
     started = interpool.Event()
     future = ex.submit(shared_tasks.lock_acquire_announced, started, lock)
     assert started.wait(60)  # the worker may start late (a new interpreter, a slow build)
-    time.sleep(0.1)
+    # Announced, it has nothing left to do but acquire: asleep while still running
+    # the task (asked second) means waiting there.
+    wait_until(lambda: asleep(worker) and future.running(), what="the worker to wait for the lock")
     assert not future.done()
     lock.release()
-    taken, waited = future.result(timeout=60)
-    assert taken and waited >= 0.05
+    taken, _ = future.result(timeout=60)
+    assert taken
     assert lock.locked()  # the worker holds it now
     lock.release()
 
@@ -257,10 +260,15 @@ def test_event_timeout_is_honoured():
         event.wait(float("nan"))
 
 
-def test_event_set_in_main_wakes_every_worker(ex4):
+def test_event_set_in_main_wakes_every_worker(ex4, tmp_path):
+    workers = worker_threads(ex4, tmp_path / "workers")
+    assert len(set(workers)) == WORKERS
     event = interpool.Event()
     futures = [ex4.submit(shared_tasks.event_wait, event, 30) for _ in range(WORKERS)]
-    time.sleep(0.2)
+    # Each worker runs one (none can end before the set), so all running and
+    # all asleep means all four wait on the event.
+    wait_until(lambda: all(f.running() for f in futures) and all(asleep(w) for w in workers),
+               what="every worker to wait on the event")
     assert not any(f.done() for f in futures)
     event.set()
     for f in futures:
