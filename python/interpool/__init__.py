@@ -59,7 +59,7 @@ class IncompatibleModuleError(ImportError):
             what = f"cannot import {package!r} in a worker interpreter"
         else:
             what = (f"cannot use {used} in a worker interpreter ({package!r} was imported "
-                    f"by your script's top level and could not load here)")
+                    f"by your program's top level and could not load here)")
         error = cls(
             f"{what}: its extension module {extension!r} does not support sub-interpreters "
             f"with their own GIL. Run the tasks that need it in processes: "
