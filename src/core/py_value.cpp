@@ -687,6 +687,12 @@ PyObject* ToPython::plain(const PackedData& data, packed::Reader& r, int depth) 
       if (n > static_cast<std::uint64_t>(r.end - r.p) / unit)
         packed::Reader::damaged("it is truncated");
       const std::uint8_t* units = r.take(n * unit);
+      if (width == packed::kUcs4)
+        for (std::uint64_t i = 0; i < n; ++i) {
+          Py_UCS4 c;
+          std::memcpy(&c, units + 4 * i, 4);
+          if (c > 0x10ffff) packed::Reader::damaged("a str in it holds no code point");
+        }
       PyObject* s = PyUnicode_New(static_cast<Py_ssize_t>(n), kMaxChar[width]);
       if (s) std::memcpy(PyUnicode_DATA(s), units, static_cast<std::size_t>(n) * unit);
       return s;
