@@ -143,29 +143,33 @@ TEST_F(PackedTest, ObjectMetAgainIsWrittenOnceAndReadAsOne) {
 }
 
 TEST_F(PackedTest, SharingSpansTheValuesOfOneCrossingInAnyReadingOrder) {
-  exec("across = {'a': 1}\nholder = [across]");
+  exec("across = {'a': 1}\nfirst_obj = [across, 'after']\nholder = [across]");
+  PyObject* first_obj = eval("first_obj");
   PyObject* across = eval("across");
   PyObject* holder = eval("holder");
   ToValue convert;
-  const Value first = convert(across, "argument 1");
-  const Value second = convert(holder, "argument 2");
-  const Value again = convert(across, "argument 3");
+  const Value first = convert(first_obj, "argument 1");
+  const Value second = convert(across, "argument 2");  // an entry inside the first value
+  const Value third = convert(holder, "argument 3");   // a reference to that entry
   EXPECT_EQ(&data_of(first), &data_of(second)) << "one buffer for the crossing";
-  // Read in another order than written: the reference is read before its entry.
+  // Read in the reverse order: the entry is made before the value that holds
+  // it is read, which must step over it.
   ToPython rebuild;
-  PyObject* h = rebuild(second);
-  PyObject* a = rebuild(first);
-  PyObject* a3 = rebuild(again);
-  ASSERT_TRUE(h && a && a3);
+  PyObject* h = rebuild(third);
+  PyObject* a = rebuild(second);
+  PyObject* f = rebuild(first);
+  ASSERT_TRUE(h && a && f);
   EXPECT_EQ(PyList_GET_ITEM(h, 0), a);
-  EXPECT_EQ(a, a3);
-  EXPECT_TRUE(same_value(a, across));
+  EXPECT_EQ(PyList_GET_ITEM(f, 0), a);
+  EXPECT_TRUE(same_value(f, first_obj));
   // And the C++ reader, in that order too.
-  EXPECT_EQ(&second.get<List>().items[0].data(), &first.data());
-  EXPECT_EQ(&again.data(), &first.data());
+  EXPECT_EQ(&third.get<List>().items[0].data(), &second.data());
+  EXPECT_EQ(&second.data(), &first.get<List>().items[0].data());
+  EXPECT_EQ(first.get<List>().items[1].get<Str>().utf8, "after");
   Py_DECREF(h);
   Py_DECREF(a);
-  Py_DECREF(a3);
+  Py_DECREF(f);
+  Py_DECREF(first_obj);
   Py_DECREF(across);
   Py_DECREF(holder);
 }
@@ -183,6 +187,7 @@ TEST_F(PackedTest, StrMetAgainIsOneObjectToPythonAndPlainInTheTree) {
   EXPECT_TRUE(same_value(s, PyList_GET_ITEM(obj, 0)));
   // The tree keeps a str a plain scalar in each place, as it always had.
   const auto& items = v.get<List>().items;
+  EXPECT_FALSE(items[0].is_shared());
   EXPECT_FALSE(items[1].is_shared());
   EXPECT_EQ(items[1].get<Str>().utf8, "repeated \xc4\x80");
   EXPECT_EQ(items[2].get<Dict>().items[0].first.get<Str>().utf8, "repeated \xc4\x80");
