@@ -712,11 +712,18 @@ PyObject* ToPython::plain(const PackedData& data, packed::Reader& r, int depth) 
       r.need(n);  // an entry is a byte at least
       Ref t(PyTuple_New(n));
       if (!t) return nullptr;
+      bool atomic = true;  // no item the cyclic GC looks at
       for (std::uint32_t i = 0; i < n; ++i) {
         PyObject* o = read(data, r, depth + 1);
         if (!o) return nullptr;
+        atomic = atomic && !PyObject_IS_GC(o);
         PyTuple_SET_ITEM(t.p, i, o);
       }
+      // A tuple of ints, floats and strs cannot be part of a cycle: the GC
+      // would find that out and untrack it at its first collection (CPython
+      // does so for every tuple); a result of a million such rows would cost
+      // the caller collections over all of them meanwhile.
+      if (atomic && n) PyObject_GC_UnTrack(t.p);
       return t.release();
     }
     case packed::kList: {

@@ -45,3 +45,17 @@ def test_values_of_every_size_cross_to_another_interpreter():
         interp.close()
     assert out == value
     assert [type(x) for x in out["big"]] == [bytes, bytearray]
+
+
+def test_rows_of_scalars_arrive_untracked_by_the_cyclic_gc():
+    # As the GC would leave them after its first look: a million rows in a
+    # result cost no collections over them meanwhile. Tuples holding a
+    # container stay tracked.
+    import gc
+
+    q = I.create_queue()
+    q.put([(1, 2.5, word("row")), (1, [2]), ()])
+    rows = q.get()
+    assert not gc.is_tracked(rows[0])
+    assert gc.is_tracked(rows[1])
+    assert rows == [(1, 2.5, "row"), (1, [2]), ()]
