@@ -288,11 +288,10 @@ class Converter {
 
   // A container's count, written once its items are (code that pickling runs
   // may change a list meanwhile).
-  std::size_t count_placeholder(PyObject* container, std::uint8_t tag) {
+  std::size_t count_placeholder(std::uint8_t tag) {
     data_.put(tag);
     const std::size_t at = data_.size();
     data_.grow(packed::kCountSize);
-    (void)container;
     return at;
   }
   void set_count(PyObject* container, std::size_t at, std::size_t n) {
@@ -367,7 +366,7 @@ class Converter {
   void put_sequence(PyObject* obj) {
     enter(obj);
     const bool is_list = Py_TYPE(obj) == &PyList_Type;
-    const std::size_t count_at = count_placeholder(obj, is_list ? packed::kList : packed::kTuple);
+    const std::size_t count_at = count_placeholder(is_list ? packed::kList : packed::kTuple);
     Py_ssize_t i = 0;
     if (is_list) {
       // Re-read the size each time: pickling an item may run code that changes a list.
@@ -387,7 +386,7 @@ class Converter {
 
   void put_dict(PyObject* obj) {
     enter(obj);
-    const std::size_t count_at = count_placeholder(obj, packed::kDict);
+    const std::size_t count_at = count_placeholder(packed::kDict);
     std::size_t n = 0;
     PyObject *key, *value;
     Py_ssize_t pos = 0;
@@ -411,7 +410,7 @@ class Converter {
   void put_set(PyObject* obj) {
     enter(obj);
     const std::size_t count_at =
-        count_placeholder(obj, Py_TYPE(obj) == &PySet_Type ? packed::kSet : packed::kFrozenSet);
+        count_placeholder(Py_TYPE(obj) == &PySet_Type ? packed::kSet : packed::kFrozenSet);
     Ref it(PyObject_GetIter(obj));
     if (!it) throw PythonErrorSet();
     Py_ssize_t i = 0;
