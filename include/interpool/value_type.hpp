@@ -10,6 +10,7 @@
 
 #include <complex>
 #include <concepts>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -106,8 +107,27 @@ struct Pickled {
   friend bool operator==(const Pickled&, const Pickled&) = default;
 };
 
+class PackedData;
+/// Values converted from Python objects, in one flat buffer of the engine's
+/// (src/core/packed.hpp): what one crossing's values hold instead of a tree of
+/// nodes. Made by the engine only, and transparent: kind(), get(), get_if(),
+/// data(), as() and == see the same tree a hand-built value has (decoded once,
+/// on first use), so a C++ program never needs to know it is there.
+struct Packed {
+  std::shared_ptr<const PackedData> data;
+  std::size_t offset = 0;  ///< where this value's entry starts in the buffer
+  friend bool operator==(const Packed&, const Packed&) = default;
+};
+
+namespace detail {
+struct PackedAccess;  // the engine's access to a Packed (src/core/packed.hpp)
+/// The tree of a Packed value (decoded on first use, kept with the buffer).
+/// Decoding only allocates: running out of memory there ends the program.
+const Value& packed_tree(const Packed& packed) noexcept;
+}  // namespace detail
+
 /// The kind of a Value; the order matches the alternatives of Value::Data (a
-/// Shared has the kind of the value it holds).
+/// Shared or a Packed has the kind of the value it holds).
 enum class Kind : std::uint8_t {
   None,
   Bool,
@@ -164,10 +184,11 @@ inline constexpr bool has_value_constructor =
 
 class Value {
  public:
-  /// data() never holds a Shared: it is the data of the value a Shared holds.
+  /// data() never holds a Shared or a Packed: it is the data of the value they
+  /// hold.
   using Data =
       std::variant<None, bool, std::int64_t, BigInt, double, std::complex<double>, Str, Bytes,
-                   ByteArray, Tuple, List, Dict, Set, FrozenSet, Handle, Pickled, Shared>;
+                   ByteArray, Tuple, List, Dict, Set, FrozenSet, Handle, Pickled, Shared, Packed>;
 
   Value() = default;
   Value(None) {}
@@ -222,8 +243,11 @@ class Value {
   }
   const Data& data() const noexcept { return resolved().data_; }
 
-  /// True if this node holds a value that other places may hold too (Shared).
-  bool is_shared() const noexcept { return std::holds_alternative<Shared>(data_); }
+  /// True if this node holds a value that other places may hold too (a Shared,
+  /// or a value the engine converted from a Python container).
+  bool is_shared() const noexcept {
+    return std::holds_alternative<Shared>(data_) || std::holds_alternative<Packed>(data_);
+  }
 
   /// This value as a C++ type: `v.as<long long>()`, `v.as<std::vector<std::string>>()`.
   /// Throws ConversionError naming the Python type held and the C++ type asked for.
@@ -240,11 +264,15 @@ class Value {
   }
 
  private:
-  // The node whose data this one shows: itself, or the value its Shared holds
-  // (never a Shared itself: Value(Shared) takes the inner one).
+  friend struct detail::PackedAccess;
+
+  // The node whose data this one shows: itself, the value its Shared holds
+  // (never a Shared itself: Value(Shared) takes the inner one), or the tree of
+  // its Packed.
   const Value& resolved() const noexcept {
-    const Shared* s = std::get_if<Shared>(&data_);
-    return s ? *s->value : *this;
+    if (const Shared* s = std::get_if<Shared>(&data_)) return *s->value;
+    if (const Packed* p = std::get_if<Packed>(&data_)) return detail::packed_tree(*p);
+    return *this;
   }
   void unshare();
 

@@ -4,8 +4,11 @@
 #include <atomic>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <vector>
+
+#include "core/packed.hpp"
 
 namespace interpool {
 
@@ -73,10 +76,10 @@ bool utf8_of(PyObject* str, std::string& out) {
 // Python -> Value
 // ---------------------------------------------------------------------------
 
-// The references an object has while convert() looks at it, when one place
-// holds it: that place's and the one convert()'s caller holds. Only an object
-// with more can be met again, so only those are remembered: the containers of
-// a plain tree cost no lookup.
+// The references an object has while put() looks at it, when one place holds
+// it: that place's and the one put()'s caller holds. Only an object with more
+// can be met again, so only those are remembered: the containers of a plain
+// tree cost no lookup.
 constexpr Py_ssize_t kOnePlace = 2;
 
 std::size_t pointer_hash(const PyObject* p) {
@@ -85,54 +88,68 @@ std::size_t pointer_hash(const PyObject* p) {
       (reinterpret_cast<std::uintptr_t>(p) >> 4) * 0x9E3779B97F4A7C15ull >> 32);
 }
 
-// One value of a crossing: its place for messages, and what the crossing
-// remembers (ToValue's memory).
+// A scalar at the top, alone: a plain value, as cheap as it was before the
+// flat form (a buffer is only worth it for what holds other values).
+bool top_scalar(PyObject* obj, Value& out) {
+  if (obj == Py_None) {
+    out = None{};
+    return true;
+  }
+  PyTypeObject* type = Py_TYPE(obj);
+  if (type == &PyBool_Type) {
+    out = obj == Py_True;
+  } else if (type == &PyLong_Type) {
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+    if (overflow) {
+      Ref hex(PyNumber_ToBase(obj, 16));
+      if (!hex) throw PythonErrorSet();
+      BigInt b;
+      if (!utf8_of(hex.p, b.hex)) throw PythonErrorSet();
+      out = std::move(b);
+    } else {
+      if (v == -1 && PyErr_Occurred()) throw PythonErrorSet();
+      out = static_cast<std::int64_t>(v);
+    }
+  } else if (type == &PyFloat_Type) {
+    out = PyFloat_AS_DOUBLE(obj);
+  } else if (type == &PyUnicode_Type) {
+    Str s;
+    if (!utf8_of(obj, s.utf8)) throw PythonErrorSet();
+    out = std::move(s);
+  } else if (type == &PyBytes_Type) {
+    out =
+        Bytes{std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
+  } else if (type == &PyComplex_Type) {
+    out = std::complex<double>(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// One value of a crossing, written into the crossing's buffer: its place for
+// messages, and what the crossing remembers (ToValue's memory).
 class Converter {
  public:
   Converter(std::string_view where, const ToValueOptions& options, detail::ToValueMemory& memory)
-      : where_(where), options_(options), memory_(memory) {}
+      : where_(where), options_(options), memory_(memory), data_(*memory.data) {}
 
-  // top: a value the caller gives, remembered whatever its count (it may be
-  // given again).
-  Value convert(PyObject* obj, bool top = false) {
-    if (obj == Py_None) return None{};
-    PyTypeObject* type = Py_TYPE(obj);
-    if (type == &PyBool_Type) return obj == Py_True;
-    if (type == &PyLong_Type) return from_int(obj);
-    if (type == &PyFloat_Type) return PyFloat_AS_DOUBLE(obj);
-    if (type == &PyUnicode_Type) {
-      Str s;
-      if (!utf8_of(obj, s.utf8)) throw PythonErrorSet();
-      return s;
-    }
-    if (type == &PyBytes_Type)
-      return Bytes{
-          std::string(PyBytes_AS_STRING(obj), static_cast<std::size_t>(PyBytes_GET_SIZE(obj)))};
-    if (type == &PyComplex_Type)
-      return std::complex<double>(PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj));
-    // Everything else has an identity that a second place must keep.
-    if (!top && Py_REFCNT(obj) <= kOnePlace) return convert_new(obj);
+  // A value the caller gives: remembered whatever its count (it may be given
+  // again). Returns where its entry is.
+  std::size_t top(PyObject* obj) {
     bool added = false;
     const std::size_t at = find_or_add(obj, added);
     if (!added) {
-      Value* node = memory_.seen[at].node;
-      if (!node) fail(obj, "it contains itself (a reference cycle); cycles cannot be shared");
-      if (!node->is_shared()) {
-        // Met again: its value moves to where every place can hold it. (The
-        // vectors inside move with it, so what they hold stays where it was.)
-        auto value = std::make_shared<Value>(std::move(*node));
-        *node = Shared{std::move(value)};
-      }
-      return *node;
+      // Given again: the same entry, which a reader must now remember.
+      *data_.at(memory_.seen[at].offset) |= packed::kMetAgain;
+      return memory_.seen[at].offset;
     }
-    Value v = convert_new(obj);
-    if (top) {
-      Value& held = memory_.tops.emplace_back(Shared{std::make_shared<Value>(std::move(v))});
-      memory_.seen[at].node = &held;
-      return held;
-    }
-    pending_ = at;  // the caller places it, then settle()
-    return v;
+    const std::size_t offset = data_.size();
+    memory_.seen[at].offset = offset;
+    if (!put_scalar(obj, PY_SSIZE_T_MAX)) put_new(obj);
+    memory_.seen[at].done = true;
+    return offset;
   }
 
  private:
@@ -143,34 +160,168 @@ class Converter {
     PyObject* key;     // dict key whose value is visited, or nullptr
     bool is_key;       // the dict key itself is visited
   };
-  static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
 
-  Value convert_new(PyObject* obj) {
+  // Writes an object that has no identity to keep; false for any other.
+  // one_place: its references when one place holds it (see kOnePlace).
+  bool put_scalar(PyObject* obj, Py_ssize_t one_place) {
+    if (obj == Py_None) {
+      data_.put(packed::kNone);
+      return true;
+    }
     PyTypeObject* type = Py_TYPE(obj);
-    if (type == &PyByteArray_Type)
-      return ByteArray{std::string(PyByteArray_AS_STRING(obj),
-                                   static_cast<std::size_t>(PyByteArray_GET_SIZE(obj)))};
-    if (type == &PyTuple_Type) return Tuple{sequence(obj)};
-    if (type == &PyList_Type) return List{sequence(obj)};
-    if (type == &PyDict_Type) return dict(obj);
-    if (type == &PySet_Type) return Set{set(obj)};
-    if (type == &PyFrozenSet_Type) return FrozenSet{set(obj)};
+    if (type == &PyUnicode_Type) {
+      // A str held in many places (dict keys, words from one list) is written
+      // once and named after, as pickle does: the reader makes one object and
+      // hashes it once.
+      if (Py_REFCNT(obj) > one_place) {
+        bool added = false;
+        const std::size_t at = find_or_add(obj, added);
+        if (!added) {
+          const std::size_t offset = memory_.seen[at].offset;
+          *data_.at(offset) |= packed::kMetAgain;
+          data_.put(packed::kRef);
+          data_.put_varint(offset);
+          return true;
+        }
+        memory_.seen[at].offset = data_.size();
+        memory_.seen[at].done = true;
+      }
+      put_str(obj);
+    } else if (type == &PyLong_Type) {
+      put_int(obj);
+    } else if (type == &PyFloat_Type) {
+      const double d = PyFloat_AS_DOUBLE(obj);
+      std::uint8_t* w = data_.grow(1 + sizeof d);
+      w[0] = packed::kFloat;
+      std::memcpy(w + 1, &d, sizeof d);
+    } else if (type == &PyBool_Type) {
+      data_.put(obj == Py_True ? packed::kTrue : packed::kFalse);
+    } else if (type == &PyBytes_Type) {
+      const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(obj));
+      put_raw(packed::kBytes, PyBytes_AS_STRING(obj), n, n);
+    } else if (type == &PyComplex_Type) {
+      const double d[2] = {PyComplex_RealAsDouble(obj), PyComplex_ImagAsDouble(obj)};
+      data_.put(packed::kComplex);
+      data_.put(d, sizeof d);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  // An object put() is given while its caller holds a reference to it.
+  void put(PyObject* obj) {
+    if (put_scalar(obj, kOnePlace)) return;
+    // Everything else has an identity that a second place must keep.
+    if (Py_REFCNT(obj) <= kOnePlace) return put_new(obj);
+    bool added = false;
+    const std::size_t at = find_or_add(obj, added);
+    if (!added) {
+      const Seen& seen = memory_.seen[at];
+      if (!seen.done) fail(obj, "it contains itself (a reference cycle); cycles cannot be shared");
+      *data_.at(seen.offset) |= packed::kMetAgain;
+      data_.put(packed::kRef);
+      data_.put_varint(seen.offset);
+      return;
+    }
+    memory_.seen[at].offset = data_.size();
+    put_new(obj);
+    memory_.seen[at].done = true;
+  }
+
+  // An item of a container (borrowed): held while it is written, unless it is
+  // a scalar (which nothing written meanwhile can free).
+  void put_item(PyObject* item) {
+    if (put_scalar(item, 1)) return;
+    Ref held(Py_NewRef(item));
+    put(item);
+  }
+
+  // A tag, a length (in bytes, or a str's code units) and the bytes.
+  void put_raw(std::uint8_t tag, const void* bytes, std::size_t n, std::size_t length) {
+    std::uint8_t* w = data_.grow(11 + n);
+    std::size_t used = 1;
+    w[0] = tag;
+    std::uint64_t v = length;
+    while (v >= 0x80) {
+      w[used++] = static_cast<std::uint8_t>(v | 0x80);
+      v >>= 7;
+    }
+    w[used++] = static_cast<std::uint8_t>(v);
+    if (n) std::memcpy(w + used, bytes, n);
+    data_.truncate(data_.size() - (10 - (used - 1)));
+  }
+
+  void put_str(PyObject* obj) {
+    // Code units as they are (PEP 393): the reader makes the str with one
+    // copy, where UTF-8 would cost an encoding here and a decoding there.
+    const auto n = static_cast<std::size_t>(PyUnicode_GET_LENGTH(obj));
+    const int kind = PyUnicode_KIND(obj);
+    const std::uint8_t width = PyUnicode_IS_ASCII(obj)        ? packed::kAscii
+                               : kind == PyUnicode_1BYTE_KIND ? packed::kLatin1
+                               : kind == PyUnicode_2BYTE_KIND ? packed::kUcs2
+                                                              : packed::kUcs4;
+    put_raw(static_cast<std::uint8_t>(packed::kStr | (width << packed::kStrShift)),
+            PyUnicode_DATA(obj), n * static_cast<std::size_t>(kind), n);
+  }
+
+  void put_int(PyObject* obj) {
+    long long v;
+    if (PyUnstable_Long_IsCompact(reinterpret_cast<PyLongObject*>(obj))) {
+      v = PyUnstable_Long_CompactValue(reinterpret_cast<PyLongObject*>(obj));
+    } else {
+      int overflow = 0;
+      v = PyLong_AsLongLongAndOverflow(obj, &overflow);
+      if (overflow) {
+        Ref hex(PyNumber_ToBase(obj, 16));
+        if (!hex) throw PythonErrorSet();
+        std::string text;
+        if (!utf8_of(hex.p, text)) throw PythonErrorSet();
+        put_raw(packed::kBigInt, text.data(), text.size(), text.size());
+        return;
+      }
+      if (v == -1 && PyErr_Occurred()) throw PythonErrorSet();
+    }
+    data_.put(packed::kInt);
+    data_.put_varint(packed::zigzag(v));
+  }
+
+  // A container's count, written once its items are (code that pickling runs
+  // may change a list meanwhile).
+  std::size_t count_placeholder(std::uint8_t tag) {
+    data_.put(tag);
+    const std::size_t at = data_.size();
+    data_.grow(packed::kCountSize);
+    return at;
+  }
+  void set_count(PyObject* container, std::size_t at, std::size_t n) {
+    if (n > UINT32_MAX) fail(container, "it has more than 4294967295 items");
+    const auto count = static_cast<std::uint32_t>(n);
+    std::memcpy(data_.at(at), &count, sizeof count);
+  }
+
+  void put_new(PyObject* obj) {
+    PyTypeObject* type = Py_TYPE(obj);
+    if (type == &PyList_Type || type == &PyTuple_Type) return put_sequence(obj);
+    if (type == &PyDict_Type) return put_dict(obj);
+    if (type == &PyByteArray_Type) {
+      const auto n = static_cast<std::size_t>(PyByteArray_GET_SIZE(obj));
+      return put_raw(packed::kByteArray, PyByteArray_AS_STRING(obj), n, n);
+    }
+    if (type == &PySet_Type || type == &PyFrozenSet_Type) return put_set(obj);
     if (HandleCodec* codec = g_codec.load(std::memory_order_acquire); codec && codec->to_handle) {
       Handle h;
       int rc = codec->to_handle(obj, &h.object);
       if (rc < 0) throw PythonErrorSet();
-      if (rc > 0) return h;
+      if (rc > 0) return put_side(std::move(h));
     }
-    return pickle(obj);
+    put_side(pickle(obj));
   }
 
-  // The caller of convert() placed its value at `placed`: remembered for the
-  // object, if it may be met again.
-  void settle(Value& placed) {
-    if (pending_ != kNone) {
-      memory_.seen[pending_].node = &placed;
-      pending_ = kNone;
-    }
+  void put_side(Value v) {
+    data_.side.push_back(std::move(v));
+    data_.put(packed::kSide);
+    data_.put_varint(data_.side.size() - 1);
   }
 
   std::size_t find_or_add(PyObject* obj, bool& added) {
@@ -195,39 +346,14 @@ class Converter {
       }
       h = (h + 1) & mask;
     }
-    seen.push_back(Seen{Py_NewRef(obj), nullptr});
+    seen.push_back(Seen{Py_NewRef(obj), 0, false});
     slots[h] = static_cast<std::uint32_t>(seen.size());
     added = true;
     return seen.size() - 1;
   }
 
-  // More room for items than reserved (code that pickling ran grew the list):
-  // they move, and so does where remembered ones are.
-  void grow(std::vector<Value>& items) {
-    const Value* from = items.data();
-    items.reserve(std::max<std::size_t>(4, 2 * items.size()));
-    const std::less<const Value*> before;
-    for (Seen& s : memory_.seen)
-      if (s.node && !before(s.node, from) && before(s.node, from + items.size()))
-        s.node = items.data() + (s.node - from);
-  }
-
-  Value from_int(PyObject* obj) {
-    int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
-    if (!overflow) {
-      if (v == -1 && PyErr_Occurred()) throw PythonErrorSet();
-      return static_cast<std::int64_t>(v);
-    }
-    Ref hex(PyNumber_ToBase(obj, 16));
-    if (!hex) throw PythonErrorSet();
-    BigInt b;
-    if (!utf8_of(hex.p, b.hex)) throw PythonErrorSet();
-    return b;
-  }
-
   // Enters a container: refuses absurd depth. (A cycle is met as a remembered
-  // object still being converted: a container in a cycle is held in two places,
+  // object still being written: a container in a cycle is held in two places,
   // the cycle's and the one it was reached by, so it is always remembered.)
   void enter(PyObject* container) {
     if (static_cast<int>(path_.size()) >= options_.max_depth)
@@ -237,76 +363,68 @@ class Converter {
   }
   void leave() { path_.pop_back(); }
 
-  std::vector<Value> sequence(PyObject* obj) {
+  void put_sequence(PyObject* obj) {
     enter(obj);
-    std::vector<Value> items;
-    const bool is_list = PyList_CheckExact(obj);
-    Py_ssize_t n = is_list ? PyList_GET_SIZE(obj) : PyTuple_GET_SIZE(obj);
-    items.reserve(static_cast<std::size_t>(n));
-    // Re-read the size each time: pickling an item may run code that changes a list.
-    for (Py_ssize_t i = 0; i < (is_list ? PyList_GET_SIZE(obj) : n); ++i) {
-      path_.back().index = i;
-      Ref item(Py_NewRef(is_list ? PyList_GET_ITEM(obj, i) : PyTuple_GET_ITEM(obj, i)));
-      if (items.size() == items.capacity()) grow(items);  // the list grew meanwhile
-      items.push_back(convert(item.p));
-      settle(items.back());
+    const bool is_list = Py_TYPE(obj) == &PyList_Type;
+    const std::size_t count_at = count_placeholder(is_list ? packed::kList : packed::kTuple);
+    Py_ssize_t i = 0;
+    if (is_list) {
+      // Re-read the size each time: pickling an item may run code that changes a list.
+      for (; i < PyList_GET_SIZE(obj); ++i) {
+        path_.back().index = i;
+        put_item(PyList_GET_ITEM(obj, i));
+      }
+    } else {
+      for (const Py_ssize_t n = PyTuple_GET_SIZE(obj); i < n; ++i) {
+        path_.back().index = i;
+        put_item(PyTuple_GET_ITEM(obj, i));
+      }
     }
+    set_count(obj, count_at, static_cast<std::size_t>(i));
     leave();
-    return items;
   }
 
-  Dict dict(PyObject* obj) {
+  void put_dict(PyObject* obj) {
     enter(obj);
-    Dict d;
-    // Snapshot the pairs first: converting may run code (pickling) that changes
-    // the dict. A pair holds its key and value: the reference convert() wants.
-    Ref pairs(PyDict_Items(obj));
-    if (!pairs) throw PythonErrorSet();
-    // Reserved in full: the pairs do not move once placed (settle()).
-    d.items.reserve(static_cast<std::size_t>(PyList_GET_SIZE(pairs.p)));
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pairs.p); ++i) {
-      PyObject* pair = PyList_GET_ITEM(pairs.p, i);
-      PyObject* key = PyTuple_GET_ITEM(pair, 0);
+    const std::size_t count_at = count_placeholder(packed::kDict);
+    std::size_t n = 0;
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    // Code that pickling runs may change the dict: each pair is held while it
+    // is written, and the walk over the dict stays within its table.
+    while (PyDict_Next(obj, &pos, &key, &value)) {
+      // (The key is held whatever it is: the place names it.)
+      Ref held_key(Py_NewRef(key));
       Step& step = path_.back();
       step.key = key;
       step.is_key = true;
-      Value k = convert(key);
+      put(key);
       path_.back().is_key = false;
-      if (pending_ != kNone) {
-        // A key held elsewhere too: placed first, so that its value can hold it.
-        d.items.emplace_back(std::move(k), Value());
-        settle(d.items.back().first);
-        d.items.back().second = convert(PyTuple_GET_ITEM(pair, 1));
-      } else {
-        Value v = convert(PyTuple_GET_ITEM(pair, 1));
-        d.items.emplace_back(std::move(k), std::move(v));
-      }
-      settle(d.items.back().second);
+      put_item(value);
+      ++n;
     }
+    set_count(obj, count_at, n);
     leave();
-    return d;
   }
 
-  std::vector<Value> set(PyObject* obj) {
+  void put_set(PyObject* obj) {
     enter(obj);
-    std::vector<Value> items;
-    items.reserve(static_cast<std::size_t>(PySet_GET_SIZE(obj)));
+    const std::size_t count_at =
+        count_placeholder(Py_TYPE(obj) == &PySet_Type ? packed::kSet : packed::kFrozenSet);
     Ref it(PyObject_GetIter(obj));
     if (!it) throw PythonErrorSet();
     Py_ssize_t i = 0;
     while (PyObject* raw = PyIter_Next(it.p)) {
       Ref item(raw);
       path_.back().index = i++;
-      if (items.size() == items.capacity()) grow(items);
-      items.push_back(convert(item.p));
-      settle(items.back());
+      put(item.p);
     }
     if (PyErr_Occurred()) throw PythonErrorSet();
+    set_count(obj, count_at, static_cast<std::size_t>(i));
     leave();
-    return items;
   }
 
-  Value pickle(PyObject* obj) {
+  Pickled pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
     PyObject*& dumps = memory_.dumps;
     if (!dumps) {
@@ -422,9 +540,8 @@ class Converter {
   std::string_view where_;
   const ToValueOptions& options_;
   detail::ToValueMemory& memory_;
+  PackedData& data_;
   std::vector<Step> path_;
-  // The Seen of the value convert() returned last, until settle().
-  std::size_t pending_ = kNone;
 };
 
 }  // namespace
@@ -440,16 +557,26 @@ void ToValueMemory::forget() {
   for (const Seen& s : seen) Py_DECREF(s.object);
   seen.clear();
   slots.clear();
-  tops.clear();
 }
 
 }  // namespace detail
 
 Value ToValue::operator()(PyObject* obj, std::string_view where) {
+  Value scalar;
+  if (top_scalar(obj, scalar)) return scalar;
+  if (!memory_.data) memory_.data = std::make_shared<PackedData>();
+  PackedData& data = *memory_.data;
+  const std::size_t size = data.size();
+  const std::size_t side = data.side.size();
   try {
-    return Converter(where, options_, memory_).convert(obj, /*top=*/true);
+    const std::size_t offset = Converter(where, options_, memory_).top(obj);
+    return detail::PackedAccess::make(Packed{memory_.data, offset});
   } catch (...) {
-    memory_.forget();  // what was being converted is not: start afresh
+    // What was being converted is not: start afresh (values returned before
+    // keep their entries).
+    memory_.forget();
+    data.truncate(size);
+    data.side.resize(side);
     throw;
   }
 }
@@ -481,6 +608,179 @@ ToPython::~ToPython() {
 }
 
 PyObject* ToPython::operator()(const Value& value) { return convert(value); }
+
+namespace {
+
+// Widest code point of each str width: what PyUnicode_New needs to make a str
+// of that width.
+constexpr Py_UCS4 kMaxChar[] = {0x7f, 0xff, 0xffff, 0x10ffff};
+
+}  // namespace
+
+PyObject* ToPython::unpack(const Packed& p) {
+  const PackedData& data = *p.data;
+  try {
+    if (p.offset >= data.size()) packed::Reader::damaged("an entry is outside it");
+    packed::Reader r{data.bytes() + p.offset, data.bytes() + data.size()};
+    return read(data, r, 0);
+  } catch (const packed::Damaged& e) {
+    PyErr_SetString(PyExc_SystemError, e.what());
+  } catch (const std::bad_alloc&) {
+    PyErr_NoMemory();
+  }
+  return nullptr;
+}
+
+PyObject* ToPython::read(const PackedData& data, packed::Reader& r, int depth) {
+  if (depth > packed::kMaxDepth) packed::Reader::damaged("it is nested too deeply");
+  r.need(1);
+  if (!(*r.p & packed::kMetAgain)) return plain(data, r, depth);
+  // An entry other places name: one object for all of them.
+  const std::uint8_t* at = r.p;
+  if (auto it = made_.find(at); it != made_.end()) {
+    r.skip(depth);  // made already, for a Ref read first
+    return Py_NewRef(it->second);
+  }
+  PyObject* made = plain(data, r, depth);
+  if (!made) return nullptr;
+  try {
+    made_.emplace(at, made);
+  } catch (...) {
+    Py_DECREF(made);
+    throw;
+  }
+  return Py_NewRef(made);  // and the map's
+}
+
+PyObject* ToPython::plain(const PackedData& data, packed::Reader& r, int depth) {
+  const std::uint8_t* at = r.p;
+  const std::uint8_t tag = r.byte();
+  switch (tag & packed::kKindMask) {
+    case packed::kNone:
+      return Py_NewRef(Py_None);
+    case packed::kFalse:
+      return Py_NewRef(Py_False);
+    case packed::kTrue:
+      return Py_NewRef(Py_True);
+    case packed::kInt:
+      return PyLong_FromLongLong(packed::unzigzag(r.varint()));
+    case packed::kBigInt: {
+      const std::uint64_t n = r.varint();
+      const std::string hex(reinterpret_cast<const char*>(r.take(n)), static_cast<std::size_t>(n));
+      return PyLong_FromString(hex.c_str(), nullptr, 0);
+    }
+    case packed::kFloat: {
+      double d;
+      std::memcpy(&d, r.take(sizeof d), sizeof d);
+      return PyFloat_FromDouble(d);
+    }
+    case packed::kComplex: {
+      double d[2];
+      std::memcpy(d, r.take(sizeof d), sizeof d);
+      return PyComplex_FromDoubles(d[0], d[1]);
+    }
+    case packed::kStr: {
+      const auto width = static_cast<std::uint8_t>((tag >> packed::kStrShift) & 3);
+      const std::uint64_t n = r.varint();
+      const std::size_t unit = packed::str_unit(width);
+      if (n > static_cast<std::uint64_t>(r.end - r.p) / unit)
+        packed::Reader::damaged("it is truncated");
+      const std::uint8_t* units = r.take(n * unit);
+      if (width == packed::kUcs4)
+        for (std::uint64_t i = 0; i < n; ++i) {
+          Py_UCS4 c;
+          std::memcpy(&c, units + 4 * i, 4);
+          if (c > 0x10ffff) packed::Reader::damaged("a str in it holds no code point");
+        }
+      PyObject* s = PyUnicode_New(static_cast<Py_ssize_t>(n), kMaxChar[width]);
+      if (s) std::memcpy(PyUnicode_DATA(s), units, static_cast<std::size_t>(n) * unit);
+      return s;
+    }
+    case packed::kBytes: {
+      const std::uint64_t n = r.varint();
+      return PyBytes_FromStringAndSize(reinterpret_cast<const char*>(r.take(n)),
+                                       static_cast<Py_ssize_t>(n));
+    }
+    case packed::kByteArray: {
+      const std::uint64_t n = r.varint();
+      return PyByteArray_FromStringAndSize(reinterpret_cast<const char*>(r.take(n)),
+                                           static_cast<Py_ssize_t>(n));
+    }
+    case packed::kTuple: {
+      const std::uint32_t n = r.count();
+      r.need(n);  // an entry is a byte at least
+      Ref t(PyTuple_New(n));
+      if (!t) return nullptr;
+      bool atomic = true;  // no item the cyclic GC looks at
+      for (std::uint32_t i = 0; i < n; ++i) {
+        PyObject* o = read(data, r, depth + 1);
+        if (!o) return nullptr;
+        atomic = atomic && !PyObject_IS_GC(o);
+        PyTuple_SET_ITEM(t.p, i, o);
+      }
+      // A tuple of ints, floats and strs cannot be part of a cycle: the GC
+      // would find that out and untrack it at its first collection (CPython
+      // does so for every tuple); a result of a million such rows would cost
+      // the caller collections over all of them meanwhile.
+      if (atomic && n) PyObject_GC_UnTrack(t.p);
+      return t.release();
+    }
+    case packed::kList: {
+      const std::uint32_t n = r.count();
+      r.need(n);
+      Ref l(PyList_New(n));
+      if (!l) return nullptr;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        PyObject* o = read(data, r, depth + 1);
+        if (!o) return nullptr;
+        PyList_SET_ITEM(l.p, i, o);
+      }
+      return l.release();
+    }
+    case packed::kDict: {
+      const std::uint32_t n = r.count();
+      r.need(2 * static_cast<std::size_t>(n));
+      Ref d(_PyDict_NewPresized(n));
+      if (!d) return nullptr;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        Ref key(read(data, r, depth + 1));
+        if (!key) return nullptr;
+        Ref val(read(data, r, depth + 1));
+        if (!val || PyDict_SetItem(d.p, key.p, val.p) < 0) return nullptr;
+      }
+      return d.release();
+    }
+    case packed::kSet:
+    case packed::kFrozenSet: {
+      const std::uint32_t n = r.count();
+      r.need(n);
+      Ref s((tag & packed::kKindMask) == packed::kSet ? PySet_New(nullptr)
+                                                      : PyFrozenSet_New(nullptr));
+      if (!s) return nullptr;
+      for (std::uint32_t i = 0; i < n; ++i) {
+        Ref o(read(data, r, depth + 1));
+        if (!o || PySet_Add(s.p, o.p) < 0) return nullptr;
+      }
+      return s.release();
+    }
+    case packed::kSide: {
+      const std::uint64_t i = r.varint();
+      if (i >= data.side.size()) packed::Reader::damaged("it names a side value it does not have");
+      return convert(data.side[static_cast<std::size_t>(i)]);
+    }
+    case packed::kRef: {
+      const std::uint64_t offset = r.varint();
+      // Refs name an earlier entry, marked as met again.
+      if (offset >= static_cast<std::uint64_t>(at - data.bytes()) ||
+          !(data.bytes()[offset] & packed::kMetAgain))
+        packed::Reader::damaged("a reference in it names no shared entry");
+      packed::Reader target{data.bytes() + offset, data.bytes() + data.size()};
+      return read(data, target, depth + 1);
+    }
+    default:
+      packed::Reader::damaged("it holds an unknown kind of entry");
+  }
+}
 
 PyObject* ToPython::items_to_tuple(const std::vector<Value>& items) {
   Ref t(PyTuple_New(static_cast<Py_ssize_t>(items.size())));
@@ -542,6 +842,7 @@ PyObject* ToPython::shared(const Value& value) {
 }
 
 PyObject* ToPython::convert(const Value& value, bool fresh) {
+  if (const Packed* p = detail::PackedAccess::packed(value)) return unpack(*p);
   if (value.is_shared() && !fresh) return shared(value);
   switch (value.kind()) {
     case Kind::None:

@@ -7,6 +7,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <interpool/error.hpp>
@@ -26,6 +27,10 @@ struct ToValueOptions {
   int max_depth = 1000;
 };
 
+namespace packed {
+struct Reader;
+}
+
 namespace detail {
 /// What a ToValue remembers from one value to the next (src/core/py_value.cpp).
 struct ToValueMemory {
@@ -34,16 +39,16 @@ struct ToValueMemory {
     /// A reference held until the converter is gone: no object freed meanwhile
     /// (by code that pickling runs) can leave its address to a new one.
     PyObject* object;
-    /// Where its value is (nullptr while it is being converted): inside its
-    /// parent, or in `tops`; a Shared once more than one place holds it.
-    Value* node;
+    /// Where its entry starts in the buffer.
+    std::size_t offset;
+    /// False while it is being written: met then, it is a cycle.
+    bool done;
   };
   std::vector<Seen> seen;
   /// Open addressing over `seen`: position + 1, or 0 for a free slot.
   std::vector<std::uint32_t> slots;
-  /// The values given at the top, Shared from the start: the caller keeps its
-  /// copy where nothing can change it later.
-  std::deque<Value> tops;
+  /// The crossing's buffer (src/core/packed.hpp), once a value needed one.
+  std::shared_ptr<PackedData> data;
   PyObject* dumps = nullptr;  ///< the pickler, once one was needed
   bool face_pickler = false;  ///< `dumps` is the face's (HandleCodec::pickler)
 
@@ -56,16 +61,19 @@ struct ToValueMemory {
 }  // namespace detail
 
 /// Converts Python objects to Values for one crossing: the arguments of one
-/// call, one result, one queue item. An object met again, in the same value or
-/// in another one of the same crossing, becomes the same node (a Shared), and
-/// ToPython rebuilds it as one object: sharing is kept, at a cost linear in the
-/// distinct objects. Objects compared by identity: containers, objects that are
-/// pickled and engine objects; equal scalars (int, str, bytes...) need none.
-/// An object inside a pickle is shared only with the rest of that pickle.
+/// call, one result, one queue item. A scalar alone becomes a plain Value;
+/// anything else is written into the crossing's one flat buffer (a Packed
+/// value, see src/core/packed.hpp), which C++ readers see as the usual tree.
+/// An object met again, in the same value or in another one of the same
+/// crossing, is written once and named by reference after, and ToPython
+/// rebuilds it as one object (a C++ reader sees one Shared node): sharing is
+/// kept, at a cost linear in the distinct objects. Objects compared by identity: containers,
+/// objects that are pickled and engine objects; equal scalars (int, str, bytes...) need none. An
+/// object inside a pickle is shared only with the rest of that pickle.
 ///
-/// A node becomes Shared when its object is met again, so a Value returned
-/// earlier may still change that way (to the same value) until the converter
-/// is gone: give them to other threads after. Callers hold the GIL for the
+/// An entry is marked when its object is met again, and the buffer grows, so
+/// a Value returned earlier may still change that way (to the same value)
+/// until the converter is gone: give them to other threads after. Callers hold the GIL for the
 /// converter's whole life. After an error it starts afresh.
 class ToValue {
  public:
@@ -101,13 +109,19 @@ class ToPython {
  private:
   // fresh: a new object even for a shared value.
   PyObject* convert(const Value& value, bool fresh = false);
+  // A Packed value: one pass over its entries. The others throw
+  // packed::Damaged for a buffer that cannot be read.
+  PyObject* unpack(const Packed& packed);
+  PyObject* read(const PackedData& data, packed::Reader& r, int depth);
+  PyObject* plain(const PackedData& data, packed::Reader& r, int depth);
   PyObject* shared(const Value& value);
   PyObject* items_to_tuple(const std::vector<Value>& items);
   PyObject* items_to_list(const std::vector<Value>& items);
   PyObject* items_to_set(const std::vector<Value>& items, bool frozen);
   PyObject* items_to_dict(const Dict& dict);
 
-  // The object made for each shared value (keyed by the value's data), held.
+  // The object made for each shared value (keyed by the value's data, or by
+  // where its entry is in a buffer), held.
   std::unordered_map<const void*, PyObject*> made_;
 };
 

@@ -17,12 +17,17 @@ Value::Value(Shared s) {
   if (!s.value) throw std::invalid_argument("interpool::Shared holds no value");
   // A Shared of a Shared holds the inner value: resolved() looks one level down.
   if (const Shared* inner = std::get_if<Shared>(&s.value->data_)) s.value = inner->value;
+  // A Packed is shared already: every place that copies it shows one tree.
+  if (const Packed* packed = std::get_if<Packed>(&s.value->data_)) {
+    data_ = *packed;
+    return;
+  }
   data_ = std::move(s);
 }
 
 void Value::unshare() {
-  if (const Shared* s = std::get_if<Shared>(&data_)) {
-    Data copy = s->value->data_;  // copied first: the assignment may free the shared value
+  if (is_shared()) {
+    Data copy = resolved().data_;  // copied first: the assignment may free the shared value
     data_ = std::move(copy);
   }
 }

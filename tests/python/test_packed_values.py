@@ -1,0 +1,61 @@
+"""Values that cross as one flat buffer (docs/design.md, "Values in one buffer"):
+what a user can see of it. Sharing of containers and the errors are in
+test_extension_values.py; the buffer's format and its readers are in
+tests/cpp/test_packed.cpp."""
+
+from interpool import interpreters as I
+
+
+def word(text):
+    # Made at run time: a literal would be one interned object anyway.
+    return "".join(list(text))
+
+
+def test_a_str_in_many_places_of_one_item_arrives_as_one_object():
+    # As pickle gives it back (its memo): the receiver makes and hashes it once.
+    key, tag = word("price of the item"), word("na\u00efve \u0100 \U0001F600")
+    records = [{key: float(i), "tags": [tag, tag]} for i in range(3)]
+    q = I.create_queue()
+    q.put(records)
+    out = q.get()
+    assert out == records
+    keys = [next(iter(r)) for r in out]
+    assert keys[0] is keys[1] is keys[2]
+    assert out[0]["tags"][0] is out[2]["tags"][1]
+
+
+def test_values_of_every_size_cross_to_another_interpreter():
+    # From nothing to megabytes in one buffer: every width of str, many items,
+    # large bytes, each arriving whole in the other interpreter.
+    strs = [word("a" * n) for n in (0, 1, 300)] + ["\xe9" * 70_000, "\u0100" * 70_000, "\U0001F600" * 70_000]
+    value = {
+        "strs": strs,
+        "many": list(range(200_000)),
+        "big": [b"\x01" * (8 << 20), bytearray(b"\x02" * (1 << 20))],
+        "nested": [[[{"k": (i, str(i))}] for i in range(1000)]],
+    }
+    interp = I.create()
+    try:
+        q_in, q_out = I.create_queue(), I.create_queue()
+        interp.prepare_main(q_in=q_in, q_out=q_out)
+        q_in.put(value)
+        interp.exec("v = q_in.get(); q_out.put(v)")
+        out = q_out.get()
+    finally:
+        interp.close()
+    assert out == value
+    assert [type(x) for x in out["big"]] == [bytes, bytearray]
+
+
+def test_rows_of_scalars_arrive_untracked_by_the_cyclic_gc():
+    # As the GC would leave them after its first look: a million rows in a
+    # result cost no collections over them meanwhile. Tuples holding a
+    # container stay tracked.
+    import gc
+
+    q = I.create_queue()
+    q.put([(1, 2.5, word("row")), (1, [2]), ()])
+    rows = q.get()
+    assert not gc.is_tracked(rows[0])
+    assert gc.is_tracked(rows[1])
+    assert rows == [(1, 2.5, "row"), (1, [2]), ()]
