@@ -27,10 +27,9 @@ void Reader::skip(int depth) {
       take(2 * sizeof(double));
       return;
     case kStr: {
-      const std::uint64_t n = varint();
-      const std::size_t unit = str_unit(static_cast<std::uint8_t>((tag >> kStrShift) & 3));
-      if (n > static_cast<std::uint64_t>(end - p) / unit) damaged("it is truncated");
-      take(n * unit);
+      std::uint64_t n;
+      std::uint8_t width;
+      str_units(tag, n, width);
       return;
     }
     case kBigInt:
@@ -180,12 +179,10 @@ class TreeReader {
         return std::complex<double>(d[0], d[1]);
       }
       case packed::kStr: {
-        const auto width = static_cast<std::uint8_t>((tag >> packed::kStrShift) & 3);
-        const std::uint64_t n = r.varint();
-        const std::size_t unit = packed::str_unit(width);
-        if (n > static_cast<std::uint64_t>(r.end - r.p) / unit)
-          packed::Reader::damaged("it is truncated");
-        return Str{units_to_utf8(r.take(n * unit), n, width)};
+        std::uint64_t n;
+        std::uint8_t width;
+        const std::uint8_t* units = r.str_units(tag, n, width);
+        return Str{units_to_utf8(units, n, width)};
       }
       case packed::kBytes:
       case packed::kByteArray: {

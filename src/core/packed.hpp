@@ -145,6 +145,10 @@ class PackedData {
 namespace packed {
 
 /// Reads entries of a buffer, refusing (Damaged) any read past its end.
+inline std::size_t str_unit(std::uint8_t width) {
+  return width == kUcs4 ? 4 : width == kUcs2 ? 2 : 1;
+}
+
 struct Reader {
   const std::uint8_t* p;
   const std::uint8_t* end;
@@ -181,6 +185,14 @@ struct Reader {
     p += n;
     return at;
   }
+  /// A str entry's code units (after its tag): `n` of them, each
+  /// str_unit(width) bytes.
+  const std::uint8_t* str_units(std::uint8_t tag, std::uint64_t& n, std::uint8_t& width) {
+    width = static_cast<std::uint8_t>((tag >> kStrShift) & 3);
+    n = varint();
+    if (n > static_cast<std::uint64_t>(end - p) / str_unit(width)) damaged("it is truncated");
+    return take(n * str_unit(width));
+  }
   /// Steps over one entry (and what it holds).
   void skip(int depth = 0);
 };
@@ -190,9 +202,6 @@ inline std::int64_t unzigzag(std::uint64_t u) {
 }
 inline std::uint64_t zigzag(std::int64_t v) {
   return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
-}
-inline std::size_t str_unit(std::uint8_t width) {
-  return width == kUcs4 ? 4 : width == kUcs2 ? 2 : 1;
 }
 
 /// The deepest nesting a reader follows: a writer refuses far less (the

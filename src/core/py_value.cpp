@@ -680,12 +680,10 @@ PyObject* ToPython::plain(const PackedData& data, packed::Reader& r, int depth) 
       return PyComplex_FromDoubles(d[0], d[1]);
     }
     case packed::kStr: {
-      const auto width = static_cast<std::uint8_t>((tag >> packed::kStrShift) & 3);
-      const std::uint64_t n = r.varint();
+      std::uint64_t n;
+      std::uint8_t width;
+      const std::uint8_t* units = r.str_units(tag, n, width);
       const std::size_t unit = packed::str_unit(width);
-      if (n > static_cast<std::uint64_t>(r.end - r.p) / unit)
-        packed::Reader::damaged("it is truncated");
-      const std::uint8_t* units = r.take(n * unit);
       if (width == packed::kUcs4)
         for (std::uint64_t i = 0; i < n; ++i) {
           Py_UCS4 c;

@@ -48,6 +48,15 @@ class PythonEnvironment : public ::testing::Environment {
 
 inline PyInterpreterState* main_interpreter() { return PyInterpreterState_Main(); }
 
+/// Evaluates a Python expression in the current interpreter's __main__ (a new
+/// reference; nullptr, with the error printed, on failure).
+inline PyObject* eval(const std::string& expr) {
+  PyObject* globals = PyModule_GetDict(PyImport_AddModule("__main__"));
+  PyObject* r = PyRun_String(expr.c_str(), Py_eval_input, globals, globals);
+  if (!r) PyErr_Print();
+  return r;
+}
+
 /// The main interpreter's sys.path (which starts with the tests' data folder).
 inline std::vector<std::string> main_sys_path() {
   Activation main(main_interpreter());

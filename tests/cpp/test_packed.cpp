@@ -15,16 +15,9 @@
 #include "python_env.hpp"
 
 using namespace interpool;
+using interpool::testenv::eval;
 
 namespace {
-
-PyObject* eval(const std::string& expr) {
-  PyObject* main = PyImport_AddModule("__main__");
-  PyObject* globals = PyModule_GetDict(main);
-  PyObject* r = PyRun_String(expr.c_str(), Py_eval_input, globals, globals);
-  if (!r) PyErr_Print();
-  return r;
-}
 
 void exec(const std::string& code) {
   PyObject* main = PyImport_AddModule("__main__");
