@@ -204,9 +204,12 @@ inline std::uint64_t zigzag(std::int64_t v) {
   return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
 }
 
-/// The deepest nesting a reader follows: a writer refuses far less (the
-/// converters' max_depth, 1000), and a damaged buffer must not exhaust the stack.
-constexpr int kMaxDepth = 5000;
+/// The deepest nesting a reader follows. A writer nests at most the converters'
+/// max_depth (1000) levels; a reader that meets a reference to an entry it has
+/// not made yet reads that entry from where the reference is, so a sound buffer
+/// can take up to twice that. A damaged one must not exhaust the stack (a
+/// level costs three frames, a few hundred bytes each, more under ASan).
+constexpr int kMaxDepth = 2100;
 
 }  // namespace packed
 
