@@ -18,4 +18,16 @@ class BusyThread {
   bool owner_ = false;
 };
 
+/// While alive, the calling thread's Signal waits sleep at once, without
+/// spinning first: for a thread whose wake-up is not on anyone's critical
+/// path (the Python executor's result thread), so that its spins never take
+/// the CPU, or the spinning budget, of the threads that wait for a result.
+class NoSpin {
+ public:
+  NoSpin() noexcept;
+  ~NoSpin();
+  NoSpin(const NoSpin&) = delete;
+  NoSpin& operator=(const NoSpin&) = delete;
+};
+
 }  // namespace interpool

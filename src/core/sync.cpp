@@ -84,6 +84,7 @@ alignas(64) std::atomic<int> cpus_taken{0};
 struct ThreadMark {
   bool busy = false;       // counted in cpus_taken while not waiting
   bool skip_spin = false;  // the last wait ended for a signal check: sleep at once
+  int no_spin = 0;         // NoSpin marks alive on this thread
   // After a preempted spin: no spinning before spin_again, then a backoff twice as long.
   Deadline::Clock::time_point spin_again{};
   std::chrono::milliseconds backoff{0};
@@ -129,6 +130,9 @@ BusyThread::~BusyThread() {
   thread_mark().busy = false;
   cpus_taken.fetch_sub(1, std::memory_order_relaxed);
 }
+
+NoSpin::NoSpin() noexcept { ++thread_mark().no_spin; }
+NoSpin::~NoSpin() { --thread_mark().no_spin; }
 
 Signal::Spin Signal::spin(std::uint32_t epoch, Deadline::Clock::time_point until) noexcept {
   if (cpus_taken.fetch_add(1, std::memory_order_relaxed) >= cpus()) {
@@ -181,7 +185,7 @@ WaitResult Signal::wait(std::uint32_t epoch, const Deadline& deadline,
       timed ? *deadline.when() : Deadline::Clock::time_point::max();
   bool signal_check = false;
   auto now = Deadline::Clock::now();
-  if (!std::exchange(mark.skip_spin, false) && now >= mark.spin_again) {
+  if (!std::exchange(mark.skip_spin, false) && !mark.no_spin && now >= mark.spin_again) {
     auto until = std::min(now + kMaxSpin, sleep_until);
     Spin spun = spin(epoch, until);
     if (spun == Spin::Notified) {

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/busy_thread.hpp"
 #include "core/interpreter.hpp"
 #include "core/py_value.hpp"
 #include "core/task_outcome.hpp"
@@ -387,7 +388,16 @@ PyObject* Pool_completions(PyObject* self, PyObject* args, PyObject* kwargs) {
   std::vector<Completions::Entry> batch;
   Completions::Entry item;
   WaitResult r;
-  if (!wait_releasing_gil([&] { return sink->next(item, deadline, true); }, r)) return nullptr;
+  auto next_unclaimed = [&] {
+    NoSpin quiet;
+    for (;;) {
+      WaitResult got = sink->next(item, deadline, true);
+      // Outcomes a Task.take() claimed while this thread slept are passed over
+      // without taking the GIL from the thread that took them.
+      if (got != WaitResult::Ready || !item.task->claimed()) return got;
+    }
+  };
+  if (!wait_releasing_gil(next_unclaimed, r)) return nullptr;
   if (r == WaitResult::Closed) Py_RETURN_NONE;  // closed and every outcome delivered
   if (r == WaitResult::Ready) {
     // Outcomes a Task.take() already claimed are left out.
