@@ -36,10 +36,11 @@ def usable_cpus() -> int:
 
 
 def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
-              ref: _Ref | None = None) -> NotShareableError:
+              ref: _Ref | None = None, single: bool = False) -> NotShareableError:
     """Names the user's terms in errors about values that cannot cross: the
     function (sent as a keyword of the worker's call), a map item (the chunk
-    is the call's argument 3, a list of argument tuples), an argument after
+    is the call's argument 3, a list of argument tuples, or with `single` of
+    the items themselves), an argument after
     those interpool put first (`ref.hidden`). Errors interpool did not make
     from its conversion (no `where`) are left as they are."""
     where: str | None = getattr(exc, "where", None)
@@ -47,6 +48,10 @@ def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
     hidden = ref.hidden if ref is not None else 0
     if where == f"keyword argument '{_FN_KEYWORD}'":
         where = "the function"
+    elif (chunk_start is not None and single and where == "argument 3" and len(path) >= 1
+          and isinstance(path[0], int)):
+        where = f"map item {chunk_start + path[0]}, argument 1"
+        path = path[1:]
     elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
           and isinstance(path[0], int) and isinstance(path[1], int)):
         where = f"map item {chunk_start + path[0]}, argument {path[1] + 1 - hidden}"
@@ -56,6 +61,15 @@ def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
     else:
         return exc
     return _interpool.not_shareable_at(exc, where, path)
+
+
+def _inputs(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterable[Any], bool]:
+    """A map's inputs and whether each is its call's one argument: one
+    iterable's items go as they are (no tuple per item to make, convert and
+    unpack), several iterables as the tuples of zip()."""
+    if len(iterables) == 1:
+        return iterables[0], True
+    return zip(*iterables), False
 
 
 def _forget(state: _State, owner: int) -> None:
@@ -256,7 +270,7 @@ class Executor(_ThreadPoolExecutor):
 
     def _submit_parts(self, parts: tuple, chunk_start: int | None = None,
                       accepted: bool = False, ref: _Ref | None = None,
-                      call: tuple | None = None) -> _Future:
+                      call: tuple | None = None, single: bool = False) -> _Future:
         """Submits (module, qualname, args, kwargs). `accepted`: part of a map()
         that was accepted before shutdown(), which it still completes. With a
         fallback, `call` = (fn, args, kwargs) is what a process would run for
@@ -288,7 +302,7 @@ class Executor(_ThreadPoolExecutor):
             except BaseException as e:
                 del state.futures[token]
                 if isinstance(e, NotShareableError):
-                    raise _rephrase(e, chunk_start, ref) from None
+                    raise _rephrase(e, chunk_start, ref, single) from None
                 raise
         return fut
 
@@ -318,7 +332,7 @@ class Executor(_ThreadPoolExecutor):
         finish together). buffersize bounds how many inputs are taken ahead of
         the results yielded; without it the inputs are read at once.
         """
-        return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=True)
+        return self._map(fn, *_inputs(iterables), timeout, chunksize, buffersize, ordered=True)
 
     def map_unordered(
         self,
@@ -329,7 +343,7 @@ class Executor(_ThreadPoolExecutor):
         buffersize: int | None = None,
     ) -> Iterator[_T]:
         """Like map(), but yields each result as soon as it is ready."""
-        return self._map(fn, zip(*iterables), timeout, chunksize, buffersize, ordered=False)
+        return self._map(fn, *_inputs(iterables), timeout, chunksize, buffersize, ordered=False)
 
     def starmap(
         self,
@@ -341,22 +355,24 @@ class Executor(_ThreadPoolExecutor):
         buffersize: int | None = None,
     ) -> Iterator[_T]:
         """Like itertools.starmap(fn, iterable), run in parallel; results in order."""
-        return self._map(fn, (tuple(a) for a in iterable), timeout, chunksize, buffersize, ordered=True)
+        return self._map(fn, (tuple(a) for a in iterable), False, timeout, chunksize, buffersize,
+                         ordered=True)
 
-    def _map(self, fn: Any, argtuples: Iterable[tuple], timeout: float | None,
+    def _map(self, fn: Any, inputs: Iterable[Any], single: bool, timeout: float | None,
              chunksize: int | None, buffersize: int | None, ordered: bool) -> Iterator[Any]:
-        run = self._map_run(fn, argtuples, chunksize, buffersize, ordered)
+        run = self._map_run(fn, inputs, single, chunksize, buffersize, ordered)
         end = None if timeout is None else time.monotonic() + timeout
         run.start()
         return run.results(end)
 
-    def _map_run(self, fn: Any, argtuples: Iterable[tuple], chunksize: int | None,
+    def _map_run(self, fn: Any, inputs: Iterable[Any], single: bool, chunksize: int | None,
                  buffersize: int | None, ordered: bool) -> _MapRun:
+        """`inputs`: each call's argument tuple, or with `single` its one argument."""
         if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
             raise ValueError("chunksize must be a positive int or None")
         if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
             raise ValueError("buffersize must be None or a positive int")
-        return _MapRun(self, fn, _reference(fn), argtuples, chunksize, buffersize, ordered)
+        return _MapRun(self, fn, _reference(fn), inputs, single, chunksize, buffersize, ordered)
 
     def _submit_here(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> _Future:
         state = self._state
@@ -427,7 +443,7 @@ class Executor(_ThreadPoolExecutor):
         A break stops the work when the loop closes the iterator (soon after,
         on the event loop); ``contextlib.aclosing`` stops it at once.
         """
-        return self._map_run(fn, zip(*iterables), chunksize, buffersize, ordered=True).aresults()
+        return self._map_run(fn, *_inputs(iterables), chunksize, buffersize, ordered=True).aresults()
 
     def amap_unordered(
         self,
@@ -437,7 +453,8 @@ class Executor(_ThreadPoolExecutor):
         buffersize: int | None = None,
     ) -> AsyncGenerator[_T, None]:
         """Like amap(), but yields each result as soon as it is ready."""
-        return self._map_run(fn, zip(*iterables), chunksize, buffersize, ordered=False).aresults()
+        return self._map_run(fn, *_inputs(iterables), chunksize, buffersize,
+                             ordered=False).aresults()
 
     # -- shutting down -------------------------------------------------------
 

@@ -64,10 +64,14 @@ def run_pickled(payload: bytes) -> Any:
     return fn(*args, **kwargs)
 
 
-def run_chunk(fn: Callable[..., Any], chunk: list, kwargs: dict) -> tuple[list, float]:
+def run_chunk(fn: Callable[..., Any], chunk: list, kwargs: dict,
+              single: bool = False) -> tuple[list, float]:
     """A map chunk in a fallback process; returns what _worker.run_chunk returns."""
     start = time.perf_counter()
-    out = [fn(*args, **kwargs) for args in chunk]
+    if single:
+        out = [fn(x, **kwargs) for x in chunk]
+    else:
+        out = [fn(*args, **kwargs) for args in chunk]
     return out, time.perf_counter() - start
 
 
@@ -270,11 +274,11 @@ def _parts(call: tuple, chunk_start: int | None) -> Iterator[tuple[str, Any]]:
     sees them: a map chunk's items and their arguments."""
     fn, args, kwargs = call
     if fn is run_chunk:
-        fn, chunk, kwargs = args
+        fn, chunk, kwargs, single = args
         yield "the function", fn
         start = chunk_start or 0
         for i, item in enumerate(chunk):
-            for j, arg in enumerate(item):
+            for j, arg in enumerate((item,) if single else item):
                 yield f"map item {start + i}, argument {j + 1}", arg
     else:
         yield "the function", fn

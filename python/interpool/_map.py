@@ -37,13 +37,14 @@ class _MapRun:
     # vanish, short enough to balance.
     TARGET_SECONDS = 0.02
 
-    def __init__(self, ex: Executor, fn: Any, ref: _Ref, argtuples: Iterable[tuple],
+    def __init__(self, ex: Executor, fn: Any, ref: _Ref, inputs: Iterable[Any], single: bool,
                  chunksize: int | None, buffersize: int | None, ordered: bool) -> None:
         self.ex = ex
         self.fn = fn
         self.ref = ref
         self.total: int | None = None  # known once the inputs are read at once
-        self.source = iter(argtuples)
+        self.source = iter(inputs)
+        self.single = single  # each input is its call's one argument, not an argument tuple
         self.fixed = chunksize
         self.buffersize = buffersize
         self.ordered = ordered
@@ -144,14 +145,18 @@ class _MapRun:
         raw = chunk
         ref = self.ref
         kwargs = ref.kwargs or {}
+        single = self.single
         if ref.args:
-            chunk = [ref.args + args for args in chunk]
+            chunk = [ref.args + (x,) for x in chunk] if single else [ref.args + a for a in chunk]
+            single = False
         fn = None if ref.pickled is None else {FN_KEYWORD: ref.pickled}
         timed = self.ex._state.task_timeout is not None
-        parts = (_WORKER_MODULE, "run_chunk", (ref.module, ref.qualname, chunk, kwargs, timed), fn)
-        call: tuple[Any, ...] = (_fallback.run_chunk, (_for_process(ref, self.fn), raw, {}), {})
+        parts = (_WORKER_MODULE, "run_chunk",
+                 (ref.module, ref.qualname, chunk, kwargs, timed, single), fn)
+        call: tuple[Any, ...] = (_fallback.run_chunk,
+                                 (_for_process(ref, self.fn), raw, {}, self.single), {})
         return self.ex._submit_parts(parts, chunk_start=start, accepted=self.accepted,
-                                     ref=ref, call=call)
+                                     ref=ref, call=call, single=single)
 
     def _chunk_done(self, n: int, fut: Future) -> None:
         # Runs on the result thread (or in feed(), if the chunk was already done).

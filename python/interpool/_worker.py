@@ -37,8 +37,9 @@ FN_KEYWORD = "__interpool_fn__"
 
 
 def run_chunk(module: str | None, qualname: str | None, chunk: list, kwargs: dict,
-              timed: bool = False, **pickled: Any) -> tuple[list, float]:
-    """Calls the function for each args tuple of a map chunk, with `kwargs`.
+              timed: bool = False, single: bool = False, **pickled: Any) -> tuple[list, float]:
+    """Calls the function for each args tuple of a map chunk (with `single`,
+    for each item, its one argument), with `kwargs`.
 
     The function is module.qualname, or the callable passed as FN_KEYWORD.
     Returns the results and the seconds spent, which the parent uses to size
@@ -47,13 +48,15 @@ def run_chunk(module: str | None, qualname: str | None, chunk: list, kwargs: dic
     """
     fn = pickled[FN_KEYWORD] if module is None else resolve(module, qualname)  # type: ignore[arg-type]
     start = time.perf_counter()
-    if timed:
+    if single and not timed:
+        out = [fn(x, **kwargs) for x in chunk] if kwargs else [fn(x) for x in chunk]
+    elif timed:
         from interpool._interpool import restart_task_timeout
 
         out = []
         for args in chunk:
             restart_task_timeout()
-            out.append(fn(*args, **kwargs))
+            out.append(fn(*((args,) if single else args), **kwargs))
     elif kwargs:
         out = [fn(*args, **kwargs) for args in chunk]
     else:

@@ -119,6 +119,22 @@ def test_map_empty_input(ex):
     assert list(ex.map(T.square, [], buffersize=2)) == []
 
 
+@pytest.mark.parametrize("task_timeout", [None, 60.0])
+def test_map_of_one_iterable_passes_each_item_as_the_one_argument(task_timeout):
+    """One iterable's items travel as they are (no argument tuple per item):
+    a tuple item is still one argument, with partial()'s arguments before it,
+    with or without a time limit per item, and in map_unordered and starmap."""
+    items = [(1, 2), [3], (), None, ((4,),), "ab"]
+    with interpool.Executor(2, task_timeout=task_timeout) as ex:
+        assert list(ex.map(T.echo, items, chunksize=4)) == [[[x], {}] for x in items]
+        assert sorted(map(repr, ex.map_unordered(T.echo, items))) == sorted(
+            repr([[x], {}]) for x in items)
+        echo_k = functools.partial(T.echo, 0, k=1)
+        assert list(ex.map(echo_k, items)) == [[[0, x], {"k": 1}] for x in items]
+        assert list(ex.map(T.echo, items, items)) == [[[x, x], {}] for x in items]
+        assert list(ex.starmap(T.echo, [(1, 2), [3]])) == [[[1, 2], {}], [[3], {}]]
+
+
 def test_map_multiple_iterables_of_unequal_length_like_builtin_map(ex):
     assert list(ex.map(T.add, range(10), range(5))) == list(map(T.add, range(10), range(5)))
     assert list(ex.map(T.add3, "abcd", "xy", "1234")) == ["ax1", "by2"]

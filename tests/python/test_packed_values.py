@@ -59,3 +59,32 @@ def test_rows_of_scalars_arrive_untracked_by_the_cyclic_gc():
     assert not gc.is_tracked(rows[0])
     assert gc.is_tracked(rows[1])
     assert rows == [(1, 2.5, "row"), (1, [2]), ()]
+
+
+class _GcWhenRebuilt:
+    """Rebuilt as what gc.isenabled() says while the receiver unpickles it."""
+
+    def __reduce__(self):
+        import gc
+
+        return gc.isenabled, ()
+
+
+def test_rebuilding_a_value_leaves_the_gc_as_the_program_set_it():
+    # The GC pauses while builtins are rebuilt; it comes back as it was, and
+    # code that runs while a value is rebuilt (unpickling) sees it as it was.
+    import gc
+
+    records = [{"k": [i, word("v")]} for i in range(1000)]
+    q = I.create_queue()
+    assert gc.isenabled()
+    q.put(records)
+    assert q.get() == records and gc.isenabled()
+    q.put([_GcWhenRebuilt(), records])
+    assert q.get() == [True, records]
+    gc.disable()
+    try:
+        q.put(records)
+        assert q.get() == records and not gc.isenabled()
+    finally:
+        gc.enable()
