@@ -15,6 +15,8 @@ pure Python, standard library only at import.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
 
 _FunctionType: Any = type(lambda: None)  # types.FunctionType, without importing types
 _ModuleType = type(sys)
+# This interpreter as a sender of functions: random, made once.
+_SENDER_ID = os.urandom(8)
 
 # -- the receiving side: workers and fallback processes ---------------------------
 
@@ -224,10 +228,13 @@ class ByValue:
 _SHARE_FROM = 1 << 16  # bytes of pickled function from which it crosses shared
 
 
-def _new_token() -> bytes:
-    import os
+_tokens = itertools.count()
 
-    return os.urandom(12)
+
+def _new_token() -> bytes:
+    """A token no other sent function of this process has: this interpreter's
+    sender id (random, made once) and a count."""
+    return _SENDER_ID + next(_tokens).to_bytes(8, "little")
 
 
 class _Cloudpickled:
@@ -364,9 +371,19 @@ def send(fn: Any, what: str, needs_value: Any) -> Any:
 # This interpreter as a sender, and the versions of the globals it sent: a
 # global's version changes when this interpreter binds it to another object,
 # which receivers then bind in place of theirs (see set_globals).
-_SENDER = _new_token().hex()
+_SENDER = _SENDER_ID.hex()
 _versions: dict[tuple[str, str], tuple[Any, int]] = {}  # (module, name) -> (object, version)
 _last_version = 0
+
+
+def _forget_unbound(module: str, namespace: dict) -> None:
+    """Drops the versions of `module`'s globals that the program deleted or
+    bound anew since they were sent: the object sent last is not kept alive
+    here after the program let it go (a new binding gets a new version)."""
+    stale = [key for key, (obj, _) in _versions.items()
+             if key[0] == module and namespace.get(key[1], _versions) is not obj]
+    for key in stale:
+        del _versions[key]
 
 
 def _version(module: str, name: str, value: Any) -> int:
@@ -405,6 +422,7 @@ class _Sender:
         out = self.sent[id(fn)] = ByValue(fn, names)
         available = fn.__globals__
         module = fn.__module__ or "__main__"
+        _forget_unbound(module, available)
         used = _code_parts(fn.__code__)[1]
         for name in used:
             if name in available:

@@ -463,6 +463,33 @@ def test_globals_of_a_map_by_value_are_pickled_once(tmp_path):
     assert out == [1, True]
 
 
+def test_a_global_sent_by_value_is_not_kept_alive_after_the_program_deletes_it(tmp_path):
+    out, _ = run_program(tmp_path, """
+        import gc
+        import json
+        import weakref
+        import interpool
+
+        class Table:
+            size = 3
+
+        if __name__ == "__main__":
+            table = Table()
+            gone = weakref.ref(table)
+            with interpool.Executor(1) as ex:
+                sizes = [ex.submit(lambda: table.size).result()]
+                del table
+                sizes.append(ex.submit(lambda: 4).result())
+                gc.collect()
+                freed = gone() is None
+                table = Table()
+                table.size = 5
+                sizes.append(ex.submit(lambda: table.size).result())
+            print(json.dumps([sizes, freed]))
+    """)
+    assert out == [[3, 4, 5], True]
+
+
 def test_a_global_that_cannot_be_sent_is_named_when_used(tmp_path):
     out, _ = run_program(tmp_path, """
         import json
