@@ -360,6 +360,11 @@ void Pool::Impl::work(Worker& self) {
       Outcome out = runner.run(task.call);
       fresh_needed = leaves_doubtful_state(out);  // judged before an interruption replaces `out`
       if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out) || fresh_needed;
+      // An interruption that stopped a module's top-level code (the first
+      // import of a library) leaves that module, and what it was setting up in
+      // modules imported before it, half made, for every later task to meet.
+      if (out.status == Outcome::Status::Interrupted && runner.failed_in_module_code())
+        fresh_needed = true;
       if (stop_left_threads(runner, out, site->interrupt_type)) {
         // They may never end (a wait with no timeout): neither the replacement,
         // which joins this worker, nor the pool's shutdown waits for them.

@@ -46,9 +46,39 @@ bool Runner::set_sys_path(const std::vector<std::string>& entries) {
   return rc == 0;
 }
 
+namespace {
+
+// True if the exception set now came up through a module's top-level code: a
+// "<module>" frame in its traceback. (The import system's own frames are cut
+// from tracebacks; the module's are not.)
+bool raised_in_module_code() {
+  PyObject* exc = PyErr_GetRaisedException();
+  bool found = false;
+  if (exc) {
+    PyObject* tb = PyException_GetTraceback(exc);
+    for (PyObject* t = tb; t && PyTraceBack_Check(t) && !found;
+         t = reinterpret_cast<PyObject*>(reinterpret_cast<PyTracebackObject*>(t)->tb_next)) {
+      PyCodeObject* code = PyFrame_GetCode(reinterpret_cast<PyTracebackObject*>(t)->tb_frame);
+      found = PyUnicode_CompareWithASCIIString(code->co_name, "<module>") == 0;
+      Py_DECREF(code);
+    }
+    Py_XDECREF(tb);
+  }
+  PyErr_SetRaisedException(exc);
+  return found;
+}
+
+}  // namespace
+
+Outcome Runner::failure() {
+  failed_in_module_code_ = raised_in_module_code();
+  return Outcome::failed(capture_error());
+}
+
 Outcome Runner::run(const Call& call, Result keep) {
+  failed_in_module_code_ = false;
   PyObject* fn = resolve(call.function);
-  if (!fn) return Outcome::failed(capture_error());
+  if (!fn) return failure();
   PyObject* args = nullptr;
   PyObject* kwargs = nullptr;
   {
@@ -56,24 +86,24 @@ Outcome Runner::run(const Call& call, Result keep) {
     // the objects it holds are the call's to drop.)
     ToPython rebuild;
     args = rebuild(call.args);
-    if (!args) return Outcome::failed(capture_error());
+    if (!args) return failure();
     if (!PyTuple_Check(args)) {
       Py_DECREF(args);
       PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
-      return Outcome::failed(capture_error());
+      return failure();
     }
     if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
       kwargs = rebuild(call.kwargs);
       if (!kwargs) {
         Py_DECREF(args);
-        return Outcome::failed(capture_error());
+        return failure();
       }
     }
   }
   PyObject* result = PyObject_Call(fn, args, kwargs);
   Py_DECREF(args);
   Py_XDECREF(kwargs);
-  if (!result) return Outcome::failed(capture_error());
+  if (!result) return failure();
   if (keep == Result::Discard) {
     Py_DECREF(result);
     return Outcome::ok(Value());
@@ -84,7 +114,7 @@ Outcome Runner::run(const Call& call, Result keep) {
   } catch (const NotShareable& e) {
     out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}});
   } catch (const PythonErrorSet&) {
-    out = Outcome::failed(capture_error());
+    out = failure();
   }
   Py_DECREF(result);
   return out;

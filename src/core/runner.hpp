@@ -34,8 +34,15 @@ class Runner {
   /// How many threads started with _thread or threading run in this interpreter
   /// now (not counting the one it was created on); -1 with a Python error set.
   Py_ssize_t threads_running();
+  /// The last run failed with an exception that came up through a module's
+  /// top-level code (an import, or exec): stopped there by an interruption,
+  /// that module, and what it was setting up elsewhere, may be left half made.
+  bool failed_in_module_code() const noexcept { return failed_in_module_code_; }
 
  private:
+  /// The Error outcome of the exception set now (and failed_in_module_code_).
+  Outcome failure();
+
   /// A borrowed reference to the function, cached for the Runner's life;
   /// nullptr with an error set.
   PyObject* resolve(const FunctionRef& ref);
@@ -45,6 +52,7 @@ class Runner {
   const std::string* last_key_ = nullptr;
   PyObject* last_fn_ = nullptr;
   PyObject* thread_count_ = nullptr;  // _thread._count
+  bool failed_in_module_code_ = false;
 };
 
 }  // namespace interpool

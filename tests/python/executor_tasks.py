@@ -33,6 +33,11 @@ def interp_id(*_ignored):
     return _interpool.interpreter_id()
 
 
+def imported(name):
+    """Whether this interpreter has imported module `name`."""
+    return name in sys.modules
+
+
 # --- plain results -------------------------------------------------------------
 
 

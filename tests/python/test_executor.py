@@ -504,7 +504,7 @@ def test_too_deep_argument_error_is_short(ex):
     with pytest.raises(interpool.NotShareableError) as info:
         list(ex.map(T.identity, [0, nested_lists(5000)], chunksize=2))
     message = str(info.value)
-    assert message.startswith("cannot share map item 1, argument 1[0][0]...[0][0] (a 'list' "), message
+    assert message.startswith("cannot share map item 1, argument 1[0][0][0]...[0][0] (a 'list' "), message
     assert len(message) < 200, message
 
 

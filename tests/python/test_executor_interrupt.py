@@ -70,17 +70,22 @@ def _rss_mib():
     raise AssertionError("no VmRSS in /proc/self/status")
 
 
-def test_an_import_interrupted_half_way_can_be_done_again(make_executor, tmp_path, monkeypatch):
-    """The interpreter serves on after an interruption: an import the interruption
-    unwound must not leave its loaded submodules behind without their package."""
+def test_an_import_interrupted_half_way_gets_a_fresh_interpreter(make_executor, tmp_path,
+                                                                monkeypatch):
+    """An interruption that stops a module's top-level code (an import) leaves
+    what that code set up half made (its submodules, a library's lazily built
+    state): the worker gets a fresh interpreter, where the import runs again."""
     marker = tmp_path / "importing"
     monkeypatch.setenv("INTERPOOL_SLOW_IMPORT", str(marker))  # workers share the environment
     ex = make_executor(1)
+    before = ex.submit(T.interp_id).result(timeout=60)
     first = ex.submit(T.import_slow_package)
     wait_until(marker.exists, 60, "the import to start")
     assert first.interrupt() is True
     with pytest.raises(interpool.TaskInterrupted):
         first.result(timeout=60)
+    assert ex.submit(T.interp_id).result(timeout=60) != before
+    assert ex.submit(T.imported, "slow_import_pkg.first").result(timeout=60) is False
     (tmp_path / "importing.done").write_text("")
     assert ex.submit(T.import_slow_package).result(timeout=60) == 3
 
