@@ -617,7 +617,7 @@ constexpr Py_UCS4 kMaxChar[] = {0x7f, 0xff, 0xffff, 0x10ffff};
 
 // The cyclic GC paused while a value of builtins only is rebuilt: its
 // containers are new and reachable, so the collections that their allocations
-// would trigger on the way (a fifth of the time of rebuilding nested records)
+// would trigger on the way (about a sixth of the time of rebuilding nested records)
 // find nothing; the count stays, and the next collection comes after. Only
 // where no Python code can run meanwhile (no side values: no unpickling), so
 // that no other thread of the interpreter sees the GC off or changes it.
