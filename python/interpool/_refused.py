@@ -74,6 +74,13 @@ def guard_imports() -> None:
             if extension is None:
                 raise
             raise _error(extension) from e
+        except AttributeError as e:
+            # Python 3.12 refuses the C datetime here (single-phase): a C module that
+            # takes datetime's C API (zoneinfo's _zoneinfo) then finds the pure-Python
+            # datetime without it. As the refusal it is, packages fall back on it.
+            if e.name != "datetime_CAPI":
+                raise
+            raise _error("_datetime") from e
         except Exception:
             raise
         except BaseException:

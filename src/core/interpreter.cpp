@@ -33,6 +33,45 @@ std::unique_lock<std::mutex> lock_creation() {
   return lock;
 }
 
+// C modules whose import in a worker first leaves state that every interpreter
+// shares in that worker's memory, so that ending it first crashes the process
+// (when another interpreter that imported them ends, or at exit). The main
+// interpreter, which outlives every worker, imports them before the first
+// worker starts; then no worker's import does.
+// - 3.13: _datetime keeps its static types' shared parts (bases, MRO) in the
+//   memory of the first interpreter to import it (gh-136423; imports at the same
+//   time race, gh-136421). datetime, zoneinfo, sqlite3 and PyYAML import it.
+//   3.14 sets those types up as each interpreter starts.
+// - 3.12: _datetime and _decimal are single-phase modules, refused by own-GIL
+//   interpreters (their workers use the pure-Python datetime and decimal) but
+//   only after their init function has run in the worker and kept objects of it
+//   in static types; 3.13 runs such init functions in the main interpreter.
+constexpr const char* kImportedInMainFirst[] = {
+#if PY_VERSION_HEX >= 0x030D0000 && PY_VERSION_HEX < 0x030E0000
+    "_datetime",
+#elif PY_VERSION_HEX < 0x030D0000
+    "_datetime",
+    "_decimal",
+#endif
+    nullptr,
+};
+
+void import_in_main_first() {
+  static std::atomic<bool> done{false};
+  if (kImportedInMainFirst[0] == nullptr || done.load(std::memory_order_acquire)) return;
+  PyThreadState* here = current_thread_state();
+  std::optional<Activation> in_main;
+  if (!here || PyThreadState_GetInterpreter(here) != PyInterpreterState_Main())
+    in_main.emplace(PyInterpreterState_Main());
+  PyObject* pending = PyErr_GetRaisedException();
+  for (const char* const* name = kImportedInMainFirst; *name; ++name) {
+    Py_XDECREF(PyImport_ImportModule(*name));
+    PyErr_Clear();  // a build without it has no such state to share
+  }
+  PyErr_SetRaisedException(pending);
+  done.store(true, std::memory_order_release);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------
@@ -55,6 +94,7 @@ Interpreter Interpreter::create() {
   // the call. It detaches the caller's state and attaches the new one.
   // Counted from before it exists: a fork during the creation leaves it behind too.
   ForkSensitive alive = ForkSensitive::count();
+  import_in_main_first();
   std::unique_lock<std::mutex> one_at_a_time = lock_creation();
   PyThreadState* previous = current_thread_state();
   PyThreadState* borrowed = nullptr;

@@ -110,6 +110,29 @@ TEST(Interpreter, HundredCreateDestroyCycles) {
   }
 }
 
+// The first interpreter to import datetime's C module ends while another that
+// imported it lives on: on 3.13 that freed the types' shared parts under the
+// other one, which crashed as it ended (the main interpreter here has not
+// imported datetime).
+TEST(Interpreter, FirstToImportDatetimeEndsBeforeAnother) {
+  Interpreter first = Interpreter::create();
+  Interpreter second = Interpreter::create();
+  const char* code =
+      "import datetime\n"
+      "d = (datetime.datetime(2024, 12, 6) - datetime.datetime(2024, 11, 30)).days\n";
+  for (Interpreter* interp : {&first, &second}) {
+    Activation inside(*interp);
+    ASSERT_EQ(run_int(code, "d"), 6);
+  }
+  first.close();
+  {
+    Activation inside(second);
+    EXPECT_EQ(run_int(code, "d"), 6);
+  }
+  second.close();
+  EXPECT_FALSE(second);
+}
+
 TEST(Worker, OwnsItsInterpreterOnItsThread) {
   std::int64_t seen = -1;
   std::thread::id body_thread;

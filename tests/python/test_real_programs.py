@@ -563,3 +563,50 @@ def test_frame_builtins_number_the_arguments_as_the_user_does(interp, fn, args, 
     with interpool.Executor(1) as ex:
         with pytest.raises(interpreters.NotShareableError, match=f"argument {position} "):
             ex.submit(fn, *args)
+
+
+# -- datetime's C module in several interpreters ----------------------------------
+
+DATETIME_SCRIPT = """
+    import json
+    import sys
+
+    import interpool
+    from interpool import interpreters
+
+
+    def parse(text, barrier):
+        barrier.wait(60)  # every worker imports them, at the same time
+        import sqlite3, yaml, zoneinfo
+        when = yaml.safe_load(text)["when"].replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
+        return when.isoformat()
+
+
+    if __name__ == "__main__":
+        out = {"main_had_datetime": "_datetime" in sys.modules, "rounds": []}
+        for _ in range(4):
+            with interpool.Executor(2) as ex:
+                barrier = interpool.Barrier(2)
+                docs = ["when: 2024-12-06 10:00:00", "when: 2024-11-30 08:30:00"]
+                out["rounds"].append(list(ex.map(parse, docs, [barrier] * 2, chunksize=1)))
+        first, second = interpreters.create(), interpreters.create()
+        for interp in (first, second):
+            interp.exec("import datetime; d = datetime.date(2024, 12, 6)")
+        first.close()
+        second.exec("import datetime; assert datetime.date(2024, 12, 6) == d")
+        second.close()
+        print(json.dumps(out))
+"""
+
+
+def test_workers_importing_datetime_through_real_libraries_end_cleanly(tmp_path):
+    """PyYAML, sqlite3 and zoneinfo import datetime's C module. On CPython 3.13 the
+    first interpreter to import it kept parts of its types that later importers
+    share: ending it first (or two importing at once) crashed the process, whose
+    main interpreter had not imported datetime itself. On 3.12, which refuses that
+    module here, its init function ran in the worker first and left objects of
+    the worker behind (the same crash), and zoneinfo raised AttributeError."""
+    out, proc = run_program(tmp_path, DATETIME_SCRIPT)
+    assert out["main_had_datetime"] is False
+    assert out["rounds"] == [["2024-12-06T10:00:00+00:00", "2024-11-30T08:30:00+00:00"]] * 4
+    assert proc.stderr == ""
