@@ -1,10 +1,10 @@
 # The compiled engine (src/python/module.cpp, src/python/shared.cpp): queues,
 # worker pools, value conversion, shared memory and synchronisation.
 import queue
-from collections.abc import Buffer, Iterator, Sequence
+from collections.abc import Buffer, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from concurrent.futures import CancelledError as CancelledError
-from typing import Any, Final, Literal, NoReturn, Self, SupportsIndex, final, overload, type_check_only
+from typing import Any, Final, Generic, Literal, NoReturn, Self, SupportsIndex, TypeVar, final, overload, type_check_only
 
 from typing_extensions import disjoint_base
 
@@ -74,6 +74,15 @@ _Call = (
     | tuple[str, str, tuple[Any, ...]]
     | tuple[str, str, tuple[Any, ...], dict[str, Any] | None]
 )
+
+_T = TypeVar("_T")
+
+@final
+class ChunkItems(Generic[_T]):
+    def __new__(cls, source: Iterable[list[_T]], /) -> ChunkItems[_T]: ...
+    def __iter__(self) -> ChunkItems[_T]: ...
+    def __next__(self) -> _T: ...
+    def close(self) -> None: ...
 
 @final
 class Task:

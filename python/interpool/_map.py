@@ -11,7 +11,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future
 from typing import TYPE_CHECKING, Any
 
-from . import _fallback, _worker
+from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
 from ._functions import for_process as _for_process
 from ._future import _Future, _raised_by_task
@@ -44,6 +44,7 @@ class _MapRun:
         self.ref = ref
         self.total: int | None = None  # known once the inputs are read at once
         self.source = iter(inputs)
+        self.inputs: list | None = None  # all of them, read at once (without buffersize)
         self.single = single  # each input is its call's one argument, not an argument tuple
         self.fixed = chunksize
         self.buffersize = buffersize
@@ -85,9 +86,8 @@ class _MapRun:
         """Reads the inputs (all of them without buffersize, as concurrent.futures
         does) and submits the first chunks."""
         if self.buffersize is None:
-            inputs = list(self.source)
-            self.total = len(inputs)
-            self.source = iter(inputs)
+            self.inputs = list(self.source)
+            self.total = len(self.inputs)
             # Accepted now: submitted in full even if shutdown() comes first.
             self.ex._state.begin_feed()
             self.accepted = True
@@ -126,9 +126,13 @@ class _MapRun:
                     if room <= 0:
                         break
                     size = min(size, room)
-                chunk = list(itertools.islice(self.source, size))
+                if self.inputs is not None:  # a slice copies the references at once
+                    chunk = self.inputs[self.taken:self.taken + size]
+                else:
+                    chunk = list(itertools.islice(self.source, size))
                 if not chunk:
                     self.exhausted = True
+                    self.inputs = None
                     break
                 start = self.taken
                 self.taken += len(chunk)
@@ -244,7 +248,13 @@ class _MapRun:
             self.yielded += n
 
     def results(self, end: float | None) -> Iterator[Any]:
-        """map(): waits for each chunk in this thread."""
+        """map(): the results, item by item (ChunkItems pops each chunk's list in
+        C: no Python code runs per item)."""
+        return _interpool.ChunkItems(self._result_lists(end))
+
+    def _result_lists(self, end: float | None) -> Iterator[list]:
+        """Each chunk's results, reversed for ChunkItems; waits for each chunk in
+        this thread. Resumed when the caller has taken every item of the last."""
         try:
             for fut in self._chunks(end):
                 remaining = None if end is None else end - time.monotonic()
@@ -252,8 +262,8 @@ class _MapRun:
                     raise TimeoutError()
                 items = fut.result(remaining)[0]
                 n = self._take_over(items)
-                while items:
-                    yield items.pop()
+                yield items
+                del items
                 self._yielded(n)
         except KeyboardInterrupt as e:
             if not _raised_by_task(e):

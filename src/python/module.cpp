@@ -356,6 +356,7 @@ int module_exec(PyObject* module) {
   if (!add_type(&Queue_spec, &st->queue_type, true) ||
       !add_type(&Pool_spec, &st->pool_type, true) || !add_type(&Task_spec, &st->task_type, true) ||
       !add_type(&Unbound_spec, &st->unbound_type, false) ||
+      !add_type(&ChunkItems_spec, &st->chunk_items_type, true) ||
       add_shared_types(module, st->shared) < 0)
     return -1;
   auto make_unbound = [&](PyObject** slot, const char* name, Unbound code) {
@@ -386,6 +387,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->pool_type);
   Py_VISIT(st->task_type);
   Py_VISIT(st->unbound_type);
+  Py_VISIT(st->chunk_items_type);
   Py_VISIT(st->unbound);
   Py_VISIT(st->unbound_error);
   Py_VISIT(st->unbound_remove);
@@ -413,6 +415,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->pool_type);
   Py_CLEAR(st->task_type);
   Py_CLEAR(st->unbound_type);
+  Py_CLEAR(st->chunk_items_type);
   Py_CLEAR(st->unbound);
   Py_CLEAR(st->unbound_error);
   Py_CLEAR(st->unbound_remove);

@@ -20,6 +20,7 @@ struct ModuleState {
   PyTypeObject* pool_type;
   PyTypeObject* task_type;
   PyTypeObject* unbound_type;
+  PyTypeObject* chunk_items_type;
   PyObject* unbound;  // UNBOUND: the marker, and the option that asks for it
   PyObject* unbound_error;
   PyObject* unbound_remove;
@@ -85,6 +86,9 @@ bool parse_function_ref(PyObject* module, PyObject* qualname, FunctionRef& out);
 bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call);
 // Closes a Pool object (not cancelling its pending tasks) and joins its workers.
 void shutdown_pool(PyObject* pool);
+
+// chunk_items.cpp: ChunkItems, map()'s results handed over item by item.
+extern PyType_Spec ChunkItems_spec;
 
 // interpreters.cpp: the functions the PEP 734 face builds on (interp_create, ...).
 extern PyMethodDef interpreter_functions[];

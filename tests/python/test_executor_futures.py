@@ -339,6 +339,48 @@ def test_map_keeps_no_reference_to_a_result_it_yielded(any_executor, chunksize):
     assert seen == 10
 
 
+def test_chunk_items_pops_each_list_and_closes_its_source():
+    """map()'s iterator (ChunkItems): items of each list from its end, empty lists
+    skipped; a source that yields something else is named; an error of the
+    source reaches the caller and ends the iteration; close() closes the source
+    (map's generator cancels its pending chunks then)."""
+    from interpool import _interpool
+
+    closed = []
+
+    def source(*lists, error=None):
+        try:
+            yield from lists
+            if error is not None:
+                raise error
+        finally:
+            closed.append(len(lists))
+
+    it = _interpool.ChunkItems(source([3, 2, 1], [], [5, 4], (6,)))
+    assert iter(it) is it
+    assert [next(it) for _ in range(5)] == [1, 2, 3, 4, 5]
+    with pytest.raises(TypeError, match="the source yielded tuple, not a list"):
+        next(it)
+    del it  # an iterator dropped half way closes its source
+    assert closed == [4]
+
+    it = _interpool.ChunkItems(source([1], error=ValueError("lost")))
+    assert next(it) == 1
+    with pytest.raises(ValueError, match="lost"):
+        next(it)
+    assert list(it) == []
+
+    it = _interpool.ChunkItems(source([2, 1], [3]))
+    assert next(it) == 1
+    assert closed == [4, 1]
+    it.close()
+    assert closed == [4, 1, 2]
+    assert list(it) == []
+    it.close()  # again: nothing to do
+    with pytest.raises(TypeError):
+        _interpool.ChunkItems(5)
+
+
 def test_map_unordered_keeps_no_reference_to_a_result_it_yielded(ex):
     for token in ex.map_unordered(T.make_token, range(10), chunksize=4):
         ref = weakref.ref(token)
