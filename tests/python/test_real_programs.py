@@ -577,9 +577,9 @@ DATETIME_SCRIPT = """
 
     def parse(text, barrier):
         barrier.wait(60)  # every worker imports them, at the same time
-        import sqlite3, yaml, zoneinfo
+        import decimal, sqlite3, yaml, zoneinfo
         when = yaml.safe_load(text)["when"].replace(tzinfo=zoneinfo.ZoneInfo("UTC"))
-        return when.isoformat()
+        return [when.isoformat(), str(decimal.Decimal(when.minute) / 4)]
 
 
     if __name__ == "__main__":
@@ -604,9 +604,11 @@ def test_workers_importing_datetime_through_real_libraries_end_cleanly(tmp_path)
     first interpreter to import it kept parts of its types that later importers
     share: ending it first (or two importing at once) crashed the process, whose
     main interpreter had not imported datetime itself. On 3.12, which refuses that
-    module here, its init function ran in the worker first and left objects of
-    the worker behind (the same crash), and zoneinfo raised AttributeError."""
+    module (and decimal's) here, their init functions ran in the worker first and
+    left objects of the worker behind (the same crash), and zoneinfo raised
+    AttributeError."""
     out, proc = run_program(tmp_path, DATETIME_SCRIPT)
     assert out["main_had_datetime"] is False
-    assert out["rounds"] == [["2024-12-06T10:00:00+00:00", "2024-11-30T08:30:00+00:00"]] * 4
+    assert out["rounds"] == [[["2024-12-06T10:00:00+00:00", "0"],
+                              ["2024-11-30T08:30:00+00:00", "7.5"]]] * 4
     assert proc.stderr == ""
