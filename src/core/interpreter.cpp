@@ -41,7 +41,8 @@ std::unique_lock<std::mutex> lock_creation() {
 // - 3.13: _datetime keeps its static types' shared parts (bases, MRO) in the
 //   memory of the first interpreter to import it (gh-136423; imports at the same
 //   time race, gh-136421). datetime, zoneinfo, sqlite3 and PyYAML import it.
-//   3.14 sets those types up as each interpreter starts.
+//   3.14 sets those types up as each interpreter starts (python/cpython#136583,
+//   read, not tried here: no 3.14 on this machine).
 // - 3.12: _datetime and _decimal are single-phase modules, refused by own-GIL
 //   interpreters (their workers use the pure-Python datetime and decimal) but
 //   only after their init function has run in the worker and kept objects of it
