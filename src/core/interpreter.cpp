@@ -57,13 +57,18 @@ constexpr const char* kImportedInMainFirst[] = {
     nullptr,
 };
 
+// Enters the main interpreter on this thread, unless the thread is in it already.
+void enter_main(std::optional<Activation>& in_main) {
+  PyThreadState* here = current_thread_state();
+  if (!here || PyThreadState_GetInterpreter(here) != PyInterpreterState_Main())
+    in_main.emplace(PyInterpreterState_Main());
+}
+
 void import_in_main_first() {
   static std::atomic<bool> done{false};
   if (kImportedInMainFirst[0] == nullptr || done.load(std::memory_order_acquire)) return;
-  PyThreadState* here = current_thread_state();
   std::optional<Activation> in_main;
-  if (!here || PyThreadState_GetInterpreter(here) != PyInterpreterState_Main())
-    in_main.emplace(PyInterpreterState_Main());
+  enter_main(in_main);
   PyObject* pending = PyErr_GetRaisedException();
   for (const char* const* name = kImportedInMainFirst; *name; ++name) {
     Py_XDECREF(PyImport_ImportModule(*name));
@@ -398,10 +403,8 @@ void ThreadsLeft::at_exit() noexcept {
   // finalizing (so an abandoned thread that wakes ends before it touches its
   // dropped thread state), before CPython itself ends or refuses (3.12) the
   // interpreters left. Put there with the main interpreter's GIL.
-  PyThreadState* here = current_thread_state();
   std::optional<Activation> in_main;
-  if (!here || PyThreadState_GetInterpreter(here) != PyInterpreterState_Main())
-    in_main.emplace(PyInterpreterState_Main());
+  enter_main(in_main);
   PyObject* pending = PyErr_GetRaisedException();
   PyObject* module = PyModule_New("interpool._threads_left");
   PyObject* capsule =
