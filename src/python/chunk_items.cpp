@@ -16,7 +16,17 @@ namespace {
 struct ChunkItemsObject {
   PyObject_HEAD PyObject* source;  // an iterator of lists; nullptr once exhausted or closed
   PyObject* items;                 // the current list (items popped off its end), or nullptr
+  // The source is running (it waits for a chunk with the GIL released): as a
+  // generator does, next() and close() from elsewhere meanwhile (another
+  // thread, a signal handler, the source itself) are refused.
+  bool running;
 };
+
+bool refuse_if_running(const ChunkItemsObject* it) {
+  if (!it->running) return false;
+  PyErr_SetString(PyExc_ValueError, "ChunkItems already executing");
+  return true;
+}
 
 ChunkItemsObject* as_items(PyObject* self) { return reinterpret_cast<ChunkItemsObject*>(self); }
 
@@ -36,6 +46,7 @@ PyObject* ChunkItems_new(PyTypeObject* type, PyObject* args, PyObject* kwargs) {
   }
   as_items(self)->source = iterator;
   as_items(self)->items = nullptr;
+  as_items(self)->running = false;
   return self;
 }
 
@@ -52,8 +63,12 @@ PyObject* ChunkItems_next(PyObject* self) {
       }
       Py_CLEAR(it->items);
     }
-    if (!it->source) return nullptr;
-    PyObject* next = PyIter_Next(it->source);
+    if (!it->source || refuse_if_running(it)) return nullptr;
+    PyObject* source = Py_NewRef(it->source);
+    it->running = true;
+    PyObject* next = PyIter_Next(source);
+    it->running = false;
+    Py_DECREF(source);
     if (!next) {
       // The source ended, or raised: either way it yields nothing more.
       Py_CLEAR(it->source);
@@ -73,6 +88,7 @@ PyObject* ChunkItems_next(PyObject* self) {
 // (a generator's `finally` runs then: the map cancels its pending chunks).
 PyObject* ChunkItems_close(PyObject* self, PyObject*) {
   ChunkItemsObject* it = as_items(self);
+  if (refuse_if_running(it)) return nullptr;
   Py_CLEAR(it->items);
   PyObject* source = it->source;
   it->source = nullptr;

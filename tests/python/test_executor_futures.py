@@ -381,6 +381,42 @@ def test_chunk_items_pops_each_list_and_closes_its_source():
         _interpool.ChunkItems(5)
 
 
+def test_chunk_items_refuses_next_and_close_while_its_source_runs():
+    """While map()'s iterator waits in its source for a chunk, a next() or
+    close() from another thread, or from the source itself, gets ValueError (as
+    a generator's would) and the waiting caller still gets every item."""
+    import threading
+
+    from interpool import _interpool
+
+    waiting, go = threading.Event(), threading.Event()
+    inner = []
+
+    def source():
+        yield [2, 1]
+        try:
+            next(it)  # the source calling back into its own iterator
+        except ValueError as e:
+            inner.append(str(e))
+        waiting.set()
+        go.wait()
+        yield [4, 3]
+
+    it = _interpool.ChunkItems(source())
+    got = []
+    consumer = threading.Thread(target=lambda: got.extend(it))
+    consumer.start()
+    assert waiting.wait(30)
+    with pytest.raises(ValueError, match="already executing"):
+        it.close()
+    with pytest.raises(ValueError, match="already executing"):
+        next(it)
+    go.set()
+    consumer.join(30)
+    assert got == [1, 2, 3, 4]
+    assert inner == ["ChunkItems already executing"]
+
+
 def test_map_unordered_keeps_no_reference_to_a_result_it_yielded(ex):
     for token in ex.map_unordered(T.make_token, range(10), chunksize=4):
         ref = weakref.ref(token)
