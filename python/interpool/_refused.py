@@ -43,6 +43,15 @@ def refused_extension(exc: BaseException | None) -> str | None:
     return None
 
 
+# Extension modules that would load in a worker but must not: on Python 3.12,
+# _zoneinfo's init stores datetime's C API in a variable of its shared library,
+# which every interpreter's _zoneinfo uses. In a worker (where 3.12 refuses the
+# C datetime) it stores NULL there, and the main interpreter's ZoneInfo then
+# crashes the process. Refused, zoneinfo in the worker falls back on its
+# pure-Python implementation.
+_REFUSED_BEFORE_LOADING = frozenset({"_zoneinfo"} if sys.version_info < (3, 13) else ())
+
+
 def _error(extension: str, used: str | None = None) -> ImportError:
     from interpool import IncompatibleModuleError
 
@@ -65,6 +74,8 @@ def guard_imports() -> None:
         return
 
     def _find_and_load(name: str, import_: Any) -> Any:
+        if name in _REFUSED_BEFORE_LOADING:
+            raise _error(name)
         try:
             return real(name, import_)
         except ImportError as e:
@@ -76,8 +87,9 @@ def guard_imports() -> None:
             raise _error(extension) from e
         except AttributeError as e:
             # Python 3.12 refuses the C datetime here (single-phase): a C module that
-            # takes datetime's C API (zoneinfo's _zoneinfo) then finds the pure-Python
-            # datetime without it. As the refusal it is, packages fall back on it.
+            # takes datetime's C API then finds the pure-Python datetime without it.
+            # As the refusal it is, packages fall back on it. (Such a module's copy in
+            # the main interpreter may be left broken: see _REFUSED_BEFORE_LOADING.)
             if e.name != "datetime_CAPI":
                 raise
             raise _error("_datetime") from e

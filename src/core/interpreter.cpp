@@ -1,5 +1,6 @@
 #include "core/interpreter.hpp"
 
+#include <csignal>
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
 #include <mutex>
@@ -70,12 +71,30 @@ void import_in_main_first() {
   std::optional<Activation> in_main;
   enter_main(in_main);
   PyObject* pending = PyErr_GetRaisedException();
+  bool all = true;
   for (const char* const* name = kImportedInMainFirst; *name; ++name) {
-    Py_XDECREF(PyImport_ImportModule(*name));
-    PyErr_Clear();  // a build without it has no such state to share
+    PyObject* module = PyImport_ImportModule(*name);
+    if (module) {
+      Py_DECREF(module);
+    } else if (PyErr_ExceptionMatches(PyExc_ImportError)) {
+      PyErr_Clear();  // a build without it has no such state to share
+    } else {
+      // Something else stopped it (an import hook, an interruption): said,
+      // and tried again at the next creation. A Ctrl-C it took is given back.
+      all = false;
+      const bool interrupted = PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+      PyObject* error = PyErr_GetRaisedException();
+      PyObject* what = PyUnicode_FromFormat(
+          "interpool: importing %s in the main interpreter before its first worker", *name);
+      if (!what) PyErr_Clear();
+      PyErr_SetRaisedException(error);
+      PyErr_WriteUnraisable(what);
+      Py_XDECREF(what);
+      if (interrupted) PyErr_SetInterruptEx(SIGINT);
+    }
   }
   PyErr_SetRaisedException(pending);
-  done.store(true, std::memory_order_release);
+  if (all) done.store(true, std::memory_order_release);
 }
 
 }  // namespace

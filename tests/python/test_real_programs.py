@@ -612,3 +612,74 @@ def test_workers_importing_datetime_through_real_libraries_end_cleanly(tmp_path)
     assert out["rounds"] == [[["2024-12-06T10:00:00+00:00", "0"],
                               ["2024-11-30T08:30:00+00:00", "7.5"]]] * 4
     assert proc.stderr == ""
+
+
+MAIN_IMPORT_FAILS_SCRIPT = """
+    import json
+    import sys
+
+
+    class FailOnce:
+        calls = 0
+
+        def find_spec(self, name, path=None, target=None):
+            if name == "_datetime":
+                FailOnce.calls += 1
+                if FailOnce.calls == 1:
+                    raise RuntimeError("no datetime this time")
+            return None
+
+
+    sys.meta_path.insert(0, FailOnce())
+    from interpool import interpreters
+
+    interpreters.create().close()
+    after_first = "_datetime" in sys.modules
+    interpreters.create().close()
+    print(json.dumps([FailOnce.calls, after_first, "_datetime" in sys.modules]))
+"""
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="3.14 needs no import in the main interpreter")
+def test_a_failed_import_in_the_main_interpreter_is_said_and_tried_again(tmp_path):
+    """The main interpreter imports datetime's C module before the first worker
+    (see the test above). An import hook that stops it is reported, not hidden,
+    and the next creation tries again."""
+    out, proc = run_program(tmp_path, MAIN_IMPORT_FAILS_SCRIPT)
+    assert out == [2, False, True]
+    assert "importing _datetime in the main interpreter" in proc.stderr
+    assert "no datetime this time" in proc.stderr
+
+
+ZONEINFO_SCRIPT = """
+    import datetime
+    import json
+    import zoneinfo
+
+    import interpool
+
+
+    def offset(day):
+        import zoneinfo
+        return str(day.replace(tzinfo=zoneinfo.ZoneInfo("UTC")).utcoffset())
+
+
+    if __name__ == "__main__":
+        day = datetime.datetime(2024, 12, 6)
+        utc = zoneinfo.ZoneInfo("UTC")
+        out = [str(day.replace(tzinfo=utc).utcoffset())]
+        with interpool.Executor(1) as ex:
+            out.append(ex.submit(offset, day).result())
+        out.append(str(day.replace(tzinfo=utc).utcoffset()))
+        print(json.dumps(out))
+"""
+
+
+def test_zoneinfo_of_the_main_interpreter_outlives_a_worker_importing_it(tmp_path):
+    """On 3.12, the C part of zoneinfo loaded in a worker stored a null pointer
+    where the main interpreter's copy keeps datetime's C API: the main
+    interpreter's next ZoneInfo use crashed the process. Workers refuse it there,
+    and their zoneinfo is the pure-Python one."""
+    out, proc = run_program(tmp_path, ZONEINFO_SCRIPT)
+    assert out == ["0:00:00"] * 3
+    assert proc.stderr == ""
