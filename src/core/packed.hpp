@@ -85,6 +85,7 @@ class PackedData {
 
   const std::uint8_t* bytes() const noexcept { return bytes_; }
   std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
   /// Values with no flat form, named by Side entries.
   std::vector<Value> side;
 
@@ -111,6 +112,20 @@ class PackedData {
   }
   std::uint8_t* at(std::size_t offset) noexcept { return bytes_ + offset; }
   void truncate(std::size_t size) noexcept { size_ = size; }
+  /// Room for `n` bytes at once, before the first write: a buffer that grows
+  /// by doubling copies what it holds at each step.
+  void expect(std::size_t n) {
+    if (cap_ < n) reserve(n - size_);
+  }
+  /// Gives back the room left unused (when it is more than the buffer holds);
+  /// the writer calls it when it is done.
+  void fit() noexcept {
+    if (cap_ - size_ <= size_ + 4096) return;
+    if (auto* fitted = static_cast<std::uint8_t*>(std::realloc(bytes_, size_ ? size_ : 1))) {
+      bytes_ = fitted;
+      cap_ = size_ ? size_ : 1;
+    }
+  }
 
   /// A copy of raw buffer contents and side table (tests: what a reader does
   /// with a buffer it did not write).

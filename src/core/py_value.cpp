@@ -82,6 +82,14 @@ bool utf8_of(PyObject* str, std::string& out) {
 // tree cost no lookup.
 constexpr Py_ssize_t kOnePlace = 2;
 
+// The size of this thread's last buffer, which the next one gets at once:
+// the chunks of one map are alike, and a buffer that grows by doubling copies
+// itself each time (ToValueMemory gives back what was not used). Up to a
+// limit, so that one large value does not make every small one after it
+// allocate as much.
+thread_local std::size_t t_packed_before = 0;
+constexpr std::size_t kMostExpected = std::size_t{1} << 20;
+
 std::size_t pointer_hash(const PyObject* p) {
   // Objects are 16-byte aligned: the low bits say nothing.
   return static_cast<std::size_t>(
@@ -551,6 +559,7 @@ namespace detail {
 ToValueMemory::~ToValueMemory() {
   forget();
   Py_XDECREF(dumps);
+  if (data) data->fit();  // the crossing's values are complete: no more writes
 }
 
 void ToValueMemory::forget() {
@@ -564,12 +573,16 @@ void ToValueMemory::forget() {
 Value ToValue::operator()(PyObject* obj, std::string_view where) {
   Value scalar;
   if (top_scalar(obj, scalar)) return scalar;
-  if (!memory_.data) memory_.data = std::make_shared<PackedData>();
+  if (!memory_.data) {
+    memory_.data = std::make_shared<PackedData>();
+    memory_.data->expect(t_packed_before);
+  }
   PackedData& data = *memory_.data;
   const std::size_t size = data.size();
   const std::size_t side = data.side.size();
   try {
     const std::size_t offset = Converter(where, options_, memory_).top(obj);
+    t_packed_before = std::min(data.size(), kMostExpected);
     return detail::PackedAccess::make(Packed{memory_.data, offset});
   } catch (...) {
     // What was being converted is not: start afresh (values returned before

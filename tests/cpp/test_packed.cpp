@@ -229,6 +229,24 @@ TEST_F(PackedTest, AFailedValueLeavesTheCrossingAsItWas) {
   Py_DECREF(bad);
 }
 
+TEST_F(PackedTest, ABufferKeepsNoMoreRoomThanItsValuesNeed) {
+  // A buffer starts as large as this thread's last one (the chunks of one map
+  // are alike); a small value after a large one gives the rest back.
+  PyObject* large = eval("['x' * 100 + str(i) for i in range(3000)]");
+  PyObject* small = eval("[1, 'two']");
+  for (PyObject* obj : {large, large, small}) {
+    const Value v = to_value(obj);
+    const PackedData& data = data_of(v);
+    EXPECT_LE(data.capacity(), 2 * data.size() + 4096) << data.size();
+    PyObject* back = to_python(v);
+    ASSERT_NE(back, nullptr);
+    EXPECT_TRUE(same_value(back, obj));
+    Py_DECREF(back);
+  }
+  Py_DECREF(large);
+  Py_DECREF(small);
+}
+
 TEST_F(PackedTest, ThreadsReadingOneValueShareOneTree) {
   PyObject* obj = eval("[[i, str(i)] for i in range(2000)]");
   const Value v = to_value(obj);
