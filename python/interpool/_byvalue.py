@@ -372,7 +372,7 @@ def send(fn: Any, what: str, needs_value: Any) -> Any:
 # global's version changes when this interpreter binds it to another object,
 # which receivers then bind in place of theirs (see set_globals).
 _SENDER = _SENDER_ID.hex()
-_versions: dict[tuple[str, str], tuple[Any, int]] = {}  # (module, name) -> (object, version)
+_versions: dict[str, dict[str, tuple[Any, int]]] = {}  # module -> name -> (object, version)
 _last_version = 0
 
 
@@ -380,19 +380,22 @@ def _forget_unbound(module: str, namespace: dict) -> None:
     """Drops the versions of `module`'s globals that the program deleted or
     bound anew since they were sent: the object sent last is not kept alive
     here after the program let it go (a new binding gets a new version)."""
-    stale = [key for key, (obj, _) in _versions.items()
-             if key[0] == module and namespace.get(key[1], _versions) is not obj]
-    for key in stale:
-        del _versions[key]
+    held = _versions.get(module)
+    if held:
+        # list() copies the items at once: other threads may send meanwhile.
+        for name, (obj, _) in list(held.items()):
+            if namespace.get(name, held) is not obj:
+                held.pop(name, None)
 
 
 def _version(module: str, name: str, value: Any) -> int:
     global _last_version  # noqa: PLW0603
-    held = _versions.get((module, name))
+    names = _versions.setdefault(module, {})
+    held = names.get(name)
     if held is not None and held[0] is value:
         return held[1]
     _last_version += 1
-    _versions[(module, name)] = (value, _last_version)
+    names[name] = (value, _last_version)
     return _last_version
 
 
