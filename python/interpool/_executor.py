@@ -50,12 +50,25 @@ def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
         where = "the function"
     elif (chunk_start is not None and single and where == "argument 3" and len(path) >= 1
           and isinstance(path[0], int)):
-        where = f"map item {chunk_start + path[0]}, argument 1"
-        path = path[1:]
+        item = chunk_start + path[0]
+        out = _interpool.not_shareable_at(exc, f"map item {item}, argument 1", path[1:])
+        out.map_item = item  # type: ignore[attr-defined]  # read by _MapRun._feed
+        return out
+    elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
+          and isinstance(path[0], int) and isinstance(path[1], int)
+          and ref is not None and path[1] < len(ref.args)):
+        # An argument a functools.partial bound: every call's, no item's.
+        where = f"argument {path[1] + 1 - hidden}"
+        path = path[2:]
+    elif chunk_start is not None and where == "argument 4":
+        where = "keyword arguments"  # a functools.partial's, which every call gets
     elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
           and isinstance(path[0], int) and isinstance(path[1], int)):
-        where = f"map item {chunk_start + path[0]}, argument {path[1] + 1 - hidden}"
-        path = path[2:]
+        item = chunk_start + path[0]
+        out = _interpool.not_shareable_at(
+            exc, f"map item {item}, argument {path[1] + 1 - hidden}", path[2:])
+        out.map_item = item  # type: ignore[attr-defined]  # read by _MapRun._feed
+        return out
     elif hidden and chunk_start is None:
         return _functions.renumber(exc, hidden)
     else:

@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import pickle
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor
@@ -65,14 +64,9 @@ def run_pickled(payload: bytes) -> Any:
 
 
 def run_chunk(fn: Callable[..., Any], chunk: list, kwargs: dict,
-              single: bool = False) -> tuple[list, float]:
+              single: bool = False) -> tuple:
     """A map chunk in a fallback process; returns what _worker.run_chunk returns."""
-    start = time.perf_counter()
-    if single:
-        out = [fn(x, **kwargs) for x in chunk]
-    else:
-        out = [fn(*args, **kwargs) for args in chunk]
-    return out, time.perf_counter() - start
+    return _worker.call_each(fn, chunk, kwargs, single)
 
 
 class ProcessFallback:

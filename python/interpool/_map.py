@@ -43,7 +43,10 @@ class _MapRun:
         self.fn = fn
         self.ref = ref
         self.total: int | None = None  # known once the inputs are read at once
-        self.source = iter(inputs)
+        # A list or tuple is kept as it is for start(): list() copies its
+        # references at once, and from an iterator over it one at a time.
+        self.given: Iterable[Any] | None = inputs if type(inputs) in (list, tuple) else iter(inputs)
+        self.source: Iterator[Any] = iter(())
         self.inputs: list | None = None  # all of them, read at once (without buffersize)
         self.single = single  # each input is its call's one argument, not an argument tuple
         self.fixed = chunksize
@@ -85,12 +88,16 @@ class _MapRun:
     def start(self) -> None:
         """Reads the inputs (all of them without buffersize, as concurrent.futures
         does) and submits the first chunks."""
+        given, self.given = self.given, None
+        assert given is not None, "a map run starts once"
         if self.buffersize is None:
-            self.inputs = list(self.source)
+            self.inputs = list(given)
             self.total = len(self.inputs)
             # Accepted now: submitted in full even if shutdown() comes first.
             self.ex._state.begin_feed()
             self.accepted = True
+        else:
+            self.source = iter(given)
         self.feed()
 
     def feed(self) -> None:
@@ -135,8 +142,24 @@ class _MapRun:
                     self.inputs = None
                     break
                 start = self.taken
+                try:
+                    fut = self._submit(chunk, start)
+                except _interpool.NotShareableError as e:
+                    bad: int | None = getattr(e, "map_item", None)
+                    if bad is None:
+                        raise
+                    # An item that cannot cross: the items before it still run,
+                    # and its error comes after their results, as an item's
+                    # exception would.
+                    self.exhausted = True
+                    self.error = e
+                    self.inputs = None
+                    self.changed.notify_all()
+                    if bad == start:
+                        break
+                    chunk = chunk[:bad - start]
+                    fut = self._submit(chunk, start)
                 self.taken += len(chunk)
-                fut = self._submit(chunk, start)
                 self.in_flight += 1
                 self.submitted += 1
                 self.pending.add(fut)
@@ -171,7 +194,19 @@ class _MapRun:
                 self.spent += fut.result()[1]
                 self.measured += n
             if not self.ordered:
-                _fallback.copy_outcome(fut, self._next_slot())
+                if fut.cancelled():
+                    # No slot for it: the chunks still running fill theirs first,
+                    # and the caller meets the cancellation after their results.
+                    self.submitted -= 1
+                    self.exhausted = True
+                    if self.error is None:
+                        self.error = CancelledError()
+                    # The caller may wait for the slot that no chunk will fill now.
+                    stranded = self.slots.get(self.submitted)
+                    if stranded is not None and not stranded.done():
+                        stranded.set_exception(CancelledError())
+                else:
+                    _fallback.copy_outcome(fut, self._next_slot())
             self.changed.notify_all()
         if self.buffersize is None and not self.stopped:
             try:
@@ -243,6 +278,13 @@ class _MapRun:
         items.reverse()
         return len(items)
 
+    @staticmethod
+    def _raise_failure(done: tuple) -> None:
+        """A chunk whose item raised after others gave results (_worker.call_each):
+        its exception, now that those results are yielded."""
+        if len(done) > 2:
+            _interpool.raise_task_error(done[2])
+
     def _yielded(self, n: int) -> None:
         with self.lock:
             self.yielded += n
@@ -260,11 +302,13 @@ class _MapRun:
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0 and not fut.done():
                     raise TimeoutError()
-                items = fut.result(remaining)[0]
+                done = fut.result(remaining)
+                items = done[0]
                 n = self._take_over(items)
                 yield items
                 del items
                 self._yielded(n)
+                self._raise_failure(done)
         except KeyboardInterrupt as e:
             if not _raised_by_task(e):
                 self.ex._state.stop_everything()  # Ctrl-C while waiting: stop this executor's work
@@ -279,11 +323,13 @@ class _MapRun:
         try:
             self.start()
             for fut in self._chunks(None):
-                items = (await asyncio.wrap_future(fut))[0]
+                done = await asyncio.wrap_future(fut)
+                items = done[0]
                 n = self._take_over(items)
                 while items:
                     yield items.pop()
                 self._yielded(n)
+                self._raise_failure(done)
         finally:
             self._stop(_Future._abandon)
 

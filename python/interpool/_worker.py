@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from itertools import starmap as _starmap
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -37,30 +38,47 @@ FN_KEYWORD = "__interpool_fn__"
 
 
 def run_chunk(module: str | None, qualname: str | None, chunk: list, kwargs: dict,
-              timed: bool = False, single: bool = False, **pickled: Any) -> tuple[list, float]:
+              timed: bool = False, single: bool = False, **pickled: Any) -> tuple:
     """Calls the function for each args tuple of a map chunk (with `single`,
     for each item, its one argument), with `kwargs`.
 
     The function is module.qualname, or the callable passed as FN_KEYWORD.
-    Returns the results and the seconds spent, which the parent uses to size
-    the next chunks. `timed`: the chunk has a time limit, which applies to
-    each item.
+    `timed`: the chunk has a time limit, which applies to each item. Returns
+    what call_each() returns.
     """
     fn = pickled[FN_KEYWORD] if module is None else resolve(module, qualname)  # type: ignore[arg-type]
-    start = time.perf_counter()
-    if single and not timed:
-        out = [fn(x, **kwargs) for x in chunk] if kwargs else [fn(x) for x in chunk]
-    elif timed:
-        from interpool._interpool import restart_task_timeout
+    return call_each(fn, chunk, kwargs, single, timed)
 
-        out = []
-        for args in chunk:
-            restart_task_timeout()
-            out.append(fn(*((args,) if single else args), **kwargs))
-    elif kwargs:
-        out = [fn(*args, **kwargs) for args in chunk]
-    else:
-        out = [fn(*args) for args in chunk]
+
+def call_each(fn: Any, chunk: list, kwargs: dict, single: bool, timed: bool = False) -> tuple:
+    """A map chunk's calls: (results, seconds spent), the seconds for the
+    parent to size the next chunks. When an item raises, the results of the
+    items before it are not lost: (those results, seconds, the exception as
+    task_error() data), which the parent yields and then raises."""
+    start = time.perf_counter()
+    out: list = []
+    try:
+        if timed:
+            from interpool._interpool import restart_task_timeout
+
+            for args in chunk:
+                restart_task_timeout()
+                out.append(fn(*((args,) if single else args), **kwargs))
+        elif single:
+            # extend() keeps the items it took before one raised: out holds the
+            # results before the failing item (and is as fast as list(map())).
+            out.extend(map(fn, chunk) if not kwargs else (fn(x, **kwargs) for x in chunk))
+        else:
+            out.extend(_starmap(fn, chunk) if not kwargs else (fn(*a, **kwargs) for a in chunk))
+    except Exception as e:
+        from interpool._refused import refused_extension
+
+        # A refused import goes as it is: fallback="process" runs the chunk again.
+        if not out or refused_extension(e) is not None:
+            raise
+        from interpool._interpool import task_error
+
+        return out, time.perf_counter() - start, task_error(e)
     return out, time.perf_counter() - start
 
 

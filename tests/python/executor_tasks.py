@@ -93,6 +93,14 @@ def make_lock():
     return threading.Lock()
 
 
+def signal_then_wait(x, started, go):
+    """x; for x == 0, sets `started` first and waits for `go` (interpool Events)."""
+    if x == 0:
+        started.set()
+        go.wait(60)
+    return x
+
+
 def fail_on(x, bad):
     """x * 10, but raises ValueError for x == bad (for errors inside map)."""
     if x == bad:

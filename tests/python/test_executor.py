@@ -19,7 +19,7 @@ import re
 import sys
 import threading
 import time
-from concurrent.futures import BrokenExecutor
+from concurrent.futures import BrokenExecutor, CancelledError
 from concurrent.futures import Executor as CFExecutor
 from concurrent.futures import Future
 
@@ -306,14 +306,108 @@ def test_map_error_at_the_failing_item(ex):
             got.append(value)
     assert got == [0, 10, 20]
     assert "fail_on" in str(info.value.__cause__)
-    # Adaptive chunks: whatever came before the error is a correct prefix.
+    # The failing item inside a chunk (adaptive chunks, fixed ones, one
+    # argument per call, keyword arguments, a time limit per item): every
+    # result before it still comes, then its exception.
+    for kwargs in ({}, {"chunksize": 7}):
+        got = []
+        with pytest.raises(ValueError, match="item 500 is bad") as info:
+            for value in ex.map(T.fail_on, range(1000), [500] * 1000, **kwargs):
+                got.append(value)
+        assert got == [x * 10 for x in range(500)], kwargs
+        assert "fail_on" in str(info.value.__cause__)
     got = []
-    with pytest.raises(ValueError, match="item 500 is bad"):
-        for value in ex.map(T.fail_on, range(1000), [500] * 1000):
+    with pytest.raises(ValueError, match="item 10 is bad"):
+        for value in ex.map(functools.partial(T.fail_on, bad=10), range(20), chunksize=7):
             got.append(value)
-    assert got == [x * 10 for x in range(len(got))] and len(got) <= 500
+    assert got == [x * 10 for x in range(10)]
     # The executor is unharmed.
     assert list(ex.map(T.square, range(5))) == [0, 1, 4, 9, 16]
+
+
+def test_map_error_inside_a_chunk_keeps_the_results_before_it(make_executor):
+    """The same with a time limit per item (the chunk's other loop), from amap,
+    and from map_unordered (which yields the chunk's earlier results too)."""
+    import asyncio
+
+    ex = make_executor(2, task_timeout=60)
+    got = []
+    with pytest.raises(ValueError, match="item 12 is bad"):
+        for value in ex.map(T.fail_on, range(30), [12] * 30, chunksize=5):
+            got.append(value)
+    assert got == [x * 10 for x in range(12)]
+
+    async def collect(it):
+        out = []
+        with pytest.raises(ValueError, match="item 12 is bad"):
+            async for value in it:
+                out.append(value)
+        return out
+
+    assert asyncio.run(collect(ex.amap(T.fail_on, range(30), [12] * 30, chunksize=5))) == [
+        x * 10 for x in range(12)]
+    got = []
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        for value in ex.map_unordered(T.fail_on, range(5), [2] * 5, chunksize=5):
+            got.append(value)
+    assert got == [0, 10]
+
+
+@pytest.mark.parametrize("method", ["map", "map_unordered"])
+def test_results_of_running_chunks_come_before_a_cancellation(make_executor, method):
+    """shutdown(cancel_futures=True) during a map: the chunk already running
+    still gives its result, then the iterator raises CancelledError for the
+    rest (map_unordered gave the cancellation first and lost the result)."""
+    ex = make_executor(1)
+    started, go = interpool.Event(), interpool.Event()
+    it = getattr(ex, method)(T.signal_then_wait, range(6), [started] * 6, [go] * 6, chunksize=1)
+    try:
+        assert started.wait(30)
+        ex.shutdown(wait=False, cancel_futures=True)
+    finally:
+        go.set()
+    got = []
+    with pytest.raises(CancelledError):
+        for value in it:
+            got.append(value)
+    assert got == [0]
+
+
+def test_map_unordered_waiting_for_chunks_all_cancelled_ends(make_executor):
+    """The caller waits for the next result of map_unordered while its chunks
+    are all queued; shutdown(cancel_futures=True) cancels them: the wait ends
+    with CancelledError (it had waited for a result no chunk would give)."""
+    ex = make_executor(1)
+    started, go = interpool.Event(), interpool.Event()
+    try:
+        busy = ex.submit(T.signal_then_wait, 0, started, go)
+        assert started.wait(30)  # the one worker is taken
+        it = ex.map_unordered(T.square, range(4), chunksize=1)
+        ended, waiting = [], threading.Event()
+
+        def watch(frame, event, arg):  # the consumer's first wait: for its next result
+            if event == "call" and frame.f_code.co_name == "wait":
+                waiting.set()
+
+        def consume():
+            sys.setprofile(watch)
+            try:
+                ended.append(list(it))
+            except BaseException as e:
+                ended.append(e)
+            finally:
+                sys.setprofile(None)
+
+        consumer = threading.Thread(target=consume)
+        consumer.start()
+        assert waiting.wait(30)
+        ex.shutdown(wait=False, cancel_futures=True)
+        consumer.join(30)
+        assert not consumer.is_alive()
+        assert len(ended) == 1 and isinstance(ended[0], CancelledError)
+    finally:
+        go.set()
+    assert busy.result(30) == 0
 
 
 def test_map_stopped_early_leaves_executor_usable(ex):
@@ -459,6 +553,26 @@ def test_unshareable_map_item_named(ex):
     assert ex.submit(T.add, 1, 1).result(timeout=30) == 2
 
 
+@pytest.mark.parametrize("chunksize", [None, 1, 10, 50])
+def test_unshareable_map_item_comes_after_the_results_before_it(ex, chunksize):
+    """An item that cannot cross is an error where the item is, as its
+    exception would be: map() returns, the items before it (in its chunk too)
+    give their results, then NotShareableError naming it."""
+    items = list(range(100))
+    items[37] = threading.Lock()
+    for method in ("map", "map_unordered"):
+        it = getattr(ex, method)(T.identity, items, chunksize=chunksize)
+        got = []
+        with pytest.raises(interpool.NotShareableError, match="map item 37, argument 1"):
+            for value in it:
+                got.append(value)
+        assert sorted(got) == list(range(37)), (method, len(got))
+    items[0] = threading.Lock()
+    it = ex.map(T.identity, items, chunksize=chunksize)
+    with pytest.raises(interpool.NotShareableError, match="map item 0, argument 1"):
+        next(it)
+
+
 def test_unshareable_error_carries_its_place_as_data(ex):
     # where, path, what and reason: a program (or interpool's own layers) can
     # tell where the value was without reading the message.
@@ -527,6 +641,19 @@ def test_argument_numbers_for_bound_method(ex):
 def test_map_item_named_for_bound_method(ex):
     with pytest.raises(interpool.NotShareableError, match="map item 1, argument 1"):
         list(ex.map(T.Multiplier(2).mul, [1, threading.Lock()], chunksize=1))
+
+
+def test_map_names_a_partials_arguments_as_submit_does(ex):
+    """A functools.partial's bound argument that cannot cross is every call's:
+    named as submit names it, not as the first map item's."""
+    fn = functools.partial(T.add, threading.Lock())
+    for call in (lambda: ex.submit(fn, 1), lambda: ex.map(fn, [1, 2])):
+        with pytest.raises(interpool.NotShareableError) as info:
+            call()
+        assert info.value.where == "argument 1"
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.map(functools.partial(T.add, b=threading.Lock()), [1, 2])
+    assert (info.value.where, info.value.path) == ("keyword arguments", ("['b']",))
 
 
 def test_unshareable_result_fails_the_future(ex):
