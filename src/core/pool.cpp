@@ -126,10 +126,12 @@ struct Pool::Impl {
 
   PoolOptions options_;
   Channel<Task> tasks_;
-  mutable std::mutex mutex_;  // guards broken_ and workers_
+  mutable std::mutex mutex_;  // guards broken_, workers_ and joining_
   std::optional<ErrorInfo> broken_;
   std::atomic<bool> is_broken_{false};
   std::vector<std::unique_ptr<Worker>> workers_;
+  std::size_t joining_ = 0;  // join() calls under way; joined_ tells when one ends
+  std::condition_variable joined_;
   std::shared_ptr<Watchdog> watchdog_;
 };
 
@@ -466,11 +468,26 @@ void Pool::Impl::join() {
   {
     std::lock_guard lock(mutex_);
     ending.swap(workers_);
+    ++joining_;
   }
   ending.clear();  // joins each, releasing the caller's GIL
   if (tasks_.closed()) watchdog_->stop();
   // The interpreters of workers replaced with threads left: closed if those ended.
   (void)ThreadsLeft::close_ended();
+  {
+    std::lock_guard lock(mutex_);
+    if (--joining_ == 0) {
+      joined_.notify_all();
+      return;
+    }
+  }
+  // Another join() has the workers it took (an Executor's result thread, a
+  // daemon, may be joining them as the exit hook joins every pool: were the
+  // hook to go on, Python would finalize under them). Waited for, GIL
+  // released, until that join has ended, with its thread's GIL back.
+  GilRelease unlocked;
+  std::unique_lock lock(mutex_);  // let go before the GIL is taken back
+  joined_.wait(lock, [&] { return joining_ == 0; });
 }
 
 std::size_t Pool::interrupt_all() noexcept { return impl_->watchdog_->interrupt_all(); }

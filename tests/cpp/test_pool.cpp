@@ -252,6 +252,20 @@ TEST(Pool, CloseDoesNotWaitJoinDoes) {
   EXPECT_EQ(done.load(), 6) << "accepted tasks still run after close()";
 }
 
+TEST(Pool, JoinWaitsForTheWorkersAnotherJoinTook) {
+  // An Executor's result thread may be joining a pool when the exit hook joins
+  // it too: neither join returns while a worker runs.
+  Pool pool(options(1));
+  std::atomic<bool> ended{false};
+  pool.submit(call("busy", Tuple{{Value(0.5)}}), [&](Outcome) { ended = true; });
+  pool.close();
+  std::thread first([&] { pool.join(); });
+  while (pool.size() != 0) std::this_thread::yield();  // until it has taken the worker
+  pool.join();
+  EXPECT_TRUE(ended.load()) << "join() returned while another join() was joining the worker";
+  first.join();
+}
+
 TEST(Pool, SubmitAllAcceptsABatchAtOnce) {
   Pool pool(options(2));
   std::atomic<int> done{0};
