@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from itertools import starmap as _starmap
 TYPE_CHECKING = False  # typing is not imported at run time: workers import this module
 if TYPE_CHECKING:
     from typing import Any, NoReturn
@@ -57,19 +56,26 @@ def call_each(fn: Any, chunk: list, kwargs: dict, single: bool, timed: bool = Fa
     task_error() data), which the parent yields and then raises."""
     start = time.perf_counter()
     out: list = []
+    add = out.append  # a loop, not a comprehension: out keeps what came before a failure
     try:
         if timed:
             from interpool._interpool import restart_task_timeout
 
             for args in chunk:
                 restart_task_timeout()
-                out.append(fn(*((args,) if single else args), **kwargs))
+                add(fn(*((args,) if single else args), **kwargs))
+        elif single and not kwargs:
+            for x in chunk:
+                add(fn(x))
         elif single:
-            # extend() keeps the items it took before one raised: out holds the
-            # results before the failing item (and is as fast as list(map())).
-            out.extend(map(fn, chunk) if not kwargs else (fn(x, **kwargs) for x in chunk))
+            for x in chunk:
+                add(fn(x, **kwargs))
+        elif not kwargs:
+            for args in chunk:
+                add(fn(*args))
         else:
-            out.extend(_starmap(fn, chunk) if not kwargs else (fn(*a, **kwargs) for a in chunk))
+            for args in chunk:
+                add(fn(*args, **kwargs))
     except Exception as e:
         from interpool._refused import refused_extension
 
