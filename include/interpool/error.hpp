@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -49,6 +50,11 @@ class NotShareable : public Error {
   /// its own containers names it as its user gave it.
   NotShareable with_place(std::string where, std::vector<Step> path) const {
     return NotShareable(std::move(where), std::move(path), what_, reason_);
+  }
+
+  friend bool operator==(const NotShareable& a, const NotShareable& b) {
+    return a.where_ == b.where_ && a.path_ == b.path_ && a.what_ == b.what_ &&
+           a.reason_ == b.reason_;
   }
 
   /// where + the steps: "argument 2[0]['k']".
@@ -159,6 +165,9 @@ struct ErrorInfo {
   /// them and replaces the worker). The engine gives no message: each face
   /// words it.
   std::vector<std::string> threads_left;
+  /// A value that could not cross (the task's result): where it was, as data,
+  /// for a face to name it in its user's terms. Empty for other errors.
+  std::optional<NotShareable> not_shareable;
 
   /// "module.qualname" (just the qualname for builtins).
   std::string type_name() const {

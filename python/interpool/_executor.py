@@ -299,9 +299,9 @@ class Executor(_ThreadPoolExecutor):
                 raise RuntimeError("cannot schedule new futures after shutdown")
             if _exit.exiting and not accepted:
                 raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+            fut._chunk_start = chunk_start
             if state.fallback is not None and call is not None and ref is not None:
                 fut._call = call
-                fut._chunk_start = chunk_start
                 if ref.module is not None:
                     fut._key = (ref.module, ref.qualname)  # type: ignore[assignment]
                     if fut._key in state.fallback.known and state.fallback.run(fut, call, None):

@@ -23,6 +23,19 @@ if TYPE_CHECKING:
 _WORKER_MODULE = _worker.__name__
 
 
+def _rephrase_result(exc: BaseException, chunk_start: int | None) -> BaseException:
+    """A map chunk's result that cannot cross, named as the user sees it: the
+    chunk's value is (results, seconds), so "the result[0][k]" is the result of
+    item chunk_start + k."""
+    where = getattr(exc, "where", None)
+    path: tuple[int | str, ...] = getattr(exc, "path", ())
+    if (chunk_start is None or where != "the result" or len(path) < 2 or path[0] != 0
+            or not isinstance(path[1], int) or not isinstance(exc, _interpool.NotShareableError)):
+        return exc
+    return _interpool.not_shareable_at(exc, f"the result of map item {chunk_start + path[1]}",
+                                       path[2:])
+
+
 class _Slot(Future):
     """map_unordered: where the outcome of the i-th chunk to finish goes. It is
     no task, so cancel() does nothing (asyncio.wrap_future cancels what it wraps
@@ -205,6 +218,9 @@ class _MapRun:
                     stranded = self.slots.get(self.submitted)
                     if stranded is not None and not stranded.done():
                         stranded.set_exception(CancelledError())
+                elif isinstance(fut.exception(), _interpool.NotShareableError):
+                    self._next_slot().set_exception(
+                        _rephrase_result(fut.exception(), fut._chunk_start))  # type: ignore[arg-type]
                 else:
                     _fallback.copy_outcome(fut, self._next_slot())
             self.changed.notify_all()
@@ -302,7 +318,10 @@ class _MapRun:
                 remaining = None if end is None else end - time.monotonic()
                 if remaining is not None and remaining <= 0 and not fut.done():
                     raise TimeoutError()
-                done = fut.result(remaining)
+                try:
+                    done = fut.result(remaining)
+                except _interpool.NotShareableError as e:
+                    raise _rephrase_result(e, getattr(fut, "_chunk_start", None)) from None
                 items = done[0]
                 n = self._take_over(items)
                 yield items
@@ -323,7 +342,10 @@ class _MapRun:
         try:
             self.start()
             for fut in self._chunks(None):
-                done = await asyncio.wrap_future(fut)
+                try:
+                    done = await asyncio.wrap_future(fut)
+                except _interpool.NotShareableError as e:
+                    raise _rephrase_result(e, getattr(fut, "_chunk_start", None)) from None
                 items = done[0]
                 n = self._take_over(items)
                 while items:

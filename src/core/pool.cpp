@@ -215,7 +215,7 @@ std::unique_ptr<Worker> Pool::Impl::start_worker(std::size_t index,
         } catch (const std::exception& e) {
           why = e.what();
         }
-        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}, {}});
+        mark_broken(ErrorInfo{"interpool", "InterpreterError", why, {}, {}, {}, {}, {}});
       },
       std::move(predecessor), worker_thread_name(options_.thread_name_prefix, index));
 }

@@ -112,7 +112,7 @@ Outcome Runner::run(const Call& call, Result keep) {
   try {
     out = Outcome::ok(to_value(result, "the result"));
   } catch (const NotShareable& e) {
-    out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}});
+    out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}, e});
   } catch (const PythonErrorSet&) {
     out = failure();
   }

@@ -66,6 +66,7 @@ PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
       PyErr_Clear();
     }
   }
+  if (!exc && info.not_shareable) return new_not_shareable(st, *info.not_shareable);
   if (!exc && info.type_module == "interpool" && info.type_qualname == "NotShareableError")
     exc = PyObject_CallFunction(st->NotShareableError, "s", info.message.c_str());
   if (!exc) return new_remote_error(st, info, /*as_cause=*/false);

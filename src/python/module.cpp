@@ -112,7 +112,7 @@ PyObject* mod_raise_task_error(PyObject* module, PyObject* data) {
     return nullptr;
   try {
     auto part = [&](int i) { return std::string(parts[i], static_cast<std::size_t>(sizes[i])); };
-    ErrorInfo e{part(0), part(1), part(2), part(3), part(4), part(5), {}};
+    ErrorInfo e{part(0), part(1), part(2), part(3), part(4), part(5), {}, {}};
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(threads); ++i) {
       PyObject* name = PyTuple_GET_ITEM(threads, i);
       if (!PyUnicode_Check(name)) return PyErr_Format(PyExc_TypeError, "thread names are str");

@@ -67,6 +67,8 @@ TEST(Pool, ExceptionsComeBackAsData) {
   ASSERT_EQ(out.status, Outcome::Status::Error);
   EXPECT_EQ(out.error.type_qualname, "NotShareableError");
   EXPECT_NE(out.error.message.find("the result"), std::string::npos) << out.error.message;
+  ASSERT_TRUE(out.error.not_shareable) << "where the value was, as data";
+  EXPECT_EQ(out.error.not_shareable->where(), "the result");
 
   out = pool.submit(Call{FunctionRef{"no_such_module_xyz", "f"}, Tuple{}, Dict{}}).get();
   ASSERT_EQ(out.status, Outcome::Status::Error);

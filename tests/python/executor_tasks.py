@@ -93,6 +93,11 @@ def make_lock():
     return threading.Lock()
 
 
+def lock_at(x, bad):
+    """x, but a threading.Lock (which cannot cross back) for x == bad."""
+    return threading.Lock() if x == bad else x
+
+
 def signal_then_wait(x, started, go):
     """x; for x == 0, sets `started` first and waits for `go` (interpool Events)."""
     if x == 0:

@@ -656,6 +656,17 @@ def test_map_names_a_partials_arguments_as_submit_does(ex):
     assert (info.value.where, info.value.path) == ("keyword arguments", ("['b']",))
 
 
+@pytest.mark.parametrize("chunksize", [None, 1, 5])
+def test_unshareable_result_of_a_map_names_its_item(ex, chunksize):
+    """A result that cannot cross back is named by its item, as the user gave
+    it, with its place as data (not the chunk's own layout)."""
+    for method in ("map", "map_unordered"):
+        with pytest.raises(interpool.NotShareableError) as info:
+            list(getattr(ex, method)(T.lock_at, range(20), [7] * 20, chunksize=chunksize))
+        assert (info.value.where, info.value.path) == ("the result of map item 7", ()), method
+        assert str(info.value).startswith("cannot share the result of map item 7 (a 'lock' ")
+
+
 def test_unshareable_result_fails_the_future(ex):
     with pytest.raises(interpool.NotShareableError, match="result"):
         ex.submit(T.make_lock).result(timeout=30)
