@@ -218,9 +218,9 @@ class _MapRun:
                     stranded = self.slots.get(self.submitted)
                     if stranded is not None and not stranded.done():
                         stranded.set_exception(CancelledError())
-                elif isinstance(fut.exception(), _interpool.NotShareableError):
-                    self._next_slot().set_exception(
-                        _rephrase_result(fut.exception(), fut._chunk_start))  # type: ignore[arg-type]
+                elif isinstance(error := fut.exception(), _interpool.NotShareableError):
+                    start = getattr(fut, "_chunk_start", None)
+                    self._next_slot().set_exception(_rephrase_result(error, start))
                 else:
                     _fallback.copy_outcome(fut, self._next_slot())
             self.changed.notify_all()
