@@ -32,6 +32,14 @@ bool same_value(PyObject* a, PyObject* b) {
   return Py_TYPE(a) == Py_TYPE(b) && PyObject_RichCompareBool(a, b, Py_EQ) == 1;
 }
 
+// `v` rebuilt in Python equals `expected` (same types too).
+void expect_rebuilds(const Value& v, PyObject* expected) {
+  PyObject* back = to_python(v);
+  ASSERT_NE(back, nullptr);
+  EXPECT_TRUE(same_value(back, expected));
+  Py_DECREF(back);
+}
+
 const PackedData& data_of(const Value& v) {
   const Packed* p = detail::PackedAccess::packed(v);
   if (!p) throw std::logic_error("not a packed value");
@@ -220,11 +228,7 @@ TEST_F(PackedTest, AFailedValueLeavesTheCrossingAsItWas) {
   const std::size_t size = data_of(first).size();
   EXPECT_THROW(convert(bad, "argument 2"), NotShareable);
   EXPECT_EQ(data_of(first).size(), size) << "the failed value's entries are dropped";
-  Value third = convert(good, "argument 3");
-  PyObject* back = to_python(third);
-  ASSERT_NE(back, nullptr);
-  EXPECT_TRUE(same_value(back, good));
-  Py_DECREF(back);
+  expect_rebuilds(convert(good, "argument 3"), good);
   Py_DECREF(good);
   Py_DECREF(bad);
 }
@@ -238,10 +242,7 @@ TEST_F(PackedTest, ABufferKeepsNoMoreRoomThanItsValuesNeed) {
     const Value v = to_value(obj);
     const PackedData& data = data_of(v);
     EXPECT_LE(data.capacity(), 2 * data.size() + 4096) << data.size();
-    PyObject* back = to_python(v);
-    ASSERT_NE(back, nullptr);
-    EXPECT_TRUE(same_value(back, obj));
-    Py_DECREF(back);
+    expect_rebuilds(v, obj);
   }
   Py_DECREF(large);
   Py_DECREF(small);
