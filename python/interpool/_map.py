@@ -106,6 +106,9 @@ class _MapRun:
         if self.buffersize is None:
             self.inputs = list(given)
             self.total = len(self.inputs)
+            if not self.inputs:  # nothing to submit: no error after shutdown, as with
+                self.exhausted = True  # concurrent.futures
+                return
             # Accepted now: submitted in full even if shutdown() comes first.
             self.ex._state.begin_feed()
             self.accepted = True

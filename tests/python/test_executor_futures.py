@@ -459,6 +459,8 @@ def test_submit_and_map_after_shutdown_raise_runtime_error(make_executor):
         e.submit(T.add, 1, 2)
     with pytest.raises(RuntimeError):
         list(e.map(T.square, [1, 2]))
+    # Nothing to submit: no error, as with concurrent.futures's executors.
+    assert list(e.map(T.square, [])) == []
     e.shutdown()  # twice is fine
     e.shutdown(wait=False, cancel_futures=True)
 
