@@ -52,6 +52,18 @@ def refused_extension(exc: BaseException | None) -> str | None:
 _REFUSED_BEFORE_LOADING = frozenset({"_zoneinfo"} if sys.version_info < (3, 13) else ())
 
 
+def _name_as_datetime(module: Any) -> None:
+    """3.12 workers use the pure-Python datetime (_pydatetime), whose classes
+    say they are _pydatetime's: pickled by name so, a worker's datetime arrived
+    in the main interpreter as _pydatetime.datetime, which the C one neither
+    equals nor subtracts. Named datetime's, as the C classes are (and as
+    _pydatetime's own reprs say), they arrive as the C ones."""
+    for name in getattr(module, "__all__", ()):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type) and cls.__module__ == "_pydatetime":
+            cls.__module__ = "datetime"
+
+
 def _error(extension: str, used: str | None = None) -> ImportError:
     from interpool import IncompatibleModuleError
 
@@ -77,7 +89,10 @@ def guard_imports() -> None:
         if name in _REFUSED_BEFORE_LOADING:
             raise _error(name)
         try:
-            return real(name, import_)
+            module = real(name, import_)
+            if name == "_pydatetime":
+                _name_as_datetime(module)
+            return module
         except ImportError as e:
             if getattr(e, "extension", None) is not None:
                 raise  # already an IncompatibleModuleError

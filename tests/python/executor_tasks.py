@@ -93,6 +93,16 @@ def make_lock():
     return threading.Lock()
 
 
+def datetimes():
+    """A datetime, a timedelta and an aware datetime made here (on 3.12, by the
+    pure-Python datetime that workers use)."""
+    import datetime
+    import zoneinfo
+
+    return (datetime.datetime(2024, 12, 6, 10), datetime.timedelta(hours=1),
+            datetime.datetime(2024, 12, 6, tzinfo=zoneinfo.ZoneInfo("UTC")))
+
+
 def lock_at(x, bad):
     """x, but a threading.Lock (which cannot cross back) for x == bad."""
     return threading.Lock() if x == bad else x

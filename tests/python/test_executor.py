@@ -410,6 +410,23 @@ def test_map_unordered_waiting_for_chunks_all_cancelled_ends(make_executor):
     assert busy.result(30) == 0
 
 
+def test_datetimes_cross_as_the_datetime_classes(ex):
+    """Datetimes made in a worker, or sent there and back, arrive as the main
+    interpreter's own classes (on 3.12 workers use the pure-Python datetime,
+    whose values arrived as _pydatetime's: unequal to the caller's, and an
+    aware one could not cross)."""
+    import datetime
+    import zoneinfo
+
+    made, hour, aware = ex.submit(T.datetimes).result(timeout=60)
+    assert type(made) is datetime.datetime and type(hour) is datetime.timedelta
+    assert made + hour == datetime.datetime(2024, 12, 6, 11)
+    assert type(aware) is datetime.datetime and aware.tzinfo == zoneinfo.ZoneInfo("UTC")
+    sent = datetime.datetime(2024, 12, 6, tzinfo=zoneinfo.ZoneInfo("UTC"))
+    back = ex.submit(T.identity, sent).result(timeout=60)
+    assert type(back) is datetime.datetime and back == sent == aware
+
+
 def test_map_stopped_early_leaves_executor_usable(ex):
     it = ex.map(T.sleep_then, [0.01] * 200, range(200), chunksize=1)
     assert next(it) == 0
