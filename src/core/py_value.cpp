@@ -460,7 +460,18 @@ class Converter {
     }
     if (!data) {
       Ref exc(PyErr_GetRaisedException());
-      std::string why = exc ? to_utf8(exc.p) : std::string("pickling failed");
+      // An interruption (Ctrl-C, SystemExit) or a MemoryError while pickling
+      // says nothing about the object: it goes on as it is.
+      if (exc && (!PyObject_TypeCheck(exc.p, reinterpret_cast<PyTypeObject*>(PyExc_Exception)) ||
+                  PyErr_GivenExceptionMatches(exc.p, PyExc_MemoryError))) {
+        PyErr_SetRaisedException(exc.release());
+        throw PythonErrorSet();
+      }
+      std::string why = "pickling failed";
+      if (exc) {  // "TypeError: cannot pickle ...": the type says as much as the text
+        const std::string text = to_utf8(exc.p);
+        why = std::string(type_name(exc.p)) + (text.empty() ? "" : ": " + text);
+      }
       std::string hint;
       if (PyFunction_Check(obj)) {
         if (!memory_.face_pickler)  // (a face's pickler sends functions by value, and says why not)

@@ -590,6 +590,27 @@ def test_unshareable_map_item_comes_after_the_results_before_it(ex, chunksize):
         next(it)
 
 
+class _RaisesWhenPickled:
+    def __init__(self, error):
+        self.error = error
+
+    def __reduce__(self):
+        raise self.error
+
+
+def test_pickling_error_names_its_type_and_an_interruption_stays_one(ex):
+    """An object whose pickling fails is named with the error's type and text;
+    a Ctrl-C (or SystemExit, or MemoryError) raised meanwhile is not the
+    object's fault and goes on as itself."""
+    with pytest.raises(interpool.NotShareableError) as info:
+        ex.submit(T.identity, [_RaisesWhenPickled(KeyError("x"))])
+    assert "KeyError: 'x'" in info.value.reason
+    for error in (KeyboardInterrupt(), SystemExit(3), MemoryError()):
+        with pytest.raises(type(error)):
+            ex.submit(T.identity, [_RaisesWhenPickled(error)])
+    assert ex.submit(T.add, 1, 2).result(timeout=30) == 3
+
+
 def test_unshareable_error_carries_its_place_as_data(ex):
     # where, path, what and reason: a program (or interpool's own layers) can
     # tell where the value was without reading the message.
