@@ -122,14 +122,19 @@ class TreeReader {
   }
 
  private:
-  static bool is_str(std::uint8_t tag) { return (tag & packed::kKindMask) == packed::kStr; }
+  // Kinds a C++ reader gets as plain values in each place, even when the
+  // buffer holds them once (Python readers get one object).
+  static bool is_plain(std::uint8_t tag) {
+    const std::uint8_t kind = tag & packed::kKindMask;
+    return kind == packed::kStr || kind == packed::kBytes;
+  }
 
   Value read(packed::Reader& r, int depth) {
     if (depth > packed::kMaxDepth) packed::Reader::damaged("it is nested too deeply");
     r.need(1);
     // A str met again is one object to Python readers; a tree has no use for
     // sharing an immutable scalar, and never had it.
-    if (!(*r.p & packed::kMetAgain) || is_str(*r.p)) return plain(r, depth);
+    if (!(*r.p & packed::kMetAgain) || is_plain(*r.p)) return plain(r, depth);
     const std::size_t offset = static_cast<std::size_t>(r.p - data_.bytes());
     if (auto it = data_.trees_.find(offset); it != data_.trees_.end()) {
       r.skip(depth);  // made already, for a Ref that was read first
@@ -221,7 +226,7 @@ class TreeReader {
         if (offset >= static_cast<std::uint64_t>(at - data_.bytes()) ||
             !(data_.bytes()[offset] & packed::kMetAgain))
           packed::Reader::damaged("a reference in it names no shared entry");
-        if (is_str(data_.bytes()[offset])) {
+        if (is_plain(data_.bytes()[offset])) {
           packed::Reader target{data_.bytes() + offset, data_.bytes() + data_.size()};
           return plain(target, depth + 1);
         }

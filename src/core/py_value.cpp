@@ -169,6 +169,25 @@ class Converter {
     bool is_key;       // the dict key itself is visited
   };
 
+  // An immutable object held in more than one place (str, bytes): a reference
+  // to its entry if it was written already (true), else remembered as written
+  // where the caller writes it next (false).
+  bool put_met_again(PyObject* obj, Py_ssize_t one_place) {
+    if (Py_REFCNT(obj) <= one_place) return false;
+    bool added = false;
+    const std::size_t at = find_or_add(obj, added);
+    if (!added) {
+      const std::size_t offset = memory_.seen[at].offset;
+      *data_.at(offset) |= packed::kMetAgain;
+      data_.put(packed::kRef);
+      data_.put_varint(offset);
+      return true;
+    }
+    memory_.seen[at].offset = data_.size();
+    memory_.seen[at].done = true;
+    return false;
+  }
+
   // Writes an object that has no identity to keep; false for any other.
   // one_place: its references when one place holds it (see kOnePlace).
   bool put_scalar(PyObject* obj, Py_ssize_t one_place) {
@@ -181,20 +200,7 @@ class Converter {
       // A str held in many places (dict keys, words from one list) is written
       // once and named after, as pickle does: the reader makes one object and
       // hashes it once.
-      if (Py_REFCNT(obj) > one_place) {
-        bool added = false;
-        const std::size_t at = find_or_add(obj, added);
-        if (!added) {
-          const std::size_t offset = memory_.seen[at].offset;
-          *data_.at(offset) |= packed::kMetAgain;
-          data_.put(packed::kRef);
-          data_.put_varint(offset);
-          return true;
-        }
-        memory_.seen[at].offset = data_.size();
-        memory_.seen[at].done = true;
-      }
-      put_str(obj);
+      if (!put_met_again(obj, one_place)) put_str(obj);
     } else if (type == &PyLong_Type) {
       put_int(obj);
     } else if (type == &PyFloat_Type) {
@@ -205,6 +211,9 @@ class Converter {
     } else if (type == &PyBool_Type) {
       data_.put(obj == Py_True ? packed::kTrue : packed::kFalse);
     } else if (type == &PyBytes_Type) {
+      // So is a bytes object: a large one in many places is one copy, and
+      // one object again on the other side.
+      if (put_met_again(obj, one_place)) return true;
       const auto n = static_cast<std::size_t>(PyBytes_GET_SIZE(obj));
       put_raw(packed::kBytes, PyBytes_AS_STRING(obj), n, n);
     } else if (type == &PyComplex_Type) {

@@ -68,8 +68,9 @@ struct ToValueMemory {
 /// crossing, is written once and named by reference after, and ToPython
 /// rebuilds it as one object (a C++ reader sees one Shared node): sharing is
 /// kept, at a cost linear in the distinct objects. Objects compared by identity: containers,
-/// objects that are pickled and engine objects; equal scalars (int, str, bytes...) need none. An
-/// object inside a pickle is shared only with the rest of that pickle.
+/// objects that are pickled, engine objects, and str and bytes objects (a C++ reader sees those
+/// two as plain values in each place); other scalars (int, float...) need none. An object inside a
+/// pickle is shared only with the rest of that pickle.
 ///
 /// An entry is marked when its object is met again, and the buffer grows, so
 /// a Value returned earlier may still change that way (to the same value)

@@ -197,6 +197,26 @@ TEST_F(PackedTest, StrMetAgainIsOneObjectToPythonAndPlainInTheTree) {
   Py_DECREF(obj);
 }
 
+TEST_F(PackedTest, BytesMetAgainIsWrittenOnceAndOneObjectToPython) {
+  // One large bytes object in many places: one copy in the buffer (it was
+  // written in each place: 2,000 places of 1 MiB took gigabytes), one object
+  // back in Python, a plain value in each place of the C++ tree.
+  exec("blob = bytes(range(256)) * 4096\nblobs = [blob] * 50 + [{'k': blob}]");
+  PyObject* obj = eval("blobs");
+  const Value v = to_value(obj);
+  EXPECT_LT(data_of(v).size(), 2u << 20) << "written once, not 51 times";
+  PyObject* back = to_python(v);
+  ASSERT_NE(back, nullptr);
+  EXPECT_EQ(PyList_GET_ITEM(back, 0), PyList_GET_ITEM(back, 49));
+  EXPECT_TRUE(same_value(back, obj));
+  const auto& items = v.get<List>().items;
+  EXPECT_FALSE(items[1].is_shared());
+  EXPECT_EQ(items[1].get<Bytes>().data.size(), 256u * 4096);
+  EXPECT_EQ(items[50].get<Dict>().items[0].second.get<Bytes>().data.size(), 256u * 4096);
+  Py_DECREF(back);
+  Py_DECREF(obj);
+}
+
 TEST_F(PackedTest, ObjectsWithNoFlatFormGoToTheSideTableOnce) {
   exec(
       "import fractions\nclass Sub(list): pass\nfrac = fractions.Fraction(1, 3)\n"
