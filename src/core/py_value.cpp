@@ -1015,6 +1015,17 @@ std::string refused_extension(PyObject* exc) {
 
 }  // namespace
 
+void raise_with_note(PyObject* exc, const std::string& note) {
+  if (!exc) return;
+  PyObject* r =
+      PyObject_CallMethod(exc, "add_note", "s#", note.data(), static_cast<Py_ssize_t>(note.size()));
+  if (r)
+    Py_DECREF(r);
+  else
+    PyErr_Clear();  // the note only helps; the error itself goes on
+  PyErr_SetRaisedException(exc);
+}
+
 ErrorInfo capture_error() {
   ErrorInfo info;
   Ref exc(PyErr_GetRaisedException());

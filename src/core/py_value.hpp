@@ -156,6 +156,9 @@ std::shared_ptr<Shareable> captured_handle(std::size_t index) noexcept;
 
 /// Takes the Python exception that is set (clearing it) and captures it as data.
 ErrorInfo capture_error();
+/// Raises `exc` (a reference this takes) again, with `note` added to it
+/// (BaseException.add_note: tracebacks show it under the message).
+void raise_with_note(PyObject* exc, const std::string& note);
 
 /// str(obj) as UTF-8; never fails (falls back to a placeholder).
 std::string to_utf8(PyObject* obj);

@@ -85,8 +85,14 @@ Outcome Runner::run(const Call& call, Result keep) {
     // One crossing: an object in two arguments arrives as one object. (Scoped:
     // the objects it holds are the call's to drop.)
     ToPython rebuild;
+    auto not_rebuilt = [this] {
+      raise_with_note(PyErr_GetRaisedException(),
+                      "interpool: raised while rebuilding the task's arguments in the worker; the "
+                      "task did not run");
+      return failure();
+    };
     args = rebuild(call.args);
-    if (!args) return failure();
+    if (!args) return not_rebuilt();
     if (!PyTuple_Check(args)) {
       Py_DECREF(args);
       PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
@@ -96,7 +102,7 @@ Outcome Runner::run(const Call& call, Result keep) {
       kwargs = rebuild(call.kwargs);
       if (!kwargs) {
         Py_DECREF(args);
-        return failure();
+        return not_rebuilt();
       }
     }
   }

@@ -230,6 +230,15 @@ PyObject* raise_outcome(ModuleState* st, const Outcome& out) {
   return nullptr;
 }
 
+PyObject* rebuilt_result(const Value& value) {
+  PyObject* result = to_python(value);
+  if (!result)
+    raise_with_note(PyErr_GetRaisedException(),
+                    "interpool: the task returned, but its result could not be rebuilt in this "
+                    "interpreter");
+  return result;
+}
+
 bool parse_timeout(PyObject* timeout, TimeoutRule rule, std::optional<double>& seconds) {
   seconds.reset();
   if (!timeout || (timeout == Py_None && rule != TimeoutRule::MinusOne)) return true;

@@ -9,6 +9,7 @@
 #include <interpool/pool.hpp>
 #include <interpool/signal.hpp>
 #include <optional>
+#include <string>
 
 #include "python/module_state.hpp"
 
@@ -30,6 +31,10 @@ PyObject* raise_engine_error(ModuleState* st = nullptr);
 PyObject* new_not_shareable(ModuleState* st, const NotShareable& e);
 // Sets the exception an Outcome that is not Ok stands for; returns nullptr.
 PyObject* raise_outcome(ModuleState* st, const Outcome& out);
+
+// A task's result, rebuilt here; nullptr with the error set, noted as the
+// rebuild's (not the task's).
+PyObject* rebuilt_result(const Value& value);
 
 // How a call reads its timeout argument: as the standard library API it
 // mirrors does.

@@ -241,15 +241,17 @@ PyObject* mod_interp_call(PyObject* module, PyObject* args) {
       out = runner.run(call);
     }
     if (out.status == Outcome::Status::Ok) {
-      PyObject* result = to_python(out.value);
+      PyObject* result = rebuilt_result(out.value);
       if (!result) return nullptr;
       return Py_BuildValue("(ON)", Py_True, result);
     }
     // A result that cannot cross (the runner's own NotShareableError, with no
     // traceback: nothing raised it in Python) is the caller's error, as in 3.14.
-    if (out.error.type_module == "interpool" && out.error.type_qualname == "NotShareableError" &&
-        out.error.traceback.empty())
-      return PyErr_Format(st->NotShareableError, "%s", out.error.message.c_str());
+    if (out.error.not_shareable) {
+      if (PyObject* exc = new_not_shareable(st, *out.error.not_shareable))
+        PyErr_SetRaisedException(exc);
+      return nullptr;
+    }
     return Py_BuildValue("(ON)", Py_False, excinfo_tuple(out.error));
   } catch (...) {
     return raise_engine_error(st);

@@ -80,7 +80,7 @@ PyObject* Task_result(PyObject* self, PyObject* args, PyObject* kwargs) {
     return PyErr_Format(PyExc_RuntimeError,
                         "this task's outcome was delivered by completions() or take()");
   const Outcome& out = task.outcome();  // immutable once done, until claimed
-  if (out.status == Outcome::Status::Ok) return to_python(out.value);
+  if (out.status == Outcome::Status::Ok) return rebuilt_result(out.value);
   return raise_outcome(st, out);
 }
 
@@ -361,7 +361,7 @@ PyObject* outcome_payload(ModuleState* st, const Outcome& out, bool& ok) {
   PyObject* payload;
   ok = out.status == Outcome::Status::Ok;
   if (ok) {
-    payload = to_python(out.value);
+    payload = rebuilt_result(out.value);
     if (!payload) {
       // The result arrived but cannot be rebuilt here (e.g. unpickling failed).
       ok = false;

@@ -150,19 +150,6 @@ PyObject* Queue_put(PyObject* self, PyObject* args, PyObject* kwargs) {
   Py_RETURN_NONE;
 }
 
-// Raises `exc` (a reference this takes) again, with `note` added to it
-// (BaseException.add_note: tracebacks show it under the message).
-void raise_with_note(PyObject* exc, const std::string& note) {
-  if (!exc) return;
-  PyObject* r =
-      PyObject_CallMethod(exc, "add_note", "s#", note.data(), static_cast<Py_ssize_t>(note.size()));
-  if (r)
-    Py_DECREF(r);
-  else
-    PyErr_Clear();  // the note only helps; the error itself goes on
-  PyErr_SetRaisedException(exc);
-}
-
 PyObject* Queue_get(PyObject* self, PyObject* args, PyObject* kwargs) {
   static const char* kwlist[] = {"block", "timeout", nullptr};
   int block = 1;

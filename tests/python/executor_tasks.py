@@ -349,6 +349,11 @@ class BadInitError(Exception):
         super().__init__(f"{a}/{b}")
 
 
+def returns_bad_init_error():
+    """Returns (not raises) an exception that pickles but cannot be rebuilt."""
+    return ["ok", BadInitError("a", "b")]
+
+
 class UnpicklableError(Exception):
     """Cannot be pickled: it holds a lock."""
 

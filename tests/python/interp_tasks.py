@@ -205,6 +205,11 @@ def environment_guarded():
     return all(getattr(f, "_interpool_guarded", False) for f in calls)
 
 
+def lock_in_grid():
+    """A result that cannot cross back, two steps inside it."""
+    return {"grid": [0, threading.Lock()]}
+
+
 def make_lock():
     """A result that cannot cross."""
     import threading

@@ -492,6 +492,13 @@ def test_call_too_deep_argument_error_is_short(interp):
     assert message.endswith("the limit is 1000 levels of nesting") and len(message) < 200, message
 
 
+def test_call_result_that_cannot_cross_carries_its_place_as_data(interp):
+    with pytest.raises(I.NotShareableError) as e:
+        interp.call(interp_tasks.lock_in_grid)
+    assert (e.value.where, e.value.path, e.value.what) == ("the result", ("['grid']", 1),
+                                                           "a 'lock' object")
+
+
 def test_call_names_the_unshareable_argument(interp):
     with pytest.raises(I.NotShareableError) as e:
         interp.call(interp_tasks.add, 1, threading.Lock())
