@@ -349,9 +349,22 @@ class BadInitError(Exception):
         super().__init__(f"{a}/{b}")
 
 
-def returns_bad_init_error():
-    """Returns (not raises) an exception that pickles but cannot be rebuilt."""
-    return ["ok", BadInitError("a", "b")]
+def _refuse_to_rebuild():
+    raise ValueError("this object cannot be rebuilt")
+
+
+class FailsToRebuild:
+    """Pickles, but its unpickling raises ValueError, wherever it happens (an
+    exception with a strict __init__ is no such object: tblib's reducer, which
+    dask installs, rebuilds it without calling __init__)."""
+
+    def __reduce__(self):
+        return (_refuse_to_rebuild, ())
+
+
+def returns_fails_to_rebuild():
+    """Returns (not raises) an object that pickles but cannot be rebuilt."""
+    return ["ok", FailsToRebuild()]
 
 
 class UnpicklableError(Exception):
