@@ -50,10 +50,7 @@ def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
         where = "the function"
     elif (chunk_start is not None and single and where == "argument 3" and len(path) >= 1
           and isinstance(path[0], int)):
-        item = chunk_start + path[0]
-        out = _interpool.not_shareable_at(exc, f"map item {item}, argument 1", path[1:])
-        out.map_item = item  # type: ignore[attr-defined]  # read by _MapRun._feed
-        return out
+        return _item_error(exc, chunk_start + path[0], 1, path[1:])
     elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
           and isinstance(path[0], int) and isinstance(path[1], int)
           and ref is not None and path[1] < len(ref.args)):
@@ -64,16 +61,21 @@ def _rephrase(exc: NotShareableError, chunk_start: int | None = None,
         where = "keyword arguments"  # a functools.partial's, which every call gets
     elif (chunk_start is not None and where == "argument 3" and len(path) >= 2
           and isinstance(path[0], int) and isinstance(path[1], int)):
-        item = chunk_start + path[0]
-        out = _interpool.not_shareable_at(
-            exc, f"map item {item}, argument {path[1] + 1 - hidden}", path[2:])
-        out.map_item = item  # type: ignore[attr-defined]  # read by _MapRun._feed
-        return out
+        return _item_error(exc, chunk_start + path[0], path[1] + 1 - hidden, path[2:])
     elif hidden and chunk_start is None:
         return _functions.renumber(exc, hidden)
     else:
         return exc
     return _interpool.not_shareable_at(exc, where, path)
+
+
+def _item_error(exc: NotShareableError, item: int, argument: int,
+                path: tuple[int | str, ...]) -> NotShareableError:
+    """`exc` about map item `item`'s argument `argument`, the item kept as data
+    (`map_item`, which _MapRun._feed reads)."""
+    out = _interpool.not_shareable_at(exc, f"map item {item}, argument {argument}", path)
+    out.map_item = item  # type: ignore[attr-defined]
+    return out
 
 
 def _inputs(iterables: tuple[Iterable[Any], ...]) -> tuple[Iterable[Any], bool]:

@@ -74,6 +74,8 @@ PyObject* mod_is_shareable(PyObject* module, PyObject* obj) {
 // A task's exception as plain data that crosses as a result does: a map chunk
 // that fails part way returns it after the results before it, and the caller
 // raises it with raise_task_error, as the chunk's own failure would have been.
+// (The ErrorInfo fields a raised exception has: no threads left, nothing not
+// shareable; those are the engine's findings.)
 PyObject* mod_task_error(PyObject* module, PyObject* exc) {
   if (!PyExceptionInstance_Check(exc))
     return PyErr_Format(PyExc_TypeError, "task_error() takes an exception, not %.100s",
@@ -81,22 +83,11 @@ PyObject* mod_task_error(PyObject* module, PyObject* exc) {
   try {
     PyErr_SetRaisedException(Py_NewRef(exc));
     const ErrorInfo e = capture_error();
-    PyObject* threads = PyTuple_New(static_cast<Py_ssize_t>(e.threads_left.size()));
-    if (!threads) return nullptr;
-    for (std::size_t i = 0; i < e.threads_left.size(); ++i) {
-      PyObject* name = PyUnicode_FromStringAndSize(
-          e.threads_left[i].data(), static_cast<Py_ssize_t>(e.threads_left[i].size()));
-      if (!name) {
-        Py_DECREF(threads);
-        return nullptr;
-      }
-      PyTuple_SET_ITEM(threads, static_cast<Py_ssize_t>(i), name);
-    }
     auto size = [](const std::string& s) { return static_cast<Py_ssize_t>(s.size()); };
-    return Py_BuildValue("(s#s#s#s#y#s#N)", e.type_module.data(), size(e.type_module),
+    return Py_BuildValue("(s#s#s#s#y#s#)", e.type_module.data(), size(e.type_module),
                          e.type_qualname.data(), size(e.type_qualname), e.message.data(),
                          size(e.message), e.traceback.data(), size(e.traceback), e.pickled.data(),
-                         size(e.pickled), e.refused_module.data(), size(e.refused_module), threads);
+                         size(e.pickled), e.refused_module.data(), size(e.refused_module));
   } catch (...) {
     return raise_engine_error(state_of(module));
   }
@@ -105,19 +96,13 @@ PyObject* mod_task_error(PyObject* module, PyObject* exc) {
 PyObject* mod_raise_task_error(PyObject* module, PyObject* data) {
   const char* parts[6];
   Py_ssize_t sizes[6];
-  PyObject* threads;
-  if (!PyArg_ParseTuple(data, "s#s#s#s#y#s#O!:raise_task_error", &parts[0], &sizes[0], &parts[1],
+  if (!PyArg_ParseTuple(data, "s#s#s#s#y#s#:raise_task_error", &parts[0], &sizes[0], &parts[1],
                         &sizes[1], &parts[2], &sizes[2], &parts[3], &sizes[3], &parts[4], &sizes[4],
-                        &parts[5], &sizes[5], &PyTuple_Type, &threads))
+                        &parts[5], &sizes[5]))
     return nullptr;
   try {
     auto part = [&](int i) { return std::string(parts[i], static_cast<std::size_t>(sizes[i])); };
     ErrorInfo e{part(0), part(1), part(2), part(3), part(4), part(5), {}, {}};
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(threads); ++i) {
-      PyObject* name = PyTuple_GET_ITEM(threads, i);
-      if (!PyUnicode_Check(name)) return PyErr_Format(PyExc_TypeError, "thread names are str");
-      e.threads_left.push_back(to_utf8(name));
-    }
     return raise_outcome(state_of(module), Outcome::failed(std::move(e)));
   } catch (...) {
     return raise_engine_error(state_of(module));
