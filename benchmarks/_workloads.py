@@ -299,6 +299,31 @@ def make_rows(i, n=5000):
     return [(i, j, j * 0.5, f"row {j}") for j in range(n)]
 
 
+class Event:
+    """A record with no native form (it crosses pickled): a timestamp, a
+    number, a name, and the tags that every event of a batch holds."""
+
+    __slots__ = ("when", "value", "name", "tags")
+
+    def __init__(self, when, value, name, tags):
+        self.when, self.value, self.name, self.tags = when, value, name, tags
+
+    def __eq__(self, other):
+        return type(other) is Event and all(getattr(self, a) == getattr(other, a) for a in self.__slots__)
+
+    def __reduce__(self):
+        return Event, (self.when, self.value, self.name, self.tags)
+
+
+def make_events(i, n=1000):
+    """A result of objects that pickle: n Events with a datetime each."""
+    import datetime
+
+    start = datetime.datetime(2024, 12, 6, tzinfo=datetime.timezone.utc) + datetime.timedelta(days=i)
+    tags = ("batch", str(i))
+    return [Event(start + datetime.timedelta(seconds=j), j * 0.5, f"event {j}", tags) for j in range(n)]
+
+
 def nbytes(data):
     return len(data)
 

@@ -28,7 +28,9 @@ inputs are in benchmarks/_workloads.py, a module every backend imports by name.
   B. Data movement, the work trivial: 200,000 lines of ~100 characters through
      map(len, chunksize=2000); 400 tasks each returning 5,000 tuples; 40 tasks
      each given 8 MiB of bytes; the 1,600 Jinja2 contexts (dicts of lists of
-     dicts of str, float, list) mapped with a trivial function, chunks of 100.
+     dicts of str, float, list) mapped with a trivial function, chunks of 100;
+     200 tasks each returning 1,000 objects that pickle (a class with a
+     datetime, a float, a str and a tuple every object of the result holds).
      Executors started and warm; the time from map() to the last result. The
      floor: pickle.loads(pickle.dumps(x)) of the same chunks of inputs and of
      results, in this process. Targets: interpool at least 2x cheaper than the
@@ -320,6 +322,8 @@ DATA_ROWS = [
             lambda s: [bytes([i]) * (8 * MIB) for i in range(max(2, int(40 * s)))], lambda s: 1),
     DataRow("contexts", "1,600 nested contexts, trivial fn, chunks of 100", W.context_items,
             lambda s: W.contexts(max(16, int(1600 * s))), lambda s: max(1, int(100 * s))),
+    DataRow("objects", "200 tasks each returning 1,000 objects that pickle (with datetimes)",
+            W.make_events, lambda s: list(range(max(4, int(200 * s)))), lambda s: 1),
 ]
 
 

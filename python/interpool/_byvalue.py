@@ -315,17 +315,22 @@ _EXTRA_HINT = "install cloudpickle (pip install 'interpool[cloudpickle]') to sen
 _pickler: Any = None  # the Pickler class, made on first use
 
 
-def dumps(obj: Any, protocol: int = 5) -> bytes:
-    """pickle.dumps(obj), except that functions and classes the receiver cannot
-    import by name cross by value (what the engine calls for arguments,
-    results, queue items and every other object without a native form)."""
+def pickler() -> Any:
+    """The Pickler class with which the engine pickles every object without a
+    native form (arguments, results, queue items): pickle.Pickler, except that
+    functions and classes the receiver cannot import by name cross by value."""
     global _pickler  # noqa: PLW0603
-    import io
-
     if _pickler is None:
         _pickler = _make_pickler()
+    return _pickler
+
+
+def dumps(obj: Any, protocol: int = 5) -> bytes:
+    """pickle.dumps(obj) with pickler()."""
+    import io
+
     out = io.BytesIO()
-    _pickler(out, protocol).dump(obj)
+    pickler()(out, protocol).dump(obj)
     return out.getvalue()
 
 

@@ -62,6 +62,16 @@ def _name_as_datetime(module: Any) -> None:
         cls = getattr(module, name, None)
         if isinstance(cls, type) and cls.__module__ == "_pydatetime":
             cls.__module__ = "datetime"
+    # A timezone pickles with its slots as state, which the C timezone has not
+    # ("no attribute '_offset'" in the main interpreter, for any aware datetime
+    # made with timezone.utc in a worker): pickled as the C one pickles.
+    timezone = getattr(module, "timezone", None)
+    if isinstance(timezone, type):
+        timezone.__reduce__ = _timezone_reduce  # type: ignore[method-assign,assignment]
+
+
+def _timezone_reduce(self: Any) -> tuple[Any, tuple[Any, ...]]:
+    return type(self), self.__getinitargs__()
 
 
 def _error(extension: str, used: str | None = None) -> ImportError:

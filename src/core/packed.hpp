@@ -75,6 +75,34 @@ class Damaged : public std::runtime_error {
 
 }  // namespace packed
 
+/// The objects of one crossing that have no flat form, pickled one after
+/// another by one pickler that keeps its memo: the stream a process pool's one
+/// pickle of the whole value would be, read back by one unpickler in the same
+/// order (src/core/py_value.cpp). A Pickled side value names its object by
+/// index. A pickler whose dump failed is not used again: the next object
+/// starts a new run, with a pickler of its own.
+struct PickleStream {
+  std::string bytes;
+  /// Where each object's pickle ends in `bytes`.
+  std::vector<std::size_t> ends;
+  /// The first object of each pickler's run (the first run's is 0).
+  std::vector<std::size_t> starts;
+  /// Engine objects inside the pickles (capture_handle), kept alive with them.
+  std::vector<Handle> handles;
+
+  std::size_t run_of(std::size_t object) const noexcept {
+    std::size_t run = starts.size() - 1;
+    while (run > 0 && starts[run] > object) --run;
+    return run;
+  }
+  /// The objects [first, last] of a run and their bytes [begin, end).
+  std::size_t run_first(std::size_t run) const noexcept { return starts[run]; }
+  std::size_t run_last(std::size_t run) const noexcept {
+    return (run + 1 < starts.size() ? starts[run + 1] : ends.size()) - 1;
+  }
+  std::size_t begin_of(std::size_t object) const noexcept { return object ? ends[object - 1] : 0; }
+};
+
 /// The buffer and side table of one crossing, shared by every Value of it.
 class PackedData {
  public:
@@ -88,6 +116,8 @@ class PackedData {
   std::size_t capacity() const noexcept { return cap_; }
   /// Values with no flat form, named by Side entries.
   std::vector<Value> side;
+  /// The pickles of the Pickled side values, once one was needed.
+  std::shared_ptr<PickleStream> pickles;
 
   // Writing (the converter of one crossing, which owns the data meanwhile).
   std::uint8_t* grow(std::size_t n) {

@@ -441,63 +441,88 @@ class Converter {
     leave();
   }
 
+  // The crossing's pickler, made on first use (see PickleStream): a run of
+  // the stream begins with it.
+  void start_pickler(PickleStream& stream) {
+    Ref cls;
+    HandleCodec* codec = g_codec.load(std::memory_order_acquire);
+    if (codec && codec->pickler) {
+      cls.p = codec->pickler();
+      if (!cls && PyErr_Occurred()) throw PythonErrorSet();
+      memory_.face_pickler = cls.p != nullptr;
+    }
+    if (!cls) {
+      Ref module(PyImport_ImportModule("pickle"));
+      if (!module) throw PythonErrorSet();
+      cls.p = PyObject_GetAttrString(module.p, "Pickler");
+      if (!cls) throw PythonErrorSet();
+    }
+    Ref io(PyImport_ImportModule("io"));
+    if (!io) throw PythonErrorSet();
+    Ref file(PyObject_CallMethod(io.p, "BytesIO", nullptr));
+    if (!file) throw PythonErrorSet();
+    Ref pickler(PyObject_CallFunction(cls.p, "Oi", file.p, 5));
+    if (!pickler) throw PythonErrorSet();
+    Ref dump(PyObject_GetAttrString(pickler.p, "dump"));
+    Ref tell(dump ? PyObject_GetAttrString(file.p, "tell") : nullptr);
+    if (!tell) throw PythonErrorSet();
+    memory_.file = file.release();
+    memory_.dump = dump.release();
+    memory_.tell = tell.release();
+    if (stream.starts.empty() || stream.starts.back() != stream.ends.size())
+      stream.starts.push_back(stream.ends.size());
+  }
+
   Pickled pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
-    PyObject*& dumps = memory_.dumps;
-    if (!dumps) {
-      HandleCodec* codec = g_codec.load(std::memory_order_acquire);
-      if (codec && codec->pickler) {
-        dumps = codec->pickler();
-        if (!dumps && PyErr_Occurred()) throw PythonErrorSet();
-        memory_.face_pickler = dumps != nullptr;
-      }
-      if (!dumps) {
-        Ref module(PyImport_ImportModule("pickle"));
-        if (!module) throw PythonErrorSet();
-        dumps = PyObject_GetAttrString(module.p, "dumps");
-        if (!dumps) throw PythonErrorSet();
-      }
-    }
-    Ref protocol(PyLong_FromLong(5));
-    if (!protocol) throw PythonErrorSet();
-    PyObject* args[] = {obj, protocol.p};
-    std::vector<Handle> handles;  // engine objects met inside (capture_handle)
+    if (!data_.pickles) data_.pickles = std::make_shared<PickleStream>();
+    PickleStream& stream = *data_.pickles;
+    if (!memory_.dump) start_pickler(stream);
     Ref data;
     {
-      ScopedSet capturing(t_capturing, &handles);
-      data.p = PyObject_Vectorcall(dumps, args, 2, nullptr);
+      ScopedSet capturing(t_capturing, &stream.handles);
+      data.p = PyObject_CallOneArg(memory_.dump, obj);
     }
-    if (!data) {
-      Ref exc(PyErr_GetRaisedException());
-      // An interruption (Ctrl-C, SystemExit) or a MemoryError while pickling
-      // says nothing about the object: it goes on as it is.
-      if (exc && (!PyObject_TypeCheck(exc.p, reinterpret_cast<PyTypeObject*>(PyExc_Exception)) ||
-                  PyErr_GivenExceptionMatches(exc.p, PyExc_MemoryError))) {
+    if (data) {
+      Ref end(PyObject_CallNoArgs(memory_.tell));
+      const Py_ssize_t at = end ? PyLong_AsSsize_t(end.p) : -1;
+      if (at < 0) {
+        Ref exc(PyErr_GetRaisedException());
+        memory_.drop_pickler();
         PyErr_SetRaisedException(exc.release());
         throw PythonErrorSet();
       }
-      std::string why = "pickling failed";
-      if (exc) {  // "TypeError: cannot pickle ...": the type says as much as the text
-        const std::string text = to_utf8(exc.p);
-        why = std::string(type_name(exc.p)) + (text.empty() ? "" : ": " + text);
-      }
-      std::string hint;
-      if (PyFunction_Check(obj)) {
-        if (!memory_.face_pickler)  // (a face's pickler sends functions by value, and says why not)
-          hint =
-              "; lambdas, closures and nested functions cannot cross interpreters: define the "
-              "function at module level";
-      } else {
-        hint =
-            "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
-            "bytes, tuple, list, dict, set)";
-      }
-      fail(obj, "it does not pickle (" + why + ")" + hint);
+      stream.ends.push_back(stream.bytes.size() + static_cast<std::size_t>(at));
+      return Pickled{{}, {}, data_.pickles, stream.ends.size() - 1};
     }
-    if (!PyBytes_Check(data.p)) fail(obj, "pickle.dumps did not return bytes");
-    return Pickled{
-        std::string(PyBytes_AS_STRING(data.p), static_cast<std::size_t>(PyBytes_GET_SIZE(data.p))),
-        std::move(handles)};
+    // What the failed dump wrote, and what its memo holds, cannot be used:
+    // the next object starts a run of its own.
+    Ref exc(PyErr_GetRaisedException());
+    memory_.drop_pickler();
+    // An interruption (Ctrl-C, SystemExit) or a MemoryError while pickling
+    // says nothing about the object: it goes on as it is.
+    if (exc && (!PyObject_TypeCheck(exc.p, reinterpret_cast<PyTypeObject*>(PyExc_Exception)) ||
+                PyErr_GivenExceptionMatches(exc.p, PyExc_MemoryError))) {
+      PyErr_SetRaisedException(exc.release());
+      throw PythonErrorSet();
+    }
+    std::string why = "pickling failed";
+    if (exc) {  // "TypeError: cannot pickle ...": the type says as much as the text
+      const std::string text = to_utf8(exc.p);
+      why = std::string(type_name(exc.p)) + (text.empty() ? "" : ": " + text);
+    }
+    std::string hint;
+    if (PyFunction_Check(obj)) {
+      if (!memory_.face_pickler)  // (a face's pickler sends functions by value, and says why not)
+        hint =
+            "; lambdas, closures and nested functions cannot cross interpreters: define the "
+            "function at module level";
+    } else {
+      hint =
+          "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
+          "bytes, tuple, list, dict, set)";
+    }
+    fail(obj, "it does not pickle (" + why + ")" + hint);
   }
 
   // A deep path shows its first and last steps only: all of them would be
@@ -578,8 +603,14 @@ namespace detail {
 
 ToValueMemory::~ToValueMemory() {
   forget();
-  Py_XDECREF(dumps);
+  drop_pickler();
   if (data) data->fit();  // the crossing's values are complete: no more writes
+}
+
+void ToValueMemory::drop_pickler() {
+  Py_CLEAR(dump);
+  Py_CLEAR(tell);
+  Py_CLEAR(file);
 }
 
 void ToValueMemory::forget() {
@@ -600,18 +631,56 @@ Value ToValue::operator()(PyObject* obj, std::string_view where) {
   PackedData& data = *memory_.data;
   const std::size_t size = data.size();
   const std::size_t side = data.side.size();
+  const std::size_t pickled = data.pickles ? data.pickles->ends.size() : 0;
   try {
     const std::size_t offset = Converter(where, options_, memory_).top(obj);
+    if (data.pickles && data.pickles->ends.size() > pickled) flush_pickles(*data.pickles);
     t_packed_before = std::min(data.size(), kMostExpected);
     return detail::PackedAccess::make(Packed{memory_.data, offset});
   } catch (...) {
     // What was being converted is not: start afresh (values returned before
-    // keep their entries).
+    // keep their entries). Its pickles, unflushed, go with the pickler that
+    // wrote them; a pickler of its own writes what comes next.
     memory_.forget();
     data.truncate(size);
     data.side.resize(side);
+    if (data.pickles) {
+      PickleStream& stream = *data.pickles;
+      PyObject* exc = PyErr_GetRaisedException();  // (freeing the pickler's memo may run code)
+      memory_.drop_pickler();
+      PyErr_SetRaisedException(exc);
+      stream.ends.resize(pickled);
+      stream.bytes.resize(stream.begin_of(pickled));
+      while (!stream.starts.empty() && stream.starts.back() > pickled) stream.starts.pop_back();
+    }
     throw;
   }
+}
+
+// Moves what the crossing's pickler wrote for the value just converted from
+// its file into the stream, which its Pickled side values name.
+void ToValue::flush_pickles(PickleStream& stream) {
+  const std::size_t end = stream.ends.back();
+  Ref written(PyObject_CallMethod(memory_.file, "getbuffer", nullptr));
+  Py_buffer view;
+  if (!written || PyObject_GetBuffer(written.p, &view, PyBUF_SIMPLE) < 0) throw PythonErrorSet();
+  const std::size_t n = end - stream.bytes.size();
+  if (static_cast<std::size_t>(view.len) < n) {
+    PyBuffer_Release(&view);
+    PyErr_SetString(PyExc_SystemError, "interpool: the pickler wrote less than it said");
+    throw PythonErrorSet();
+  }
+  try {
+    stream.bytes.append(static_cast<const char*>(view.buf), n);
+  } catch (...) {
+    PyBuffer_Release(&view);
+    throw;
+  }
+  PyBuffer_Release(&view);
+  Ref released(PyObject_CallMethod(written.p, "release", nullptr));
+  Ref at(released ? PyObject_CallMethod(memory_.file, "seek", "i", 0) : nullptr);
+  Ref cut(at ? PyObject_CallMethod(memory_.file, "truncate", nullptr) : nullptr);
+  if (!cut) throw PythonErrorSet();
 }
 
 Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {
@@ -624,7 +693,8 @@ Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& opti
 
 namespace {
 
-PyObject* unpickle(const Pickled& pickled) {
+// A Pickled that carries its own pickle.
+PyObject* unpickle_alone(const Pickled& pickled) {
   Ref module(PyImport_ImportModule("pickle"));
   if (!module) return nullptr;
   const std::string& data = pickled.data;
@@ -638,6 +708,57 @@ PyObject* unpickle(const Pickled& pickled) {
 
 ToPython::~ToPython() {
   for (auto& [data, obj] : made_) Py_DECREF(obj);
+  for (auto& [stream, u] : unpickling_) {
+    Py_XDECREF(u.load);
+    for (PyObject* obj : u.loaded) Py_XDECREF(obj);
+  }
+}
+
+PyObject* ToPython::unpickle(const Pickled& pickled) {
+  if (!pickled.stream) return unpickle_alone(pickled);
+  const PickleStream& stream = *pickled.stream;
+  const std::size_t k = pickled.index;
+  if (k >= stream.ends.size() || stream.starts.empty() ||
+      stream.ends.back() > stream.bytes.size()) {
+    PyErr_SetString(PyExc_SystemError, "interpool: a pickled object is not in its pickle stream");
+    return nullptr;
+  }
+  Unpickling& u = unpickling_[&stream];
+  if (u.loaded.empty()) u.loaded.assign(stream.ends.size(), nullptr);
+  if (u.loaded[k]) return Py_NewRef(u.loaded[k]);
+  const std::size_t run = stream.run_of(k);
+  if (!u.load || u.run != run || u.next > k) {
+    // The run's pickles, from its first: what each names of the ones before
+    // it is in the unpickler's memo.
+    Py_CLEAR(u.load);
+    const std::size_t begin = stream.begin_of(stream.run_first(run));
+    const std::size_t end = stream.ends[stream.run_last(run)];
+    Ref bytes(PyBytes_FromStringAndSize(stream.bytes.data() + begin,
+                                        static_cast<Py_ssize_t>(end - begin)));
+    Ref io(bytes ? PyImport_ImportModule("io") : nullptr);
+    Ref file(io ? PyObject_CallMethod(io.p, "BytesIO", "O", bytes.p) : nullptr);
+    Ref pickle(file ? PyImport_ImportModule("pickle") : nullptr);
+    Ref unpickler(pickle ? PyObject_CallMethod(pickle.p, "Unpickler", "O", file.p) : nullptr);
+    u.load = unpickler ? PyObject_GetAttrString(unpickler.p, "load") : nullptr;
+    if (!u.load) return nullptr;
+    u.run = run;
+    u.next = stream.run_first(run);
+  }
+  ScopedSet<const std::vector<Handle>> loading(t_loading, &stream.handles);
+  while (u.next <= k) {
+    PyObject* obj = PyObject_CallNoArgs(u.load);
+    if (!obj) {
+      Py_CLEAR(u.load);  // where it stopped is unknown
+      return nullptr;
+    }
+    // (Read again from the start of its run, an object keeps the one made first.)
+    if (u.loaded[u.next])
+      Py_DECREF(obj);
+    else
+      u.loaded[u.next] = obj;
+    ++u.next;
+  }
+  return Py_NewRef(u.loaded[k]);
 }
 
 PyObject* ToPython::operator()(const Value& value) { return convert(value); }

@@ -49,14 +49,21 @@ struct ToValueMemory {
   std::vector<std::uint32_t> slots;
   /// The crossing's buffer (src/core/packed.hpp), once a value needed one.
   std::shared_ptr<PackedData> data;
-  PyObject* dumps = nullptr;  ///< the pickler, once one was needed
-  bool face_pickler = false;  ///< `dumps` is the face's (HandleCodec::pickler)
+  /// The crossing's pickler (see PickleStream), once one was needed: a
+  /// Pickler writing into `file` (an io.BytesIO), and its bound `dump`.
+  PyObject* file = nullptr;
+  PyObject* dump = nullptr;
+  PyObject* tell = nullptr;  ///< `file`'s bound tell
+  /// The objects in the stream when the value being converted began.
+  std::size_t pickled_before = 0;
+  bool face_pickler = false;  ///< the pickler is the face's (HandleCodec::pickler)
 
   ToValueMemory() = default;
   ToValueMemory(const ToValueMemory&) = delete;
   ToValueMemory& operator=(const ToValueMemory&) = delete;
   ~ToValueMemory();
   void forget();  ///< drops `seen` (and the references)
+  void drop_pickler();
 };
 }  // namespace detail
 
@@ -69,8 +76,9 @@ struct ToValueMemory {
 /// rebuilds it as one object (a C++ reader sees one Shared node): sharing is
 /// kept, at a cost linear in the distinct objects. Objects compared by identity: containers,
 /// objects that are pickled, engine objects, and str and bytes objects (a C++ reader sees those
-/// two as plain values in each place); other scalars (int, float...) need none. An object inside a
-/// pickle is shared only with the rest of that pickle.
+/// two as plain values in each place); other scalars (int, float...) need none. The pickled
+/// objects of a crossing are written by one pickler, one after another (PickleStream): an object
+/// inside them is shared with the other pickled objects, not with the native part.
 ///
 /// An entry is marked when its object is met again, and the buffer grows, so
 /// a Value returned earlier may still change that way (to the same value)
@@ -87,6 +95,8 @@ class ToValue {
   Value operator()(PyObject* obj, std::string_view where);
 
  private:
+  void flush_pickles(PickleStream& stream);
+
   ToValueOptions options_;
   detail::ToValueMemory memory_;
 };
@@ -124,6 +134,17 @@ class ToPython {
   // The object made for each shared value (keyed by the value's data, or by
   // where its entry is in a buffer), held.
   std::unordered_map<const void*, PyObject*> made_;
+
+  // A Pickled object: one of a stream is loaded by the stream's one
+  // unpickler, after the objects before it (held until this is gone).
+  PyObject* unpickle(const Pickled& pickled);
+  struct Unpickling {
+    std::vector<PyObject*> loaded;  // by index; nullptr: not loaded yet
+    PyObject* load = nullptr;       // the bound load of the unpickler of run `run`
+    std::size_t run = 0;
+    std::size_t next = 0;  // the object that `load` gives next
+  };
+  std::unordered_map<const PickleStream*, Unpickling> unpickling_;
 };
 
 /// to_python for one value alone: ToPython()(value).
@@ -138,8 +159,9 @@ struct HandleCodec {
   /// set.
   PyObject* (*to_object)(const std::shared_ptr<Shareable>& object) = nullptr;
   /// The pickler for objects with no native form, as a new reference to a
-  /// callable `dumps(obj, protocol)` of the current interpreter; nullptr (with
-  /// no error set), or no function: pickle.dumps.
+  /// pickle.Pickler class of the current interpreter (called as
+  /// `cls(file, protocol)`); nullptr (with no error set), or no function:
+  /// pickle.Pickler.
   PyObject* (*pickler)() = nullptr;
 };
 void set_handle_codec(const HandleCodec& codec) noexcept;

@@ -307,19 +307,19 @@ PyObject* new_exception(PyObject* module, const char* name, PyObject* base, cons
   return exc;
 }
 
-// The engine's pickler in this interpreter: interpool._byvalue.dumps, which sends
-// functions that the receiver cannot import by value; pickle.dumps (nullptr)
-// where the package is not importable.
+// The engine's Pickler class in this interpreter: interpool._byvalue.pickler(),
+// which sends functions that the receiver cannot import by value;
+// pickle.Pickler (nullptr) where the package is not importable.
 PyObject* face_pickler() {
   PyObject* module = PyImport_ImportModule("interpool._byvalue");
   if (!module) {
     PyErr_Clear();
     return nullptr;
   }
-  PyObject* dumps = PyObject_GetAttrString(module, "dumps");
+  PyObject* cls = PyObject_CallMethod(module, "pickler", nullptr);
   Py_DECREF(module);
-  if (!dumps) PyErr_Clear();
-  return dumps;
+  if (!cls) PyErr_Clear();
+  return cls;
 }
 
 // The face the extension replaced as the giver of the interruption class (the

@@ -253,6 +253,83 @@ TEST_F(PackedTest, AFailedValueLeavesTheCrossingAsItWas) {
   Py_DECREF(bad);
 }
 
+TEST_F(PackedTest, OnePicklerWritesTheCrossingsObjectsAndOneUnpicklerReadsThem) {
+  exec(
+      "import fractions\nclass Box:\n    def __init__(self, v): self.v = v\n"
+      "    def __eq__(self, o): return type(o) is Box and o.v == self.v\n"
+      "held = [0]\nboxes = [Box(held), Box(fractions.Fraction(1, 3)), Box(held)]\n"
+      "later = Box(held)");
+  PyObject* boxes = eval("boxes");
+  PyObject* later = eval("later");
+  ToValue convert;
+  const Value first = convert(boxes, "argument 1");
+  const Value second = convert(later, "argument 2");
+  const PackedData& data = data_of(first);
+  ASSERT_TRUE(data.pickles);
+  EXPECT_EQ(data.pickles->ends.size(), 4u) << "four objects, one stream";
+  EXPECT_EQ(data.pickles->starts, std::vector<std::size_t>{0}) << "one pickler";
+  // The second value's object names the Box class and `held` by the memo of the first's:
+  // its pickle alone is shorter than the first object's.
+  EXPECT_LT(data.pickles->ends[3] - data.pickles->ends[2], data.pickles->ends[0]);
+  ToPython rebuild;
+  PyObject* later_back = rebuild(second);  // read out of order: the objects before it first
+  PyObject* back = rebuild(first);
+  ASSERT_TRUE(back && later_back);
+  EXPECT_TRUE(same_value(back, boxes));
+  PyObject* held0 = PyObject_GetAttrString(PyList_GET_ITEM(back, 0), "v");
+  PyObject* held2 = PyObject_GetAttrString(PyList_GET_ITEM(back, 2), "v");
+  PyObject* held_later = PyObject_GetAttrString(later_back, "v");
+  EXPECT_EQ(held0, held2) << "what two pickled objects hold is one object";
+  EXPECT_EQ(held0, held_later) << "in the values of one crossing too";
+  Py_XDECREF(held0);
+  Py_XDECREF(held2);
+  Py_XDECREF(held_later);
+  Py_DECREF(back);
+  Py_DECREF(later_back);
+  // A C++ reader sees each object as a Pickled of the stream, which rebuilds
+  // alone too (a program that passes one on).
+  const Value& node = first.get<List>().items[1];
+  ASSERT_EQ(node.kind(), Kind::Pickled);
+  EXPECT_EQ(node.get<Pickled>().index, 1u);
+  PyObject* alone = to_python(Value(node.get<Pickled>()));
+  ASSERT_NE(alone, nullptr);
+  EXPECT_TRUE(same_value(alone, PyList_GET_ITEM(boxes, 1)));
+  Py_DECREF(alone);
+  Py_DECREF(boxes);
+  Py_DECREF(later);
+}
+
+TEST_F(PackedTest, APickleThatFailsStartsANewRunAndLeavesTheOthersReadable) {
+  exec(
+      "import fractions, threading\nfirst_f = [fractions.Fraction(1, 2)]\n"
+      "fails = [fractions.Fraction(1, 3), threading.Lock()]\n"
+      "after = [fractions.Fraction(1, 2), fractions.Fraction(2, 3)]");
+  PyObject* first_obj = eval("first_f");
+  PyObject* fails = eval("fails");
+  PyObject* after = eval("after");
+  ToValue convert;
+  const Value first = convert(first_obj, "argument 1");
+  EXPECT_THROW(convert(fails, "argument 2"), NotShareable);
+  const Value third = convert(after, "argument 3");
+  const PickleStream& stream = *data_of(first).pickles;
+  EXPECT_EQ(stream.ends.size(), 3u) << "the failed value's pickle is dropped";
+  EXPECT_EQ(stream.starts, (std::vector<std::size_t>{0, 1})) << "a new pickler after the failure";
+  EXPECT_EQ(stream.bytes.size(), stream.ends.back());
+  // Each run rebuilds from its own first object, in any order.
+  ToPython rebuild;
+  PyObject* t = rebuild(third);
+  PyObject* f = rebuild(first);
+  ASSERT_TRUE(t && f);
+  EXPECT_TRUE(same_value(t, after));
+  EXPECT_TRUE(same_value(f, first_obj));
+  Py_DECREF(t);
+  Py_DECREF(f);
+  expect_rebuilds(third, after);
+  Py_DECREF(first_obj);
+  Py_DECREF(fails);
+  Py_DECREF(after);
+}
+
 TEST_F(PackedTest, ABufferKeepsNoMoreRoomThanItsValuesNeed) {
   // A buffer starts as large as this thread's last one (the chunks of one map
   // are alike); a small value after a large one gives the rest back.

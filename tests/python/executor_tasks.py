@@ -100,7 +100,34 @@ def datetimes():
     import zoneinfo
 
     return (datetime.datetime(2024, 12, 6, 10), datetime.timedelta(hours=1),
-            datetime.datetime(2024, 12, 6, tzinfo=zoneinfo.ZoneInfo("UTC")))
+            datetime.datetime(2024, 12, 6, tzinfo=zoneinfo.ZoneInfo("UTC")),
+            datetime.datetime(2024, 12, 6, tzinfo=datetime.timezone.utc),
+            datetime.datetime(2024, 12, 6, tzinfo=datetime.timezone(datetime.timedelta(hours=2), "X")))
+
+
+class Record:
+    """An object with no native form: it crosses pickled."""
+
+    def __init__(self, when, tags):
+        self.when = when
+        self.tags = tags
+
+    def __eq__(self, other):
+        return type(other) is Record and (other.when, other.tags) == (self.when, self.tags)
+
+
+def records(n):
+    """n records made here that hold one list of tags."""
+    import datetime
+
+    tags = ["a", "b"]
+    start = datetime.datetime(2024, 12, 7, tzinfo=datetime.timezone.utc)
+    return [Record(start + datetime.timedelta(minutes=i), tags) for i in range(n)]
+
+
+def share_tags(recs):
+    """Whether the records hold one list of tags, as where they were made."""
+    return all(r.tags is recs[0].tags for r in recs)
 
 
 def lock_at(x, bad):

@@ -35,7 +35,7 @@ def test_workloads_benchmark_quick(tmp_path):
     assert real["yaml"]["backends"]["forkserver"]["cpu"] > real["yaml"]["backends"]["threads"]["cpu"]
 
     rows = data["data"]["rows"]
-    assert set(rows) == {"lines", "results", "bytes", "contexts"}
+    assert set(rows) == {"lines", "results", "bytes", "contexts", "objects"}
     for row in rows.values():
         assert row["floor"]["total"] > 0 and row["vs_floor"] > 0 and row["best_pool"] != "threads"
 

@@ -418,13 +418,18 @@ def test_datetimes_cross_as_the_datetime_classes(ex):
     import datetime
     import zoneinfo
 
-    made, hour, aware = ex.submit(T.datetimes).result(timeout=60)
+    made, hour, aware, utc, named = ex.submit(T.datetimes).result(timeout=60)
     assert type(made) is datetime.datetime and type(hour) is datetime.timedelta
     assert made + hour == datetime.datetime(2024, 12, 6, 11)
     assert type(aware) is datetime.datetime and aware.tzinfo == zoneinfo.ZoneInfo("UTC")
+    # timezone objects too (on 3.12 the pure one pickled its slots, which the C one has not)
+    assert utc.tzinfo is datetime.timezone.utc and utc == aware
+    assert type(named.tzinfo) is datetime.timezone and named.tzname() == "X"
+    assert named.utcoffset() == datetime.timedelta(hours=2)
     sent = datetime.datetime(2024, 12, 6, tzinfo=zoneinfo.ZoneInfo("UTC"))
     back = ex.submit(T.identity, sent).result(timeout=60)
     assert type(back) is datetime.datetime and back == sent == aware
+    assert ex.submit(T.identity, named).result(timeout=60).tzname() == "X"
 
 
 def test_map_stopped_early_leaves_executor_usable(ex):

@@ -3,7 +3,10 @@ what a user can see of it. Sharing of containers and the errors are in
 test_extension_values.py; the buffer's format and its readers are in
 tests/cpp/test_packed.cpp."""
 
+import interpool
 from interpool import interpreters as I
+
+import executor_tasks as T
 
 
 def word(text):
@@ -88,3 +91,18 @@ def test_rebuilding_a_value_leaves_the_gc_as_the_program_set_it():
         assert q.get() == records and not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_pickled_objects_of_one_crossing_keep_what_they_share():
+    # Objects with no native form are pickled one after another by one pickler
+    # per crossing, as one pickle of the whole value would be: what they share
+    # arrives as one object, in a result and in arguments.
+    with interpool.Executor(2) as ex:
+        out = ex.submit(T.records, 300).result(timeout=60)
+        assert out == T.records(300)
+        assert T.share_tags(out)
+        assert ex.submit(T.share_tags, out).result(timeout=60) is True
+        assert list(ex.map(T.share_tags, [out[:10], out[10:]], chunksize=2)) == [True, True]
+    q = I.create_queue()
+    q.put(out)
+    assert T.share_tags(q.get())
