@@ -97,8 +97,8 @@ struct Shared {
   std::shared_ptr<const Value> value;
   friend bool operator==(const Shared&, const Shared&);
 };
-/// The pickles of the objects of one crossing, written one after another by one
-/// pickler (the engine's; see src/core/packed.hpp).
+/// The pickles of the objects of one crossing, written by one pickler (the
+/// engine's; see src/core/packed.hpp).
 struct PickleStream;
 /// A Python object that has no native form, carried as a pickle (protocol 5).
 /// Kept as its own kind so that receivers can refuse it. Engine objects inside
@@ -107,8 +107,8 @@ struct PickleStream;
 ///
 /// One the engine made from a Python object has no `data` of its own: it is
 /// object `index` of its crossing's pickle `stream`, in which one pickler wrote
-/// every object of the crossing (a class is named once, an object that two of
-/// them hold is one object again). Either way it passes on as it is.
+/// the objects of the crossing together (a class is named once, an object that
+/// two of them hold is one object again). Either way it passes on as it is.
 struct Pickled {
   std::string data;
   std::vector<Handle> handles = {};

@@ -336,7 +336,8 @@ def dumps(obj: Any, protocol: int = 5) -> bytes:
 
 def _reducer_override(pickler: Any, obj: Any) -> Any:
     """The Pickler's reducer_override: functions and classes that the receiver
-    cannot import by name cross by value; everything else as pickle does."""
+    cannot import by name cross by value; everything else as pickle does.
+    `pickler`: the Pickler, or an object that keeps its state in its stead."""
     if type(obj) is ByValue:
         return obj.reduce_to_interpreter()
     if type(obj) is not _FunctionType and not isinstance(obj, type):
@@ -363,7 +364,25 @@ def _make_pickler() -> Any:
     # Made on first use: pickle is not imported until something is pickled.
     import pickle
 
-    return type("Pickler", (pickle.Pickler,), {"reducer_override": _reducer_override})
+    try:
+        from interpool._interpool import reducer_override  # noqa: F401
+    except ImportError:  # (an interpreter that cannot load the extension)
+        return type("Pickler", (pickle.Pickler,), {"reducer_override": _reducer_override})
+    return type("Pickler", (pickle.Pickler,), {"__init__": _pickler_init})
+
+
+def _pickler_init(self: Any, file: Any, protocol: int | None = None) -> None:
+    import pickle
+    from functools import partial
+    from types import SimpleNamespace
+
+    from interpool._interpool import reducer_override
+
+    pickle.Pickler.__init__(self, file, protocol)
+    # Called for every object: the extension answers for all but functions,
+    # classes and ByValue, which _reducer_override sees. Its state is kept
+    # beside the pickler, not in it (no reference cycle).
+    self.reducer_override = partial(reducer_override, partial(_reducer_override, SimpleNamespace()), ByValue)
 
 
 def send(fn: Any, what: str, needs_value: Any) -> Any:

@@ -75,32 +75,51 @@ class Damaged : public std::runtime_error {
 
 }  // namespace packed
 
-/// The objects of one crossing that have no flat form, pickled one after
-/// another by one pickler that keeps its memo: the stream a process pool's one
-/// pickle of the whole value would be, read back by one unpickler in the same
-/// order (src/core/py_value.cpp). A Pickled side value names its object by
-/// index. A pickler whose dump failed is not used again: the next object
-/// starts a new run, with a pickler of its own.
+/// The objects of one crossing that have no flat form, pickled by one pickler
+/// that keeps its memo, as a process pool's one pickle of the whole value
+/// would be (src/core/py_value.cpp): the objects a value holds are pickled
+/// together, as one list (a batch), once that value is written; the values
+/// after it add batches. One unpickler reads the batches back in the same
+/// order. A Pickled side value names its object by its index among all of
+/// them. A pickler whose dump failed is not used again: the next batch starts
+/// a new run, with a pickler of its own.
 struct PickleStream {
+  struct Batch {
+    std::size_t end;    ///< where its pickle ends in `bytes`
+    std::size_t first;  ///< the index of its first object
+  };
   std::string bytes;
-  /// Where each object's pickle ends in `bytes`.
-  std::vector<std::size_t> ends;
-  /// The first object of each pickler's run (the first run's is 0).
-  std::vector<std::size_t> starts;
+  std::vector<Batch> batches;
+  /// The first batch of each pickler's run (the first run's is 0).
+  std::vector<std::size_t> runs;
+  /// The objects of all batches.
+  std::size_t objects = 0;
   /// Engine objects inside the pickles (capture_handle), kept alive with them.
   std::vector<Handle> handles;
 
-  std::size_t run_of(std::size_t object) const noexcept {
-    std::size_t run = starts.size() - 1;
-    while (run > 0 && starts[run] > object) --run;
+  std::size_t batch_of(std::size_t object) const noexcept {
+    std::size_t lo = 0, hi = batches.size();
+    while (hi - lo > 1) {
+      const std::size_t mid = (lo + hi) / 2;
+      (batches[mid].first <= object ? lo : hi) = mid;
+    }
+    return lo;
+  }
+  std::size_t size_of(std::size_t batch) const noexcept {
+    return (batch + 1 < batches.size() ? batches[batch + 1].first : objects) - batches[batch].first;
+  }
+  std::size_t begin_of(std::size_t batch) const noexcept {
+    return batch ? batches[batch - 1].end : 0;
+  }
+  std::size_t run_of(std::size_t batch) const noexcept {
+    std::size_t run = runs.size() - 1;
+    while (run > 0 && runs[run] > batch) --run;
     return run;
   }
-  /// The objects [first, last] of a run and their bytes [begin, end).
-  std::size_t run_first(std::size_t run) const noexcept { return starts[run]; }
+  /// The last batch of a run.
   std::size_t run_last(std::size_t run) const noexcept {
-    return (run + 1 < starts.size() ? starts[run + 1] : ends.size()) - 1;
+    return (run + 1 < runs.size() ? runs[run + 1] : batches.size()) - 1;
   }
-  std::size_t begin_of(std::size_t object) const noexcept { return object ? ends[object - 1] : 0; }
 };
 
 /// The buffer and side table of one crossing, shared by every Value of it.

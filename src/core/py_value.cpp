@@ -136,12 +136,75 @@ bool top_scalar(PyObject* obj, Value& out) {
   return true;
 }
 
+// A new Pickler of this interpreter writing into a new io.BytesIO (*file): the
+// face's, which sends functions by value (*face set), or pickle.Pickler.
+// nullptr with an error set.
+PyObject* new_pickler(PyObject** file, bool* face) {
+  Ref cls;
+  HandleCodec* codec = g_codec.load(std::memory_order_acquire);
+  if (codec && codec->pickler) {
+    cls.p = codec->pickler();
+    if (!cls && PyErr_Occurred()) return nullptr;
+  }
+  *face = cls.p != nullptr;
+  if (!cls) {
+    Ref module(PyImport_ImportModule("pickle"));
+    if (!module) return nullptr;
+    cls.p = PyObject_GetAttrString(module.p, "Pickler");
+    if (!cls) return nullptr;
+  }
+  Ref io(PyImport_ImportModule("io"));
+  if (!io) return nullptr;
+  Ref out(PyObject_CallMethod(io.p, "BytesIO", nullptr));
+  if (!out) return nullptr;
+  PyObject* pickler = PyObject_CallFunction(cls.p, "Oi", out.p, 5);
+  if (pickler) *file = out.release();
+  return pickler;
+}
+
+// The error raised while pickling, as why `obj` cannot cross: "it does not
+// pickle (TypeError: cannot pickle ...)" and what to do. An interruption
+// (Ctrl-C, SystemExit) or a MemoryError says nothing about the object: it is
+// raised again as it is (PythonErrorSet).
+std::string pickling_failure(PyObject* obj, bool face_pickler) {
+  Ref exc(PyErr_GetRaisedException());
+  if (exc && (!PyObject_TypeCheck(exc.p, reinterpret_cast<PyTypeObject*>(PyExc_Exception)) ||
+              PyErr_GivenExceptionMatches(exc.p, PyExc_MemoryError))) {
+    PyErr_SetRaisedException(exc.release());
+    throw PythonErrorSet();
+  }
+  std::string why = "pickling failed";
+  if (exc) {  // "TypeError: cannot pickle ...": the type says as much as the text
+    const std::string text = to_utf8(exc.p);
+    why = std::string(type_name(exc.p)) + (text.empty() ? "" : ": " + text);
+  }
+  std::string hint;
+  if (PyFunction_Check(obj)) {
+    if (!face_pickler)  // (a face's pickler sends functions by value, and says why not)
+      hint =
+          "; lambdas, closures and nested functions cannot cross interpreters: define the "
+          "function at module level";
+  } else {
+    hint =
+        "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
+        "bytes, tuple, list, dict, set)";
+  }
+  return "it does not pickle (" + why + ")" + hint;
+}
+
 // One value of a crossing, written into the crossing's buffer: its place for
 // messages, and what the crossing remembers (ToValue's memory).
 class Converter {
  public:
-  Converter(std::string_view where, const ToValueOptions& options, detail::ToValueMemory& memory)
-      : where_(where), options_(options), memory_(memory), data_(*memory.data) {}
+  // finding_failure: the objects with no flat form are pickled one by one, as
+  // they are met, to find the one that made their batch fail, and its place.
+  Converter(std::string_view where, const ToValueOptions& options, detail::ToValueMemory& memory,
+            bool finding_failure = false)
+      : where_(where),
+        options_(options),
+        memory_(memory),
+        data_(*memory.data),
+        finding_failure_(finding_failure) {}
 
   // A value the caller gives: remembered whatever its count (it may be given
   // again). Returns where its entry is.
@@ -303,8 +366,8 @@ class Converter {
     data_.put_varint(packed::zigzag(v));
   }
 
-  // A container's count, written once its items are (code that pickling runs
-  // may change a list meanwhile).
+  // A container's count, written once its items are (code that runs meanwhile,
+  // pickling when a failure is being found, may change a list).
   std::size_t count_placeholder(std::uint8_t tag) {
     data_.put(tag);
     const std::size_t at = data_.size();
@@ -386,7 +449,7 @@ class Converter {
     const std::size_t count_at = count_placeholder(is_list ? packed::kList : packed::kTuple);
     Py_ssize_t i = 0;
     if (is_list) {
-      // Re-read the size each time: pickling an item may run code that changes a list.
+      // Re-read the size each time: code that runs meanwhile may change a list.
       for (; i < PyList_GET_SIZE(obj); ++i) {
         path_.back().index = i;
         put_item(PyList_GET_ITEM(obj, i));
@@ -407,7 +470,7 @@ class Converter {
     std::size_t n = 0;
     PyObject *key, *value;
     Py_ssize_t pos = 0;
-    // Code that pickling runs may change the dict: each pair is held while it
+    // Code that runs meanwhile may change the dict: each pair is held while it
     // is written, and the walk over the dict stays within its table.
     while (PyDict_Next(obj, &pos, &key, &value)) {
       // (The key is held whatever it is: the place names it.)
@@ -441,90 +504,35 @@ class Converter {
     leave();
   }
 
-  // The crossing's pickler, made on first use (see PickleStream): a run of
-  // the stream begins with it.
-  void start_pickler(PickleStream& stream) {
-    Ref cls;
-    HandleCodec* codec = g_codec.load(std::memory_order_acquire);
-    if (codec && codec->pickler) {
-      cls.p = codec->pickler();
-      if (!cls && PyErr_Occurred()) throw PythonErrorSet();
-      memory_.face_pickler = cls.p != nullptr;
-    }
-    if (!cls) {
-      Ref module(PyImport_ImportModule("pickle"));
-      if (!module) throw PythonErrorSet();
-      cls.p = PyObject_GetAttrString(module.p, "Pickler");
-      if (!cls) throw PythonErrorSet();
-    }
-    Ref io(PyImport_ImportModule("io"));
-    if (!io) throw PythonErrorSet();
-    Ref file(PyObject_CallMethod(io.p, "BytesIO", nullptr));
-    if (!file) throw PythonErrorSet();
-    Ref pickler(PyObject_CallFunction(cls.p, "Oi", file.p, 5));
-    if (!pickler) throw PythonErrorSet();
-    Ref dump(PyObject_GetAttrString(pickler.p, "dump"));
-    Ref tell(dump ? PyObject_GetAttrString(file.p, "tell") : nullptr);
-    if (!tell) throw PythonErrorSet();
-    memory_.file = file.release();
-    memory_.dump = dump.release();
-    memory_.tell = tell.release();
-    if (stream.starts.empty() || stream.starts.back() != stream.ends.size())
-      stream.starts.push_back(stream.ends.size());
-  }
-
+  // An object with no flat form: pickled with the others of the value once it
+  // is written (ToValue::pickle_pending), named by its index meanwhile.
   Pickled pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
+    if (finding_failure_) {
+      pickle_alone(obj);
+      return Pickled{};
+    }
     if (!data_.pickles) data_.pickles = std::make_shared<PickleStream>();
-    PickleStream& stream = *data_.pickles;
-    if (!memory_.dump) start_pickler(stream);
-    Ref data;
-    {
-      ScopedSet capturing(t_capturing, &stream.handles);
-      data.p = PyObject_CallOneArg(memory_.dump, obj);
-    }
-    if (data) {
-      Ref end(PyObject_CallNoArgs(memory_.tell));
-      const Py_ssize_t at = end ? PyLong_AsSsize_t(end.p) : -1;
-      if (at < 0) {
-        Ref exc(PyErr_GetRaisedException());
-        memory_.drop_pickler();
-        PyErr_SetRaisedException(exc.release());
-        throw PythonErrorSet();
-      }
-      stream.ends.push_back(stream.bytes.size() + static_cast<std::size_t>(at));
-      return Pickled{{}, {}, data_.pickles, stream.ends.size() - 1};
-    }
-    // What the failed dump wrote, and what its memo holds, cannot be used:
-    // the next object starts a run of its own.
-    Ref exc(PyErr_GetRaisedException());
-    memory_.drop_pickler();
-    // An interruption (Ctrl-C, SystemExit) or a MemoryError while pickling
-    // says nothing about the object: it goes on as it is.
-    if (exc && (!PyObject_TypeCheck(exc.p, reinterpret_cast<PyTypeObject*>(PyExc_Exception)) ||
-                PyErr_GivenExceptionMatches(exc.p, PyExc_MemoryError))) {
-      PyErr_SetRaisedException(exc.release());
-      throw PythonErrorSet();
-    }
-    std::string why = "pickling failed";
-    if (exc) {  // "TypeError: cannot pickle ...": the type says as much as the text
-      const std::string text = to_utf8(exc.p);
-      why = std::string(type_name(exc.p)) + (text.empty() ? "" : ": " + text);
-    }
-    std::string hint;
-    if (PyFunction_Check(obj)) {
-      if (!memory_.face_pickler)  // (a face's pickler sends functions by value, and says why not)
-        hint =
-            "; lambdas, closures and nested functions cannot cross interpreters: define the "
-            "function at module level";
-    } else {
-      hint =
-          "; pass data that pickles, or plain values (None, bool, int, float, complex, str, "
-          "bytes, tuple, list, dict, set)";
-    }
-    fail(obj, "it does not pickle (" + why + ")" + hint);
+    memory_.pending.push_back(Py_NewRef(obj));
+    return Pickled{{}, {}, data_.pickles, data_.pickles->objects + memory_.pending.size() - 1};
   }
 
+  // Pickles `obj` on its own, for the place of a failure: NotShareable there
+  // if it does not pickle.
+  void pickle_alone(PyObject* obj) {
+    PyObject* file = nullptr;
+    bool face = false;
+    Ref pickler(new_pickler(&file, &face));
+    Ref held_file(file);
+    if (!pickler) throw PythonErrorSet();
+    std::vector<Handle> handles;
+    Ref done;
+    {
+      ScopedSet capturing(t_capturing, &handles);
+      done.p = PyObject_CallMethod(pickler.p, "dump", "O", obj);
+    }
+    if (!done) fail(obj, pickling_failure(obj, face));
+  }
   // A deep path shows its first and last steps only: all of them would be
   // thousands of "[0]". Its first steps are kept whole enough for the Python
   // face, which names "argument 3", steps [i][j], of a map chunk as the map's
@@ -594,6 +602,7 @@ class Converter {
   const ToValueOptions& options_;
   detail::ToValueMemory& memory_;
   PackedData& data_;
+  const bool finding_failure_;
   std::vector<Step> path_;
 };
 
@@ -603,14 +612,19 @@ namespace detail {
 
 ToValueMemory::~ToValueMemory() {
   forget();
+  drop_pending();
   drop_pickler();
   if (data) data->fit();  // the crossing's values are complete: no more writes
 }
 
 void ToValueMemory::drop_pickler() {
   Py_CLEAR(dump);
-  Py_CLEAR(tell);
   Py_CLEAR(file);
+}
+
+void ToValueMemory::drop_pending() {
+  for (PyObject* obj : pending) Py_DECREF(obj);
+  pending.clear();
 }
 
 void ToValueMemory::forget() {
@@ -631,56 +645,91 @@ Value ToValue::operator()(PyObject* obj, std::string_view where) {
   PackedData& data = *memory_.data;
   const std::size_t size = data.size();
   const std::size_t side = data.side.size();
-  const std::size_t pickled = data.pickles ? data.pickles->ends.size() : 0;
   try {
     const std::size_t offset = Converter(where, options_, memory_).top(obj);
-    if (data.pickles && data.pickles->ends.size() > pickled) flush_pickles(*data.pickles);
+    if (!memory_.pending.empty()) pickle_pending(obj, where, size, side);
     t_packed_before = std::min(data.size(), kMostExpected);
     return detail::PackedAccess::make(Packed{memory_.data, offset});
   } catch (...) {
     // What was being converted is not: start afresh (values returned before
-    // keep their entries). Its pickles, unflushed, go with the pickler that
-    // wrote them; a pickler of its own writes what comes next.
+    // keep their entries, and their pickles).
+    PyObject* exc = PyErr_GetRaisedException();  // (freeing objects may run code)
     memory_.forget();
+    memory_.drop_pending();
+    PyErr_SetRaisedException(exc);
     data.truncate(size);
     data.side.resize(side);
-    if (data.pickles) {
-      PickleStream& stream = *data.pickles;
-      PyObject* exc = PyErr_GetRaisedException();  // (freeing the pickler's memo may run code)
-      memory_.drop_pickler();
-      PyErr_SetRaisedException(exc);
-      stream.ends.resize(pickled);
-      stream.bytes.resize(stream.begin_of(pickled));
-      while (!stream.starts.empty() && stream.starts.back() > pickled) stream.starts.pop_back();
-    }
     throw;
   }
 }
 
-// Moves what the crossing's pickler wrote for the value just converted from
-// its file into the stream, which its Pickled side values name.
-void ToValue::flush_pickles(PickleStream& stream) {
-  const std::size_t end = stream.ends.back();
+// Pickles the objects of the value just written that have no flat form, as
+// one list, with the crossing's pickler, into the crossing's stream. If that
+// fails, the value is converted again with each of them pickled alone as it
+// is met, which finds the one that does not pickle, and its place.
+void ToValue::pickle_pending(PyObject* obj, std::string_view where, std::size_t size,
+                             std::size_t side) {
+  PickleStream& stream = *memory_.data->pickles;
+  const std::size_t n = memory_.pending.size();
+  Ref batch(PyList_New(static_cast<Py_ssize_t>(n)));
+  if (!batch) throw PythonErrorSet();
+  for (std::size_t i = 0; i < n; ++i)
+    PyList_SET_ITEM(batch.p, static_cast<Py_ssize_t>(i), memory_.pending[i]);  // the list's now
+  memory_.pending.clear();
+  if (!memory_.dump) {
+    PyObject* file = nullptr;
+    bool face = false;
+    Ref pickler(new_pickler(&file, &face));
+    if (!pickler) throw PythonErrorSet();
+    memory_.file = file;
+    memory_.dump = PyObject_GetAttrString(pickler.p, "dump");
+    if (!memory_.dump) throw PythonErrorSet();
+    if (stream.runs.empty() || stream.runs.back() != stream.batches.size())
+      stream.runs.push_back(stream.batches.size());
+  }
+  Ref done;
+  {
+    ScopedSet capturing(t_capturing, &stream.handles);
+    done.p = PyObject_CallOneArg(memory_.dump, batch.p);
+  }
+  if (!done) {
+    // What the pickler wrote and what its memo holds are of a pickle that will
+    // not be read: the next batch starts a run with a pickler of its own.
+    PyObject* exc = PyErr_GetRaisedException();
+    memory_.drop_pickler();
+    PyErr_SetRaisedException(exc);
+    const std::string why = pickling_failure(obj, false);  // (raises an interruption again)
+    memory_.forget();
+    memory_.data->truncate(size);
+    memory_.data->side.resize(side);
+    Converter(where, options_, memory_, /*finding_failure=*/true).top(obj);
+    // Each object pickled alone this time: what the batch's pickle said, of the value.
+    throw NotShareable(std::string(where), {}, "a '" + std::string(type_name(obj)) + "' object",
+                       why);
+  }
+  // The batch's bytes, from the pickler's file into the stream.
   Ref written(PyObject_CallMethod(memory_.file, "getbuffer", nullptr));
   Py_buffer view;
   if (!written || PyObject_GetBuffer(written.p, &view, PyBUF_SIMPLE) < 0) throw PythonErrorSet();
-  const std::size_t n = end - stream.bytes.size();
-  if (static_cast<std::size_t>(view.len) < n) {
-    PyBuffer_Release(&view);
-    PyErr_SetString(PyExc_SystemError, "interpool: the pickler wrote less than it said");
-    throw PythonErrorSet();
-  }
   try {
-    stream.bytes.append(static_cast<const char*>(view.buf), n);
+    stream.bytes.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
   } catch (...) {
     PyBuffer_Release(&view);
     throw;
   }
   PyBuffer_Release(&view);
+  stream.batches.push_back(PickleStream::Batch{stream.bytes.size(), stream.objects});
+  stream.objects += n;
   Ref released(PyObject_CallMethod(written.p, "release", nullptr));
   Ref at(released ? PyObject_CallMethod(memory_.file, "seek", "i", 0) : nullptr);
   Ref cut(at ? PyObject_CallMethod(memory_.file, "truncate", nullptr) : nullptr);
-  if (!cut) throw PythonErrorSet();
+  if (!cut) {
+    // The stream has the batch; a file that cannot be emptied cannot write the next.
+    PyObject* exc = PyErr_GetRaisedException();
+    memory_.drop_pickler();
+    PyErr_SetRaisedException(exc);
+    throw PythonErrorSet();
+  }
 }
 
 Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {
@@ -710,7 +759,7 @@ ToPython::~ToPython() {
   for (auto& [data, obj] : made_) Py_DECREF(obj);
   for (auto& [stream, u] : unpickling_) {
     Py_XDECREF(u.load);
-    for (PyObject* obj : u.loaded) Py_XDECREF(obj);
+    for (PyObject* batch : u.batches) Py_XDECREF(batch);
   }
 }
 
@@ -718,47 +767,57 @@ PyObject* ToPython::unpickle(const Pickled& pickled) {
   if (!pickled.stream) return unpickle_alone(pickled);
   const PickleStream& stream = *pickled.stream;
   const std::size_t k = pickled.index;
-  if (k >= stream.ends.size() || stream.starts.empty() ||
-      stream.ends.back() > stream.bytes.size()) {
+  if (k >= stream.objects || stream.runs.empty() ||
+      stream.batches.back().end > stream.bytes.size()) {
     PyErr_SetString(PyExc_SystemError, "interpool: a pickled object is not in its pickle stream");
     return nullptr;
   }
   Unpickling& u = unpickling_[&stream];
-  if (u.loaded.empty()) u.loaded.assign(stream.ends.size(), nullptr);
-  if (u.loaded[k]) return Py_NewRef(u.loaded[k]);
-  const std::size_t run = stream.run_of(k);
-  if (!u.load || u.run != run || u.next > k) {
-    // The run's pickles, from its first: what each names of the ones before
-    // it is in the unpickler's memo.
-    Py_CLEAR(u.load);
-    const std::size_t begin = stream.begin_of(stream.run_first(run));
-    const std::size_t end = stream.ends[stream.run_last(run)];
-    Ref bytes(PyBytes_FromStringAndSize(stream.bytes.data() + begin,
-                                        static_cast<Py_ssize_t>(end - begin)));
-    Ref io(bytes ? PyImport_ImportModule("io") : nullptr);
-    Ref file(io ? PyObject_CallMethod(io.p, "BytesIO", "O", bytes.p) : nullptr);
-    Ref pickle(file ? PyImport_ImportModule("pickle") : nullptr);
-    Ref unpickler(pickle ? PyObject_CallMethod(pickle.p, "Unpickler", "O", file.p) : nullptr);
-    u.load = unpickler ? PyObject_GetAttrString(unpickler.p, "load") : nullptr;
-    if (!u.load) return nullptr;
-    u.run = run;
-    u.next = stream.run_first(run);
-  }
-  ScopedSet<const std::vector<Handle>> loading(t_loading, &stream.handles);
-  while (u.next <= k) {
-    PyObject* obj = PyObject_CallNoArgs(u.load);
-    if (!obj) {
-      Py_CLEAR(u.load);  // where it stopped is unknown
-      return nullptr;
+  if (u.batches.empty()) u.batches.assign(stream.batches.size(), nullptr);
+  const std::size_t b = stream.batch_of(k);
+  if (!u.batches[b]) {
+    const std::size_t run = stream.run_of(b);
+    if (!u.load || u.run != run || u.next > b) {
+      // The run's batches, from its first: what each names of the ones
+      // before it is in the unpickler's memo.
+      Py_CLEAR(u.load);
+      const std::size_t begin = stream.begin_of(stream.runs[run]);
+      const std::size_t end = stream.batches[stream.run_last(run)].end;
+      Ref bytes(PyBytes_FromStringAndSize(stream.bytes.data() + begin,
+                                          static_cast<Py_ssize_t>(end - begin)));
+      Ref io(bytes ? PyImport_ImportModule("io") : nullptr);
+      Ref file(io ? PyObject_CallMethod(io.p, "BytesIO", "O", bytes.p) : nullptr);
+      Ref pickle(file ? PyImport_ImportModule("pickle") : nullptr);
+      Ref unpickler(pickle ? PyObject_CallMethod(pickle.p, "Unpickler", "O", file.p) : nullptr);
+      u.load = unpickler ? PyObject_GetAttrString(unpickler.p, "load") : nullptr;
+      if (!u.load) return nullptr;
+      u.run = run;
+      u.next = stream.runs[run];
     }
-    // (Read again from the start of its run, an object keeps the one made first.)
-    if (u.loaded[u.next])
-      Py_DECREF(obj);
-    else
-      u.loaded[u.next] = obj;
-    ++u.next;
+    ScopedSet<const std::vector<Handle>> loading(t_loading, &stream.handles);
+    while (u.next <= b) {
+      PyObject* batch = PyObject_CallNoArgs(u.load);
+      if (batch && (!PyList_CheckExact(batch) ||
+                    static_cast<std::size_t>(PyList_GET_SIZE(batch)) != stream.size_of(u.next))) {
+        Py_DECREF(batch);
+        batch = nullptr;
+        PyErr_SetString(PyExc_SystemError,
+                        "interpool: a pickle stream holds what it was not given");
+      }
+      if (!batch) {
+        Py_CLEAR(u.load);  // where it stopped is unknown
+        return nullptr;
+      }
+      // (Read again from the start of its run, a batch keeps the objects made first.)
+      if (u.batches[u.next])
+        Py_DECREF(batch);
+      else
+        u.batches[u.next] = batch;
+      ++u.next;
+    }
   }
-  return Py_NewRef(u.loaded[k]);
+  return Py_NewRef(
+      PyList_GET_ITEM(u.batches[b], static_cast<Py_ssize_t>(k - stream.batches[b].first)));
 }
 
 PyObject* ToPython::operator()(const Value& value) { return convert(value); }

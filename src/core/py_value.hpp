@@ -49,14 +49,13 @@ struct ToValueMemory {
   std::vector<std::uint32_t> slots;
   /// The crossing's buffer (src/core/packed.hpp), once a value needed one.
   std::shared_ptr<PackedData> data;
-  /// The crossing's pickler (see PickleStream), once one was needed: a
-  /// Pickler writing into `file` (an io.BytesIO), and its bound `dump`.
+  /// The crossing's pickler (see PickleStream), once one was needed: the
+  /// bound `dump` of a Pickler writing into `file` (an io.BytesIO).
   PyObject* file = nullptr;
   PyObject* dump = nullptr;
-  PyObject* tell = nullptr;  ///< `file`'s bound tell
-  /// The objects in the stream when the value being converted began.
-  std::size_t pickled_before = 0;
-  bool face_pickler = false;  ///< the pickler is the face's (HandleCodec::pickler)
+  /// The objects of the value being converted that have no flat form, held
+  /// until they are pickled together when it is written.
+  std::vector<PyObject*> pending;
 
   ToValueMemory() = default;
   ToValueMemory(const ToValueMemory&) = delete;
@@ -64,6 +63,7 @@ struct ToValueMemory {
   ~ToValueMemory();
   void forget();  ///< drops `seen` (and the references)
   void drop_pickler();
+  void drop_pending();
 };
 }  // namespace detail
 
@@ -95,7 +95,7 @@ class ToValue {
   Value operator()(PyObject* obj, std::string_view where);
 
  private:
-  void flush_pickles(PickleStream& stream);
+  void pickle_pending(PyObject* obj, std::string_view where, std::size_t size, std::size_t side);
 
   ToValueOptions options_;
   detail::ToValueMemory memory_;
@@ -136,13 +136,14 @@ class ToPython {
   std::unordered_map<const void*, PyObject*> made_;
 
   // A Pickled object: one of a stream is loaded by the stream's one
-  // unpickler, after the objects before it (held until this is gone).
+  // unpickler, with its batch, after the batches before it (held until this
+  // is gone).
   PyObject* unpickle(const Pickled& pickled);
   struct Unpickling {
-    std::vector<PyObject*> loaded;  // by index; nullptr: not loaded yet
-    PyObject* load = nullptr;       // the bound load of the unpickler of run `run`
+    std::vector<PyObject*> batches;  // the lists loaded, by batch; nullptr: not yet
+    PyObject* load = nullptr;        // the bound load of the unpickler of run `run`
     std::size_t run = 0;
-    std::size_t next = 0;  // the object that `load` gives next
+    std::size_t next = 0;  // the batch that `load` gives next
   };
   std::unordered_map<const PickleStream*, Unpickling> unpickling_;
 };

@@ -76,6 +76,21 @@ PyObject* mod_is_shareable(PyObject* module, PyObject* obj) {
 // raises it with raise_task_error, as the chunk's own failure would have been.
 // (The ErrorInfo fields a raised exception has: no threads left, nothing not
 // shareable; those are the engine's findings.)
+// The reducer_override of the engine's Pickler (interpool._byvalue): called for
+// every object pickled, so the objects that need nothing (all but functions,
+// classes and ByValue) are told so here, without running Python code.
+PyObject* mod_reducer_override(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  if (nargs != 3) {
+    PyErr_SetString(PyExc_TypeError, "reducer_override takes (slow, by_value, obj)");
+    return nullptr;
+  }
+  PyObject* obj = args[2];
+  if (!PyFunction_Check(obj) && !PyType_Check(obj) &&
+      reinterpret_cast<PyObject*>(Py_TYPE(obj)) != args[1])
+    return Py_NewRef(Py_NotImplemented);
+  return PyObject_CallOneArg(args[0], obj);
+}
+
 PyObject* mod_task_error(PyObject* module, PyObject* exc) {
   if (!PyExceptionInstance_Check(exc))
     return PyErr_Format(PyExc_TypeError, "task_error() takes an exception, not %.100s",
@@ -268,6 +283,11 @@ PyMethodDef module_methods[] = {
     {"is_shareable", mod_is_shareable, METH_O,
      "is_shareable($module, obj, /)\n--\n\nTrue if obj crosses interpreters without pickling."},
     {"interpreter_id", mod_interpreter_id, METH_NOARGS, "Id of the current interpreter."},
+    {"reducer_override",
+     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(mod_reducer_override)),
+     METH_FASTCALL,
+     "reducer_override($module, slow, by_value, obj, /)\n--\n\nNotImplemented unless obj is a "
+     "function, a class or a by_value instance: then slow(obj)."},
     {"task_error", mod_task_error, METH_O,
      "task_error(exc, /)\n--\n\nA task's exception as plain data (for raise_task_error)."},
     {"raise_task_error", mod_raise_task_error, METH_O,

@@ -106,3 +106,35 @@ def test_pickled_objects_of_one_crossing_keep_what_they_share():
     q = I.create_queue()
     q.put(out)
     assert T.share_tags(q.get())
+
+
+def test_the_engine_pickler_asks_python_only_about_functions_and_classes():
+    import datetime
+    import gc
+    import io
+    import weakref
+
+    from interpool import _byvalue, _interpool
+
+    asked = []
+
+    def slow(obj):
+        asked.append(obj)
+        return NotImplemented
+
+    for obj in (datetime.date(2024, 12, 7), T.Record(1, []), 3):
+        assert _interpool.reducer_override(slow, _byvalue.ByValue, obj) is NotImplemented
+    assert asked == []
+    for obj in (T.records, T.Record, datetime.date):
+        _interpool.reducer_override(slow, _byvalue.ByValue, obj)
+    assert asked == [T.records, T.Record, datetime.date]
+    # Its state is not kept in the pickler: freed when dropped, with the objects its memo holds.
+    gc.disable()
+    try:
+        pickler = _byvalue.pickler()(io.BytesIO(), 5)
+        pickler.dump(T.records(3))
+        dropped = weakref.ref(pickler)
+        del pickler
+        assert dropped() is None
+    finally:
+        gc.enable()
