@@ -683,7 +683,10 @@ void ToValue::pickle_pending(PyObject* obj, std::string_view where, std::size_t 
     if (!pickler) throw PythonErrorSet();
     memory_.file = file;
     memory_.dump = PyObject_GetAttrString(pickler.p, "dump");
-    if (!memory_.dump) throw PythonErrorSet();
+    if (!memory_.dump) {
+      memory_.drop_pickler();
+      throw PythonErrorSet();
+    }
     if (stream.runs.empty() || stream.runs.back() != stream.batches.size())
       stream.runs.push_back(stream.batches.size());
   }
@@ -773,7 +776,10 @@ PyObject* ToPython::unpickle(const Pickled& pickled) {
     return nullptr;
   }
   Unpickling& u = unpickling_[&stream];
-  if (u.batches.empty()) u.batches.assign(stream.batches.size(), nullptr);
+  if (!u.stream) {
+    u.stream = pickled.stream;  // (held: its address names no other stream meanwhile)
+    u.batches.assign(stream.batches.size(), nullptr);
+  }
   const std::size_t b = stream.batch_of(k);
   if (!u.batches[b]) {
     const std::size_t run = stream.run_of(b);

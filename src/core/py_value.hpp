@@ -140,6 +140,7 @@ class ToPython {
   // is gone).
   PyObject* unpickle(const Pickled& pickled);
   struct Unpickling {
+    std::shared_ptr<const PickleStream> stream;
     std::vector<PyObject*> batches;  // the lists loaded, by batch; nullptr: not yet
     PyObject* load = nullptr;        // the bound load of the unpickler of run `run`
     std::size_t run = 0;
