@@ -71,8 +71,11 @@ inline constexpr bool is_character =
 template <class T>
 concept Integer = std::integral<T> && !std::is_same_v<T, bool> && !is_character<T>;
 
-/// The Value's Python type, for messages.
-inline std::string python_type(const Value& v) { return std::string(kind_name(v.kind())); }
+/// The Value's Python type, for messages (a pickled object's own type, when known).
+inline std::string python_type(const Value& v) {
+  if (const auto* p = v.get_if<Pickled>(); p && !p->type.empty()) return p->type;
+  return std::string(kind_name(v.kind()));
+}
 
 [[noreturn]] inline void mismatch(const Value& v, std::string cpp_type, std::string why = {}) {
   throw ConversionError(python_type(v), std::move(cpp_type), std::move(why));

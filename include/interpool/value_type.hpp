@@ -114,6 +114,8 @@ struct Pickled {
   std::vector<Handle> handles = {};
   std::shared_ptr<const PickleStream> stream = {};
   std::size_t index = 0;
+  /// The object's type ("Fraction"), for messages; empty if unknown.
+  std::string type = {};
   friend bool operator==(const Pickled&, const Pickled&) = default;
 };
 

@@ -514,7 +514,8 @@ class Converter {
     }
     if (!data_.pickles) data_.pickles = std::make_shared<PickleStream>();
     memory_.pending.push_back(Py_NewRef(obj));
-    return Pickled{{}, {}, data_.pickles, data_.pickles->objects + memory_.pending.size() - 1};
+    return Pickled{{}, {}, data_.pickles, data_.pickles->objects + memory_.pending.size() - 1,
+                   std::string(type_name(obj))};
   }
 
   // Pickles `obj` on its own, for the place of a failure: NotShareable there

@@ -78,6 +78,13 @@ TEST_F(ValueTest, OtherObjectsArePickledAndMarkedSo) {
   PyObject* obj = eval("__import__('fractions').Fraction(1, 3)");
   Value v = to_value(obj);
   EXPECT_EQ(v.kind(), Kind::Pickled);
+  // A C++ reader that asks for a number is told which object it got.
+  try {
+    v.as<double>();
+    ADD_FAILURE() << "a Fraction read as a double";
+  } catch (const ConversionError& e) {
+    EXPECT_STREQ(e.what(), "cannot convert a Python 'Fraction' to double");
+  }
   EXPECT_TRUE(v.contains_pickle());
   PyObject* back = to_python(v);
   EXPECT_EQ(PyObject_RichCompareBool(obj, back, Py_EQ), 1);
