@@ -310,6 +310,8 @@ def cloudpickle_installed() -> bool:
 
 
 _EXTRA_HINT = "install cloudpickle (pip install 'interpool[cloudpickle]') to send it by value"
+_NOT_BY_NAME = ("defined in an interactive __main__ or under `if __name__ == \"__main__\":`, "
+                "made at run time, or not found under its name")
 
 
 _pickler: Any = None  # the Pickler class, made on first use
@@ -356,8 +358,9 @@ def _reducer_override(pickler: Any, obj: Any) -> Any:
     import pickle
 
     raise pickle.PicklingError(
-        f"the class {obj.__qualname__!r} is defined where the receiver cannot import "
-        f"it (an interactive __main__): define it in a module, or {_EXTRA_HINT}")
+        f"the class {obj.__qualname__!r} of {getattr(obj, '__module__', '?')!r} cannot be "
+        f"imported by that name where it goes ({_NOT_BY_NAME}): define it in a module, or "
+        f"{_EXTRA_HINT}")
 
 
 def _make_pickler() -> Any:
@@ -469,7 +472,8 @@ class _Sender:
         if isinstance(obj, type) and self.needs_value(obj):
             if cloudpickle_installed():
                 return _Cloudpickled(obj)
-            return Unsent(name, f"the class {obj.__qualname__!r} is defined where workers cannot "
-                                f"import it (an interactive __main__); define it in a module, or "
+            return Unsent(name, f"the class {obj.__qualname__!r} of {getattr(obj, '__module__', '?')!r} "
+                                f"cannot be imported by that name in workers ({_NOT_BY_NAME}); define it "
+                                f"in a module, or "
                                 f"{_EXTRA_HINT.replace('send it', 'send it and the functions that use it')}")
         return obj

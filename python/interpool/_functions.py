@@ -201,6 +201,8 @@ class _Guards:
         self.lines: list[tuple[int, int]] = []
         self.classes_inside: set[str] = set()
         self.classes_outside: set[str] = set()
+        # The names the script binds outside its guards (None: unknown).
+        self.bound: set[str] | None = None
         if self.path is None:
             return
         import ast
@@ -210,16 +212,25 @@ class _Guards:
                 tree = ast.parse(f.read(), self.path)
         except (OSError, SyntaxError, ValueError):
             return
+        outside = []
         for node in tree.body:
             if _is_main_guard(node):
                 self.lines.append((node.lineno, node.end_lineno or node.lineno))
                 self.classes_inside.update(
                     n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
             else:
+                outside.append(node)
                 self.classes_outside.update(
                     n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
+        self.bound = _bound_names(outside)
+
 
     def holds(self, obj: Any) -> bool:
+        """True if the worker's copy of the script does not define `obj`: it is
+        defined under a guard, or its name is bound nowhere outside them (a
+        class made by type() or exec under the guard)."""
+        if self.bound is not None and obj.__qualname__.split(".")[0] not in self.bound:
+            return True
         code = getattr(obj, "__code__", None)
         if code is not None:
             if self.path is None or os.path.abspath(code.co_filename) != self.path:
@@ -233,6 +244,30 @@ class _Guards:
                 return (obj.__name__ in self.classes_inside
                         and obj.__name__ not in self.classes_outside)
         return any(start <= line <= end for start, end in self.lines)
+
+
+def _bound_names(nodes: list[Any]) -> set[str]:
+    """The module-level names that statements bind: definitions, assignments,
+    imports, loop and `with` targets, also inside `if` and `try` (not inside
+    functions and classes, whose names are their own)."""
+    import ast
+
+    names: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+            stack.extend(node.decorator_list)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        stack.extend(ast.iter_child_nodes(node))
+    return names
 
 
 def _is_main_guard(node: Any) -> bool:
@@ -257,6 +292,11 @@ def _in_main_guard(obj: Any) -> bool:
     return _guards.holds(obj)
 
 
+#: Classes that pickle itself saves by what they are (`type(None)`, ...): no
+#: name of theirs can be imported, and none needs to be.
+_SAVED_BY_PICKLE = (type(None), type(NotImplemented), type(...))
+
+
 def needs_value(obj: Any) -> bool:
     """A function or class that workers cannot import by name."""
-    return _by_name(obj) is None
+    return obj not in _SAVED_BY_PICKLE and _by_name(obj) is None

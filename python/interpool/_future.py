@@ -139,7 +139,9 @@ class _State:
         self.task_timeout = task_timeout
         self.futures: dict[int, _Future] = {}
         self.tokens = itertools.count(1)
-        self.lock = threading.Lock()
+        # Held while a submit converts its arguments, which runs their
+        # __reduce__: reentrant, so that one may submit too.
+        self.lock = threading.RLock()
         self.closed = False          # shutdown() was called: no new work from callers
         self.cancelling = False      # ... with cancel_futures=True
         self.feeding = 0             # map() calls still submitting the inputs they accepted

@@ -192,6 +192,63 @@ std::string pickling_failure(PyObject* obj, bool face_pickler) {
   return "it does not pickle (" + why + ")" + hint;
 }
 
+// Pickles `batch` (a list of n objects) with the crossing's pickler (made on
+// first use) as the next batch of its stream. False, with the error set, if
+// the dump failed: what the pickler wrote and what its memo holds belong to a
+// pickle that will not be read, so it is dropped and the next batch starts a
+// run with a pickler of its own.
+bool dump_batch(detail::ToValueMemory& memory, PickleStream& stream, PyObject* batch,
+                std::size_t n) {
+  if (!memory.dump) {
+    PyObject* file = nullptr;
+    Ref pickler(new_pickler(&file, &memory.face_pickler));
+    if (!pickler) return false;
+    memory.file = file;
+    memory.dump = PyObject_GetAttrString(pickler.p, "dump");
+    if (!memory.dump) {
+      memory.drop_pickler();
+      return false;
+    }
+    if (stream.runs.empty() || stream.runs.back() != stream.batches.size())
+      stream.runs.push_back(stream.batches.size());
+  }
+  Ref done;
+  {
+    ScopedSet capturing(t_capturing, &stream.handles);
+    done.p = PyObject_CallOneArg(memory.dump, batch);
+  }
+  // The batch's bytes, from the pickler's file into the stream; the file
+  // emptied for the next.
+  Ref written(done ? PyObject_CallMethod(memory.file, "getbuffer", nullptr) : nullptr);
+  Py_buffer view;
+  if (!written || PyObject_GetBuffer(written.p, &view, PyBUF_SIMPLE) < 0) {
+    PyObject* exc = PyErr_GetRaisedException();  // (freeing the memo may run code)
+    memory.drop_pickler();
+    PyErr_SetRaisedException(exc);
+    return false;
+  }
+  try {
+    stream.bytes.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
+  } catch (...) {
+    PyBuffer_Release(&view);
+    throw;
+  }
+  PyBuffer_Release(&view);
+  stream.batches.push_back(PickleStream::Batch{stream.bytes.size(), stream.objects});
+  stream.objects += n;
+  Ref released(PyObject_CallMethod(written.p, "release", nullptr));
+  Ref at(released ? PyObject_CallMethod(memory.file, "seek", "i", 0) : nullptr);
+  Ref cut(at ? PyObject_CallMethod(memory.file, "truncate", nullptr) : nullptr);
+  if (!cut) {
+    // The stream has the batch; a file that cannot be emptied cannot write the next.
+    PyObject* exc = PyErr_GetRaisedException();
+    memory.drop_pickler();
+    PyErr_SetRaisedException(exc);
+    throw PythonErrorSet();
+  }
+  return true;
+}
+
 // One value of a crossing, written into the crossing's buffer: its place for
 // messages, and what the crossing remembers (ToValue's memory).
 class Converter {
@@ -505,35 +562,29 @@ class Converter {
   }
 
   // An object with no flat form: pickled with the others of the value once it
-  // is written (ToValue::pickle_pending), named by its index meanwhile.
+  // is written (ToValue::operator()), named by its index meanwhile. When a
+  // failure is being found, pickled at once, alone (a batch of one): if it
+  // does not pickle, NotShareable names its place.
   Pickled pickle(PyObject* obj) {
     if (!options_.allow_pickle) fail(obj, "it has no native form and pickling is not allowed here");
-    if (finding_failure_) {
-      pickle_alone(obj);
-      return Pickled{};
-    }
     if (!data_.pickles) data_.pickles = std::make_shared<PickleStream>();
+    if (finding_failure_) {
+      Ref batch(PyList_New(1));
+      if (!batch) throw PythonErrorSet();
+      PyList_SET_ITEM(batch.p, 0, Py_NewRef(obj));
+      if (!dump_batch(memory_, *data_.pickles, batch.p, 1))
+        fail(obj, pickling_failure(obj, memory_.face_pickler));
+      return Pickled{
+          {}, {}, data_.pickles, data_.pickles->objects - 1, std::string(type_name(obj))};
+    }
     memory_.pending.push_back(Py_NewRef(obj));
-    return Pickled{{}, {}, data_.pickles, data_.pickles->objects + memory_.pending.size() - 1,
+    return Pickled{{},
+                   {},
+                   data_.pickles,
+                   data_.pickles->objects + memory_.pending.size() - 1,
                    std::string(type_name(obj))};
   }
 
-  // Pickles `obj` on its own, for the place of a failure: NotShareable there
-  // if it does not pickle.
-  void pickle_alone(PyObject* obj) {
-    PyObject* file = nullptr;
-    bool face = false;
-    Ref pickler(new_pickler(&file, &face));
-    Ref held_file(file);
-    if (!pickler) throw PythonErrorSet();
-    std::vector<Handle> handles;
-    Ref done;
-    {
-      ScopedSet capturing(t_capturing, &handles);
-      done.p = PyObject_CallMethod(pickler.p, "dump", "O", obj);
-    }
-    if (!done) fail(obj, pickling_failure(obj, face));
-  }
   // A deep path shows its first and last steps only: all of them would be
   // thousands of "[0]". Its first steps are kept whole enough for the Python
   // face, which names "argument 3", steps [i][j], of a map chunk as the map's
@@ -647,8 +698,17 @@ Value ToValue::operator()(PyObject* obj, std::string_view where) {
   const std::size_t size = data.size();
   const std::size_t side = data.side.size();
   try {
-    const std::size_t offset = Converter(where, options_, memory_).top(obj);
-    if (!memory_.pending.empty()) pickle_pending(obj, where, size, side);
+    std::size_t offset = Converter(where, options_, memory_).top(obj);
+    if (!memory_.pending.empty() && !pickle_pending()) {
+      // The batch names no object: the value again, each object pickled alone
+      // as it is met, which names the one that does not pickle, at its place
+      // (if all pickle this time, the value is that second one).
+      pickling_failure(obj, memory_.face_pickler);  // (raises an interruption again)
+      memory_.forget();
+      data.truncate(size);
+      data.side.resize(side);
+      offset = Converter(where, options_, memory_, /*finding_failure=*/true).top(obj);
+    }
     t_packed_before = std::min(data.size(), kMostExpected);
     return detail::PackedAccess::make(Packed{memory_.data, offset});
   } catch (...) {
@@ -665,75 +725,15 @@ Value ToValue::operator()(PyObject* obj, std::string_view where) {
 }
 
 // Pickles the objects of the value just written that have no flat form, as
-// one list, with the crossing's pickler, into the crossing's stream. If that
-// fails, the value is converted again with each of them pickled alone as it
-// is met, which finds the one that does not pickle, and its place.
-void ToValue::pickle_pending(PyObject* obj, std::string_view where, std::size_t size,
-                             std::size_t side) {
-  PickleStream& stream = *memory_.data->pickles;
+// one list, into the crossing's stream. False with the error set if that fails.
+bool ToValue::pickle_pending() {
   const std::size_t n = memory_.pending.size();
   Ref batch(PyList_New(static_cast<Py_ssize_t>(n)));
   if (!batch) throw PythonErrorSet();
   for (std::size_t i = 0; i < n; ++i)
     PyList_SET_ITEM(batch.p, static_cast<Py_ssize_t>(i), memory_.pending[i]);  // the list's now
   memory_.pending.clear();
-  if (!memory_.dump) {
-    PyObject* file = nullptr;
-    bool face = false;
-    Ref pickler(new_pickler(&file, &face));
-    if (!pickler) throw PythonErrorSet();
-    memory_.file = file;
-    memory_.dump = PyObject_GetAttrString(pickler.p, "dump");
-    if (!memory_.dump) {
-      memory_.drop_pickler();
-      throw PythonErrorSet();
-    }
-    if (stream.runs.empty() || stream.runs.back() != stream.batches.size())
-      stream.runs.push_back(stream.batches.size());
-  }
-  Ref done;
-  {
-    ScopedSet capturing(t_capturing, &stream.handles);
-    done.p = PyObject_CallOneArg(memory_.dump, batch.p);
-  }
-  if (!done) {
-    // What the pickler wrote and what its memo holds are of a pickle that will
-    // not be read: the next batch starts a run with a pickler of its own.
-    PyObject* exc = PyErr_GetRaisedException();
-    memory_.drop_pickler();
-    PyErr_SetRaisedException(exc);
-    const std::string why = pickling_failure(obj, false);  // (raises an interruption again)
-    memory_.forget();
-    memory_.data->truncate(size);
-    memory_.data->side.resize(side);
-    Converter(where, options_, memory_, /*finding_failure=*/true).top(obj);
-    // Each object pickled alone this time: what the batch's pickle said, of the value.
-    throw NotShareable(std::string(where), {}, "a '" + std::string(type_name(obj)) + "' object",
-                       why);
-  }
-  // The batch's bytes, from the pickler's file into the stream.
-  Ref written(PyObject_CallMethod(memory_.file, "getbuffer", nullptr));
-  Py_buffer view;
-  if (!written || PyObject_GetBuffer(written.p, &view, PyBUF_SIMPLE) < 0) throw PythonErrorSet();
-  try {
-    stream.bytes.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
-  } catch (...) {
-    PyBuffer_Release(&view);
-    throw;
-  }
-  PyBuffer_Release(&view);
-  stream.batches.push_back(PickleStream::Batch{stream.bytes.size(), stream.objects});
-  stream.objects += n;
-  Ref released(PyObject_CallMethod(written.p, "release", nullptr));
-  Ref at(released ? PyObject_CallMethod(memory_.file, "seek", "i", 0) : nullptr);
-  Ref cut(at ? PyObject_CallMethod(memory_.file, "truncate", nullptr) : nullptr);
-  if (!cut) {
-    // The stream has the batch; a file that cannot be emptied cannot write the next.
-    PyObject* exc = PyErr_GetRaisedException();
-    memory_.drop_pickler();
-    PyErr_SetRaisedException(exc);
-    throw PythonErrorSet();
-  }
+  return dump_batch(memory_, *memory_.data->pickles, batch.p, n);
 }
 
 Value to_value(PyObject* obj, std::string_view where, const ToValueOptions& options) {

@@ -56,6 +56,7 @@ struct ToValueMemory {
   /// The objects of the value being converted that have no flat form, held
   /// until they are pickled together when it is written.
   std::vector<PyObject*> pending;
+  bool face_pickler = false;  ///< the pickler is the face's (which sends functions by value)
 
   ToValueMemory() = default;
   ToValueMemory(const ToValueMemory&) = delete;
@@ -95,7 +96,7 @@ class ToValue {
   Value operator()(PyObject* obj, std::string_view where);
 
  private:
-  void pickle_pending(PyObject* obj, std::string_view where, std::size_t size, std::size_t side);
+  bool pickle_pending();
 
   ToValueOptions options_;
   detail::ToValueMemory memory_;

@@ -130,6 +130,18 @@ def share_tags(recs):
     return all(r.tags is recs[0].tags for r in recs)
 
 
+#: Set in the main interpreter by a test: the executor a SubmitsWhenPickled submits to.
+SUBMIT_TO = None
+
+
+class SubmitsWhenPickled:
+    """Pickling it submits a task to SUBMIT_TO and waits for it: it arrives as
+    that task's result."""
+
+    def __reduce__(self):
+        return (int, (SUBMIT_TO.submit(square, 3).result(timeout=30),))
+
+
 def lock_at(x, bad):
     """x, but a threading.Lock (which cannot cross back) for x == bad."""
     return threading.Lock() if x == bad else x

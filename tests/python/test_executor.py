@@ -32,7 +32,7 @@ if HERE not in sys.path:
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
 import value_shapes  # noqa: E402
-from support import Gates, on_each_worker, run_python  # noqa: E402
+from support import Gates, on_each_worker, run_python, run_script  # noqa: E402
 
 
 
@@ -408,6 +408,23 @@ def test_map_unordered_waiting_for_chunks_all_cancelled_ends(make_executor):
     finally:
         go.set()
     assert busy.result(30) == 0
+
+
+def test_an_argument_whose_pickling_submits_to_the_same_executor():
+    # __reduce__ runs while submit() converts the arguments (holding the
+    # executor's lock): a submit from it blocked forever. In a child process,
+    # so that a hang fails the test instead of the suite.
+    proc = run_script("""
+        import interpool
+        import executor_tasks as T
+
+        if __name__ == "__main__":
+            with interpool.Executor(2) as ex:
+                T.SUBMIT_TO = ex
+                print(ex.submit(T.identity, [T.SubmitsWhenPickled()]).result(timeout=30))
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[9]"
 
 
 def test_datetimes_cross_as_the_datetime_classes(ex):

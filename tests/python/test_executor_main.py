@@ -4,6 +4,7 @@ in the __main__ script or in a module run with `python -m`, a script without the
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -23,6 +24,32 @@ def assert_clean_exit(proc, expected_rc=0):
     assert proc.returncode == expected_rc, (proc.returncode, proc.stdout, proc.stderr)
     assert "Fatal Python error" not in proc.stderr, proc.stderr
     assert "Segmentation fault" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("cloudpickle", ["installed", "not installed"])
+def test_classes_made_at_run_time_in_main_are_sent_by_value_or_refused_at_submit(cloudpickle):
+    # Made by type() or exec under the guard: the workers' copy of the script
+    # never defines them, so they cannot be found there by name (they were, and
+    # failed in the worker with AttributeError).
+    args = [script("executor_main_made_at_run_time.py")]
+    if cloudpickle == "not installed":
+        args.append("no-cloudpickle")
+    elif importlib.util.find_spec("cloudpickle") is None:
+        pytest.skip("cloudpickle is not installed")
+    proc, _ = run_python(args, timeout=120)
+    assert_clean_exit(proc)
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    if cloudpickle == "installed":
+        assert out["Dyn"] == 2 and out["Exec"] == 3
+    else:
+        for name in ("Dyn", "Exec"):
+            assert out[name].startswith("refused: ") and "made at run time" in out[name], out[name]
+    assert out["exec_fn"] == 4  # a function crosses by value without cloudpickle
+    # The classes pickle saves by what they are cross as they are, with or without it.
+    assert out["NoneType"] == "<class 'NoneType'>"
+    assert out["ellipsis"] == "<class 'ellipsis'>"
+    assert out["NotImplementedType"] == "<class 'NotImplementedType'>"
+    assert out["Optional"] == "typing.Optional[int]"
 
 
 def test_functions_defined_in_main_script():
