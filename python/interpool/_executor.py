@@ -316,6 +316,8 @@ class Executor(_ThreadPoolExecutor):
                 fut._task = state.pool.submit(*parts, token=token, timeout=state.task_timeout)
             except BaseException as e:
                 del state.futures[token]
+                # (A shutdown meanwhile, from the arguments' __reduce__, waits for it.)
+                state._check_settled()
                 if isinstance(e, NotShareableError):
                     raise _rephrase(e, chunk_start, ref, single) from None
                 raise

@@ -201,8 +201,11 @@ class _Guards:
         self.lines: list[tuple[int, int]] = []
         self.classes_inside: set[str] = set()
         self.classes_outside: set[str] = set()
-        # The names the script binds outside its guards (None: unknown).
-        self.bound: set[str] | None = None
+        # The names the script's statements bind inside and outside its guards.
+        self.bound_inside: set[str] = set()
+        self.bound_outside: set[str] = set()
+        # The class statements of the script, by their first lines (with decorators).
+        self.class_lines: dict[int, set[str]] = {}
         if self.path is None:
             return
         import ast
@@ -212,9 +215,10 @@ class _Guards:
                 tree = ast.parse(f.read(), self.path)
         except (OSError, SyntaxError, ValueError):
             return
-        outside = []
+        inside, outside = [], []
         for node in tree.body:
             if _is_main_guard(node):
+                inside.append(node)
                 self.lines.append((node.lineno, node.end_lineno or node.lineno))
                 self.classes_inside.update(
                     n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
@@ -222,27 +226,41 @@ class _Guards:
                 outside.append(node)
                 self.classes_outside.update(
                     n.name for n in ast.walk(node) if isinstance(n, ast.ClassDef))
-        self.bound = _bound_names(outside)
+        self.bound_inside = _bound_names(inside)
+        self.bound_outside = _bound_names(outside)
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ClassDef):
+                for line in {n.lineno, *(d.lineno for d in n.decorator_list)}:
+                    self.class_lines.setdefault(line, set()).add(n.name)
 
 
     def holds(self, obj: Any) -> bool:
         """True if the worker's copy of the script does not define `obj`: it is
-        defined under a guard, or its name is bound nowhere outside them (a
-        class made by type() or exec under the guard)."""
-        if self.bound is not None and obj.__qualname__.split(".")[0] not in self.bound:
-            return True
+        defined under a guard (by a statement there, or made at run time by
+        one: type(), exec)."""
         code = getattr(obj, "__code__", None)
         if code is not None:
-            if self.path is None or os.path.abspath(code.co_filename) != self.path:
+            if self.path is None:
                 return False
+            if os.path.abspath(code.co_filename) != self.path:
+                # Made by exec: the workers' copy has it if a statement outside
+                # the guards binds its name (else by value, which functions can).
+                return obj.__qualname__.split(".")[0] not in self.bound_outside
             line = code.co_firstlineno
         else:
             if not isinstance(obj, type):
                 return False
-            line = getattr(obj, "__firstlineno__", None)  # classes have it from 3.13
-            if line is None:  # 3.12: by name, if only a guard defines a class of that name
-                return (obj.__name__ in self.classes_inside
-                        and obj.__name__ not in self.classes_outside)
+            line = getattr(obj, "__firstlineno__", None)  # class statements have it from 3.13
+            if line is not None and obj.__name__ not in self.class_lines.get(line, ()):
+                # A class statement, but not this script's (exec): as a function made so.
+                return obj.__qualname__.split(".")[0] not in self.bound_outside
+            if line is None:
+                # 3.12, or made by type(): by name, if only statements under a
+                # guard define or bind it (a name bound at run time outside
+                # them, by globals() or a `global` in a function, stays by name).
+                name = obj.__name__
+                return (name in self.classes_inside | self.bound_inside
+                        and name not in self.classes_outside | self.bound_outside)
         return any(start <= line <= end for start, end in self.lines)
 
 

@@ -228,9 +228,12 @@ bool dump_batch(detail::ToValueMemory& memory, PickleStream& stream, PyObject* b
     return false;
   }
   try {
+    stream.batches.reserve(stream.batches.size() + 1);  // (recording it cannot fail after)
     stream.bytes.append(static_cast<const char*>(view.buf), static_cast<std::size_t>(view.len));
   } catch (...) {
+    // The pickler's memo has what the stream has not: it cannot write the next batch.
     PyBuffer_Release(&view);
+    memory.drop_pickler();
     throw;
   }
   PyBuffer_Release(&view);
@@ -577,7 +580,8 @@ class Converter {
       return Pickled{
           {}, {}, data_.pickles, data_.pickles->objects - 1, std::string(type_name(obj))};
     }
-    memory_.pending.push_back(Py_NewRef(obj));
+    memory_.pending.push_back(obj);
+    Py_INCREF(obj);  // (once it is held there)
     return Pickled{{},
                    {},
                    data_.pickles,
@@ -762,7 +766,7 @@ PyObject* unpickle_alone(const Pickled& pickled) {
 ToPython::~ToPython() {
   for (auto& [data, obj] : made_) Py_DECREF(obj);
   for (auto& [stream, u] : unpickling_) {
-    Py_XDECREF(u.load);
+    for (const Unpickling::Run& r : u.runs) Py_XDECREF(r.load);
     for (PyObject* batch : u.batches) Py_XDECREF(batch);
   }
 }
@@ -780,14 +784,15 @@ PyObject* ToPython::unpickle(const Pickled& pickled) {
   if (!u.stream) {
     u.stream = pickled.stream;  // (held: its address names no other stream meanwhile)
     u.batches.assign(stream.batches.size(), nullptr);
+    u.runs.resize(stream.runs.size());
   }
   const std::size_t b = stream.batch_of(k);
   if (!u.batches[b]) {
+    // Each run has its unpickler, which reads its batches in order: what a
+    // batch names of the ones before it is in that unpickler's memo.
     const std::size_t run = stream.run_of(b);
-    if (!u.load || u.run != run || u.next > b) {
-      // The run's batches, from its first: what each names of the ones
-      // before it is in the unpickler's memo.
-      Py_CLEAR(u.load);
+    Unpickling::Run& r = u.runs[run];
+    if (!r.load) {
       const std::size_t begin = stream.begin_of(stream.runs[run]);
       const std::size_t end = stream.batches[stream.run_last(run)].end;
       Ref bytes(PyBytes_FromStringAndSize(stream.bytes.data() + begin,
@@ -796,31 +801,22 @@ PyObject* ToPython::unpickle(const Pickled& pickled) {
       Ref file(io ? PyObject_CallMethod(io.p, "BytesIO", "O", bytes.p) : nullptr);
       Ref pickle(file ? PyImport_ImportModule("pickle") : nullptr);
       Ref unpickler(pickle ? PyObject_CallMethod(pickle.p, "Unpickler", "O", file.p) : nullptr);
-      u.load = unpickler ? PyObject_GetAttrString(unpickler.p, "load") : nullptr;
-      if (!u.load) return nullptr;
-      u.run = run;
-      u.next = stream.runs[run];
+      r.load = unpickler ? PyObject_GetAttrString(unpickler.p, "load") : nullptr;
+      if (!r.load) return nullptr;
+      r.next = stream.runs[run];
     }
     ScopedSet<const std::vector<Handle>> loading(t_loading, &stream.handles);
-    while (u.next <= b) {
-      PyObject* batch = PyObject_CallNoArgs(u.load);
+    while (r.next <= b) {
+      PyObject* batch = PyObject_CallNoArgs(r.load);
       if (batch && (!PyList_CheckExact(batch) ||
-                    static_cast<std::size_t>(PyList_GET_SIZE(batch)) != stream.size_of(u.next))) {
+                    static_cast<std::size_t>(PyList_GET_SIZE(batch)) != stream.size_of(r.next))) {
         Py_DECREF(batch);
         batch = nullptr;
         PyErr_SetString(PyExc_SystemError,
                         "interpool: a pickle stream holds what it was not given");
       }
-      if (!batch) {
-        Py_CLEAR(u.load);  // where it stopped is unknown
-        return nullptr;
-      }
-      // (Read again from the start of its run, a batch keeps the objects made first.)
-      if (u.batches[u.next])
-        Py_DECREF(batch);
-      else
-        u.batches[u.next] = batch;
-      ++u.next;
+      if (!batch) return nullptr;  // (the batches after it in its run cannot be read either)
+      u.batches[r.next++] = batch;
     }
   }
   return Py_NewRef(

@@ -143,9 +143,11 @@ class ToPython {
   struct Unpickling {
     std::shared_ptr<const PickleStream> stream;
     std::vector<PyObject*> batches;  // the lists loaded, by batch; nullptr: not yet
-    PyObject* load = nullptr;        // the bound load of the unpickler of run `run`
-    std::size_t run = 0;
-    std::size_t next = 0;  // the batch that `load` gives next
+    struct Run {
+      PyObject* load = nullptr;  // the bound load of the run's unpickler, once needed
+      std::size_t next = 0;      // the batch that `load` gives next
+    };
+    std::vector<Run> runs;
   };
   std::unordered_map<const PickleStream*, Unpickling> unpickling_;
 };

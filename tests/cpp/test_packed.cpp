@@ -338,6 +338,42 @@ TEST_F(PackedTest, APickleThatFailsStartsANewRunAndLeavesTheOthersReadable) {
   Py_DECREF(after);
 }
 
+TEST_F(PackedTest, RunsReadInAnyOrderKeepWhatTheirBatchesShare) {
+  exec(
+      "import fractions, threading\nclass Holder:\n    def __init__(self, v): self.v = v\n"
+      "runs_shared = [1]\nruns_first = [fractions.Fraction(1, 2)]\n"
+      "runs_fails = [threading.Lock()]\n"
+      "runs_a = [Holder(runs_shared)]\nruns_b = [Holder(runs_shared)]");
+  PyObject* first_obj = eval("runs_first");
+  PyObject* fails = eval("runs_fails");
+  PyObject* a = eval("runs_a");
+  PyObject* b = eval("runs_b");
+  ToValue convert;
+  const Value first = convert(first_obj, "argument 1");
+  EXPECT_THROW(convert(fails, "argument 2"), NotShareable);
+  const Value va = convert(a, "argument 3");
+  const Value vb = convert(b, "argument 4");
+  const PickleStream& stream = *data_of(first).pickles;
+  ASSERT_EQ(stream.runs.size(), 2u);
+  // The second run, then the first, then the second again: its unpickler goes on
+  // where it stopped, so what its two batches share is one object.
+  ToPython rebuild;
+  PyObject* got_a = rebuild(va);
+  PyObject* got_first = rebuild(first);
+  PyObject* got_b = rebuild(vb);
+  ASSERT_TRUE(got_a && got_first && got_b);
+  PyObject* va_v = PyObject_GetAttrString(PyList_GET_ITEM(got_a, 0), "v");
+  PyObject* vb_v = PyObject_GetAttrString(PyList_GET_ITEM(got_b, 0), "v");
+  EXPECT_EQ(va_v, vb_v);
+  EXPECT_TRUE(same_value(got_first, first_obj));
+  Py_XDECREF(va_v);
+  Py_XDECREF(vb_v);
+  Py_DECREF(got_a);
+  Py_DECREF(got_first);
+  Py_DECREF(got_b);
+  for (PyObject* o : {first_obj, fails, a, b}) Py_DECREF(o);
+}
+
 TEST_F(PackedTest, AValueWhoseBatchFailsOnceCrossesWhenItsObjectsPickleAlone) {
   exec(
       "class Flaky:\n    calls = 0\n    def __reduce__(self):\n"

@@ -142,6 +142,14 @@ class SubmitsWhenPickled:
         return (int, (SUBMIT_TO.submit(square, 3).result(timeout=30),))
 
 
+class ShutsDownWhenPickled:
+    """Pickling it shuts SUBMIT_TO down (without waiting)."""
+
+    def __reduce__(self):
+        SUBMIT_TO.shutdown(wait=False)
+        return (int, (0,))
+
+
 def lock_at(x, bad):
     """x, but a threading.Lock (which cannot cross back) for x == bad."""
     return threading.Lock() if x == bad else x

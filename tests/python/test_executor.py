@@ -427,6 +427,26 @@ def test_an_argument_whose_pickling_submits_to_the_same_executor():
     assert proc.stdout.strip() == "[9]"
 
 
+def test_a_shutdown_from_an_arguments_reduce_lets_the_executor_end():
+    # The submit that was converting is refused; the executor's shutdown then
+    # found that task still listed and waited for it forever.
+    proc = run_script("""
+        import interpool
+        import executor_tasks as T
+
+        if __name__ == "__main__":
+            with interpool.Executor(2, fallback="process") as ex:
+                T.SUBMIT_TO = ex
+                try:
+                    ex.submit(T.identity, [T.ShutsDownWhenPickled()])
+                except RuntimeError as e:
+                    print("refused")
+            print("ended")
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["refused", "ended"]
+
+
 def test_datetimes_cross_as_the_datetime_classes(ex):
     """Datetimes made in a worker, or sent there and back, arrive as the main
     interpreter's own classes (on 3.12 workers use the pure-Python datetime,

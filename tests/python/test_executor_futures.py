@@ -191,8 +191,12 @@ def test_wait_and_as_completed(ex, gates):
     done, not_done = wait([bad, slow2], timeout=30, return_when=FIRST_EXCEPTION)
     assert bad in done and slow2 in not_done
 
+    # as_completed gives the fast one while the slow one still waits for the gate
+    # (opened after: a slow task done before the call would come in any order).
+    in_order = as_completed([slow, fast], timeout=30)
+    assert next(in_order).result() == "fast"
     gates.open()
-    assert [f.result() for f in as_completed([slow, fast], timeout=30)][-1] == "slow"
+    assert next(in_order).result() == "slow"
     assert slow2.result(timeout=30) == "slow2"
 
 

@@ -45,6 +45,8 @@ def test_classes_made_at_run_time_in_main_are_sent_by_value_or_refused_at_submit
         for name in ("Dyn", "Exec"):
             assert out[name].startswith("refused: ") and "made at run time" in out[name], out[name]
     assert out["exec_fn"] == 4  # a function crosses by value without cloudpickle
+    # Made at run time outside the guard: the workers' copy has them, by name.
+    assert out["Thing"] is True and out["Made"] is True
     # The classes pickle saves by what they are cross as they are, with or without it.
     assert out["NoneType"] == "<class 'NoneType'>"
     assert out["ellipsis"] == "<class 'ellipsis'>"

@@ -27,18 +27,36 @@ def same(x):
     return repr(x)
 
 
+# Made at run time outside the guard, which the workers' copy runs too: found
+# there by name, as the same class.
+def _make():
+    global Thing
+
+    class Thing:
+        pass
+
+
+_make()
+globals()["Made"] = type("Made", (), {})
+
+
+def is_own(obj):
+    return type(obj) is globals()[type(obj).__name__]
+
+
 if __name__ == "__main__":
     import typing
 
     import interpool
 
     Dyn = type("Dyn", (), {"v": 2})
-    scope: dict = {}
-    exec("class Exec:\n    v = 3\n\ndef exec_fn():\n    return 4\n", scope)
+    exec("class Exec:\n    v = 3\n\ndef exec_fn():\n    return 4\n")  # into __main__
     cases = {
         "Dyn": (get_v, Dyn()),
-        "Exec": (get_v, scope["Exec"]()),
-        "exec_fn": (call_first, [scope["exec_fn"]]),
+        "Exec": (get_v, globals()["Exec"]()),
+        "exec_fn": (call_first, [globals()["exec_fn"]]),
+        "Thing": (is_own, globals()["Thing"]()),
+        "Made": (is_own, globals()["Made"]()),
         "NoneType": (same, type(None)),
         "ellipsis": (same, type(...)),
         "NotImplementedType": (same, type(NotImplemented)),
