@@ -53,7 +53,9 @@ if __name__ == "__main__":
     exec("class Exec:\n    v = 3\n\ndef exec_fn():\n    return 4\n")  # into __main__
     cases = {
         "Dyn": (get_v, Dyn()),
-        "Exec": (get_v, globals()["Exec"]()),
+        # (3.12 cannot tell a class that exec made under the guard from one made
+        # at run time outside it: found by name there, as before; guide, Limits.)
+        **({"Exec": (get_v, globals()["Exec"]())} if sys.version_info >= (3, 13) else {}),
         "exec_fn": (call_first, [globals()["exec_fn"]]),
         "Thing": (is_own, globals()["Thing"]()),
         "Made": (is_own, globals()["Made"]()),
