@@ -251,11 +251,13 @@ class Pool {
   static std::size_t shutdown_all() noexcept;
 
   /// For the end of a program, when no thread but the tasks themselves can wake
-  /// them any more: from now on, whenever every task accepted by any Pool (with
-  /// a TaskControl, as all Python executor tasks have) is running and asleep in
+  /// them any more: from now on, whenever every task that a worker of any Pool
+  /// runs (with a TaskControl, as all Python executor tasks have) is asleep in
   /// an untimed engine wait (Queue get/put, Lock, Event, Semaphore, Barrier) that
-  /// nothing has notified since, none of them can ever progress: they are
-  /// interrupted (Interruption::Stuck). Irreversible, process-wide.
+  /// nothing has notified since, and the tasks still queued (if any) cannot
+  /// start because every worker runs one of those, none of them can ever
+  /// progress: the running ones are interrupted (Interruption::Stuck), and each
+  /// queued task then gets its turn. Irreversible, process-wide.
   static void end_stuck_tasks() noexcept;
 
  private:

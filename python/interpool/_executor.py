@@ -216,8 +216,11 @@ class Executor(_ThreadPoolExecutor):
                     raise TypeError(f"shared keys must be str, not {type(key).__name__!r} ({key!r})")
         else:
             raise TypeError(f"shared must be a mapping of names to values, not {type(shared).__name__!r}")
-        if not isinstance(initargs, tuple):
-            raise TypeError(f"initargs must be a tuple, not {type(initargs).__name__!r}")
+        if not isinstance(initargs, tuple):  # a list works too, as it does for the stdlib's pools
+            try:
+                initargs = tuple(initargs)
+            except TypeError:
+                raise TypeError(f"initargs must be a tuple of arguments, not {type(initargs).__name__!r}") from None
         _fallback.check(fallback)
         if task_timeout is not None:
             if not isinstance(task_timeout, (int, float)) or isinstance(task_timeout, bool):
@@ -385,10 +388,11 @@ class Executor(_ThreadPoolExecutor):
     def _map_run(self, fn: Any, inputs: Iterable[Any], single: bool, chunksize: int | None,
                  buffersize: int | None, ordered: bool) -> _MapRun:
         """`inputs`: each call's argument tuple, or with `single` its one argument."""
-        if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
-            raise ValueError("chunksize must be a positive int or None")
-        if buffersize is not None and (not isinstance(buffersize, int) or buffersize < 1):
-            raise ValueError("buffersize must be None or a positive int")
+        for name, n in (("chunksize", chunksize), ("buffersize", buffersize)):
+            if n is not None and not isinstance(n, int):
+                raise TypeError(f"{name} must be a positive int or None, not {type(n).__name__!r}")
+            if n is not None and n < 1:
+                raise ValueError(f"{name} must be a positive int or None, not {n!r}")
         return _MapRun(self, fn, _reference(fn), inputs, single, chunksize, buffersize, ordered)
 
     def _submit_here(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> _Future:

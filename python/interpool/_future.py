@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
+from concurrent.futures._base import LOGGER
 from typing import Any, TypeVar
 
 from . import _exit, _fallback, _interpool
@@ -17,6 +18,9 @@ BrokenInterpreterPool = _interpool.BrokenInterpreterPool
 NotShareableError = _interpool.NotShareableError
 
 _T = TypeVar("_T")
+
+# Set on an executor's result thread, which settles the futures nobody claimed.
+_on_result_thread = threading.local()
 
 
 def _raised_by_task(exc: BaseException) -> bool:
@@ -114,6 +118,19 @@ class _Future(Future[_T]):
         if task is not None and task.running():
             return True
         return super().running()
+
+    def _invoke_callbacks(self) -> None:
+        # On the result thread, a callback that raises what Future lets through
+        # (SystemExit, KeyboardInterrupt...) is reported as the others are, and
+        # the later callbacks run: else it ended the thread that completes every
+        # future, and wait(), as_completed() and callbacks hung from then on.
+        if not getattr(_on_result_thread, "yes", False):
+            return super()._invoke_callbacks()  # type: ignore[misc]
+        for callback in self._done_callbacks:  # type: ignore[attr-defined]
+            try:
+                callback(self)
+            except BaseException:
+                LOGGER.exception("exception calling callback for %r", self)
 
     def __repr__(self) -> str:
         # Future's repr shows its _state, which stays PENDING while a worker runs
@@ -272,6 +289,7 @@ class _State:
 def _collect(state: _State) -> None:
     """The result thread: takes the outcomes that no result() call claimed, in
     batches, and settles their futures."""
+    _on_result_thread.yes = True
     pool = state.pool
     settle = state.settle
     while True:
@@ -279,5 +297,8 @@ def _collect(state: _State) -> None:
         if batch is None:
             break
         for token, ok, payload in batch:
-            settle(token, ok, payload)
+            try:
+                settle(token, ok, payload)
+            except BaseException:  # the thread goes on: the other outcomes are given
+                LOGGER.critical("interpool could not settle a future", exc_info=True)
     pool.join()

@@ -239,6 +239,11 @@ def install_main(source: tuple[str, str] | None) -> None:
     main = sys.modules["__main__"]
     if type(main) is type(sys):
         main.__class__ = _LazyMain
+        if main_source[0] == "path" and "__file__" not in main.__dict__:
+            # The parent's script: what a task reads to find files beside it, and what
+            # multiprocessing's spawn and forkserver children run (as __mp_main__) to
+            # find the script's functions a task hands them.
+            main.__file__ = main_source[1]
 
 
 def guard_environment() -> None:
@@ -317,6 +322,13 @@ def guard_exit() -> None:
     real = posix._exit
 
     def _exit(status: int) -> NoReturn:
+        if _interpool.worker_thread_name() is not None:
+            # The worker's interpreter ends, without its atexit handlers, as a
+            # process does at os._exit. (On a thread the task started, only
+            # that thread ends.)
+            import atexit
+
+            atexit._clear()
         _interpool.exit_worker(status)
 
     # posix's names, so that os._exit still pickles by reference (a function

@@ -134,8 +134,9 @@ class Interpreter:
     _release = staticmethod(_interpool.interp_release)
 
     def __new__(cls, id: int, /) -> Interpreter:
-        if not isinstance(id, int) or isinstance(id, bool):
+        if isinstance(id, bool) or not hasattr(type(id), "__index__"):
             raise TypeError(f"an interpreter id must be an int, not {type(id).__name__!r}")
+        id = id.__index__()  # 3.12's _xxsubinterpreters gives InterpreterID objects
         if id < 0:
             raise ValueError(f"interpreter ids are >= 0, got {id}")
         if _interpool.interp_whence(id) is None:
@@ -216,6 +217,7 @@ class Interpreter:
         if isinstance(code, types.FunctionType):
             code = _function_body(code)
         if isinstance(code, types.CodeType):
+            _check_runnable(code)
             payload: str | bytes = marshal.dumps(code)
         elif isinstance(code, str):
             if "\0" in code:
@@ -301,6 +303,26 @@ def _function_body(fn: types.FunctionType) -> types.CodeType:
     if fn.__closure__:
         raise ValueError(f"exec() cannot run {fn.__qualname__}: it is a closure (it uses names of an enclosing function)")
     return code
+
+
+# A generator's, a coroutine's or an async generator's code makes an object
+# when it runs: its body would not run.
+_NOT_RUN = {0x20: "a generator", 0x80: "a coroutine", 0x200: "an async generator"}
+
+
+def _check_runnable(code: types.CodeType) -> None:
+    """ValueError for a code object whose body exec() cannot run as it is: one
+    that needs the cells of an enclosing function (run without them, it would
+    read memory that is not there), or whose running makes a generator or a
+    coroutine instead."""
+    if code.co_freevars:
+        raise ValueError(
+            f"exec() cannot run the code of {code.co_qualname}: it uses names of an enclosing function "
+            f"({', '.join(code.co_freevars)}); pass a function without them, or source text")
+    for flag, what in _NOT_RUN.items():
+        if code.co_flags & flag:
+            raise ValueError(f"exec() cannot run the code of {code.co_qualname}: it is {what}'s, whose body "
+                             "would not run; pass a plain function, or source text")
 
 
 def create() -> Interpreter:

@@ -1,5 +1,6 @@
-/* The one piece of CPython's internal state the engine touches: the slot of
-   the runtime that heads its list of interpreters (src/core/fork.cpp says why).
+/* The pieces of CPython's internal state the engine touches: the slot of the
+   runtime that heads its list of interpreters (src/core/fork.cpp says why),
+   and on 3.12.0-3.12.3 the list of argument parsers (below).
    C, because 3.12's internal headers do not compile as C++. */
 #define Py_BUILD_CORE 1
 #include <Python.h>
@@ -17,5 +18,37 @@ PyInterpreterState** interpool_interpreter_list_head(void) {
   return (PyInterpreterState**)((char*)&_PyRuntime + offsets->runtime_state.interpreters_head);
 #else
   return &_PyRuntime.interpreters.head;
+#endif
+}
+
+void interpool_keep_keyword_tuples(void);
+
+/* CPython 3.12.0-3.12.3 (python/cpython#119213): an extension function that
+   takes keyword arguments keeps their names in a static parser, as a tuple
+   made by the interpreter that first called it with keywords. Made by a
+   sub-interpreter (its own allocator), that tuple is freed at finalization by
+   the main interpreter's, which aborts the process ("free(): invalid size").
+   Called with the main interpreter's GIL as the program ends, once the
+   engine's interpreters are closed: each tuple a parser owns gets one more
+   reference, so finalization leaves it alone (a few tuples kept to the end).
+   3.12.4 makes them in the main interpreter; 3.13 too. */
+void interpool_keep_keyword_tuples(void) {
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+  static PyObject* kept[4096]; /* reachable, for memory checkers */
+  static size_t n_kept = 0;
+  static struct _PyArg_Parser* seen = NULL; /* parsers are added at the head */
+  if (Py_Version >= 0x030C0400 || _PyRuntime.getargs.mutex == NULL) return;
+  PyThread_acquire_lock(_PyRuntime.getargs.mutex, WAIT_LOCK);
+  struct _PyArg_Parser* head = _PyRuntime.getargs.static_parsers;
+  for (struct _PyArg_Parser* p = head; p != NULL && p != seen; p = p->next) {
+    /* initialized == 1: the parser made its tuple (-1: a static one). */
+    if (p->initialized == 1 && p->kwtuple != NULL && !_Py_IsImmortal(p->kwtuple) &&
+        n_kept < sizeof(kept) / sizeof(kept[0])) {
+      Py_INCREF(p->kwtuple);
+      kept[n_kept++] = p->kwtuple;
+    }
+  }
+  seen = head;
+  PyThread_release_lock(_PyRuntime.getargs.mutex);
 #endif
 }

@@ -206,9 +206,11 @@ Pool::~Pool() noexcept(false) {
 
 std::unique_ptr<Worker> Pool::Impl::start_worker(std::size_t index,
                                                  std::unique_ptr<Worker> predecessor) {
+  if (!predecessor) count_worker_slot(true);  // a successor takes its predecessor's
   return std::make_unique<Worker>(
       [this](Worker& w) { work(w); },
       [this](std::exception_ptr failure) {
+        count_worker_slot(false);  // no interpreter: the slot ends
         std::string why = "a worker's interpreter could not be created";
         try {
           std::rethrow_exception(failure);
@@ -309,6 +311,13 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
 }  // namespace
 
 void Pool::Impl::work(Worker& self) {
+  // The worker's slot ends with it, unless a successor takes it over.
+  struct Slot {
+    bool handed_over = false;
+    ~Slot() {
+      if (!handed_over) count_worker_slot(false);
+    }
+  } slot;
   Runner runner;
   if (!options_.sys_path.empty() && !runner.set_sys_path(options_.sys_path)) {
     mark_broken(capture_error());
@@ -378,7 +387,10 @@ void Pool::Impl::work(Worker& self) {
     }
     task = Task{};
     if (fresh_needed || (options_.max_tasks_per_worker && ran >= options_.max_tasks_per_worker)) {
-      if (replace(self)) return;
+      if (replace(self)) {
+        slot.handed_over = true;
+        return;
+      }
       fresh_needed = false;  // the pool is closing: this worker serves to the end
     }
   }

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/id_table.hpp"
+#include "core/worker.hpp"
 
 namespace interpool {
 
@@ -25,6 +26,12 @@ using Table =
 Table& table() {
   static auto* t = new Table;  // never destroyed: used until the process ends
   return *t;
+}
+
+// A pool worker's interpreter, refused to the calls of this table.
+std::string pool_worker(std::int64_t id, const char* what) {
+  return "interpreter " + std::to_string(id) + " is a worker of an interpool pool: " + what +
+         "; create() makes an interpreter of your own";
 }
 
 std::string being_closed(std::int64_t id, const char* what) {
@@ -82,6 +89,8 @@ std::unique_ptr<InterpreterTable::Entered> InterpreterTable::enter(std::int64_t 
     out->activation_ = std::make_unique<Activation>(entry->interp);
   } else if (id == 0) {
     out->activation_ = std::make_unique<Activation>(PyInterpreterState_Main());
+  } else if (is_pool_worker(id)) {
+    throw InterpreterError(pool_worker(id, "it runs that pool's tasks only"));
   } else if (find_state(id)) {
     // Its owner may destroy it at any time, and CPython ends an interpreter
     // with a fatal error if another thread state is still in it.
@@ -102,6 +111,7 @@ void InterpreterTable::close(std::int64_t id) {
     auto entries = table().lock();
     auto it = entries->find(id);
     if (it == entries->end()) {
+      if (is_pool_worker(id)) throw InterpreterError(pool_worker(id, "the pool closes it"));
       if (find_state(id))
         throw InterpreterError("interpreter " + std::to_string(id) +
                                " was not created by interpool: it cannot be closed here");

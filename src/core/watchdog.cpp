@@ -66,6 +66,11 @@ struct StuckWatch {
   alignas(64) std::atomic<std::size_t> accepted{0};
   alignas(64) std::atomic<std::size_t> ended{0};
   alignas(64) std::atomic<bool> on{false};
+  // Tasks between Watchdog::begin_task and end_task (on a worker), and the
+  // workers that can take a task: a queued task can start only if one of
+  // those is not running a task.
+  alignas(64) std::atomic<std::size_t> running{0};
+  std::atomic<std::size_t> slots{0};
 
   // Tasks accepted and not ended; never less than the truth (`ended` is read
   // first), so a task that ends meanwhile cannot make others look stuck.
@@ -79,9 +84,13 @@ struct StuckWatch {
   // With `mutex` held. The sites in `asleep` cannot leave their wait meanwhile
   // (leave() takes `mutex`), so their signals are alive.
   void check() noexcept {
-    if (!on.load() || asleep.empty() || live() != asleep.size()) return;
-    // Every accepted task sleeps with no deadline. One notified since it fell
-    // asleep may find what it waits for: not stuck.
+    if (!on.load() || asleep.empty()) return;
+    // Every task a worker runs sleeps with no deadline, and the tasks still
+    // queued (if any) cannot start: every worker runs one of those.
+    std::size_t run = running.load();
+    if (asleep.size() != run) return;
+    if (live() != run && run < slots.load()) return;
+    // One notified since it fell asleep may find what it waits for: not stuck.
     for (WorkerSite* site : asleep) {
       std::lock_guard lock(site->wait_mutex);
       if (!site->sleeping_on || site->sleeping_on->epoch() != site->sleeping_epoch) return;
@@ -102,23 +111,7 @@ StuckWatch& stuck_watch() {
   static StuckWatch* watch = new StuckWatch;
   return *watch;
 }
-
-// Ids of the interpreters of Pool workers (for `whence`). Never destroyed, as above.
-struct WorkerIds {
-  std::mutex mutex;
-  std::vector<std::int64_t> ids;
-};
-WorkerIds& worker_ids() {
-  static WorkerIds* ids = new WorkerIds;
-  return *ids;
-}
 }  // namespace
-
-bool is_pool_worker(std::int64_t id) {
-  WorkerIds& w = worker_ids();
-  std::lock_guard lock(w.mutex);
-  return std::find(w.ids.begin(), w.ids.end(), id) != w.ids.end();
-}
 
 AcceptedTask AcceptedTask::accept() noexcept {
   stuck_watch().accepted.fetch_add(1);
@@ -133,6 +126,13 @@ void AcceptedTask::end() noexcept {
     std::lock_guard lock(watch.mutex);
     watch.check();
   }
+}
+
+void count_worker_slot(bool added) noexcept {
+  if (added)
+    stuck_watch().slots.fetch_add(1);
+  else
+    stuck_watch().slots.fetch_sub(1);
 }
 
 void Pool::end_stuck_tasks() noexcept {
@@ -205,9 +205,6 @@ std::shared_ptr<WorkerSite> WorkerSite::open() {
   }
   site->interrupt_module = std::move(*module);
   site->interrupt_qualname = std::move(*qualname);
-  WorkerIds& w = worker_ids();
-  std::lock_guard lock(w.mutex);
-  w.ids.push_back(PyInterpreterState_GetID(site->interp));
   return site;
 }
 
@@ -220,9 +217,6 @@ void WorkerSite::close() {
     (void)unpinned.wait(epoch, Deadline::never(), false);
   }
   Py_CLEAR(interrupt_type);
-  WorkerIds& w = worker_ids();
-  std::lock_guard lock(w.mutex);
-  std::erase(w.ids, PyInterpreterState_GetID(interp));
 }
 
 bool WorkerSite::enter(Signal& signal, std::uint32_t epoch, bool untimed) noexcept {
@@ -418,6 +412,7 @@ void Watchdog::begin_task(WorkerSite& site, const std::shared_ptr<TaskControl>& 
     std::lock_guard lock(site.mutex);
     site.current = task;
   }
+  stuck_watch().running.fetch_add(1);
   {
     std::lock_guard lock(site.wait_mutex);
     site.wait_cancelled = false;
@@ -462,6 +457,7 @@ bool Watchdog::end_task(WorkerSite& site, const std::shared_ptr<TaskControl>& ta
     std::lock_guard lock(site.mutex);
     site.current.reset();
   }
+  stuck_watch().running.fetch_sub(1);
   running_here = nullptr;
   site_here = nullptr;
   WaitHook::current() = nullptr;

@@ -128,8 +128,10 @@ class Watchdog {
   ForkSensitive thread_alive_;  // while thread_ runs
 };
 
-/// True if interpreter `id` is a Pool worker's (from WorkerSite::open to close).
-bool is_pool_worker(std::int64_t id);
+/// A Pool's worker slot begins (`added`) or ends, for Pool::end_stuck_tasks:
+/// counted while a worker can take tasks in it (a successor takes its
+/// predecessor's slot over).
+void count_worker_slot(bool added) noexcept;
 
 /// In a worker, with the GIL, after an engine wait returned Interrupted: if the
 /// task running on this thread was interrupted, sets its interruption

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/interpreter.hpp"
 #include "core/watchdog.hpp"
 
 #ifndef INTERPOOL_PYTHON_HOME
@@ -114,6 +115,7 @@ Runtime::~Runtime() {
   }
   Pool::shutdown_all();  // workers end their interpreters before Python finalizes
   PyEval_RestoreThread(static_cast<PyThreadState*>(main_state_));
+  keep_keyword_tuples_at_exit();
   Py_FinalizeEx();
 }
 

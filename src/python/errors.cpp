@@ -84,7 +84,16 @@ PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
       "the pool is broken: a worker initializer raised " + cause.type_name() + ": " + cause.message;
   if (cause.type_qualname == "InterpreterError") text = "the pool is broken: " + cause.message;
   if (!ensure_futures_types(st)) return nullptr;
-  return PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
+  PyObject* exc = PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
+  if (!exc || cause.traceback.empty()) return exc;
+  // The initializer's traceback, as a task's: a RemoteError as the cause.
+  PyObject* remote = new_remote_error(st, cause, /*as_cause=*/true);
+  if (!remote) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  PyException_SetCause(exc, remote);  // steals remote
+  return exc;
 }
 
 }  // namespace

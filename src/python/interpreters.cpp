@@ -15,6 +15,7 @@
 #include "core/runner.hpp"
 #include "core/table.hpp"
 #include "core/watchdog.hpp"
+#include "core/worker.hpp"
 #include "python/errors.hpp"
 #include "python/module_state.hpp"
 
@@ -150,7 +151,13 @@ PyObject* mod_interp_exec(PyObject* module, PyObject* args) {
       } else {
         PyObject* obj =
             PyMarshal_ReadObjectFromString(text.data(), static_cast<Py_ssize_t>(text.size()));
-        if (obj && PyCode_Check(obj))
+        // Code with free variables reads its enclosing function's cells, which
+        // are not there: run alone, it crashes.
+        if (obj && PyCode_Check(obj) && PyCode_GetNumFree(reinterpret_cast<PyCodeObject*>(obj)) > 0)
+          PyErr_SetString(
+              PyExc_ValueError,
+              "the code uses names of an enclosing function (free variables): it cannot run alone");
+        else if (obj && PyCode_Check(obj))
           result = PyEval_EvalCode(obj, ns, ns);
         else if (obj)
           PyErr_SetString(PyExc_TypeError, "the marshalled data is not a code object");

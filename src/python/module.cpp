@@ -196,6 +196,7 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
     // Interpreters made by interpreters.create() and left open: CPython 3.13
     // would end them at finalization and fail on the thread state we keep.
     InterpreterTable::close_all();
+    keep_keyword_tuples_at_exit();
   }
   Py_RETURN_NONE;
 }

@@ -17,7 +17,8 @@ namespace {
 // Queue
 // ---------------------------------------------------------------------------
 
-// unbounditems: None (-> fallback), UNBOUND / UNBOUND_ERROR / UNBOUND_REMOVE, or 0..3.
+// unbounditems: None (-> fallback), or UNBOUND / UNBOUND_ERROR / UNBOUND_REMOVE
+// (not their codes: a stray int or bool would pick a policy silently).
 bool parse_unbound(ModuleState* st, PyObject* obj, Unbound fallback, Unbound& out) {
   if (!obj || obj == Py_None) {
     out = fallback;
@@ -27,16 +28,10 @@ bool parse_unbound(ModuleState* st, PyObject* obj, Unbound fallback, Unbound& ou
     out = static_cast<Unbound>(reinterpret_cast<UnboundObject*>(obj)->code);
     return true;
   }
-  if (PyLong_Check(obj)) {
-    long v = PyLong_AsLong(obj);
-    if (v >= 0 && v <= static_cast<long>(Unbound::Remove)) {
-      out = static_cast<Unbound>(v);
-      return true;
-    }
-    if (v == -1 && PyErr_Occurred()) return false;
-  }
-  PyErr_Format(PyExc_ValueError,
-               "unbounditems must be UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE or None, not %R", obj);
+  PyErr_Format(
+      PyExc_ValueError,
+      "unbounditems must be UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE or None, not %R (a '%s')", obj,
+      Py_TYPE(obj)->tp_name);
   return false;
 }
 
@@ -357,7 +352,16 @@ void Unbound_dealloc(PyObject* op) {
   Py_DECREF(type);
 }
 
+// Pickled by name: each interpreter has its own markers, found again under
+// the module's UNBOUND, UNBOUND_ERROR and UNBOUND_REMOVE.
+PyObject* Unbound_reduce(PyObject* self, PyObject*) { return Unbound_repr(self); }
+
+PyMethodDef Unbound_methods[] = {
+    {"__reduce__", Unbound_reduce, METH_NOARGS, "The marker's name in interpool._interpool."},
+    {nullptr, nullptr, 0, nullptr}};
+
 PyType_Slot Unbound_slots[] = {{Py_tp_repr, reinterpret_cast<void*>(Unbound_repr)},
+                               {Py_tp_methods, Unbound_methods},
                                {Py_tp_traverse, reinterpret_cast<void*>(Unbound_traverse)},
                                {Py_tp_dealloc, reinterpret_cast<void*>(Unbound_dealloc)},
                                {0, nullptr}};

@@ -648,6 +648,12 @@ def thread_names():
     return _interpool.interpreter_id(), os_name, threading.current_thread().name, record.threadName
 
 
+def register_atexit_print(text):
+    import atexit
+
+    atexit.register(print, text, flush=True)
+
+
 def exit_worker(status):
     """os._exit in a task, where `except Exception` must not stop it."""
     try:

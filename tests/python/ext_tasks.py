@@ -164,7 +164,7 @@ def raise_keyboard_interrupt():
 # --- queues ------------------------------------------------------------------
 
 
-def put_items(q, items, unbounditems=0):
+def put_items(q, items, unbounditems=None):
     for item in items:
         q.put(item, unbounditems=unbounditems)
     return len(items)

@@ -292,11 +292,15 @@ def test_buffersize_with_endless_input(ex):
 
 
 def test_map_validates_chunksize_and_buffersize(ex):
-    for bad in (0, -1, 1.5):
-        with pytest.raises(ValueError):
-            ex.map(T.square, [1], chunksize=bad)
-        with pytest.raises(ValueError):
-            ex.map(T.square, [1], buffersize=bad)
+    """As the stdlib's map: a count of the wrong type is a TypeError (naming the
+    type), a count below 1 a ValueError (naming the value)."""
+    for name in ("chunksize", "buffersize"):
+        for bad in (0, -1):
+            with pytest.raises(ValueError, match=rf"^{name} must be a positive int or None, not {bad}$"):
+                ex.map(T.square, [1], **{name: bad})
+        for bad, type_name in ((1.5, "float"), ("2", "str")):
+            with pytest.raises(TypeError, match=rf"^{name} must be .* not '{type_name}'$"):
+                ex.map(T.square, [1], **{name: bad})
 
 
 def test_map_error_at_the_failing_item(ex):
@@ -779,7 +783,7 @@ def test_max_workers_default_is_usable_cpus(make_executor):
     ({"max_tasks_per_worker": "x"}, TypeError),
     ({"shared": [("a", 1)]}, TypeError),
     ({"shared": {1: "a"}}, TypeError),
-    ({"initargs": [1]}, TypeError),
+    ({"initargs": 1}, TypeError),
     ({"initializer": 42}, TypeError),
 ])
 def test_constructor_validation(kwargs, error):

@@ -503,10 +503,10 @@ def test_amap_error_stops_the_other_items(make_executor, spins):
 
 
 def test_amap_validates_arguments_when_called(ex):
-    for bad in (0, -1, 1.5):
-        with pytest.raises(ValueError):
+    for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error):
             ex.amap(T.square, [1], chunksize=bad)
-        with pytest.raises(ValueError):
+        with pytest.raises(error):
             ex.amap_unordered(T.square, [1], buffersize=bad)
     with pytest.raises(TypeError, match="callable"):
         ex.amap(42, [1])

@@ -161,6 +161,14 @@ def test_initializer_sets_worker_state(make_executor, tmp_path):
     assert T.STATE is None  # the parent is untouched
 
 
+def test_initargs_may_be_a_list_but_must_be_arguments(make_executor):
+    # As for the stdlib's pools, which call initializer(*initargs).
+    e = make_executor(1, initializer=T.init_set_state, initargs=["from a list"])
+    assert e.submit(T.get_state).result(timeout=60) == "from a list"
+    with pytest.raises(TypeError, match="^initargs must be a tuple of arguments, not 'int'$"):
+        make_executor(1, initializer=T.init_set_state, initargs=5)
+
+
 def test_initializer_runs_once_per_worker(make_executor, tmp_path):
     e = make_executor(2, initializer=T.init_count)
     calls = list(e.map(T.get_init_calls, [0.0] * 200))
@@ -427,7 +435,26 @@ def test_workers_are_listed_as_interpool_workers(make_executor):
     wid = ex.submit(T.interp_id).result(timeout=60)
     [worker] = [i for i in interpreters.list_all() if i.id == wid]
     assert worker.whence == "interpool worker"
-    with pytest.raises(interpreters.InterpreterError):
-        worker.exec("pass")  # not the caller's to run code in
+    for attempt in (lambda: worker.exec("pass"), lambda: worker.call(len, "ab"), worker.close):
+        # not the caller's to run code in, or to close; the message says whose it is
+        with pytest.raises(interpreters.InterpreterError,
+                           match=rf"^interpreter {wid} is a worker of an interpool pool: "):
+            attempt()
     ex.shutdown(wait=True)
     assert wid not in [i.id for i in interpreters.list_all()]
+
+
+def test_workers_are_interpool_workers_from_the_start(make_executor):
+    """A worker's interpreter is listed as an interpool worker as soon as it
+    exists, not once the worker has set itself up (it said 'unknown' until
+    then, which could last through a whole map)."""
+    from interpool import interpreters
+
+    for _ in range(3):
+        before = {i.id for i in interpreters.list_all()}
+        ex = make_executor(2)
+        ex.submit(int).result(timeout=60)  # the executor's workers exist
+        workers = [i for i in interpreters.list_all() if i.id not in before]
+        assert len(workers) == 2
+        assert [i.whence for i in workers] == ["interpool worker"] * 2
+        ex.shutdown(wait=True)

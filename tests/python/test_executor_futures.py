@@ -141,6 +141,32 @@ def test_done_callbacks(ex):
     assert seen == [42, "late"]
 
 
+def test_a_callback_raising_systemexit_on_the_result_thread_is_reported(ex, caplog):
+    """A done-callback that raises what Future lets through (SystemExit), run
+    by the result thread: logged as other callback errors are, the future's
+    later callbacks run, and later futures still complete (it ended the result
+    thread, and wait() never saw them done)."""
+    started, go = interpool.Event(), interpool.Event()
+    seen = []
+
+    def leave(fut):
+        raise SystemExit("from a callback")
+
+    f = ex.submit(T.signal_then_wait, 0, started, go)
+    assert started.wait(30)
+    f.add_done_callback(leave)  # the task runs: its end is the result thread's to settle
+    f.add_done_callback(lambda fut: seen.append(fut.result()))
+    go.set()
+    done, _ = wait([f], timeout=30)
+    assert done == {f}
+    wait_until(lambda: seen == [0], what="the callback after the one that raised")
+    later = [ex.submit(T.sleep_then, 0.05, i) for i in range(4)]
+    done, not_done = wait(later, timeout=30)
+    assert not not_done
+    assert [r for r in caplog.records if "exception calling callback" in r.getMessage()
+            and r.exc_info and r.exc_info[0] is SystemExit]
+
+
 def test_submit_from_a_done_callback(ex):
     chained = []
     event = threading.Event()
@@ -773,8 +799,12 @@ def test_initializer_failure_fails_pending_futures(make_executor, gates):
     e = make_executor(1, initializer=T.init_fail_once_file, initargs=(gates.gate,))
     f = e.submit(T.add, 1, 2)
     gates.open()
-    with pytest.raises(interpool.BrokenInterpreterPool):
+    with pytest.raises(interpool.BrokenInterpreterPool) as info:
         f.result(timeout=30)
+    # Where the initializer failed: its traceback, as a task's, in the cause.
+    cause = info.value.__cause__
+    assert isinstance(cause, interpool.RemoteError)
+    assert "in init_fail_once_file" in cause.traceback and "ZeroDivisionError" in cause.traceback
     wait_until(lambda: _submit_raises_broken(e), 30, "submit to raise BrokenInterpreterPool")
     with pytest.raises(interpool.BrokenInterpreterPool):
         e.submit(T.add, 1, 2)

@@ -128,6 +128,48 @@ def test_main_script_and_multiprocessing(tmp_path, top):
     }
 
 
+def test_a_task_starts_spawned_processes_on_the_scripts_functions(tmp_path):
+    """A task that starts a spawn multiprocessing.Process on a function of the
+    script: the child runs the script, which the worker's __main__ names
+    (__file__), to find that function (it failed: the worker's __main__ had no
+    __file__, and the child could not find the function)."""
+    path = tmp_path / "nested_spawn.py"
+    path.write_text(textwrap.dedent("""
+        import json
+        import multiprocessing
+        import os
+
+
+        def square_into(conn, x):
+            conn.send(x * x)
+            conn.close()
+
+
+        def fan_out(n):
+            import __main__
+            ctx = multiprocessing.get_context("spawn")
+            out = []
+            for x in range(n):
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=square_into, args=(child, x))
+                p.start()
+                out.append(parent.recv())
+                p.join()
+            return out, os.path.basename(__main__.__file__)
+
+
+        if __name__ == "__main__":
+            from interpool import Executor
+
+            with Executor(1) as ex:
+                squares, name = ex.submit(fan_out, 3).result(timeout=60)
+            print(json.dumps({"squares": squares, "file": name}), flush=True)
+    """))
+    proc, _ = run_python([str(path)], timeout=90)
+    assert_clean_exit(proc)
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"squares": [0, 1, 4], "file": "nested_spawn.py"}
+
+
 def test_script_that_imports_the_executor_at_the_top(tmp_path):
     """The README's layout: `from interpool import Executor` at the top of the
     script. A worker that loads the script imports the executor and so

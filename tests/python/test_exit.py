@@ -43,6 +43,30 @@ SCRIPTS = {
         # and the process aborted in about 1 run in 4).
         print(interpool.Executor(2).submit(threading.get_ident).result() > 0)
     """,
+    "keyword arguments first given in workers": """
+        import bisect, math, zlib
+        import interpool
+        # Extension functions given keywords for the first time in a worker:
+        # CPython 3.12.0-3.12.3 frees the tuple of their names, which the
+        # worker's interpreter made, with the main one's allocator at exit
+        # (python/cpython#119213: "free(): invalid size", an abort every run).
+        with interpool.Executor(2) as ex:
+            calls = [ex.submit(math.isclose, 1.0, 1.0, rel_tol=0.5),
+                     ex.submit(bisect.bisect_left, [1], 1, lo=0),
+                     ex.submit(zlib.compress, b"x", level=1)]
+            print([f.result() for f in calls][:2] == [True, 0])
+    """,
+    "keyword arguments first given in a stdlib interpreter": """
+        import interpool
+        try:
+            import _interpreters as low
+        except ImportError:
+            import _xxsubinterpreters as low
+        made = low.create()
+        low.run_string(made, "import math; math.isclose(1.0, 1.0, rel_tol=0.5)")
+        low.destroy(made)
+        print(True)
+    """,
     "pool left open with queued work": """
         import sys
         from interpool import _interpool

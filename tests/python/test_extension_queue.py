@@ -178,6 +178,12 @@ def test_bad_arguments():
         q.put(1, unbounditems=4)
     with pytest.raises(ValueError, match="unbounditems"):
         q.put(1, unbounditems=-1)
+    # The policies' codes are no policy: a stray int or bool is refused.
+    for code in (0, 1, True, False):
+        with pytest.raises(ValueError, match=rf"^unbounditems must be .* not {code} \(a '(int|bool)'\)$"):
+            q.put(1, unbounditems=code)
+        with pytest.raises(ValueError, match="unbounditems"):
+            ip.Queue.create(unbounditems=code)
     with pytest.raises(TypeError):
         q.put(1, 2, 3, 4)  # unbounditems is keyword-only
     assert q.empty()
@@ -515,13 +521,25 @@ def test_close_seen_by_worker(fresh_pool):
     assert task.result(30) == [1, 2]
 
 
+def test_unbound_markers_cross_as_themselves(fresh_pool):
+    """The markers pickle by name: each side gets its own interpreter's marker."""
+    for marker in (ip.UNBOUND, ip.UNBOUND_ERROR, ip.UNBOUND_REMOVE):
+        assert pickle.loads(pickle.dumps(marker)) is marker
+    p = fresh_pool(1)
+    q = ip.Queue.create()
+    markers = [ip.UNBOUND, ip.UNBOUND_ERROR, ip.UNBOUND_REMOVE]
+    # A worker puts with the policies it was given, and gives them back.
+    assert p.submit(EXT_TASKS, "put_items", (q, ["a"], markers[1])).result(30) == 1
+    assert p.submit(EXT_TASKS, "echo", (markers,)).result(30) == [(markers,), {}]
+
+
 @pytest.mark.parametrize(
     "unbounditems, expected",
     [
-        (0, ["a", "b"]),  # keep: items outlive the interpreter that put them
-        (1, ["UNBOUND", "UNBOUND"]),  # replaced by the UNBOUND marker
-        (2, ["ItemInterpreterDestroyed", "ItemInterpreterDestroyed"]),
-        (3, []),  # removed
+        (None, ["a", "b"]),  # keep (the queue's default): items outlive the interpreter that put them
+        (ip.UNBOUND, ["UNBOUND", "UNBOUND"]),  # replaced by the UNBOUND marker
+        (ip.UNBOUND_ERROR, ["ItemInterpreterDestroyed", "ItemInterpreterDestroyed"]),
+        (ip.UNBOUND_REMOVE, []),  # removed
     ],
 )
 def test_unbounditems_when_worker_interpreter_ends(fresh_pool, unbounditems, expected):
@@ -564,22 +582,25 @@ def _run_in(low, handle, code, **shared):
 @pytest.mark.parametrize(
     "unbounditems, expected",
     [
-        (0, ["a", "b"]),
-        (1, ["UNBOUND", "UNBOUND"]),
-        (2, ["ItemInterpreterDestroyed", "ItemInterpreterDestroyed"]),
-        (3, []),
+        (None, ["a", "b"]),
+        ("UNBOUND", ["UNBOUND", "UNBOUND"]),
+        ("UNBOUND_ERROR", ["ItemInterpreterDestroyed", "ItemInterpreterDestroyed"]),
+        ("UNBOUND_REMOVE", []),
     ],
 )
 def test_unbounditems_when_a_stdlib_interpreter_ends(unbounditems, expected):
     # Told by the extension's module state, freed while that interpreter ends.
+    # The policy crosses by its name (a stdlib interpreter shares str only).
     q = ip.Queue.create()
-    q.put("from main", unbounditems=unbounditems)
+    q.put("from main", unbounditems=unbounditems and getattr(ip, unbounditems))
     low, iid, handle = _stdlib_interpreter()
     try:
         _run_in(low, handle, textwrap.dedent("""
             import os, pickle, sys
             sys.path[:] = path.split(os.pathsep)
             q = pickle.loads(blob)
+            import interpool._interpool as ip
+            policy = policy and getattr(ip, policy)
             q.put("a", unbounditems=policy)
             q.put("b", unbounditems=policy)
             del q
@@ -616,7 +637,8 @@ def test_unbounditems_at_exit_of_main_and_stdlib_interpreters():
             q.put("main", unbounditems=policy)
         assert low.run_string(made, "import os, pickle, sys\\n"
                               "sys.path[:] = path.split(os.pathsep)\\n"
-                              "q = pickle.loads(blob)\\nq.put('sub')\\nq.put('sub', unbounditems=0)",
+                              "from interpool._interpool import UNBOUND\\n"
+                              "q = pickle.loads(blob)\\nq.put('sub')\\nq.put('sub', unbounditems=UNBOUND)",
                               {"path": os.pathsep.join(sys.path), "blob": pickle.dumps(q)}) is None
         kept.put(q)
         print(q.qsize(), flush=True)

@@ -25,7 +25,7 @@ from interpool import interpreters as I
 
 import interp_tasks
 import value_shapes
-from support import wait_until
+from support import run_script, wait_until
 
 PY312 = sys.version_info < (3, 13)
 
@@ -309,6 +309,58 @@ def test_exec_refuses_functions_with_arguments_or_closures(interp):
 
     with pytest.raises(ValueError, match="closure"):
         interp.exec(closure)
+
+
+def test_exec_refuses_code_it_cannot_run_alone():
+    """A code object that needs an enclosing function's cells is refused, in
+    a new interpreter and in the main one (run, it crashed the process), and so
+    is a generator's or a coroutine's code, whose body would not run. In a
+    child process: without the check, the process dies."""
+    proc = run_script(
+        """
+        from interpool import interpreters as I
+        from interpool import _interpool
+
+        def outer():
+            v = 1
+            def inner():
+                return v
+            return inner
+
+        def gen():
+            yield 1
+
+        async def coro():
+            pass
+
+        async def agen():
+            yield 1
+
+        it = I.create()
+        for target in (it, I.get_main()):
+            for code in (outer().__code__, gen.__code__, coro.__code__, agen.__code__, gen):
+                try:
+                    target.exec(code)
+                    print("ran", flush=True)
+                except ValueError as e:
+                    print(str(e).split(":")[1].strip(), flush=True)
+        # Below the face, the extension refuses it too (its failure comes back as data).
+        import marshal
+        failure = _interpool.interp_exec(it.id, marshal.dumps(outer().__code__))
+        print(failure[1:3], flush=True)
+        print("end", flush=True)
+        """
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:5] == ["it uses names of an enclosing function (v); pass a function without them, or source text",
+                         "it is a generator's, whose body would not run; pass a plain function, or source text",
+                         "it is a coroutine's, whose body would not run; pass a plain function, or source text",
+                         "it is an async generator's, whose body would not run; pass a plain function, or source text",
+                         "it is a generator's, whose body would not run; pass a plain function, or source text"]
+    assert lines[5:10] == lines[:5]
+    assert lines[10:] == [
+        "('ValueError', 'the code uses names of an enclosing function (free variables): it cannot run alone')", "end"]
 
 
 @pytest.mark.parametrize("bad", [42, b"x = 1", None, ["x = 1"]])
@@ -698,6 +750,7 @@ def test_close_of_an_interpreter_not_created_by_interpool_fails_clearly():
     try:
         foreign = I.Interpreter(iid)
         assert foreign in I.list_all()
+        assert I.Interpreter(handle) == foreign  # 3.12: an InterpreterID object, taken as its int
         assert foreign.whence not in ("interpool", "runtime init")
         with pytest.raises(I.InterpreterError, match="not created by interpool") as e:
             foreign.close()
