@@ -78,8 +78,22 @@ def _at_exit() -> None:
 
 
 def _finish_open_executors() -> None:
-    for ex in list(live):
+    # All stop taking tasks first: an idle executor's workers then end, and do
+    # not keep the tasks queued in another one from counting as stuck.
+    executors = list(live)
+    for ex in executors:
+        ex.shutdown(wait=False)
+    for ex in executors:
         ex.shutdown(wait=True)
+
+
+def drop_atexit_handlers() -> None:
+    """os._exit in a task: its worker's interpreter ends without the handlers
+    registered with atexit, as a process does at os._exit. interpool's own
+    (which shut down the executors made in that interpreter) stay."""
+    atexit._clear()
+    atexit.register(_interpool._shutdown_pools)
+    atexit.register(_at_exit)
 
 
 threading._register_atexit(_at_main_thread_end)  # type: ignore[attr-defined]

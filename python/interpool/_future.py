@@ -293,7 +293,13 @@ def _collect(state: _State) -> None:
     pool = state.pool
     settle = state.settle
     while True:
-        batch = pool.completions()
+        try:
+            batch = pool.completions()
+        except _interpool.TaskInterrupted:
+            # An executor that a task made in a worker, whose task ended: interpool
+            # interrupts the threads it left, this one too. Its pool ends with
+            # that interpreter.
+            return
         if batch is None:
             break
         for token, ok, payload in batch:

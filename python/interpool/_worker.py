@@ -322,14 +322,16 @@ def guard_exit() -> None:
     real = posix._exit
 
     def _exit(status: int) -> NoReturn:
-        if _interpool.worker_thread_name() is not None:
-            # The worker's interpreter ends, without its atexit handlers, as a
-            # process does at os._exit. (On a thread the task started, only
-            # that thread ends.)
-            import atexit
+        try:
+            _interpool.exit_worker(status)
+        except SystemExit:
+            raise  # on a thread the task started: that thread ends
+        except BaseException:
+            # The task ends its worker, whose interpreter then ends.
+            import interpool._exit as exits
 
-            atexit._clear()
-        _interpool.exit_worker(status)
+            exits.drop_atexit_handlers()
+            raise
 
     # posix's names, so that os._exit still pickles by reference (a function
     # sent to workers by name finds this one there).

@@ -41,6 +41,7 @@ create() made own it: it is closed when the last of them is gone.
 from __future__ import annotations
 
 import marshal
+import operator
 import sys
 import threading
 import types
@@ -134,9 +135,15 @@ class Interpreter:
     _release = staticmethod(_interpool.interp_release)
 
     def __new__(cls, id: int, /) -> Interpreter:
-        if isinstance(id, bool) or not hasattr(type(id), "__index__"):
+        number: int | None = None
+        if not isinstance(id, bool):
+            try:  # 3.12's _xxsubinterpreters gives InterpreterID objects: taken as their int
+                number = operator.index(id)
+            except TypeError:
+                pass
+        if number is None:
             raise TypeError(f"an interpreter id must be an int, not {type(id).__name__!r}")
-        id = id.__index__()  # 3.12's _xxsubinterpreters gives InterpreterID objects
+        id = number
         if id < 0:
             raise ValueError(f"interpreter ids are >= 0, got {id}")
         if _interpool.interp_whence(id) is None:
@@ -316,8 +323,10 @@ def _check_runnable(code: types.CodeType) -> None:
     read memory that is not there), or whose running makes a generator or a
     coroutine instead."""
     if code.co_freevars:
+        what = ("names of an enclosing function" if "__class__" not in code.co_freevars
+                else "names of an enclosing function or class (__class__ is what super() reads)")
         raise ValueError(
-            f"exec() cannot run the code of {code.co_qualname}: it uses names of an enclosing function "
+            f"exec() cannot run the code of {code.co_qualname}: it uses {what} "
             f"({', '.join(code.co_freevars)}); pass a function without them, or source text")
     for flag, what in _NOT_RUN.items():
         if code.co_flags & flag:

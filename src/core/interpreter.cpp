@@ -369,6 +369,7 @@ void close_kept_at_finalization(PyObject*) {
       (void)new Interpreter(std::move(interp));  // never destroyed
     }
   }
+  keep_keyword_tuples_at_exit();  // those interpreters' threads ran until now
   PyErr_SetRaisedException(pending);
 }
 

@@ -13,15 +13,18 @@
 
 #include "core/fork.hpp"
 
-extern "C" void interpool_keep_keyword_tuples(void);  // src/core/interpreter_list.c
+extern "C" void interpool_keep_keyword_tuples(int forked);  // src/core/interpreter_list.c
 
 namespace interpool {
 
 /// As the program ends, with the main interpreter's GIL, once the engine's
-/// interpreters are closed: works around CPython 3.12.0-3.12.3 freeing, with
-/// the main interpreter's allocator, tuples a sub-interpreter made (an abort
-/// at exit; see src/core/interpreter_list.c). Nothing on other versions.
-inline void keep_keyword_tuples_at_exit() noexcept { interpool_keep_keyword_tuples(); }
+/// interpreters are closed (and in a child forked while they ran): works
+/// around CPython 3.12.0-3.12.3 freeing, with the main interpreter's
+/// allocator, tuples a sub-interpreter made (an abort at exit; see
+/// src/core/interpreter_list.c). Repeatable; nothing on other versions.
+inline void keep_keyword_tuples_at_exit() noexcept {
+  interpool_keep_keyword_tuples(forked_while_running() ? 1 : 0);
+}
 
 /// The thread state attached to the calling thread, or nullptr (never fails).
 inline PyThreadState* current_thread_state() noexcept {

@@ -129,10 +129,16 @@ void AcceptedTask::end() noexcept {
 }
 
 void count_worker_slot(bool added) noexcept {
-  if (added)
-    stuck_watch().slots.fetch_add(1);
-  else
-    stuck_watch().slots.fetch_sub(1);
+  StuckWatch& watch = stuck_watch();
+  if (added) {
+    watch.slots.fetch_add(1);
+    return;
+  }
+  watch.slots.fetch_sub(1);
+  if (watch.on.load()) {  // one fewer worker may leave the queued tasks none to start on
+    std::lock_guard lock(watch.mutex);
+    watch.check();
+  }
 }
 
 void Pool::end_stuck_tasks() noexcept {

@@ -81,11 +81,15 @@ class Listed {
   Listed(const Listed&) = delete;
   Listed& operator=(const Listed&) = delete;
   ~Listed() { reset(); }
-  void add(std::int64_t id) {
+  void add(std::int64_t id) noexcept {
     WorkerIds& w = worker_ids();
     std::lock_guard lock(w.mutex);
-    w.ids.push_back(id);
-    id_ = id;
+    try {
+      w.ids.push_back(id);
+      id_ = id;
+    } catch (...) {
+      // Out of memory: the worker serves unlisted (whence says 'unknown').
+    }
   }
   void reset() noexcept {
     if (id_ < 0) return;

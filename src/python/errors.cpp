@@ -51,6 +51,18 @@ PyObject* threads_left_exception(const std::vector<std::string>& names) {
                                static_cast<Py_ssize_t>(text.size()));
 }
 
+// `exc` (a reference this takes) with a RemoteError holding the worker's
+// traceback as its cause; nullptr with an error set if that cannot be made.
+PyObject* with_remote_cause(ModuleState* st, PyObject* exc, const ErrorInfo& info) {
+  PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
+  if (!cause) {
+    Py_DECREF(exc);
+    return nullptr;
+  }
+  PyException_SetCause(exc, cause);  // steals cause
+  return exc;
+}
+
 // A task's exception rebuilt in this interpreter (new reference): the same
 // type when it unpickles (its __cause__ holds the worker's traceback), else a
 // RemoteError. nullptr with an error set if even that fails.
@@ -70,13 +82,7 @@ PyObject* task_exception(ModuleState* st, const ErrorInfo& info) {
   if (!exc && info.type_module == "interpool" && info.type_qualname == "NotShareableError")
     exc = PyObject_CallFunction(st->NotShareableError, "s", info.message.c_str());
   if (!exc) return new_remote_error(st, info, /*as_cause=*/false);
-  PyObject* cause = new_remote_error(st, info, /*as_cause=*/true);
-  if (!cause) {
-    Py_DECREF(exc);
-    return nullptr;
-  }
-  PyException_SetCause(exc, cause);  // steals cause
-  return exc;
+  return with_remote_cause(st, exc, info);
 }
 
 PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
@@ -86,14 +92,7 @@ PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
   if (!ensure_futures_types(st)) return nullptr;
   PyObject* exc = PyObject_CallFunction(st->BrokenInterpreterPool, "s", text.c_str());
   if (!exc || cause.traceback.empty()) return exc;
-  // The initializer's traceback, as a task's: a RemoteError as the cause.
-  PyObject* remote = new_remote_error(st, cause, /*as_cause=*/true);
-  if (!remote) {
-    Py_DECREF(exc);
-    return nullptr;
-  }
-  PyException_SetCause(exc, remote);  // steals remote
-  return exc;
+  return with_remote_cause(st, exc, cause);  // the initializer's traceback, as a task's
 }
 
 }  // namespace

@@ -182,11 +182,18 @@ PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
 PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   ModuleState* st = state_of(module);
   st->exiting = true;
-  if (forked_while_running()) Py_RETURN_NONE;  // the pools and interpreters are the parent's
+  if (forked_while_running()) {
+    // The pools and interpreters are the parent's; the tuples they made are here too.
+    if (current_interpreter_id() == 0) keep_keyword_tuples_at_exit();
+    Py_RETURN_NONE;
+  }
   PyObject* pools = st->pools ? PySequence_List(st->pools) : PyList_New(0);
   if (!pools) return nullptr;
-  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) {
-    shutdown_pool(PyList_GET_ITEM(pools, i));
+  // All closed first: the workers of one with nothing queued then end, and do
+  // not keep another's queued tasks from counting as stuck (end_stuck_tasks).
+  for (bool join : {false, true}) {
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
+      shutdown_pool(PyList_GET_ITEM(pools, i), join);
   }
   Py_DECREF(pools);
   if (current_interpreter_id() == 0) {

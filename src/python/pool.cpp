@@ -527,10 +527,12 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
   return true;
 }
 
-void shutdown_pool(PyObject* pool) {
+void shutdown_pool(PyObject* pool, bool join) {
   auto* po = reinterpret_cast<PoolObject*>(pool);
-  close_pool(po, false);
-  po->pool->join();
+  if (join)
+    po->pool->join();
+  else
+    close_pool(po, false);
 }
 
 }  // namespace interpool::python

@@ -375,6 +375,15 @@ EXIT_SCRIPT = textwrap.dedent("""
             ex.submit(T.block_on, "queue", q).add_done_callback(report("consumer"))
             ex.submit(T.sleep_put_then_block, 0.5, q, 7, other).add_done_callback(
                 report("producer"))
+        elif mode == "another executor busy":
+            # One executor's worker waits with a task queued behind it; another
+            # executor's task runs a while and ends: its idle worker, nor `ex`'s
+            # two, must not count as one that could take the queued task (the
+            # program hung).
+            one = interpool.Executor(1)
+            for _ in range(2):
+                one.submit(T.block_on, "queue", q).add_done_callback(report("consumer"))
+            interpool.Executor(1).submit(T.sleep_then, 0.5, 1).add_done_callback(report("sleeper"))
         elif mode == "queued behind":
             # Both workers wait; a third task waits its turn behind them (the
             # program hung: the queued task counted as one not asleep).
@@ -387,6 +396,7 @@ EXIT_SCRIPT = textwrap.dedent("""
 @pytest.mark.parametrize("mode, expected", [
     ("alone", ["consumer TaskInterrupted"]),
     ("queued behind", ["consumer TaskInterrupted"] * 3),
+    ("another executor busy", ["consumer TaskInterrupted"] * 2 + ["sleeper ok"]),
     ("thread feeds", ["consumer ok"]),
     ("task feeds", ["consumer ok", "producer TaskInterrupted"]),
 ])
@@ -538,6 +548,37 @@ def test_os_exit_in_a_task_ends_its_worker_not_the_program(tmp_path):
         "15",
         "main done",
     ], r.stderr
+    assert r.stderr == ""
+
+
+NESTED_EXIT_SCRIPT = textwrap.dedent("""
+    import os
+    import interpool
+
+    def inner():
+        import atexit
+        atexit.register(print, "the worker's atexit handler ran", flush=True)
+        ex = interpool.Executor(1)  # an executor of the worker's own
+        status = ex.submit(abs, -3).result()
+        os._exit(status)
+
+    if __name__ == "__main__":
+        with interpool.Executor(1) as ex:
+            print(type(ex.submit(inner).exception(timeout=60)).__name__, flush=True)
+            print(ex.submit(abs, -1).result(timeout=60), flush=True)
+        print("main done", flush=True)
+""")
+
+
+def test_os_exit_in_a_task_that_made_an_executor(tmp_path):
+    # The worker's interpreter ends without the task's atexit handlers but with
+    # interpool's own, and the executor the task made ends quietly (its result
+    # thread, interrupted with the task's other threads, printed a traceback).
+    script = tmp_path / "nested_exit.py"
+    script.write_text(NESTED_EXIT_SCRIPT)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    assert r.stdout.splitlines() == ["WorkerExited", "1", "main done"]
     assert r.stderr == ""
 
 

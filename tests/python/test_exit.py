@@ -56,6 +56,18 @@ SCRIPTS = {
                      ex.submit(zlib.compress, b"x", level=1)]
             print([f.result() for f in calls][:2] == [True, 0])
     """,
+    "keyword arguments first given in workers, then a fork": """
+        import bisect, os, sys, warnings
+        import interpool
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads running
+        # The child inherits the tuples the worker made: its exit freed them (abort).
+        with interpool.Executor(1) as ex:
+            ex.submit(bisect.bisect_left, [1], 1, lo=0).result()
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            print(os.waitpid(pid, 0)[1] == 0)
+    """,
     "keyword arguments first given in a stdlib interpreter": """
         import interpool
         try:
