@@ -30,8 +30,8 @@ bool parse_unbound(ModuleState* st, PyObject* obj, Unbound fallback, Unbound& ou
   }
   PyErr_Format(
       PyExc_ValueError,
-      "unbounditems must be UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE or None, not %R (a '%s')", obj,
-      Py_TYPE(obj)->tp_name);
+      "unbounditems must be UNBOUND, UNBOUND_ERROR, UNBOUND_REMOVE or None, not %R (type '%s')",
+      obj, Py_TYPE(obj)->tp_name);
   return false;
 }
 

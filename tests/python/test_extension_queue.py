@@ -180,7 +180,7 @@ def test_bad_arguments():
         q.put(1, unbounditems=-1)
     # The policies' codes are no policy: a stray int or bool is refused.
     for code in (0, 1, True, False):
-        with pytest.raises(ValueError, match=rf"^unbounditems must be .* not {code} \(a '(int|bool)'\)$"):
+        with pytest.raises(ValueError, match=rf"^unbounditems must be .* not {code} \(type '(int|bool)'\)$"):
             q.put(1, unbounditems=code)
         with pytest.raises(ValueError, match="unbounditems"):
             ip.Queue.create(unbounditems=code)
