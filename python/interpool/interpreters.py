@@ -307,9 +307,7 @@ def _function_body(fn: types.FunctionType) -> types.CodeType:
     code = fn.__code__
     if code.co_argcount or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
         raise ValueError(f"exec() takes a function with no arguments, and {fn.__qualname__} has some")
-    if fn.__closure__:
-        raise ValueError(f"exec() cannot run {fn.__qualname__}: it is a closure (it uses names of an enclosing function)")
-    return code
+    return code  # a closure's is refused by _check_runnable
 
 
 # A generator's, a coroutine's or an async generator's code makes an object

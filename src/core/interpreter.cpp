@@ -1,5 +1,6 @@
 #include "core/interpreter.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
@@ -156,11 +157,51 @@ Interpreter Interpreter::create() {
   return interp;
 }
 
+namespace {
+// Ids of the interpreters listed as pool workers. Never destroyed: workers may
+// end while static objects are destroyed.
+struct PoolWorkerIds {
+  std::mutex mutex;
+  std::vector<std::int64_t> ids;
+};
+PoolWorkerIds& pool_worker_ids() {
+  static auto* ids = new PoolWorkerIds;
+  return *ids;
+}
+}  // namespace
+
+bool is_pool_worker(std::int64_t id) {
+  PoolWorkerIds& w = pool_worker_ids();
+  std::lock_guard lock(w.mutex);
+  return std::find(w.ids.begin(), w.ids.end(), id) != w.ids.end();
+}
+
+void Interpreter::list_as_pool_worker() noexcept {
+  if (!state_ || pool_worker_) return;
+  PoolWorkerIds& w = pool_worker_ids();
+  std::lock_guard lock(w.mutex);
+  try {
+    w.ids.push_back(id_);
+    pool_worker_ = true;
+  } catch (...) {
+    // Out of memory: it serves unlisted (whence says 'unknown').
+  }
+}
+
+void Interpreter::unlist() noexcept {
+  if (!pool_worker_) return;
+  pool_worker_ = false;
+  PoolWorkerIds& w = pool_worker_ids();
+  std::lock_guard lock(w.mutex);
+  std::erase(w.ids, id_);
+}
+
 Interpreter::Interpreter(Interpreter&& other) noexcept
     : state_(std::exchange(other.state_, nullptr)),
       id_(std::exchange(other.id_, -1)),
       keeper_(std::exchange(other.keeper_, nullptr)),
       active_(std::exchange(other.active_, nullptr)),
+      pool_worker_(std::exchange(other.pool_worker_, false)),
       alive_(std::move(other.alive_)) {}
 
 Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
@@ -174,6 +215,7 @@ Interpreter& Interpreter::operator=(Interpreter&& other) noexcept {
     id_ = std::exchange(other.id_, -1);
     keeper_ = std::exchange(other.keeper_, nullptr);
     active_ = std::exchange(other.active_, nullptr);
+    pool_worker_ = std::exchange(other.pool_worker_, false);
     alive_ = std::move(other.alive_);
   }
   return *this;
@@ -220,6 +262,7 @@ void Interpreter::close() {
   if (forked_while_running()) {
     // The parent's: its thread states belong to threads this process does not
     // have, and CPython here no longer lists it (see fork.cpp). Left as it is.
+    unlist();
     state_ = nullptr;
     keeper_ = nullptr;
     id_ = -1;
@@ -309,6 +352,7 @@ void Interpreter::end(PyThreadState* previous) {
   keeper_ = nullptr;
   if (previous) PyEval_RestoreThread(previous);
   Queue::interpreter_closed(id_);
+  unlist();
   delete active_;
   active_ = nullptr;
   state_ = nullptr;

@@ -77,11 +77,16 @@ class Interpreter {
   /// Number of Activations of this interpreter alive now, on all threads.
   int active() const noexcept { return active_ ? active_->load() : 0; }
 
+  /// Lists it as a pool's worker (is_pool_worker) until it is closed, also
+  /// when ThreadsLeft closes it.
+  void list_as_pool_worker() noexcept;
+
  private:
   friend class Activation;
   // The end both closes share: ends the interpreter (its keeper attached, the
   // GIL held), gives `previous` back its thread state, and forgets it all.
   void end(PyThreadState* previous);
+  void unlist() noexcept;  // from the pool workers' ids, if listed
 
   PyInterpreterState* state_ = nullptr;
   std::int64_t id_ = -1;
@@ -93,8 +98,13 @@ class Interpreter {
   PyThreadState* keeper_ = nullptr;
   // Heap-allocated so that Activations can count themselves across moves.
   std::atomic<int>* active_ = nullptr;
+  bool pool_worker_ = false;
   ForkSensitive alive_;
 };
+
+/// True if interpreter `id` is a pool worker's (Interpreter::list_as_pool_worker),
+/// from its creation until it is closed.
+bool is_pool_worker(std::int64_t id);
 
 /// Interpreters whose worker has ended while threads its tasks started still
 /// ran (a task that returned leaving them): their workers are replaced at once,

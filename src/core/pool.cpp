@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <interpool/channel.hpp>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -308,6 +309,31 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
   return true;
 }
 
+// runner.run, with a C++ error it throws (out of memory in the engine's own
+// data) as the task's outcome: the task ends, its watch with it, and the
+// worker serves on.
+Outcome run_task(Runner& runner, const Call& call, Runner::Result keep = Runner::Result::Keep) {
+  std::string why;
+  try {
+    return runner.run(call, keep);
+  } catch (const std::bad_alloc&) {
+    PyErr_Clear();
+    return Outcome::failed(ErrorInfo{"builtins",
+                                     "MemoryError",
+                                     "interpool: out of memory while running the task",
+                                     {},
+                                     {},
+                                     {},
+                                     {},
+                                     {}});
+  } catch (const std::exception& e) {
+    why = e.what();
+  }
+  PyErr_Clear();
+  return Outcome::failed(
+      ErrorInfo{"interpool", "InterpreterError", std::move(why), {}, {}, {}, {}, {}});
+}
+
 }  // namespace
 
 void Pool::Impl::work(Worker& self) {
@@ -343,7 +369,7 @@ void Pool::Impl::work(Worker& self) {
     }
   } closer{*watchdog_, *site};
   for (const Call& init : options_.initializers) {
-    Outcome out = runner.run(init, Runner::Result::Discard);
+    Outcome out = run_task(runner, init, Runner::Result::Discard);
     if (out.status != Outcome::Status::Ok) {
       mark_broken(std::move(out.error));
       return;
@@ -368,7 +394,7 @@ void Pool::Impl::work(Worker& self) {
       done(Outcome::cancelled());
     } else {
       if (task.control) watchdog_->begin_task(*site, task.control);
-      Outcome out = runner.run(task.call);
+      Outcome out = run_task(runner, task.call);
       fresh_needed = leaves_doubtful_state(out);  // judged before an interruption replaces `out`
       if (task.control) fresh_needed = Watchdog::end_task(*site, task.control, out) || fresh_needed;
       // An interruption that stopped a module's top-level code (the first

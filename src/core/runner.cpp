@@ -121,6 +121,12 @@ Outcome Runner::run(const Call& call, Result keep) {
     out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}, e});
   } catch (const PythonErrorSet&) {
     out = failure();
+  } catch (const std::bad_alloc&) {
+    // What was converted of it so far is dropped with the converter.
+    PyErr_SetString(PyExc_MemoryError,
+                    "interpool: out of memory while converting the task's result to send it "
+                    "back");
+    out = failure();
   }
   Py_DECREF(result);
   return out;

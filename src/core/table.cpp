@@ -5,7 +5,6 @@
 #include <map>
 
 #include "core/id_table.hpp"
-#include "core/worker.hpp"
 
 namespace interpool {
 

@@ -62,63 +62,14 @@ Worker::Worker(Body body, OnFailure on_failure, std::unique_ptr<Worker> predeces
 
 Worker::~Worker() { join(); }
 
-namespace {
-// Ids of the Workers' interpreters (for `whence`). Never destroyed: workers
-// may end while static objects are destroyed.
-struct WorkerIds {
-  std::mutex mutex;
-  std::vector<std::int64_t> ids;
-};
-WorkerIds& worker_ids() {
-  static auto* ids = new WorkerIds;
-  return *ids;
-}
-// Listed from the moment the interpreter exists (before anything runs in it)
-// until the worker gives it up.
-class Listed {
- public:
-  Listed() = default;
-  Listed(const Listed&) = delete;
-  Listed& operator=(const Listed&) = delete;
-  ~Listed() { reset(); }
-  void add(std::int64_t id) noexcept {
-    WorkerIds& w = worker_ids();
-    std::lock_guard lock(w.mutex);
-    try {
-      w.ids.push_back(id);
-      id_ = id;
-    } catch (...) {
-      // Out of memory: the worker serves unlisted (whence says 'unknown').
-    }
-  }
-  void reset() noexcept {
-    if (id_ < 0) return;
-    WorkerIds& w = worker_ids();
-    std::lock_guard lock(w.mutex);
-    std::erase(w.ids, id_);
-    id_ = -1;
-  }
-
- private:
-  std::int64_t id_ = -1;
-};
-}  // namespace
-
-bool is_pool_worker(std::int64_t id) {
-  WorkerIds& w = worker_ids();
-  std::lock_guard lock(w.mutex);
-  return std::find(w.ids.begin(), w.ids.end(), id) != w.ids.end();
-}
-
 void Worker::run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predecessor,
                  std::string thread_name) {
   name_this_thread(thread_name);
   this_worker_name = std::move(thread_name);
   Interpreter interp;
-  Listed listed;
   try {
     interp = Interpreter::create();
-    listed.add(interp.id());
+    interp.list_as_pool_worker();
   } catch (const abi::__forced_unwind&) {
     throw;  // CPython ending this thread at finalization (while it took the main GIL)
   } catch (...) {
@@ -144,7 +95,6 @@ void Worker::run(Body body, OnFailure on_failure, std::unique_ptr<Worker> predec
     }
   }
   state_ = nullptr;
-  listed.reset();
   if (leave_to_threads_) {
     ThreadsLeft::keep(std::move(interp));
     return;

@@ -73,10 +73,6 @@ class Worker {
   std::thread thread_;
 };
 
-/// True if interpreter `id` is a Worker's: from its creation until it is
-/// closed, or handed to ThreadsLeft.
-bool is_pool_worker(std::int64_t id);
-
 /// The name of a pool's index-th worker thread: "<prefix>_<index>" (the form of
 /// concurrent.futures' thread names), the prefix being "interpool" when empty.
 std::string worker_thread_name(std::string_view prefix, std::size_t index);

@@ -15,7 +15,6 @@
 #include "core/runner.hpp"
 #include "core/table.hpp"
 #include "core/watchdog.hpp"
-#include "core/worker.hpp"
 #include "python/errors.hpp"
 #include "python/module_state.hpp"
 

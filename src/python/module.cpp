@@ -191,10 +191,9 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
   if (!pools) return nullptr;
   // All closed first: the workers of one with nothing queued then end, and do
   // not keep another's queued tasks from counting as stuck (end_stuck_tasks).
-  for (bool join : {false, true}) {
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
-      shutdown_pool(PyList_GET_ITEM(pools, i), join);
-  }
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i)
+    close_pool_keeping_tasks(PyList_GET_ITEM(pools, i));
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pools); ++i) join_pool(PyList_GET_ITEM(pools, i));
   Py_DECREF(pools);
   if (current_interpreter_id() == 0) {
     // The program ends: every pool of the process, including one that a daemon

@@ -84,9 +84,9 @@ extern PyType_Spec Task_spec;
 bool parse_function_ref(PyObject* module, PyObject* qualname, FunctionRef& out);
 // Converts (args tuple, kwargs dict or None) naming each bad argument.
 bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call);
-// Closes a Pool object (not cancelling its pending tasks), or (`join`) joins
-// its workers.
-void shutdown_pool(PyObject* pool, bool join);
+// Closes a Pool object, not cancelling its pending tasks; joins its workers.
+void close_pool_keeping_tasks(PyObject* pool);
+void join_pool(PyObject* pool);
 
 // chunk_items.cpp: ChunkItems, map()'s results handed over item by item.
 extern PyType_Spec ChunkItems_spec;

@@ -527,12 +527,10 @@ bool convert_call_args(PyObject* args, PyObject* kwargs, Call& call) {
   return true;
 }
 
-void shutdown_pool(PyObject* pool, bool join) {
-  auto* po = reinterpret_cast<PoolObject*>(pool);
-  if (join)
-    po->pool->join();
-  else
-    close_pool(po, false);
+void close_pool_keeping_tasks(PyObject* pool) {
+  close_pool(reinterpret_cast<PoolObject*>(pool), false);
 }
+
+void join_pool(PyObject* pool) { reinterpret_cast<PoolObject*>(pool)->pool->join(); }
 
 }  // namespace interpool::python

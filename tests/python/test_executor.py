@@ -657,6 +657,31 @@ def test_pickling_error_names_its_type_and_an_interruption_stays_one(ex):
     assert ex.submit(T.add, 1, 2).result(timeout=30) == 3
 
 
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer reserves more address space than the limit allows")
+def test_a_result_too_large_to_convert_fails_its_task_and_the_worker_serves_on():
+    # The worker ran out of memory converting a result: the C++ error left its
+    # thread, the task never ended (its future waited forever) and the program
+    # hung at exit. Address space is limited in a child so that the result
+    # itself can be made but not converted.
+    r = run_script("""
+        import operator, re, resource
+        import interpool
+        with interpool.Executor(1) as ex:
+            ex.submit(abs, 1).result(timeout=60)
+            status = open("/proc/self/status").read()
+            used = int(re.search(r"VmSize:\\s+(\\d+)", status).group(1)) * 1024
+            n = 600 * 2**20
+            resource.setrlimit(resource.RLIMIT_AS, (used + n + 200 * 2**20, resource.RLIM_INFINITY))
+            error = ex.submit(operator.mul, "x", n).exception(timeout=60)
+            print(type(error).__name__, "converting the task's result" in str(error))
+            print(ex.submit(abs, -3).result(timeout=60))
+        print("done")
+    """, timeout=90)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert r.stdout.splitlines() == ["MemoryError True", "3", "done"], r.stderr
+
+
 def test_unshareable_error_carries_its_place_as_data(ex):
     # where, path, what and reason: a program (or interpool's own layers) can
     # tell where the value was without reading the message.

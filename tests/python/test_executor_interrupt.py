@@ -463,10 +463,18 @@ LEFT_THEN_ENDS_SCRIPT = textwrap.dedent("""
     if __name__ == "__main__":
         ex = interpool.Executor(1)
         before = len(interpreters.list_all())
+        old = ex.submit(T.interp_id).result(timeout=60)
         event = interpool.Event()
         error = ex.submit(T.leave_waiting_thread, "shared", event).exception(timeout=60)
         print(type(error).__name__, ex.submit(T.add, 2, 3).result(timeout=60))
         print("kept", len(interpreters.list_all()) - before)  # the old one, for its thread
+        # Still a worker's: it says so, and the API leaves it to the pool.
+        kept = interpreters.Interpreter(old)
+        print(kept.whence)
+        try:
+            kept.close()
+        except interpreters.InterpreterError as e:
+            print("refused:", "is a worker of an interpool pool" in str(e))
         event.set()  # the thread ends (raising the interruption it was sent)
         ex.shutdown(wait=True)
 
@@ -486,7 +494,8 @@ def test_the_interpreter_of_threads_a_task_left_closes_once_they_end(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=90)
     assert r.returncode == 0, (r.stdout, r.stderr)
-    assert r.stdout.splitlines() == ["RuntimeError 5", "kept 1", "closed"], r.stderr
+    assert r.stdout.splitlines() == ["RuntimeError 5", "kept 1", "interpool worker",
+                                     "refused: True", "closed"], r.stderr
     # The thread met the interruption interpool sent it when its wait ended.
     assert "TaskInterrupted" in r.stderr
 

@@ -307,7 +307,7 @@ def test_exec_refuses_functions_with_arguments_or_closures(interp):
     def closure():
         return y
 
-    with pytest.raises(ValueError, match="closure"):
+    with pytest.raises(ValueError, match=r"closure: it uses names of an enclosing function \(y\)"):
         interp.exec(closure)
 
 
