@@ -268,6 +268,10 @@ class Channel {
   }
   std::size_t maxsize() const noexcept { return maxsize_; }
 
+  /// The lock of the channel's own steps, for the engine's fork handling
+  /// (held across a fork, so that a forked child finds it free).
+  SpinMutex& fork_lock() const noexcept { return mutex_; }
+
  private:
   // A waiter that leaves because of a signal may have consumed a notify_one
   // meant for the condition it waited on; hand it on so no other waiter sleeps

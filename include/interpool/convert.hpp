@@ -135,6 +135,19 @@ inline BigIntParts parts_of(const BigInt& b) {
   return p;
 }
 
+/// A BigInt for a message: its hex digits, the middle of a long one left out.
+inline std::string shown(const BigInt& b) {
+  constexpr std::size_t kEnds = 16;
+  if (b.hex.size() <= 3 * kEnds) return b.hex;
+  std::string out = b.hex.substr(0, kEnds);
+  out += "...";
+  out += b.hex.substr(b.hex.size() - kEnds);
+  out += " (";
+  out += std::to_string(b.hex.size());
+  out += " characters)";
+  return out;
+}
+
 /// "[" + inside + "]". Built by appending: GCC 12 at -O3 (a Release build of
 /// the user's program) warns, wrongly, with -Wrestrict about
 /// `"literal" + std::string` when the string is a temporary.
@@ -272,7 +285,7 @@ struct Convert<T> {
       detail::BigIntParts p = detail::parts_of(*b);
       if (!p.negative && p.fits && std::in_range<T>(p.magnitude))
         return static_cast<T>(p.magnitude);
-      detail::mismatch(v, name(), b->hex + " is out of range");
+      detail::mismatch(v, name(), detail::shown(*b) + " is out of range");
     }
     detail::mismatch(v, name());
   }
@@ -300,8 +313,10 @@ struct Convert<T> {
     } else {
       detail::mismatch(v, name());
     }
-    if (std::isfinite(x) && std::fabs(x) > std::numeric_limits<T>::max()) {
-      std::string text = v.is(Kind::BigInt) ? v.get<BigInt>().hex : std::to_string(double(x));
+    // (A BigInt past long double's range comes out as an infinity.)
+    if (!std::isfinite(x) || std::fabs(x) > std::numeric_limits<T>::max()) {
+      std::string text =
+          v.is(Kind::BigInt) ? detail::shown(v.get<BigInt>()) : std::to_string(double(x));
       detail::mismatch(v, name(), text + " is out of range");
     }
     return static_cast<T>(x);
@@ -544,6 +559,16 @@ struct Convert<std::pair<A, B>> {
     if (!items) detail::mismatch(v, name());
     if (items->size() != 2) detail::mismatch(v, name(), detail::size_mismatch(items->size(), 2));
     return {detail::item_as<A>((*items)[0], "[0]"), detail::item_as<B>((*items)[1], "[1]")};
+  }
+};
+
+/// A std::map's items (map, map_async over a std::map): to a tuple, as pair<A, B>.
+template <class A, class B>
+struct Convert<std::pair<const A, B>> {
+  static std::string name() { return Convert<std::pair<A, B>>::name(); }
+  static Value to(const std::pair<const A, B>& p) requires(
+      ConvertsToValue<A>&& ConvertsToValue<B>) {
+    return Value(Tuple{{Convert<A>::to(p.first), Convert<B>::to(p.second)}});
   }
 };
 

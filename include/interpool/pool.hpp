@@ -275,6 +275,8 @@ class Pool {
   }
   template <class... A>
   static Call make_call(std::string module, std::string function, A&&... args);
+  // ~Pool on one of its own workers: hands the ending to a thread of its own.
+  bool orphan() noexcept;
 
   std::unique_ptr<Impl> impl_;
 };

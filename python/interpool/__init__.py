@@ -93,6 +93,15 @@ def environment_lock() -> RLock:
 def __getattr__(name: str) -> Any:
     # Workers import this package for `shared`; the executor machinery loads on first use.
     if name == "Executor":
+        import sys
+        import threading
+
+        if "interpool._executor" not in sys.modules and getattr(threading, "_SHUTTING_DOWN", False):
+            # concurrent.futures' import would fail registering its exit hook.
+            raise RuntimeError(
+                "cannot load interpool.Executor after the main thread has ended: Python is shutting "
+                "down and, as concurrent.futures' executors, takes no new work then; make the executor "
+                "before the main code ends, or join this thread there")
         from ._executor import Executor
 
         return Executor

@@ -59,8 +59,14 @@ def main_source() -> tuple[str, str] | None:
     Where __main__ is the script, this also lets the objects of __mp_main__
     classes that other interpreters send back resolve to __main__.
     """
+    global _main_source  # noqa: PLW0603
     if _worker.main_source is not None:
         return _worker.main_source  # an interpool interpreter passes its parent's on
+    if _main_source is not None:
+        # Found before: once the script has run, CPython deletes __main__.__file__
+        # (a thread that reads it then would find no source where an earlier read,
+        # which sent the script's functions by name, found one).
+        return _main_source
     main = sys.modules.get("__main__")
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name is not None:
@@ -75,7 +81,11 @@ def main_source() -> tuple[str, str] | None:
         source = ("path", os.path.abspath(path))
     if source is not None and _MainAlias not in sys.meta_path:
         sys.meta_path.append(_MainAlias)
+    _main_source = source
     return source
+
+
+_main_source: tuple[str, str] | None = None  # main_source() once it found one
 
 
 class _MainAlias:
@@ -306,7 +316,10 @@ def _in_main_guard(obj: Any) -> bool:
     `if __name__ == "__main__":` (which workers loading the script do not run)."""
     global _guards  # noqa: PLW0603
     if _guards is None:
-        _guards = _Guards(getattr(sys.modules["__main__"], "__file__", None))
+        # The script's path as main_source() found it: __file__ is gone once the script ran.
+        source = main_source()
+        path = source[1] if source is not None and source[0] == "path" else None
+        _guards = _Guards(path or getattr(sys.modules["__main__"], "__file__", None))
     return _guards.holds(obj)
 
 

@@ -209,7 +209,11 @@ class Interpreter:
     def prepare_main(self, ns: dict[str, Any] | None = None, /, **kwargs: Any) -> None:
         """Binds the given names in the interpreter's __main__ (values are copied,
         queues shared). InterpreterError while code runs in the interpreter."""
-        values = dict(ns, **kwargs) if ns is not None else kwargs
+        try:
+            values = dict(ns, **kwargs) if ns is not None else kwargs
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"prepare_main() takes a mapping of names to values (or keyword "
+                            f"arguments), not {type(ns).__name__!r}") from e
         if not values:
             raise ValueError("prepare_main() needs names to bind: a mapping or keyword arguments")
         self._prepare()
@@ -340,7 +344,9 @@ def create() -> Interpreter:
             "(to find a function or class of it that was sent there): protect the code that "
             "creates interpreters with `if __name__ == \"__main__\":`"
         )
-    return Interpreter(_interpool.interp_create())
+    interp = Interpreter(_interpool.interp_create())
+    _main_source()  # found now, while the script runs (see _functions.main_source)
+    return interp
 
 
 def list_all() -> list[Interpreter]:

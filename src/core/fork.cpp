@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
 #include <mutex>
+#include <random>
 #include <utility>
+#include <vector>
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -44,7 +48,21 @@ void leave_sub_interpreters_behind() noexcept {
   *head = main;
 }
 
+// process_token(); 0 until first asked for.
+std::atomic<std::uint64_t> token{0};
+
+std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finalizer
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
 void in_child() noexcept {
+  // Another process: the parent's pickles must not find this one's objects.
+  // (No system call but getpid here, inside fork().)
+  if (std::uint64_t t = token.load())
+    token.store(mix(t ^ static_cast<std::uint64_t>(getpid())) | 1);
   if (alive.load() > 0 && !forked_away.load()) {
     forked_from.store(static_cast<long>(getppid()));
     forked_away.store(true);
@@ -52,12 +70,95 @@ void in_child() noexcept {
   leave_sub_interpreters_behind();
 }
 
+// The locks held across a fork (hold_across_forks).
+struct ForkLocks {
+  std::mutex mutex;  // guards the lists; held from prepare until parent/child
+  std::vector<ForkHeldLock> fixed;
+  std::vector<ForkLockSource> sources;
+  std::vector<ForkHeldLock> held;           // during a fork
+  std::vector<std::shared_ptr<void>> keep;  // during a fork
+};
+
+ForkLocks& fork_locks() {
+  static auto* locks = new ForkLocks;  // never destroyed: forks may come late
+  return *locks;
+}
+
+// Takes every lock of `locks`, or none: blocks on one lock at a time, holding
+// no other (so no order between them is needed, as std::lock does it).
+void take_all(std::vector<ForkHeldLock>& locks) noexcept {
+  if (locks.empty()) return;
+  std::size_t first = 0;
+  for (;;) {
+    locks[first].take(locks[first].lock);
+    std::size_t failed = locks.size();
+    for (std::size_t i = 0; i < locks.size(); ++i) {
+      if (i == first) continue;
+      if (!locks[i].try_take(locks[i].lock)) {
+        failed = i;
+        break;
+      }
+    }
+    if (failed == locks.size()) return;
+    for (std::size_t i = 0; i < failed; ++i)
+      if (i != first) locks[i].give(locks[i].lock);
+    locks[first].give(locks[first].lock);
+    first = failed;  // waited for next, holding nothing
+  }
+}
+
+void before_fork() noexcept {
+  ForkLocks& f = fork_locks();
+  f.mutex.lock();
+  try {
+    f.held = f.fixed;
+    for (ForkLockSource source : f.sources) source(f.held, f.keep);
+  } catch (...) {
+    // Out of memory: this fork holds none (as before these were held).
+    f.held.clear();
+  }
+  take_all(f.held);
+}
+
+void after_fork() noexcept {
+  ForkLocks& f = fork_locks();
+  for (auto it = f.held.rbegin(); it != f.held.rend(); ++it) it->give(it->lock);
+  f.held.clear();
+  std::vector<std::shared_ptr<void>> keep;
+  keep.swap(f.keep);
+  f.mutex.unlock();
+  // Dropped last, with no lock held: an object may end here and leave its table.
+}
+
+void child_after_fork() noexcept {
+  in_child();
+  after_fork();
+}
+
 }  // namespace
 
 void watch_forks() noexcept {
   static std::once_flag once;
-  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, in_child); });
+  std::call_once(once, [] { pthread_atfork(before_fork, after_fork, child_after_fork); });
 }
+
+namespace {
+template <class T>
+void add_held(std::vector<T> ForkLocks::*list, T item) noexcept {
+  watch_forks();
+  ForkLocks& f = fork_locks();
+  std::lock_guard guard(f.mutex);
+  try {
+    (f.*list).push_back(item);
+  } catch (...) {
+    // Out of memory: not held across forks.
+  }
+}
+}  // namespace
+
+void hold_across_forks(ForkHeldLock lock) noexcept { add_held(&ForkLocks::fixed, lock); }
+
+void hold_across_forks(ForkLockSource source) noexcept { add_held(&ForkLocks::sources, source); }
 
 ForkSensitive ForkSensitive::count() noexcept {
   watch_forks();
@@ -80,6 +181,26 @@ ForkSensitive& ForkSensitive::operator=(ForkSensitive&& other) noexcept {
 
 void ForkSensitive::release() noexcept {
   if (std::exchange(counted_, false)) alive.fetch_sub(1);
+}
+
+std::uint64_t process_token() noexcept {
+  static const bool made = [] {
+    watch_forks();
+    std::uint64_t seed =
+        static_cast<std::uint64_t>(getpid()) ^
+        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    try {
+      std::random_device device;
+      seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
+    } catch (...) {
+      // No entropy source: the pid and the clock tell processes apart well enough.
+    }
+    std::uint64_t expected = 0;
+    token.compare_exchange_strong(expected, mix(seed) | 1);  // a child may have made one already
+    return true;
+  }();
+  (void)made;
+  return token.load();
 }
 
 bool forked_while_running() noexcept { return forked_away.load(std::memory_order_relaxed); }

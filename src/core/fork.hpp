@@ -5,9 +5,12 @@
 // instead of waiting for threads it does not have.
 #pragma once
 
+#include <cstdint>
 #include <interpool/error.hpp>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace interpool {
 
@@ -38,6 +41,41 @@ void watch_forks() noexcept;
 /// True in a process forked (or forked from one forked) while an engine thread
 /// or interpreter was alive.
 bool forked_while_running() noexcept;
+
+/// A lock that engine threads hold for short steps only (never while they wait
+/// for anything else, a GIL included) and that a forked child may take: a table
+/// of ids, a queue's. The thread that forks holds every such lock across
+/// fork(), so that the child finds them free and what they guard whole (a lock
+/// another thread held at the fork would stay held in the child for ever).
+struct ForkHeldLock {
+  void* lock = nullptr;
+  void (*take)(void*) = nullptr;
+  bool (*try_take)(void*) = nullptr;
+  void (*give)(void*) = nullptr;
+
+  template <class Lockable>
+  static ForkHeldLock of(Lockable& l) noexcept {
+    return {&l, [](void* p) { static_cast<Lockable*>(p)->lock(); },
+            [](void* p) { return static_cast<Lockable*>(p)->try_lock(); },
+            [](void* p) { static_cast<Lockable*>(p)->unlock(); }};
+  }
+};
+
+/// Adds a process-wide lock (one never destroyed) to those held across forks.
+void hold_across_forks(ForkHeldLock lock) noexcept;
+
+/// Adds a source of such locks, asked at each fork for those of the objects
+/// alive then (the queues'): it appends them to `locks` and keeps their objects
+/// alive in `keep` until the fork is done. Called with no engine lock held.
+using ForkLockSource = void (*)(std::vector<ForkHeldLock>& locks,
+                                std::vector<std::shared_ptr<void>>& keep);
+void hold_across_forks(ForkLockSource source) noexcept;
+
+/// A number that tells this process from any other: random, and made again
+/// in a forked child. Pickles that name engine objects by id carry it, so that
+/// one loaded in another process is refused instead of finding that process's
+/// object of the same id. Any thread, no GIL.
+std::uint64_t process_token() noexcept;
 
 /// The UsedAfterFork message for `what` ("cannot submit a task").
 std::string used_after_fork_message(std::string_view what);

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/fork.hpp"
+
 namespace interpool {
 
 /// Ids to engine objects under one mutex. `Ref` says who keeps an object alive:
@@ -41,6 +43,10 @@ class IdTable {
     Map& map_;
   };
   Locked lock() { return Locked(*this); }
+
+  /// Holds the table's lock across forks (core/fork.hpp), for a table whose
+  /// lock is held for its own steps only.
+  void hold_across_forks() noexcept { interpool::hold_across_forks(ForkHeldLock::of(mutex_)); }
 
   /// A new id, unique in this table (from 1), for a table whose objects take
   /// their ids from it.

@@ -229,6 +229,18 @@ Interpreter::~Interpreter() {
   }
 }
 
+// Runs interpool's own source text `code` in namespace `ns`. Compiled and
+// evaluated rather than run by PyRun_String, which clears CPython's
+// process-wide record of a script ended by an uncaught KeyboardInterrupt
+// (Py_RunMain then exits with status 1, not by SIGINT): interpreters close
+// while the program exits.
+static PyObject* eval_source(const char* code, PyObject* ns) {
+  PyObject* compiled = Py_CompileString(code, "<string>", Py_file_input);
+  PyObject* r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
+  Py_XDECREF(compiled);
+  return r;
+}
+
 #if PY_VERSION_HEX < 0x030D0000
 // 3.12's threading._shutdown, run by Py_EndInterpreter, asserts that the lock
 // tied to the thread state that first imported `threading` is still held when
@@ -249,7 +261,7 @@ static void settle_threading_312() {
   PyObject* ns = PyDict_New();
   PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
   if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
-    PyObject* r = PyRun_String(code, Py_file_input, ns, ns);
+    PyObject* r = eval_source(code, ns);
     Py_XDECREF(r);
   }
   PyErr_Clear();
@@ -300,7 +312,7 @@ void run_quietly(const char* code) {
   PyObject* ns = PyDict_New();
   PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
   if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
-    PyObject* r = PyRun_String(code, Py_file_input, ns, ns);
+    PyObject* r = eval_source(code, ns);
     Py_XDECREF(r);
   }
   PyErr_Clear();

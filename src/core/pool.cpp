@@ -1,14 +1,19 @@
 #include "core/pool.hpp"
 
+#include <cxxabi.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdio>
+#include <future>
 #include <interpool/channel.hpp>
 #include <mutex>
 #include <new>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -50,50 +55,6 @@ LivePools& live_pools() {
 
 }  // namespace
 
-std::size_t Pool::shutdown_all() noexcept {
-  if (forked_while_running()) return 0;  // every pool listed is the parent's
-  LivePools& live = live_pools();
-  std::unordered_set<std::uint64_t> done;  // serials, not addresses: an address may be reused
-  for (;;) {
-    Pool* pool = nullptr;
-    {
-      std::lock_guard lock(live.mutex);
-      for (auto& [p, entry] : live.pools) {
-        if (!entry.ending && done.insert(entry.serial).second) {
-          pool = p;
-          ++entry.pins;
-          break;
-        }
-      }
-    }
-    if (!pool) {
-      // Pools that other threads are destroying: wait until they are gone, so
-      // that no worker thread is left when the caller finalizes Python.
-      GilRelease unlocked;
-      std::unique_lock lock(live.mutex);
-      live.unpinned.wait(lock, [&] {
-        return std::none_of(live.pools.begin(), live.pools.end(),
-                            [](const auto& p) { return p.second.ending; });
-      });
-      lock.unlock();
-      // The interpreters of workers that threads of a task outlived: closed
-      // now if those have ended, else without them while Python finalizes.
-      ThreadsLeft::at_exit();
-      return done.size();
-    }
-    try {
-      pool->shutdown(false);
-    } catch (...) {
-      // shutdown() only joins threads; nothing is left to do if that fails.
-    }
-    {
-      std::lock_guard lock(live.mutex);
-      --live.pools.at(pool).pins;
-    }
-    live.unpinned.notify_all();
-  }
-}
-
 // ---------------------------------------------------------------------------
 // Pool
 // ---------------------------------------------------------------------------
@@ -124,6 +85,8 @@ struct Pool::Impl {
   void submit_all(std::vector<Job> jobs);
   void close(bool cancel_pending);
   void join();
+  // True on one of its workers' threads (a task's completion runs there).
+  bool runs_on_this_thread() const;
 
   PoolOptions options_;
   Channel<Task> tasks_;
@@ -136,6 +99,57 @@ struct Pool::Impl {
   std::shared_ptr<Watchdog> watchdog_;
 };
 
+std::size_t Pool::shutdown_all() noexcept {
+  if (forked_while_running()) return 0;  // every pool listed is the parent's
+  LivePools& live = live_pools();
+  std::unordered_set<std::uint64_t> done;  // serials, not addresses: an address may be reused
+  for (;;) {
+    Pool* pool = nullptr;
+    Impl* impl = nullptr;  // read under the lock: the Pool may end meanwhile (see ~Pool)
+    std::uint64_t serial = 0;
+    {
+      std::lock_guard lock(live.mutex);
+      for (auto& [p, entry] : live.pools) {
+        if (!entry.ending && done.insert(entry.serial).second) {
+          pool = p;
+          impl = p->impl_.get();
+          serial = entry.serial;
+          ++entry.pins;
+          break;
+        }
+      }
+    }
+    if (!pool) {
+      // Pools that other threads are destroying: wait until they are gone, so
+      // that no worker thread is left when the caller finalizes Python.
+      GilRelease unlocked;
+      std::unique_lock lock(live.mutex);
+      live.unpinned.wait(lock, [&] {
+        return std::none_of(live.pools.begin(), live.pools.end(),
+                            [](const auto& p) { return p.second.ending; });
+      });
+      lock.unlock();
+      // The interpreters of workers that threads of a task outlived: closed
+      // now if those have ended, else without them while Python finalizes.
+      ThreadsLeft::at_exit();
+      return done.size();
+    }
+    try {
+      impl->close(false);
+      impl->join();
+    } catch (...) {
+      // shutdown() only joins threads; nothing is left to do if that fails.
+    }
+    {
+      std::lock_guard lock(live.mutex);
+      // By serial: a pool orphaned meanwhile is listed under another key.
+      for (auto& [p, entry] : live.pools)
+        if (entry.serial == serial) --entry.pins;
+    }
+    live.unpinned.notify_all();
+  }
+}
+
 Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   refuse_if_forked("cannot start a Pool");
   if (!Py_IsInitialized())
@@ -143,6 +157,13 @@ Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
   Impl& p = *impl_;
   std::size_t n = p.options_.workers ? p.options_.workers : usable_cpus();
+  constexpr std::size_t kMostWorkers = std::size_t{1} << 14;
+  if (n > kMostWorkers)
+    throw InterpreterError(
+        "PoolOptions::workers is " + std::to_string(n) + ": a pool starts at most " +
+        std::to_string(kMostWorkers) +
+        " workers (each is a thread and an interpreter); 0 starts one per usable "
+        "CPU");
   std::vector<Worker*> started;
   {
     std::lock_guard lock(p.mutex_);
@@ -171,6 +192,7 @@ Pool::~Pool() noexcept(false) {
     return;
   }
   LivePools& live = live_pools();
+  if (impl_->runs_on_this_thread() && orphan()) return;
   // Leaves the registry last: only with this thread's GIL back may
   // shutdown_all()'s caller go on to finalize Python, since CPython ends a
   // thread that takes a GIL after that (a daemon thread of the main interpreter
@@ -203,6 +225,66 @@ Pool::~Pool() noexcept(false) {
   } catch (...) {
     // Joining threads failed (e.g. resource exhaustion): never from a destructor.
   }
+}
+
+bool Pool::Impl::runs_on_this_thread() const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(workers_.begin(), workers_.end(), [](const std::unique_ptr<Worker>& w) {
+    return w->thread_id() == std::this_thread::get_id();
+  });
+}
+
+// ~Pool on one of its own workers (a task's completion released the pool's
+// last owner): that worker cannot join itself. The pool stops taking tasks
+// (those queued still run), and a thread of its own joins the workers, this
+// one once the completion has returned, then frees the rest; until then
+// shutdown_all() waits for it as for any pool being destroyed. False if that
+// thread could not be started: the destructor then goes on as usual.
+bool Pool::orphan() noexcept {
+  LivePools& live = live_pools();
+  std::shared_ptr<char> key;  // the pool's key from now on: an address no Pool has
+  std::promise<Impl*> handed;
+  std::thread reaper;
+  try {
+    key = std::make_shared<char>();
+    reaper = std::thread([key, impl = handed.get_future()]() mutable {
+      Impl* ending = impl.get();
+      if (!ending) return;
+      try {
+        ending->join();
+      } catch (...) {
+        // Joining threads failed: nothing more to do.
+      }
+      LivePools& live = live_pools();
+      {
+        std::unique_lock lock(live.mutex);
+        auto at = reinterpret_cast<Pool*>(key.get());
+        live.unpinned.wait(lock, [&] { return live.pools.at(at).pins == 0; });
+        live.pools.erase(at);
+      }
+      live.unpinned.notify_all();
+      delete ending;
+    });
+    impl_->close(false);
+  } catch (...) {
+    if (reaper.joinable()) {
+      handed.set_value(nullptr);
+      reaper.detach();
+    }
+    return false;
+  }
+  {
+    std::lock_guard lock(live.mutex);
+    auto node = live.pools.extract(this);
+    if (!node.empty()) {
+      node.key() = reinterpret_cast<Pool*>(key.get());
+      node.mapped().ending = true;
+      live.pools.insert(std::move(node));
+    }
+  }
+  handed.set_value(impl_.release());
+  reaper.detach();
+  return true;
 }
 
 std::unique_ptr<Worker> Pool::Impl::start_worker(std::size_t index,
@@ -309,6 +391,24 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
   return true;
 }
 
+// Runs a task's Completion. One that throws is reported on stderr and its
+// exception dropped: every other completion still runs, each once, and the
+// worker serves on (an exception that left a worker's thread ended it, and the
+// tasks queued for it never ran).
+void complete(Completion& done, Outcome out) {
+  try {
+    done(std::move(out));
+  } catch (const abi::__forced_unwind&) {
+    throw;  // CPython ending this thread at finalization must go on
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "interpool: a task's completion threw an exception, ignored: %s\n",
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr,
+                 "interpool: a task's completion threw a non-standard exception, ignored\n");
+  }
+}
+
 // runner.run, with a C++ error it throws (out of memory in the engine's own
 // data) as the task's outcome: the task ends, its watch with it, and the
 // worker serves on.
@@ -389,9 +489,9 @@ void Pool::Impl::work(Worker& self) {
     if (r != WaitResult::Ready) break;  // closed and empty
     Completion done = std::move(task.done);
     if (is_broken_.load(std::memory_order_acquire)) {
-      done(Outcome::broken(*broken()));
+      complete(done, Outcome::broken(*broken()));
     } else if (task.control && !task.control->start()) {
-      done(Outcome::cancelled());
+      complete(done, Outcome::cancelled());
     } else {
       if (task.control) watchdog_->begin_task(*site, task.control);
       Outcome out = run_task(runner, task.call);
@@ -408,7 +508,7 @@ void Pool::Impl::work(Worker& self) {
         self.leave_interpreter_to_its_threads();
         fresh_needed = true;
       }
-      done(std::move(out));
+      complete(done, std::move(out));
       ++ran;
     }
     task = Task{};
@@ -431,7 +531,7 @@ void Pool::Impl::mark_broken(ErrorInfo cause) {
   // Close first so that nothing slips in after the drain.
   tasks_.close();
   ErrorInfo info = *broken();
-  for (Task& t : tasks_.drain()) t.done(Outcome::broken(info));
+  for (Task& t : tasks_.drain()) complete(t.done, Outcome::broken(info));
 }
 
 std::optional<ErrorInfo> Pool::broken() const { return impl_->broken(); }
@@ -494,7 +594,7 @@ void Pool::Impl::close(bool cancel_pending) {
     tasks_.close();
   }
   if (cancel_pending)
-    for (Task& t : tasks_.drain()) t.done(Outcome::cancelled());
+    for (Task& t : tasks_.drain()) complete(t.done, Outcome::cancelled());
 }
 
 void Pool::join() { impl_->join(); }

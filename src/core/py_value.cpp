@@ -1016,6 +1016,40 @@ PyObject* ToPython::plain(const PackedData& data, packed::Reader& r, int depth) 
   }
 }
 
+PyObject* ToPython::container(const Value& value) {
+  // A tree of Values (one a C++ host built) is rebuilt by recursion: as deep
+  // as a buffer's entries may be, and no deeper (a deeper one overflowed the
+  // worker's stack).
+  if (tree_depth_ >= packed::kMaxDepth) {
+    PyErr_Format(PyExc_ValueError,
+                 "interpool: a value nested more than %d levels deep cannot be rebuilt (values "
+                 "from Python are refused past 1000 levels)",
+                 packed::kMaxDepth);
+    return nullptr;
+  }
+  ++tree_depth_;
+  PyObject* made = nullptr;
+  switch (value.kind()) {
+    case Kind::Tuple:
+      made = items_to_tuple(value.get<Tuple>().items);
+      break;
+    case Kind::List:
+      made = items_to_list(value.get<List>().items);
+      break;
+    case Kind::Dict:
+      made = items_to_dict(value.get<Dict>());
+      break;
+    case Kind::Set:
+      made = items_to_set(value.get<Set>().items, false);
+      break;
+    default:
+      made = items_to_set(value.get<FrozenSet>().items, true);
+      break;
+  }
+  --tree_depth_;
+  return made;
+}
+
 PyObject* ToPython::items_to_tuple(const std::vector<Value>& items) {
   Ref t(PyTuple_New(static_cast<Py_ssize_t>(items.size())));
   if (!t) return nullptr;
@@ -1106,16 +1140,18 @@ PyObject* ToPython::convert(const Value& value, bool fresh) {
       return PyByteArray_FromStringAndSize(s.data(), static_cast<Py_ssize_t>(s.size()));
     }
     case Kind::Tuple:
-      return items_to_tuple(value.get<Tuple>().items);
     case Kind::List:
-      return items_to_list(value.get<List>().items);
     case Kind::Dict:
-      return items_to_dict(value.get<Dict>());
     case Kind::Set:
-      return items_to_set(value.get<Set>().items, false);
     case Kind::FrozenSet:
-      return items_to_set(value.get<FrozenSet>().items, true);
+      return container(value);
     case Kind::Handle: {
+      if (!value.get<Handle>().object) {
+        PyErr_SetString(PyExc_ValueError,
+                        "interpool: an empty engine object handle (a null shared_ptr or "
+                        "Handle{}) cannot be rebuilt: pass a queue, buffer or lock that exists");
+        return nullptr;
+      }
       HandleCodec* codec = g_codec.load(std::memory_order_acquire);
       if (!codec || !codec->to_object) {
         PyErr_SetString(PyExc_RuntimeError,

@@ -127,6 +127,8 @@ class ToPython {
   PyObject* read(const PackedData& data, packed::Reader& r, int depth);
   PyObject* plain(const PackedData& data, packed::Reader& r, int depth);
   PyObject* shared(const Value& value);
+  PyObject* container(const Value& value);  // a tuple, list, dict or set of a tree
+  int tree_depth_ = 0;
   PyObject* items_to_tuple(const std::vector<Value>& items);
   PyObject* items_to_list(const std::vector<Value>& items);
   PyObject* items_to_set(const std::vector<Value>& items, bool frozen);

@@ -9,8 +9,23 @@ namespace interpool {
 
 namespace {
 
+IdTable<Queue>& queues();
+
+// At a fork: the locks of the queues alive then, for the child's puts and gets.
+void queue_locks(std::vector<ForkHeldLock>& locks, std::vector<std::shared_ptr<void>>& keep) {
+  for (auto& q : queues().live()) {
+    locks.push_back(ForkHeldLock::of(q->fork_lock()));
+    keep.push_back(std::move(q));
+  }
+}
+
 IdTable<Queue>& queues() {
-  static auto* table = new IdTable<Queue>;  // never destroyed: see IdTable
+  static auto* table = [] {
+    auto* t = new IdTable<Queue>;  // never destroyed: see IdTable
+    t->hold_across_forks();
+    hold_across_forks(queue_locks);
+    return t;
+  }();
   return *table;
 }
 

@@ -7,7 +7,11 @@ namespace interpool::registry {
 namespace {
 
 IdTable<Shareable>& objects() {
-  static auto* table = new IdTable<Shareable>;  // never destroyed: see IdTable
+  static auto* table = [] {
+    auto* t = new IdTable<Shareable>;  // never destroyed: see IdTable
+    t->hold_across_forks();            // a forked child makes and frees objects too
+    return t;
+  }();
   return *table;
 }
 

@@ -157,10 +157,8 @@ PyObject* wrap_created(PyTypeObject* type, Create create) {
   }
 }
 
-// __reduce__ of every type here: (_interpool._shared_handle, (how, number)).
-// Inside interpool's own transfers the handle travels beside the pickle and
-// keeps the object alive; a plain pickle.dumps names the object by id, which
-// loads while the object is alive somewhere in the process.
+// __reduce__ of every type here: (_interpool._shared_handle, (how, number[, token])):
+// see shared.cpp.
 PyObject* reduce_to_handle(const std::shared_ptr<Shareable>& object, std::int64_t id);
 
 template <class T>

@@ -163,6 +163,28 @@ PyObject* mod_not_shareable_at(PyObject* module, PyObject* args) {
   return new_not_shareable(st, NotShareable(to_utf8(where), std::move(steps), what, reason));
 }
 
+// Py_RunMain ends the process by SIGINT (status 130) when the script ended
+// with an uncaught KeyboardInterrupt, as a process-wide flag records; any
+// source text that runs in any interpreter (PyRun_String, exec() or eval() of
+// a str: collections.namedtuple does) clears it. Workers run such code after
+// the script has ended (they load it, import traceback to report a task
+// interrupted at exit). Once they are all done, the flag is set again as
+// CPython sets it: by source text whose run raises KeyboardInterrupt. The
+// script's uncaught exception is sys.last_exc (PyErr_Print put it there).
+void keep_keyboard_interrupt_exit() {
+  PyObject* last = PySys_GetObject("last_exc");  // borrowed
+  if (!last || Py_TYPE(last) != reinterpret_cast<PyTypeObject*>(PyExc_KeyboardInterrupt)) {
+    PyErr_Clear();
+    return;
+  }
+  PyObject* ns = PyDict_New();
+  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
+  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0)
+    Py_XDECREF(PyRun_String("raise KeyboardInterrupt", Py_file_input, ns, ns));
+  PyErr_Clear();
+  Py_XDECREF(ns);
+}
+
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
 
 PyObject* mod_worker_thread_name(PyObject*, PyObject*) {
@@ -173,6 +195,13 @@ PyObject* mod_worker_thread_name(PyObject*, PyObject*) {
 
 PyObject* mod_queue_from_id(PyObject* module, PyObject* arg) {
   return queue_by_id(state_of(module), arg);
+}
+
+PyObject* mod_queue_from_pickle(PyObject* module, PyObject* args) {
+  PyObject* id;
+  unsigned long long token;
+  if (!PyArg_ParseTuple(args, "OK:_queue_from_pickle", &id, &token)) return nullptr;
+  return queue_from_pickle(state_of(module), id, token);
 }
 
 // atexit hook: joins every live Pool of this interpreter before it finalizes,
@@ -203,6 +232,7 @@ PyObject* mod_shutdown_pools(PyObject* module, PyObject*) {
     // would end them at finalization and fail on the thread state we keep.
     InterpreterTable::close_all();
     keep_keyword_tuples_at_exit();
+    keep_keyboard_interrupt_exit();
   }
   Py_RETURN_NONE;
 }
@@ -314,8 +344,10 @@ PyMethodDef module_methods[] = {
     {"environment_lock", mod_environment_lock, METH_NOARGS,
      "The process's RLock for its C environment: held around os.environ changes in\n"
      "interpool's interpreters and around the process spawns interpool makes."},
+    {"_queue_from_pickle", mod_queue_from_pickle, METH_VARARGS,
+     "_queue_from_pickle($module, id, token, /)\n--\n\nWhat a pickled Queue loads as."},
     {"_shared_handle", shared_handle, METH_VARARGS,
-     "_shared_handle($module, how, number, /)\n--\n\n"
+     "_shared_handle($module, how, number, token=0, /)\n--\n\n"
      "What a pickled SharedBuffer, lock, ... loads as."},
     {nullptr, nullptr, 0, nullptr}};
 

@@ -75,6 +75,8 @@ extern PyType_Spec Queue_spec;
 extern PyType_Spec Unbound_spec;
 // Queue(id): this interpreter's object for the live queue with that id.
 PyObject* queue_by_id(ModuleState* st, PyObject* id_obj);
+// A pickled Queue (its __reduce__): queue_by_id if `token` is this process's.
+PyObject* queue_from_pickle(ModuleState* st, PyObject* id_obj, unsigned long long token);
 int handle_from_object(PyObject* obj, std::shared_ptr<Shareable>* out);
 PyObject* object_from_handle(const std::shared_ptr<Shareable>& object);
 

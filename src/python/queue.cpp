@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "core/fork.hpp"
 #include "core/py_value.hpp"
 #include "python/errors.hpp"
 #include "python/module_state.hpp"
@@ -207,9 +208,15 @@ PyObject* Queue_get_nowait(PyObject* self, PyObject*) {
 }
 
 // Pickles as a handle: Queue(id), looked up again when unpickled (the queue must still live).
+// By id and process (process_token): _interpool._queue_from_pickle.
 PyObject* Queue_reduce(PyObject* self, PyObject*) {
-  return Py_BuildValue("(O(L))", reinterpret_cast<PyObject*>(Py_TYPE(self)),
-                       (long long)queue_of(self).id());
+  PyObject* module = PyImport_ImportModule("interpool._interpool");
+  if (!module) return nullptr;
+  PyObject* rebuild = PyObject_GetAttrString(module, "_queue_from_pickle");
+  Py_DECREF(module);
+  if (!rebuild) return nullptr;
+  return Py_BuildValue("(N(LK))", rebuild, (long long)queue_of(self).id(),
+                       (unsigned long long)process_token());
 }
 
 PyObject* Queue_qsize(PyObject* self, PyObject*) {
@@ -375,6 +382,17 @@ PyType_Spec Unbound_spec = {"interpool._interpool.UnboundItem", sizeof(UnboundOb
 PyType_Spec Queue_spec = {"interpool._interpool.Queue", sizeof(QueueObject), 0,
                           Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE,
                           Queue_slots};
+
+// A pickled queue: the queue of that id if the pickle is this process's.
+PyObject* queue_from_pickle(ModuleState* st, PyObject* id_obj, unsigned long long token) {
+  if (token != process_token())
+    return PyErr_Format(st->QueueNotFoundError,
+                        "queue %R is another process's (this pickle was made there): a queue is "
+                        "shared by the interpreters of one process only; between processes use "
+                        "multiprocessing's queues",
+                        id_obj);
+  return queue_by_id(st, id_obj);
+}
 
 // Queue(id): this interpreter's object for the live queue with that id.
 PyObject* queue_by_id(ModuleState* st, PyObject* id_obj) {

@@ -14,16 +14,18 @@
 #include <interpool/sync.hpp>
 #include <string>
 
+#include "core/fork.hpp"
 #include "core/py_value.hpp"
 #include "core/registry.hpp"
 #include "python/engine_object.hpp"
 
 namespace interpool::python {
 
-// __reduce__ of every type here: (_interpool._shared_handle, (how, number)).
+// __reduce__ of every type here: (_interpool._shared_handle, (how, number[, token])).
 // Inside interpool's own transfers the handle travels beside the pickle and
-// keeps the object alive; a plain pickle.dumps names the object by id, which
-// loads while the object is alive somewhere in the process.
+// keeps the object alive; a plain pickle.dumps names the object by id and the
+// process (process_token), and loads while the object is alive somewhere in
+// that process.
 PyObject* reduce_to_handle(const std::shared_ptr<Shareable>& object, std::int64_t id) {
   PyObject* module = PyImport_ImportModule("interpool._interpool");
   if (!module) return nullptr;
@@ -38,7 +40,8 @@ PyObject* reduce_to_handle(const std::shared_ptr<Shareable>& object, std::int64_
     return raise_engine_error();
   }
   if (index >= 0) return Py_BuildValue("(N(sL))", rebuild, "capture", (long long)index);
-  return Py_BuildValue("(N(sL))", rebuild, "id", (long long)id);
+  return Py_BuildValue("(N(sLK))", rebuild, "id", (long long)id,
+                       (unsigned long long)process_token());
 }
 
 // ---------------------------------------------------------------------------
@@ -140,7 +143,8 @@ PyObject* shared_from_handle(const SharedTypes& t, const std::shared_ptr<Shareab
 PyObject* shared_handle(PyObject*, PyObject* args) {
   const char* how;
   long long number;
-  if (!PyArg_ParseTuple(args, "sL:_shared_handle", &how, &number)) return nullptr;
+  unsigned long long token = 0;
+  if (!PyArg_ParseTuple(args, "sL|K:_shared_handle", &how, &number, &token)) return nullptr;
   std::shared_ptr<Shareable> object;
   if (std::strcmp(how, "capture") == 0) {
     object = number >= 0 ? captured_handle(static_cast<std::size_t>(number)) : nullptr;
@@ -149,13 +153,19 @@ PyObject* shared_handle(PyObject*, PyObject* args) {
                           "this pickle refers to an interpool object that travelled beside it "
                           "between interpreters; only interpool can load it");
   } else if (std::strcmp(how, "id") == 0) {
+    if (token != process_token())
+      return PyErr_Format(PyExc_LookupError,
+                          "this pickle names interpool object %lld of another process: a "
+                          "SharedBuffer, lock or AtomicInt is shared by the interpreters of one "
+                          "process only (between processes use multiprocessing.shared_memory "
+                          "and multiprocessing's locks)",
+                          number);
     object = registry::find(number);
     if (!object)
       return PyErr_Format(PyExc_LookupError,
-                          "no interpool object has id %lld in this process (it was freed, or the "
-                          "pickle comes from another process): a pickled SharedBuffer, lock or "
-                          "AtomicInt names a live object of the process that pickled it; these "
-                          "objects are shared by the interpreters of one process only",
+                          "no interpool object has id %lld in this process (it was freed): a "
+                          "pickled SharedBuffer, lock or AtomicInt names a live object of the "
+                          "process that pickled it",
                           number);
   } else {
     return PyErr_Format(PyExc_ValueError, "_shared_handle: unknown kind %R",

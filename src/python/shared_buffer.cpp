@@ -26,7 +26,18 @@ PyObject* SharedBuffer_new(PyTypeObject* type, PyObject* args, PyObject* kwargs)
                                    &nbytes))
     return nullptr;
   if (nbytes < 0) return PyErr_Format(PyExc_ValueError, "nbytes must be >= 0, not %zd", nbytes);
-  return wrap_created(type, [&] { return SharedBuffer::create(static_cast<std::size_t>(nbytes)); });
+  std::shared_ptr<SharedBuffer> made;
+  try {
+    made = SharedBuffer::create(static_cast<std::size_t>(nbytes));
+  } catch (const std::bad_alloc&) {
+    return PyErr_Format(PyExc_MemoryError,
+                        "cannot allocate a SharedBuffer of %zd bytes: the system refused that much "
+                        "memory",
+                        nbytes);
+  } catch (...) {
+    return raise_engine_error();
+  }
+  return wrap(type, std::move(made));
 }
 
 // SharedBuffer.from_bytes(data): a new buffer holding a copy of any bytes-like object.

@@ -107,6 +107,19 @@ TEST(CppConvert, IntegersOutOfRangeAreRefused) {
   EXPECT_NO_THROW(Value(-128).as<std::int8_t>());
 }
 
+TEST(CppConvert, AnIntTooLargeForAnyFloatIsRefusedAndNamedShortly) {
+  // 16**4200 (about 10**5057) is past long double's range: as<double>() gave
+  // an infinity, and the messages held all 4,200 hex digits.
+  BigInt huge{"0x1" + std::string(4200, '0')};
+  std::string message = conversion_error([&] { Value(huge).as<double>(); });
+  EXPECT_EQ(message,
+            "cannot convert a Python 'int' to double: 0x10000000000000...0000000000000000 (4203 "
+            "characters) is out of range");
+  EXPECT_EQ(conversion_error([&] { Value(huge).as<std::uint64_t>(); }),
+            "cannot convert a Python 'int' to unsigned long: 0x10000000000000...0000000000000000 "
+            "(4203 characters) is out of range");
+}
+
 TEST(CppConvert, WrongPythonTypesNameBothTypes) {
   EXPECT_EQ(conversion_error([] { Value("20").as<long long>(); }),
             "cannot convert a Python 'str' to long long");

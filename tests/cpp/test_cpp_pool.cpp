@@ -6,7 +6,13 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <interpool/pool.hpp>
+#include <interpool/queue.hpp>
+#include <limits>
+#include <map>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -130,6 +136,97 @@ TEST(CppPool, PythonExceptionsThrowRemoteErrorFromGet) {
   }
   EXPECT_THROW(pool.submit("no_such_module_xyz", "f").get(), RemoteError);
   EXPECT_THROW(pool.map("builtins", "int", std::vector<std::string>{"1", "x", "3"}), RemoteError);
+}
+
+TEST(CppPool, ValuesTooDeepOrEmptyHandlesFailTheirTaskNotTheProcess) {
+  // A List nested a million levels overflowed the worker's stack (the process
+  // died), and an empty Handle crashed it: each is now the task's error. Past
+  // the limit is enough here (a million levels also cost the test's own
+  // thread a deep recursion to destroy).
+  Pool pool{{.workers = 1}};
+  Value deep = List{};
+  for (int i = 0; i < 5000; ++i) {
+    List outer;
+    outer.items.push_back(std::move(deep));
+    deep = Value(std::move(outer));
+  }
+  try {
+    pool.submit("builtins", "len", std::move(deep)).get();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_EQ(e.info().type_qualname, "ValueError");
+    EXPECT_NE(e.info().message.find("nested more than 2100 levels deep"), std::string::npos)
+        << e.info().message;
+  }
+  try {
+    pool.submit("builtins", "id", std::shared_ptr<Queue>()).get();
+    FAIL() << "expected RemoteError";
+  } catch (const RemoteError& e) {
+    EXPECT_NE(e.info().message.find("an empty engine object handle"), std::string::npos)
+        << e.info().message;
+  }
+  EXPECT_EQ(pool.submit("builtins", "len", "four").get(), Value(4));  // the worker serves on
+}
+
+TEST(CppPool, ACompletionThatThrowsLosesNoOtherTask) {
+  // The exception left the worker's thread: the worker was gone, and the
+  // tasks queued for it never ran (their futures waited for ever).
+  Pool pool{{.workers = 1}};
+  testing::internal::CaptureStderr();
+  pool.submit(Call{{"builtins", "abs"}, Tuple{{Value(-1)}}, Dict{}},
+              [](Outcome) { throw std::runtime_error("from the completion"); });
+  std::vector<std::future<Value>> after;
+  for (int i = 0; i < 5; ++i) after.push_back(pool.submit("builtins", "abs", -i));
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(after[i].get(), Value(i));
+  pool.shutdown();
+  std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("a task's completion threw an exception, ignored: from the completion"),
+            std::string::npos)
+      << said;
+}
+
+TEST(CppPool, APoolReleasedByItsOwnCompletionEndsWithoutAbort) {
+  // The last owner of a pool let go in one of its tasks' completions: the
+  // destructor, on that worker's thread, joined that very thread
+  // (std::terminate: "Resource deadlock avoided").
+  std::promise<void> let_go, ended;
+  std::shared_future<void> go = let_go.get_future().share();
+  std::weak_ptr<Pool> watch;
+  {
+    auto pool = std::make_shared<Pool>(PoolOptions{.workers = 2});
+    watch = pool;
+    pool->submit(Call{{"builtins", "abs"}, Tuple{{Value(-1)}}, Dict{}},
+                 [keep = pool, go, &ended](Outcome) mutable {
+                   go.wait();     // until the test holds no reference
+                   keep.reset();  // the last owner: ~Pool runs here, on the pool's worker
+                   ended.set_value();
+                 });
+  }
+  let_go.set_value();
+  ended.get_future().get();
+  EXPECT_TRUE(watch.expired());
+  // A thread of the pool's own joins its workers; shutdown_all waits for it.
+  EXPECT_EQ(Pool::shutdown_all(), 0u);
+  Pool again{{.workers = 1}};
+  EXPECT_EQ(again.submit("builtins", "len", "ok").get(), Value(2));
+}
+
+TEST(CppPool, MapOverAStdMapGivesEachItemAsATuple) {
+  // Its items are std::pair<const K, V>: map() did not compile.
+  Pool pool{{.workers = 1}};
+  std::map<std::string, int> counts{{"a", 1}, {"b", 2}};
+  EXPECT_EQ(pool.map("builtins", "repr", counts),
+            (std::vector<Value>{Value("('a', 1)"), Value("('b', 2)")}));
+}
+
+TEST(CppPool, AbsurdWorkerCountIsRefusedClearly) {
+  try {
+    Pool pool{{.workers = std::numeric_limits<std::size_t>::max()}};
+    FAIL() << "expected InterpreterError";
+  } catch (const InterpreterError& e) {
+    EXPECT_NE(std::string(e.what()).find("a pool starts at most 16384 workers"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(CppPool, RefusedImportThrowsIncompatibleModule) {

@@ -1,5 +1,6 @@
 """Programs end cleanly: no hang, no fatal error, nothing printed at exit."""
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -89,6 +90,43 @@ SCRIPTS = {
 }
 
 
+# An uncaught KeyboardInterrupt ends the program by SIGINT, as CPython makes it
+# (shell status 130), whatever interpool ran or closed meanwhile: CPython keeps
+# that outcome in a process-wide flag that source text run in any interpreter
+# (PyRun_String, exec or eval of a str) clears.
+_KEYBOARD_INTERRUPT = textwrap.dedent("""
+    import sys, interpool
+    from interpool import interpreters
+
+    def wait_forever(ev):
+        ev.wait()
+
+    if __name__ == "__main__":
+        mode = sys.argv[1]
+        if mode == "idle":  # an executor that served a task, left open
+            ex = interpool.Executor(1)
+            ex.submit(abs, 1).result()
+        elif mode == "waiter":  # an open executor whose task waits forever
+            ex = interpool.Executor(1)
+            ev = interpool.Event()
+            ex.submit(wait_forever, ev)
+        elif mode == "interp":  # an interpreter that ran code, left open
+            i = interpreters.create()
+            i.exec("x = 1")
+        raise KeyboardInterrupt
+""")
+
+
+@pytest.mark.parametrize("mode", ["nothing", "idle", "waiter", "interp"])
+def test_uncaught_keyboard_interrupt_ends_the_program_by_sigint(tmp_path, mode):
+    script = tmp_path / "keyboard_interrupt.py"
+    script.write_text(_KEYBOARD_INTERRUPT)
+    proc = subprocess.run([sys.executable, str(script), mode], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == -signal.SIGINT, proc.stderr
+    assert proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
+
+
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
 def test_program_exits_cleanly(name):
     # Several runs: what goes wrong at exit depends on which thread gets there first.
@@ -100,3 +138,31 @@ def test_program_exits_cleanly(name):
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "True"
         assert proc.stderr == "", proc.stderr
+
+
+def test_an_executor_first_made_by_a_thread_after_the_main_code_ended_is_refused_clearly():
+    # The first use of interpool.Executor loads concurrent.futures' thread
+    # module, whose hook Python refuses then: "can't register atexit after
+    # shutdown" said nothing of what happened or what to do.
+    script = """
+        import threading
+        import interpool
+        main_done = threading.Event()
+
+        def late():
+            main_done.wait()
+            threading.main_thread().join()  # the main code has ended
+            try:
+                interpool.Executor(1)
+            except RuntimeError as e:
+                print(e)
+
+        threading.Thread(target=late).start()
+        main_done.set()
+    """
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("cannot load interpool.Executor after the main thread has "
+                                  "ended"), proc.stdout
+    assert "join this thread" in proc.stdout

@@ -213,3 +213,52 @@ def test_guide_names_the_cpython_cause_and_the_start_methods():
                   "used in a process forked while it ran workers", "preexec_fn",
                   "never imported interpool keeps CPython's behaviour"):
         assert words in " ".join(fork.split()), words
+
+
+HAMMERED = """
+    import os, signal, sys, time
+    import interpool
+    from interpool import interpreters
+
+    def hammer(q, stop):
+        while not stop.is_set():
+            q.put(1)
+            q.get_nowait()
+            interpool.SharedBuffer(64)
+
+    if __name__ == "__main__":
+        q = interpreters.create_queue()
+        stop = interpool.Event()
+        ex = interpool.Executor(2)
+        futures = [ex.submit(hammer, q, stop) for _ in range(2)]
+        while q.qsize() == 0 and not any(f.done() for f in futures):
+            pass  # until the workers are at it
+        hung = 0
+        for _ in range(100):
+            pid = os.fork()
+            if pid == 0:
+                signal.alarm(5)  # a child that hangs ends by SIGALRM
+                q.put("child's")
+                q.get_nowait()
+                interpool.SharedBuffer(64)
+                interpool.Lock()
+                interpreters.create_queue()
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            hung += os.waitstatus_to_exitcode(status) != 0
+        stop.set()
+        for f in futures:
+            f.result(timeout=60)
+        ex.shutdown()
+        print("children that hung:", hung)
+"""
+
+
+def test_a_child_forked_while_workers_use_buffers_and_queues_can_use_them():
+    # A worker holding the table of shared objects' lock, or a queue's, at the
+    # fork left it held in the child for ever: making a SharedBuffer or putting
+    # to a queue there hung (about 1 child in 10 here).
+    r = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c",
+                        textwrap.dedent(HAMMERED)], capture_output=True, text=True, timeout=90)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["children that hung: 0"], r.stderr

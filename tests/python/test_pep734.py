@@ -227,6 +227,10 @@ def test_prepare_main_without_names_says_what_it_needs(interp):
         interp.prepare_main()
     with pytest.raises(ValueError, match="names to bind"):
         interp.prepare_main({})
+    # Not a mapping: said so ("'int' object is not iterable" named neither).
+    with pytest.raises(TypeError, match=r"prepare_main\(\) takes a mapping of names to values .*not 'int'"):
+        interp.prepare_main(1)
+    interp.prepare_main([("pairs", 1)])  # what dict() takes, as the standard library's does
 
 
 def test_prepare_main_copies_values(interp):

@@ -143,6 +143,53 @@ def test_call_of_a_main_function_from_python_c_crosses_by_value():
     assert r.stdout == "ran in True\n"
 
 
+# A call started as the script ends: CPython deletes __main__.__file__ once the
+# script has run, while the thread may be between finding the function (by name,
+# in __mp_main__) and preparing the interpreter (which must then still load the
+# script as __mp_main__).
+_CALL_AS_THE_SCRIPT_ENDS = textwrap.dedent("""
+    import sys, threading
+    from interpool import interpreters
+
+    class Point:
+        def __init__(self, x):
+            self.x = x
+
+    def report(x):
+        print("report:", x * x, flush=True)
+
+    def norm(p):
+        return p.x * p.x
+
+    def late(interp):
+        threading.main_thread().join()  # the script has ended: __main__.__file__ is gone
+        interp.call(report, 7)
+        print("norm:", interp.call(norm, Point(3)), flush=True)
+
+    if __name__ == "__main__":
+        interp = interpreters.create()
+        if sys.argv[1] == "race":
+            interp.call_in_thread(report, 7)
+        else:  # "late": report is already known by name (another interpreter called it)
+            other = interpreters.create()
+            other.call(report, 1)
+            threading.Thread(target=late, args=(interp,)).start()
+""")
+
+
+@pytest.mark.parametrize("mode", ["race", "late"])
+def test_call_in_thread_as_the_main_script_ends(tmp_path, mode):
+    script = tmp_path / "call_as_script_ends.py"
+    script.write_text(_CALL_AS_THE_SCRIPT_ENDS)
+    r = run([str(script), mode], timeout=60, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "__mp_main__" not in r.stderr, r.stderr
+    if mode == "race":
+        assert r.stdout == "report: 49\n"
+    else:
+        assert r.stdout == "report: 1\nreport: 49\nnorm: 9\n"
+
+
 # ---------------------------------------------------------------------------
 # The exec + queues executor example
 # ---------------------------------------------------------------------------

@@ -10,7 +10,10 @@ Locks and the other synchronisation objects are in test_shared_sync.py.
 import array
 import ctypes
 import gc
+import os
 import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -254,6 +257,67 @@ def test_plain_pickle_refers_by_id():
     gc.collect()
     with pytest.raises(LookupError, match="no interpool object has id"):
         pickle.loads(data)
+
+
+PICKLES_ELSEWHERE = """
+import os, pickle, sys
+import interpool
+from interpool import interpreters
+
+def loads_each(blobs):
+    for name, blob in blobs:
+        try:
+            print(name, "found", pickle.loads(blob))
+        except LookupError as e:  # QueueNotFoundError is one
+            print(name, type(e).__name__, "another process" in str(e))
+
+if sys.argv[1] == "make":
+    objects = [("buffer", interpool.SharedBuffer(8)), ("lock", interpool.Lock()),
+               ("queue", interpreters.create_queue())]
+    blobs = [(name, pickle.dumps(obj)) for name, obj in objects]
+    sys.stdout.buffer.write(pickle.dumps(blobs))
+    sys.stdout.flush()
+    # A forked child is another process too: the parent's pickles are refused.
+    # (Not under AddressSanitizer, whose allocator may hang a forked child.)
+    pid = -1 if "libasan" in os.environ.get("LD_PRELOAD", "") else os.fork()
+    if pid == 0:
+        sys.stdout = sys.stderr
+        loads_each(blobs)
+        os._exit(0)
+    if pid > 0:
+        os.waitpid(pid, 0)
+else:
+    # This process's own objects, with the ids the other process's had.
+    mine = [interpool.SharedBuffer(8), interpool.Lock(), interpreters.create_queue()]
+    loads_each(pickle.loads(sys.stdin.buffer.read()))
+"""
+
+
+def test_a_pickle_of_another_process_is_refused(tmp_path):
+    # The pickle named the object by id alone: in another process it found
+    # whatever object had that id there, even of another type, and the writes
+    # meant for the parent's buffer went into the child's.
+    script = tmp_path / "elsewhere.py"
+    script.write_text(PICKLES_ELSEWHERE)
+    made = subprocess.run([sys.executable, str(script), "make"], capture_output=True, timeout=90)
+    assert made.returncode == 0, made.stderr
+    forked = made.stderr.decode().splitlines()
+    loaded = subprocess.run([sys.executable, str(script), "load"], input=made.stdout,
+                            capture_output=True, timeout=90)
+    assert loaded.returncode == 0, loaded.stderr
+    expected = ["buffer LookupError True", "lock LookupError True",
+                "queue QueueNotFoundError True"]
+    assert loaded.stdout.decode().splitlines() == expected, loaded.stderr
+    if "libasan" not in os.environ.get("LD_PRELOAD", ""):
+        assert forked == expected
+
+
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="AddressSanitizer ends the process on an allocation this large")
+def test_a_buffer_too_large_to_allocate_says_its_size():
+    # The MemoryError had no message.
+    with pytest.raises(MemoryError, match=f"cannot allocate a SharedBuffer of {2**62} bytes"):
+        interpool.SharedBuffer(2**62)
 
 
 def test_captured_handle_outside_a_transfer_is_refused():
