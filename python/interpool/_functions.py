@@ -62,12 +62,14 @@ def main_source() -> tuple[str, str] | None:
     global _main_source  # noqa: PLW0603
     if _worker.main_source is not None:
         return _worker.main_source  # an interpool interpreter passes its parent's on
-    if _main_source is not None:
-        # Found before: once the script has run, CPython deletes __main__.__file__
-        # (a thread that reads it then would find no source where an earlier read,
-        # which sent the script's functions by name, found one).
-        return _main_source
     main = sys.modules.get("__main__")
+    if _main_source is not None and _main_source[0] is main:
+        # Found before for this __main__: once the script has run, CPython deletes
+        # __main__.__file__ (a thread that reads it then would find no source
+        # where an earlier read, which sent the script's functions by name, found
+        # one). Another __main__ (runpy.run_path(..., run_name="__main__")) is
+        # looked at anew.
+        return _main_source[1]
     name = getattr(getattr(main, "__spec__", None), "name", None)
     if name is not None:
         source: tuple[str, str] | None = None
@@ -81,11 +83,13 @@ def main_source() -> tuple[str, str] | None:
         source = ("path", os.path.abspath(path))
     if source is not None and _MainAlias not in sys.meta_path:
         sys.meta_path.append(_MainAlias)
-    _main_source = source
+    if source is not None:
+        _main_source = (main, source)
     return source
 
 
-_main_source: tuple[str, str] | None = None  # main_source() once it found one
+# main_source() once it found one, with the __main__ module it found it for.
+_main_source: tuple[Any, tuple[str, str]] | None = None
 
 
 class _MainAlias:

@@ -3,13 +3,13 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <utility>
-#include <vector>
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -50,6 +50,9 @@ void leave_sub_interpreters_behind() noexcept {
 
 // process_token(); 0 until first asked for.
 std::atomic<std::uint64_t> token{0};
+// Forks made by this process (a child's token mixes it in: two children of
+// one parent differ even if the second gets the first's pid).
+std::atomic<std::uint64_t> forks{0};
 
 std::uint64_t mix(std::uint64_t x) noexcept {  // splitmix64's finalizer
   x += 0x9E3779B97F4A7C15ull;
@@ -62,7 +65,7 @@ void in_child() noexcept {
   // Another process: the parent's pickles must not find this one's objects.
   // (No system call but getpid here, inside fork().)
   if (std::uint64_t t = token.load())
-    token.store(mix(t ^ static_cast<std::uint64_t>(getpid())) | 1);
+    token.store(mix(t ^ static_cast<std::uint64_t>(getpid()) ^ mix(forks.load())) | 1);
   if (alive.load() > 0 && !forked_away.load()) {
     forked_from.store(static_cast<long>(getppid()));
     forked_away.store(true);
@@ -70,13 +73,16 @@ void in_child() noexcept {
   leave_sub_interpreters_behind();
 }
 
-// The locks held across a fork (hold_across_forks).
+// The locks held across a fork (hold_across_forks). Fixed room, so that
+// nothing is allocated inside fork(): a malloc whose own fork handler ran
+// first would hold its locks.
 struct ForkLocks {
-  std::mutex mutex;  // guards the lists; held from prepare until parent/child
-  std::vector<ForkHeldLock> fixed;
-  std::vector<ForkLockSource> sources;
-  std::vector<ForkHeldLock> held;           // during a fork
-  std::vector<std::shared_ptr<void>> keep;  // during a fork
+  std::mutex mutex;  // guards what follows; held from prepare until parent/child
+  std::array<ForkHeldLock, 8> fixed;
+  std::size_t fixed_count = 0;
+  std::array<ForkLockSource, 8> sources;
+  std::size_t source_count = 0;
+  ForkLockList during;  // the locks of the fork under way, and their objects
 };
 
 ForkLocks& fork_locks() {
@@ -86,20 +92,20 @@ ForkLocks& fork_locks() {
 
 // Takes every lock of `locks`, or none: blocks on one lock at a time, holding
 // no other (so no order between them is needed, as std::lock does it).
-void take_all(std::vector<ForkHeldLock>& locks) noexcept {
-  if (locks.empty()) return;
+void take_all(ForkHeldLock* locks, std::size_t n) noexcept {
+  if (n == 0) return;
   std::size_t first = 0;
   for (;;) {
     locks[first].take(locks[first].lock);
-    std::size_t failed = locks.size();
-    for (std::size_t i = 0; i < locks.size(); ++i) {
+    std::size_t failed = n;
+    for (std::size_t i = 0; i < n; ++i) {
       if (i == first) continue;
       if (!locks[i].try_take(locks[i].lock)) {
         failed = i;
         break;
       }
     }
-    if (failed == locks.size()) return;
+    if (failed == n) return;
     for (std::size_t i = 0; i < failed; ++i)
       if (i != first) locks[i].give(locks[i].lock);
     locks[first].give(locks[first].lock);
@@ -108,26 +114,25 @@ void take_all(std::vector<ForkHeldLock>& locks) noexcept {
 }
 
 void before_fork() noexcept {
+  forks.fetch_add(1);
   ForkLocks& f = fork_locks();
   f.mutex.lock();
-  try {
-    f.held = f.fixed;
-    for (ForkLockSource source : f.sources) source(f.held, f.keep);
-  } catch (...) {
-    // Out of memory: this fork holds none (as before these were held).
-    f.held.clear();
-  }
-  take_all(f.held);
+  ForkLockList& during = f.during;
+  during.count = 0;
+  for (std::size_t i = 0; i < f.fixed_count; ++i) during.add(f.fixed[i], nullptr);
+  for (std::size_t i = 0; i < f.source_count; ++i) f.sources[i](during);
+  take_all(during.locks.data(), during.count);
 }
 
 void after_fork() noexcept {
   ForkLocks& f = fork_locks();
-  for (auto it = f.held.rbegin(); it != f.held.rend(); ++it) it->give(it->lock);
-  f.held.clear();
-  std::vector<std::shared_ptr<void>> keep;
-  keep.swap(f.keep);
+  ForkLockList& during = f.during;
+  for (std::size_t i = during.count; i-- > 0;) during.locks[i].give(during.locks[i].lock);
+  // Dropped once no lock is held: an object may end here and leave its table.
+  std::array<std::shared_ptr<void>, ForkLockList::kRoom> keep;
+  for (std::size_t i = 0; i < during.count; ++i) keep[i] = std::move(during.keep[i]);
+  during.count = 0;
   f.mutex.unlock();
-  // Dropped last, with no lock held: an object may end here and leave its table.
 }
 
 void child_after_fork() noexcept {
@@ -137,28 +142,37 @@ void child_after_fork() noexcept {
 
 }  // namespace
 
+void ForkLockList::add(ForkHeldLock lock, std::shared_ptr<void> object) noexcept {
+  if (count == kRoom) return;  // past the room: not held (as before these were)
+  locks[count] = lock;
+  keep[count] = std::move(object);
+  ++count;
+}
+
 void watch_forks() noexcept {
   static std::once_flag once;
   std::call_once(once, [] { pthread_atfork(before_fork, after_fork, child_after_fork); });
 }
 
 namespace {
-template <class T>
-void add_held(std::vector<T> ForkLocks::*list, T item) noexcept {
+// Installed when the library loads: a child then always makes its own token,
+// and no thread installs them lazily while another forks.
+[[maybe_unused]] const bool watched_at_load = (watch_forks(), true);
+}  // namespace
+
+void hold_across_forks(ForkHeldLock lock) noexcept {
   watch_forks();
   ForkLocks& f = fork_locks();
   std::lock_guard guard(f.mutex);
-  try {
-    (f.*list).push_back(item);
-  } catch (...) {
-    // Out of memory: not held across forks.
-  }
+  if (f.fixed_count < f.fixed.size()) f.fixed[f.fixed_count++] = lock;
 }
-}  // namespace
 
-void hold_across_forks(ForkHeldLock lock) noexcept { add_held(&ForkLocks::fixed, lock); }
-
-void hold_across_forks(ForkLockSource source) noexcept { add_held(&ForkLocks::sources, source); }
+void hold_across_forks(ForkLockSource source) noexcept {
+  watch_forks();
+  ForkLocks& f = fork_locks();
+  std::lock_guard guard(f.mutex);
+  if (f.source_count < f.sources.size()) f.sources[f.source_count++] = source;
+}
 
 ForkSensitive ForkSensitive::count() noexcept {
   watch_forks();
@@ -184,22 +198,21 @@ void ForkSensitive::release() noexcept {
 }
 
 std::uint64_t process_token() noexcept {
-  static const bool made = [] {
-    watch_forks();
-    std::uint64_t seed =
-        static_cast<std::uint64_t>(getpid()) ^
-        static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
-    try {
-      std::random_device device;
-      seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
-    } catch (...) {
-      // No entropy source: the pid and the clock tell processes apart well enough.
-    }
-    std::uint64_t expected = 0;
-    token.compare_exchange_strong(expected, mix(seed) | 1);  // a child may have made one already
-    return true;
-  }();
-  (void)made;
+  // No static guard or lock: a fork while another thread is here must not
+  // leave the child waiting for it. Two threads may each make one; the first
+  // stored is the process's.
+  if (std::uint64_t made = token.load()) return made;
+  std::uint64_t seed =
+      static_cast<std::uint64_t>(getpid()) ^
+      static_cast<std::uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  try {
+    std::random_device device;
+    seed ^= (static_cast<std::uint64_t>(device()) << 32) | device();
+  } catch (...) {
+    // No entropy source: the pid and the clock tell processes apart well enough.
+  }
+  std::uint64_t expected = 0;
+  token.compare_exchange_strong(expected, mix(seed) | 1);
   return token.load();
 }
 

@@ -5,12 +5,13 @@
 // instead of waiting for threads it does not have.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <interpool/error.hpp>
 #include <memory>
 #include <string>
 #include <string_view>
-#include <vector>
 
 namespace interpool {
 
@@ -61,14 +62,27 @@ struct ForkHeldLock {
   }
 };
 
+/// The locks a fork holds, with the objects they belong to (kept alive until
+/// the fork is done). Fixed room: nothing is allocated inside fork().
+struct ForkLockList {
+  static constexpr std::size_t kRoom = 512;
+  std::array<ForkHeldLock, kRoom> locks{};
+  std::array<std::shared_ptr<void>, kRoom> keep{};
+  std::size_t count = 0;
+  /// Adds one; past the room it is left out (not held across this fork).
+  void add(ForkHeldLock lock, std::shared_ptr<void> object) noexcept;
+};
+
 /// Adds a process-wide lock (one never destroyed) to those held across forks.
+/// Call it when the library loads (a static object's initializer): a fork
+/// while another thread waits here would leave that thread's static
+/// initialization unfinished in the child.
 void hold_across_forks(ForkHeldLock lock) noexcept;
 
-/// Adds a source of such locks, asked at each fork for those of the objects
-/// alive then (the queues'): it appends them to `locks` and keeps their objects
-/// alive in `keep` until the fork is done. Called with no engine lock held.
-using ForkLockSource = void (*)(std::vector<ForkHeldLock>& locks,
-                                std::vector<std::shared_ptr<void>>& keep);
+/// Adds a source of such locks, asked at each fork (inside fork(), the
+/// process's other threads running) for those of the objects alive then (the
+/// queues'): it adds them to the list, allocating nothing. As early as above.
+using ForkLockSource = void (*)(ForkLockList& locks) noexcept;
 void hold_across_forks(ForkLockSource source) noexcept;
 
 /// A number that tells this process from any other: random, and made again

@@ -44,6 +44,23 @@ class IdTable {
   };
   Locked lock() { return Locked(*this); }
 
+  /// Calls fn(std::shared_ptr<T>&&) for each live object under the table's
+  /// lock while `more()` says so, allocating nothing (for a fork's handler).
+  /// `fn` must keep what it is given: an object's last reference dropped here
+  /// would take this lock again.
+  template <class More, class Fn>
+  void visit_live(More&& more, Fn&& fn) noexcept {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, ref] : map_) {
+      if (!more()) return;
+      if constexpr (kWeak) {
+        if (auto object = ref.lock()) fn(std::move(object));
+      } else {
+        fn(std::shared_ptr<T>(ref));
+      }
+    }
+  }
+
   /// Holds the table's lock across forks (core/fork.hpp), for a table whose
   /// lock is held for its own steps only.
   void hold_across_forks() noexcept { interpool::hold_across_forks(ForkHeldLock::of(mutex_)); }

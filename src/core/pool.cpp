@@ -227,12 +227,13 @@ Pool::~Pool() noexcept(false) {
   }
 }
 
-bool Pool::Impl::runs_on_this_thread() const {
-  std::lock_guard lock(mutex_);
-  return std::any_of(workers_.begin(), workers_.end(), [](const std::unique_ptr<Worker>& w) {
-    return w->thread_id() == std::this_thread::get_id();
-  });
-}
+namespace {
+// The pool whose work() runs on this thread (a worker's), for
+// runs_on_this_thread: also while a join has taken the workers out of workers_.
+thread_local const void* t_working_for = nullptr;
+}  // namespace
+
+bool Pool::Impl::runs_on_this_thread() const { return t_working_for == this; }
 
 // ~Pool on one of its own workers (a task's completion released the pool's
 // last owner): that worker cannot join itself. The pool stops taking tasks
@@ -437,6 +438,10 @@ Outcome run_task(Runner& runner, const Call& call, Runner::Result keep = Runner:
 }  // namespace
 
 void Pool::Impl::work(Worker& self) {
+  struct Working {
+    explicit Working(const void* pool) noexcept { t_working_for = pool; }
+    ~Working() { t_working_for = nullptr; }
+  } working{this};
   // The worker's slot ends with it, unless a successor takes it over.
   struct Slot {
     bool handed_over = false;

@@ -12,11 +12,12 @@ namespace {
 IdTable<Queue>& queues();
 
 // At a fork: the locks of the queues alive then, for the child's puts and gets.
-void queue_locks(std::vector<ForkHeldLock>& locks, std::vector<std::shared_ptr<void>>& keep) {
-  for (auto& q : queues().live()) {
-    locks.push_back(ForkHeldLock::of(q->fork_lock()));
-    keep.push_back(std::move(q));
-  }
+void queue_locks(ForkLockList& list) noexcept {
+  queues().visit_live([&] { return list.count < ForkLockList::kRoom; },
+                      [&](std::shared_ptr<Queue>&& q) {
+                        ForkHeldLock lock = ForkHeldLock::of(q->fork_lock());
+                        list.add(lock, std::move(q));
+                      });
 }
 
 IdTable<Queue>& queues() {
@@ -28,6 +29,9 @@ IdTable<Queue>& queues() {
   }();
   return *table;
 }
+
+// Made, and its locks registered, when the library loads (see hold_across_forks).
+[[maybe_unused]] const bool queues_at_load = (queues(), true);
 
 // Interpreters Interpreter::close is ending now.
 struct Closing {

@@ -15,6 +15,9 @@ IdTable<Shareable>& objects() {
   return *table;
 }
 
+// Made, and its lock registered, when the library loads (see hold_across_forks).
+[[maybe_unused]] const bool objects_at_load = (objects(), true);
+
 }  // namespace
 
 std::int64_t next_id() noexcept { return objects().new_id(); }

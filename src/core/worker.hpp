@@ -43,8 +43,6 @@ class Worker {
 
   void wait_ready();
   void join();
-  /// The worker's thread.
-  std::thread::id thread_id() const noexcept { return thread_.get_id(); }
   /// Id of the worker's interpreter (-1 until ready).
   std::int64_t interpreter_id() const noexcept { return interpreter_id_.load(); }
   /// The worker's interpreter state (nullptr until ready, and after it ended).

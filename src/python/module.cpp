@@ -163,20 +163,45 @@ PyObject* mod_not_shareable_at(PyObject* module, PyObject* args) {
   return new_not_shareable(st, NotShareable(to_utf8(where), std::move(steps), what, reason));
 }
 
+// True if the script ended with an uncaught KeyboardInterrupt: the exception
+// Python printed then (sys.last_exc), raised through the script's top level
+// (a `<module>` frame of __main__), outside an interactive session (whose
+// sys.last_exc may be a KeyboardInterrupt shown long before). A
+// code.InteractiveInterpreter's runs in namespaces of its own.
+bool script_ended_by_keyboard_interrupt() {
+  PyObject* last = PySys_GetObject("last_exc");  // borrowed
+  if (!last || Py_TYPE(last) != reinterpret_cast<PyTypeObject*>(PyExc_KeyboardInterrupt) ||
+      PySys_GetObject("ps1"))
+    return false;
+  PyObject* main = PyImport_AddModule("__main__");  // borrowed
+  PyObject* main_dict = main ? PyModule_GetDict(main) : nullptr;
+  bool from_main = false;
+  PyObject* tb = PyException_GetTraceback(last);
+  for (PyObject* t = tb; t && t != Py_None && !from_main;
+       t = reinterpret_cast<PyObject*>(reinterpret_cast<PyTracebackObject*>(t)->tb_next)) {
+    PyFrameObject* frame = reinterpret_cast<PyTracebackObject*>(t)->tb_frame;
+    if (!frame) continue;
+    PyObject* globals = PyFrame_GetGlobals(frame);
+    PyCodeObject* code = PyFrame_GetCode(frame);
+    from_main =
+        globals == main_dict && PyUnicode_CompareWithASCIIString(code->co_name, "<module>") == 0;
+    Py_XDECREF(globals);
+    Py_XDECREF(code);
+  }
+  Py_XDECREF(tb);
+  PyErr_Clear();
+  return from_main;
+}
+
 // Py_RunMain ends the process by SIGINT (status 130) when the script ended
 // with an uncaught KeyboardInterrupt, as a process-wide flag records; any
 // source text that runs in any interpreter (PyRun_String, exec() or eval() of
 // a str: collections.namedtuple does) clears it. Workers run such code after
 // the script has ended (they load it, import traceback to report a task
 // interrupted at exit). Once they are all done, the flag is set again as
-// CPython sets it: by source text whose run raises KeyboardInterrupt. The
-// script's uncaught exception is sys.last_exc (PyErr_Print put it there).
+// CPython sets it: by source text whose run raises KeyboardInterrupt.
 void keep_keyboard_interrupt_exit() {
-  PyObject* last = PySys_GetObject("last_exc");  // borrowed
-  if (!last || Py_TYPE(last) != reinterpret_cast<PyTypeObject*>(PyExc_KeyboardInterrupt)) {
-    PyErr_Clear();
-    return;
-  }
+  if (!script_ended_by_keyboard_interrupt()) return;
   PyObject* ns = PyDict_New();
   PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
   if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0)

@@ -211,6 +211,28 @@ TEST(CppPool, APoolReleasedByItsOwnCompletionEndsWithoutAbort) {
   EXPECT_EQ(again.submit("builtins", "len", "ok").get(), Value(2));
 }
 
+TEST(CppPool, APoolReleasedByItsOwnCompletionWhileShutdownAllJoinsIt) {
+  // shutdown_all had taken the workers out of the pool to join them: the
+  // destructor, on one of them, did not know it was there and waited for
+  // shutdown_all, which waited for it.
+  std::promise<void> started, ended;
+  std::shared_future<void> go = started.get_future().share();
+  {
+    auto pool = std::make_shared<Pool>(PoolOptions{.workers = 1});
+    pool->submit(Call{{"builtins", "abs"}, Tuple{{Value(-1)}}, Dict{}},
+                 [keep = pool, go, &ended](Outcome) mutable {
+                   go.wait();
+                   while (keep->size() != 0) std::this_thread::yield();  // being joined
+                   keep.reset();  // the last owner, on the worker shutdown_all joins
+                   ended.set_value();
+                 });
+  }
+  std::thread closer([] { Pool::shutdown_all(); });
+  started.set_value();
+  ended.get_future().get();
+  closer.join();
+}
+
 TEST(CppPool, MapOverAStdMapGivesEachItemAsATuple) {
   // Its items are std::pair<const K, V>: map() did not compile.
   Pool pool{{.workers = 1}};

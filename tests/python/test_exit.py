@@ -113,16 +113,25 @@ _KEYBOARD_INTERRUPT = textwrap.dedent("""
         elif mode == "interp":  # an interpreter that ran code, left open
             i = interpreters.create()
             i.exec("x = 1")
+        elif mode == "shown":  # one shown, as a console shows it, and the program goes on
+            import code
+            ex = interpool.Executor(1)
+            ex.submit(abs, 1).result()
+            code.InteractiveInterpreter().runsource("raise KeyboardInterrupt")
+            sys.exit(0)
         raise KeyboardInterrupt
 """)
 
 
-@pytest.mark.parametrize("mode", ["nothing", "idle", "waiter", "interp"])
+@pytest.mark.parametrize("mode", ["nothing", "idle", "waiter", "interp", "shown"])
 def test_uncaught_keyboard_interrupt_ends_the_program_by_sigint(tmp_path, mode):
     script = tmp_path / "keyboard_interrupt.py"
     script.write_text(_KEYBOARD_INTERRUPT)
     proc = subprocess.run([sys.executable, str(script), mode], capture_output=True,
                           text=True, timeout=60, cwd=tmp_path)
+    if mode == "shown":  # not uncaught: the program's own status
+        assert proc.returncode == 0, proc.stderr
+        return
     assert proc.returncode == -signal.SIGINT, proc.stderr
     assert proc.stderr.rstrip().endswith("KeyboardInterrupt"), proc.stderr
 
