@@ -260,7 +260,10 @@ bool Pool::orphan() noexcept {
       {
         std::unique_lock lock(live.mutex);
         auto at = reinterpret_cast<Pool*>(key.get());
-        live.unpinned.wait(lock, [&] { return live.pools.at(at).pins == 0; });
+        live.unpinned.wait(lock, [&] {
+          auto it = live.pools.find(at);
+          return it == live.pools.end() || it->second.pins == 0;
+        });
         live.pools.erase(at);
       }
       live.unpinned.notify_all();
