@@ -182,6 +182,10 @@ struct PoolOptions {
 ///   close, join, shutdown, shutdown_all and the destructor return at once.
 class Pool {
  public:
+  /// The most workers a pool starts (each is a thread and an interpreter);
+  /// more is refused with InterpreterError.
+  static constexpr std::size_t kMostWorkers = std::size_t{1} << 14;
+
   explicit Pool(PoolOptions options = {});
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
@@ -236,6 +240,10 @@ class Pool {
   }
 
   std::size_t size() const;
+  /// True on the thread of one of this pool's workers: in a task, a
+  /// completion, or code a task runs in another interpreter. Waiting there for
+  /// the pool to end (join) would wait for that very task.
+  bool runs_on_this_thread() const noexcept;
   /// Interrupts every running task that was submitted with a TaskControl (see
   /// TaskControl::interrupt); returns how many.
   std::size_t interrupt_all() noexcept;

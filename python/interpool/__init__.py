@@ -22,6 +22,7 @@ NotShareableError = _interpool.NotShareableError
 RemoteError = _interpool.RemoteError
 InterpreterError = _interpool.InterpreterError
 InterpreterNotFoundError = _interpool.InterpreterNotFoundError
+QueueError = _interpool.QueueError
 QueueEmpty = _interpool.QueueEmpty
 QueueClosed = _interpool.QueueClosed
 QueueNotFoundError = _interpool.QueueNotFoundError
@@ -136,6 +137,7 @@ __all__ = [
     "NotShareableError",
     "QueueClosed",
     "QueueEmpty",
+    "QueueError",
     "QueueFull",
     "QueueNotFoundError",
     "RLock",

@@ -13,6 +13,7 @@ from ._interpool import Lock as Lock
 from ._interpool import NotShareableError as NotShareableError
 from ._interpool import QueueClosed as QueueClosed
 from ._interpool import QueueEmpty as QueueEmpty
+from ._interpool import QueueError as QueueError
 from ._interpool import QueueFull as QueueFull
 from ._interpool import QueueNotFoundError as QueueNotFoundError
 from ._interpool import RemoteError as RemoteError
@@ -55,6 +56,7 @@ __all__ = [
     "NotShareableError",
     "QueueClosed",
     "QueueEmpty",
+    "QueueError",
     "QueueFull",
     "QueueNotFoundError",
     "RLock",

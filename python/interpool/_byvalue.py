@@ -89,7 +89,7 @@ def set_globals(fn: Any, state: tuple) -> None:
     for name, (version, value) in names.items():
         key = (sender, module, name)
         if _applied.get(key) != version or name not in namespace:
-            namespace[name] = value
+            namespace[name] = value.load() if type(value) is _Pickled else value
             _applied[key] = version
 
 
@@ -124,6 +124,31 @@ def import_module(name: str, *submodules: str) -> Any:
         if extension is None:
             raise
         return RefusedModule(name, extension, name)
+
+
+def _unsent_value(name: str, value: Any, error: Exception) -> Unsent:
+    return Unsent(name, f"its value (a {type(value).__qualname__!r} object) cannot be sent "
+                        f"({type(error).__name__}: {error}); create it in the worker instead (an "
+                        f"initializer can), or use one of interpool's shared objects")
+
+
+class _Pickled:
+    """The value of a global, pickled alone as its function is sent: the sender
+    tells by its bytes that a value changed in place (the same object) since it
+    last sent it, and a receiver that already holds that version loads nothing."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __reduce__(self) -> tuple:
+        return (_Pickled, (self.data,))
+
+    def load(self) -> Any:
+        import pickle
+
+        return pickle.loads(self.data)
 
 
 class Unsent:
@@ -213,10 +238,7 @@ class ByValue:
                 try:
                     dumps(value)
                 except Exception as e:
-                    why = (f"its value (a {type(value).__qualname__!r} object) cannot be sent "
-                           f"({type(e).__name__}: {e}); create it in the worker instead (an "
-                           f"initializer can), or use one of interpool's shared objects")
-                    self.names[name] = (version, Unsent(name, why))
+                    self.names[name] = (version, _unsent_value(name, value, e))
             return dumps(self)
         finally:
             self._pickling = False
@@ -277,6 +299,16 @@ class _Module:
 _marshal_cache: Any = None  # WeakKeyDictionary: code object -> (bytes, names it uses)
 
 
+def code_tree(code: Any) -> Any:
+    """`code` and the code objects nested in it (functions, comprehensions,
+    classes)."""
+    stack = [code]
+    while stack:
+        c = stack.pop()
+        yield c
+        stack.extend(k for k in c.co_consts if type(k) is type(code))
+
+
 def _code_parts(code: Any) -> tuple[bytes, tuple[str, ...]]:
     global _marshal_cache  # noqa: PLW0603
     if _marshal_cache is None:
@@ -288,11 +320,8 @@ def _code_parts(code: Any) -> tuple[bytes, tuple[str, ...]]:
         import marshal
 
         names: set[str] = set()
-        stack = [code]
-        while stack:
-            c = stack.pop()
+        for c in code_tree(code):
             names.update(c.co_names)
-            stack.extend(k for k in c.co_consts if type(k) is type(code))
         parts = _marshal_cache[code] = (marshal.dumps(code), tuple(sorted(names)))
     return parts
 
@@ -399,7 +428,8 @@ def send(fn: Any, what: str, needs_value: Any) -> Any:
 # global's version changes when this interpreter binds it to another object,
 # which receivers then bind in place of theirs (see set_globals).
 _SENDER = _SENDER_ID.hex()
-_versions: dict[str, dict[str, tuple[Any, int]]] = {}  # module -> name -> (object, version)
+# module -> name -> (object, version, hash of its pickle)
+_versions: dict[str, dict[str, tuple[Any, int, int | None]]] = {}
 _last_version = 0
 
 
@@ -410,19 +440,23 @@ def _forget_unbound(module: str, namespace: dict) -> None:
     held = _versions.get(module)
     if held:
         # list() copies the items at once: other threads may send meanwhile.
-        for name, (obj, _) in list(held.items()):
+        for name, (obj, _, _) in list(held.items()):
             if namespace.get(name, held) is not obj:
                 held.pop(name, None)
 
 
-def _version(module: str, name: str, value: Any) -> int:
+def _version(module: str, name: str, value: Any, sent: Any) -> int:
+    """The version of global `name` as sent now: a new one if the program bound
+    it to another object, or changed the object in place (its pickle differs),
+    since it was last sent."""
     global _last_version  # noqa: PLW0603
     names = _versions.setdefault(module, {})
     held = names.get(name)
-    if held is not None and held[0] is value:
+    digest = hash(sent.data) if type(sent) is _Pickled else None
+    if held is not None and held[0] is value and held[2] == digest:
         return held[1]
     _last_version += 1
-    names[name] = (value, _last_version)
+    names[name] = (value, _last_version, digest)
     return _last_version
 
 
@@ -457,7 +491,8 @@ class _Sender:
         for name in used:
             if name in available:
                 value = available[name]
-                names[name] = (_version(module, name, value), self.value(name, value, used))
+                sent = self.value(name, value, used)
+                names[name] = (_version(module, name, value, sent), sent)
         return out
 
     def value(self, name: str, obj: Any, used: tuple[str, ...]) -> Any:
@@ -476,4 +511,9 @@ class _Sender:
                                 f"cannot be imported by that name in workers ({_NOT_BY_NAME}); define it "
                                 f"in a module, or "
                                 f"{_EXTRA_HINT.replace('send it', 'send it and the functions that use it')}")
-        return obj
+        if isinstance(obj, type):
+            return obj  # by name: a class crosses as its reference, never changed in place
+        try:
+            return _Pickled(dumps(obj))
+        except Exception as e:
+            return _unsent_value(name, obj, e)

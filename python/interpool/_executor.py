@@ -193,6 +193,9 @@ class Executor(_ThreadPoolExecutor):
             raise TypeError(f"max_workers must be an int, not {type(max_workers).__name__!r}")
         elif max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
+        elif max_workers > _interpool.MOST_WORKERS:
+            raise ValueError(f"max_workers must be at most {_interpool.MOST_WORKERS} (each worker is a "
+                             f"thread and an interpreter), not {max_workers}")
         _check_thread_name_prefix(thread_name_prefix)
         thread_name_prefix = thread_name_prefix or f"interpool-{next(_executor_numbers)}"
         max_tasks_name = "max_tasks_per_worker"
@@ -288,11 +291,14 @@ class Executor(_ThreadPoolExecutor):
 
     def _submit_parts(self, parts: tuple, chunk_start: int | None = None,
                       accepted: bool = False, ref: _Ref | None = None,
-                      call: tuple | None = None, single: bool = False) -> _Future:
+                      call: tuple | None = None, single: bool = False,
+                      key: tuple[str, str] | None | bool = True) -> _Future:
         """Submits (module, qualname, args, kwargs). `accepted`: part of a map()
         that was accepted before shutdown(), which it still completes. With a
         fallback, `call` = (fn, args, kwargs) is what a process would run for
-        `ref`'s function."""
+        `ref`'s function, and `key` the function whose later tasks go straight
+        to processes once one was refused an import: (module, qualname), None
+        for none, True for `ref`'s."""
         state = self._state
         if _exit.forked is not None:
             raise RuntimeError(_exit.forked)
@@ -307,8 +313,10 @@ class Executor(_ThreadPoolExecutor):
             fut._chunk_start = chunk_start
             if state.fallback is not None and call is not None and ref is not None:
                 fut._call = call
-                if ref.module is not None:
-                    fut._key = (ref.module, ref.qualname)  # type: ignore[assignment]
+                if key is True:
+                    key = (ref.module, ref.qualname) if ref.module and ref.qualname else None
+                if key:
+                    fut._key = key
                     if fut._key in state.fallback.known and state.fallback.run(fut, call, None):
                         return fut  # this function's imports refuse sub-interpreters
             token = next(state.tokens)
@@ -336,6 +344,15 @@ class Executor(_ThreadPoolExecutor):
         ref = _reference(fn)
         return self._submit_parts(self._call_parts(ref, args, kwargs), ref=ref,
                                   call=(_for_process(ref, fn), args, kwargs))
+
+    def _submit_for(self, key: tuple[str, str] | None, fn: Callable[..., _T], /, *args: Any) -> _Future[_T]:
+        """submit(fn, *args) on behalf of the function named by `key`, (module,
+        qualname) or None: with fallback="process", a refused import sends that
+        function's later tasks to processes, not all of fn's (the joblib
+        backend's batches all run one function)."""
+        ref = _reference(fn)
+        return self._submit_parts(self._call_parts(ref, args, {}), ref=ref,
+                                  call=(_for_process(ref, fn), args, {}), key=key)
 
     def map(
         self,
@@ -500,6 +517,14 @@ class Executor(_ThreadPoolExecutor):
         self._here.shutdown(wait=False, cancel_futures=cancel_futures)
         if state.fallback is not None and cancel_futures:
             state.fallback.cancel_pending()
+        if wait and state.pool.runs_here():
+            # A task of this executor, running code in this interpreter
+            # (interpreters.get_main().call): waiting would wait for that task.
+            self._finalizer()
+            _exit.live.discard(self)
+            raise RuntimeError("cannot wait for an executor to shut down in one of its own tasks "
+                               "(here through the main interpreter): the wait would never end; "
+                               "it is shut down, without waiting: call shutdown(wait=False) there")
         if wait and threading.current_thread() is not self._handler:
             self._handler.join()
             if state.fallback is not None:

@@ -131,10 +131,15 @@ def _lookup(module: str, qualname: str) -> Any:
     return obj
 
 
-def reference(fn: Any, what: str = "the function") -> Ref:
+def reference(fn: Any, what: str = "the function", stateless_as_code: bool = False) -> Ref:
     """How `fn` reaches a worker. Only references by name are cached: they hold
     nothing of `fn`, so the cache never keeps a callable (a bound method's object)
-    alive; by value, the globals a function names are read at each call."""
+    alive; by value, the globals a function names are read at each call.
+    `stateless_as_code` (Interpreter.call, as the standard library's): a
+    stateless function crosses as its code, to run in the other interpreter's
+    __main__, even if it could be found by name."""
+    if stateless_as_code and stateless(fn):
+        return Ref(None, None, _byvalue.send(fn, what, needs_value), (), {})
     try:
         cached = _ref_cache.get(fn)
     except TypeError:  # not weak-referenceable (builtins, partials of them)
@@ -148,6 +153,31 @@ def reference(fn: Any, what: str = "the function") -> Ref:
         except TypeError:
             pass
     return ref
+
+
+# Instructions that read or bind a global (or, in a module's or class's code, a name).
+_GLOBAL_ACCESS = frozenset({"LOAD_GLOBAL", "STORE_GLOBAL", "DELETE_GLOBAL", "LOAD_NAME", "STORE_NAME",
+                            "DELETE_NAME"})
+_global_names: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # code -> names
+
+
+def stateless(fn: Any) -> bool:
+    """A plain function with no defaults and no closure whose code, nested code
+    included, names no global but builtins that its module does not shadow: what
+    3.14's Interpreter.call sends as code rather than by pickle."""
+    if (type(fn) is not types.FunctionType or fn.__closure__ or fn.__defaults__
+            or fn.__kwdefaults__):
+        return False
+    code = fn.__code__
+    names = _global_names.get(code)
+    if names is None:
+        import dis
+
+        names = _global_names[code] = frozenset(
+            i.argval for c in _byvalue.code_tree(code) for i in dis.get_instructions(c)
+            if i.opname in _GLOBAL_ACCESS)
+    namespace, builtins = fn.__globals__, getattr(fn, "__builtins__", {})
+    return all(name not in namespace and name in builtins for name in names)
 
 
 def for_process(ref: Ref, fn: Any) -> Any:

@@ -29,7 +29,22 @@ def _raised_by_task(exc: BaseException) -> bool:
     return isinstance(exc.__cause__, _interpool.RemoteError)
 
 
-class _Future(Future[_T]):
+class _Outcome(Future[_T]):
+    """A Future whose result() raises an exception that is false in a boolean
+    context (its class defines __bool__ or __len__): Future.result of Python
+    3.12 and 3.13 returned None for it (fixed in 3.14)."""
+
+    def _Future__get_result(self) -> _T:  # what Future.result calls once it is done
+        exc = self._exception
+        if exc is not None:
+            try:
+                raise exc
+            finally:
+                del exc, self  # no cycle through the traceback's frame
+        return self._result  # type: ignore[return-value]
+
+
+class _Future(_Outcome[_T]):
     """A Future whose cancel() also withdraws the task from the workers' queue,
     and whose result() waits on the engine: the thread that asks settles it,
     without a detour through the result thread."""

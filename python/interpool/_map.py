@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from . import _fallback, _interpool, _worker
 from ._functions import Ref as _Ref
 from ._functions import for_process as _for_process
-from ._future import _Future, _raised_by_task
+from ._future import _Future, _Outcome, _raised_by_task
 from ._worker import FN_KEYWORD
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def _rephrase_result(exc: BaseException, chunk_start: int | None) -> BaseExcepti
                                        path[2:])
 
 
-class _Slot(Future):
+class _Slot(_Outcome):
     """map_unordered: where the outcome of the i-th chunk to finish goes. It is
     no task, so cancel() does nothing (asyncio.wrap_future cancels what it wraps
     when the awaiting task is cancelled; _MapRun._stop deals with the chunks)."""

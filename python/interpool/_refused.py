@@ -158,7 +158,8 @@ class RefusedModule(type(sys)):  # type: ignore[misc]  # types.ModuleType, witho
         self.__interpool_refused__ = (extension, shown)
 
     def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("__") and attr.endswith("__"):  # probes (__path__, __file__...)
+        if attr.startswith("__") and attr.endswith("__") and attr != "__version__":
+            # probes (__path__, __file__...)
             raise AttributeError(f"module {self.__name__!r} has no attribute {attr!r}")
         extension, shown = self.__interpool_refused__
         if _loading():
@@ -167,6 +168,19 @@ class RefusedModule(type(sys)):  # type: ignore[misc]  # types.ModuleType, witho
 
     def __repr__(self) -> str:
         return f"<placeholder for refused module {self.__name__!r}>"
+
+
+def _operator(symbol: str, reflected: bool = False) -> Any:
+    """An operator of RefusedName: while the script loads, a placeholder for its
+    result (`EPS = np.finfo(float).eps * 10` loads, and fails where it is used);
+    afterwards, the error naming the use."""
+
+    def apply(self: RefusedName, *other: Any) -> Any:
+        if not other:
+            return self._use(f" ({symbol})")
+        return self._use(f" {symbol} ..." if not reflected else f" ({symbol} from the right)")
+
+    return apply
 
 
 class RefusedName:
@@ -207,6 +221,35 @@ class RefusedName:
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+    def _decide(self, *args: Any) -> Any:
+        # The script's top level needs a plain value of it (a test, a length, a
+        # number): it cannot load here without the module.
+        extension, shown = self.__interpool_refused__
+        raise _error(extension, f"{shown} (as a value your script's top level needs: a test, a "
+                                f"length or a number, which workers compute when they load it; "
+                                f"compute it in the functions that use it, or under "
+                                f"`if __name__ == \"__main__\":`)")
+
+    __bool__ = __len__ = __int__ = __float__ = __complex__ = __index__ = __contains__ = _decide
+
+    __add__, __radd__ = _operator("+"), _operator("+", True)
+    __sub__, __rsub__ = _operator("-"), _operator("-", True)
+    __mul__, __rmul__ = _operator("*"), _operator("*", True)
+    __truediv__, __rtruediv__ = _operator("/"), _operator("/", True)
+    __floordiv__, __rfloordiv__ = _operator("//"), _operator("//", True)
+    __mod__, __rmod__ = _operator("%"), _operator("%", True)
+    __pow__, __rpow__ = _operator("**"), _operator("**", True)
+    __matmul__, __rmatmul__ = _operator("@"), _operator("@", True)
+    __and__, __rand__ = _operator("&"), _operator("&", True)
+    __or__, __ror__ = _operator("|"), _operator("|", True)
+    __xor__, __rxor__ = _operator("^"), _operator("^", True)
+    __lshift__, __rlshift__ = _operator("<<"), _operator("<<", True)
+    __rshift__, __rrshift__ = _operator(">>"), _operator(">>", True)
+    __lt__, __le__, __gt__, __ge__ = _operator("<"), _operator("<="), _operator(">"), _operator(">=")
+    # == and != stay identity's: containers, enums and `x in (...)` compare
+    # with them while the script loads.
+    __neg__, __pos__, __abs__, __invert__ = _operator("-"), _operator("+"), _operator("abs"), _operator("~")
 
     def __repr__(self) -> str:
         return f"<placeholder for {self.__interpool_refused__[1]}, refused here>"

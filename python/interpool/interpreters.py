@@ -55,8 +55,8 @@ from ._functions import reference as _reference
 __all__ = [
     "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE",
     "ExecutionFailed", "Interpreter", "InterpreterError", "InterpreterNotFoundError",
-    "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueFull",
-    "QueueNotFoundError",
+    "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueError",
+    "QueueFull", "QueueNotFoundError",
     "create", "create_queue", "get_current", "get_main", "is_shareable", "list_all",
 ]
 
@@ -66,6 +66,7 @@ from . import (  # noqa: E402  (the package's names for the extension's exceptio
     ItemInterpreterDestroyed,
     NotShareableError,
     QueueEmpty,
+    QueueError,
     QueueFull,
     QueueNotFoundError,
 )
@@ -245,7 +246,7 @@ class Interpreter:
         """Calls callable(*args, **kwargs) in the interpreter, in the current
         thread, and returns a copy of the result. An uncaught exception raises
         ExecutionFailed."""
-        ref = _reference(callable, "the callable")
+        ref = _reference(callable, "the callable", stateless_as_code=True)
         if ref.args:
             args = ref.args + args
         if ref.kwargs:
@@ -308,10 +309,30 @@ def _check_callable(callable: Any, sent: Any) -> None:
 
 
 def _function_body(fn: types.FunctionType) -> types.CodeType:
-    code = fn.__code__
-    if code.co_argcount or code.co_kwonlyargcount or code.co_flags & 0x0C:  # *args, **kwargs
+    if _takes_arguments(fn.__code__):
         raise ValueError(f"exec() takes a function with no arguments, and {fn.__qualname__} has some")
-    return code  # a closure's is refused by _check_runnable
+    return fn.__code__  # checked further by _check_runnable
+
+
+def _takes_arguments(code: types.CodeType) -> bool:
+    return bool(code.co_argcount or code.co_posonlyargcount or code.co_kwonlyargcount
+                or code.co_flags & 0x0C)  # *args, **kwargs
+
+
+def _returns_a_value(code: types.CodeType) -> bool:
+    """True if a return of the code may give something else than None, as the
+    bytecode says (what it returns at run time is not looked at)."""
+    import dis
+
+    before = None
+    for ins in dis.get_instructions(code):
+        if ins.opname == "RETURN_CONST" and ins.argval is not None:
+            return True
+        if ins.opname == "RETURN_VALUE" and not (
+                before is not None and before.opname == "LOAD_CONST" and before.argval is None):
+            return True
+        before = ins
+    return False
 
 
 # A generator's, a coroutine's or an async generator's code makes an object
@@ -320,10 +341,14 @@ _NOT_RUN = {0x20: "a generator", 0x80: "a coroutine", 0x200: "an async generator
 
 
 def _check_runnable(code: types.CodeType) -> None:
-    """ValueError for a code object whose body exec() cannot run as it is: one
-    that needs the cells of an enclosing function (run without them, it would
-    read memory that is not there), or whose running makes a generator or a
-    coroutine instead."""
+    """ValueError, before anything runs, for a code object that is not a
+    script's, as the standard library's exec() refuses it: one that takes
+    arguments or returns a value; one that needs the cells of an enclosing
+    function (run without them, it would read memory that is not there); one
+    whose running makes a generator or a coroutine instead."""
+    fix = "pass a function with no arguments that returns nothing, or source text"
+    if _takes_arguments(code):
+        raise ValueError(f"exec() cannot run the code of {code.co_qualname}: it takes arguments; {fix}")
     if code.co_freevars:
         what = ("names of an enclosing function" if "__class__" not in code.co_freevars
                 else "names of an enclosing function or class (__class__ is what super() reads)")
@@ -334,6 +359,9 @@ def _check_runnable(code: types.CodeType) -> None:
         if code.co_flags & flag:
             raise ValueError(f"exec() cannot run the code of {code.co_qualname}: it is {what}'s, whose body "
                              "would not run; pass a plain function, or source text")
+    if _returns_a_value(code):
+        raise ValueError(f"exec() cannot run the code of {code.co_qualname}: it returns a value, and a "
+                         f"script returns nothing (call() returns what a function returns); {fix}")
 
 
 def create() -> Interpreter:

@@ -8,6 +8,7 @@ from . import InterpreterNotFoundError as InterpreterNotFoundError
 from . import ItemInterpreterDestroyed as ItemInterpreterDestroyed
 from . import NotShareableError as NotShareableError
 from . import QueueEmpty as QueueEmpty
+from . import QueueError as QueueError
 from . import QueueFull as QueueFull
 from . import QueueNotFoundError as QueueNotFoundError
 from ._interpool import UNBOUND as UNBOUND
@@ -22,8 +23,8 @@ _P = ParamSpec("_P")
 __all__ = [
     "UNBOUND", "UNBOUND_ERROR", "UNBOUND_REMOVE",
     "ExecutionFailed", "Interpreter", "InterpreterError", "InterpreterNotFoundError",
-    "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueFull",
-    "QueueNotFoundError",
+    "ItemInterpreterDestroyed", "NotShareableError", "Queue", "QueueEmpty", "QueueError",
+    "QueueFull", "QueueNotFoundError",
     "create", "create_queue", "get_current", "get_main", "is_shareable", "list_all",
 ]
 

@@ -46,6 +46,7 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
 from . import IncompatibleModuleError, NotShareableError, _joblib_worker, _worker, usable_cpus
 from ._byvalue import dumps as _dumps
 from ._executor import Executor
+from ._functions import reference as _reference
 from ._future import _Future
 
 __all__ = ["InterpoolBackend"]
@@ -103,6 +104,18 @@ class _KeptExecutors:
 
 
 _executors = _KeptExecutors()
+
+
+def _batch_function(calls: list) -> tuple[str, str] | None:
+    """The function a batch's calls all call, as a fallback key (module,
+    qualname): with fallback="process", a batch refused an import sends that
+    function's later batches to processes, and no other's. None if they call
+    several, or one that workers cannot find by name."""
+    functions = {id(fn): fn for fn, _, _ in calls}
+    if len(functions) != 1:
+        return None
+    ref = _reference(next(iter(functions.values())))
+    return (ref.module, ref.qualname) if ref.module is not None and ref.qualname is not None else None
 
 
 def _not_sent(batch: Any, error: NotShareableError) -> NotShareableError:
@@ -223,8 +236,8 @@ class InterpoolBackend(AutoBatchingMixin, ParallelBackendBase):
                         backend, n_jobs = self.get_nested_backend()
                         nested = (type(backend).__module__, type(backend).__qualname__,
                                   backend.nesting_level, n_jobs)
-                        future = sent = self._executor.submit(
-                            _joblib_worker.run_batch, calls, nested)
+                        future = sent = self._executor._submit_for(
+                            _batch_function(calls), _joblib_worker.run_batch, calls, nested)
                     else:
                         future = sent = self._executor.submit(func)
                 except NotShareableError as e:

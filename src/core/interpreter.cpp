@@ -229,16 +229,20 @@ Interpreter::~Interpreter() {
   }
 }
 
-// Runs interpool's own source text `code` in namespace `ns`. Compiled and
-// evaluated rather than run by PyRun_String, which clears CPython's
-// process-wide record of a script ended by an uncaught KeyboardInterrupt
-// (Py_RunMain then exits with status 1, not by SIGINT): interpreters close
-// while the program exits.
-static PyObject* eval_source(const char* code, PyObject* ns) {
-  PyObject* compiled = Py_CompileString(code, "<string>", Py_file_input);
-  PyObject* r = compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr;
-  Py_XDECREF(compiled);
-  return r;
+void run_quietly(const char* code, SourceRun how) noexcept {
+  PyObject* ns = PyDict_New();
+  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
+  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
+    if (how == SourceRun::AsScript) {
+      Py_XDECREF(PyRun_String(code, Py_file_input, ns, ns));
+    } else {
+      PyObject* compiled = Py_CompileString(code, "<string>", Py_file_input);
+      Py_XDECREF(compiled ? PyEval_EvalCode(compiled, ns, ns) : nullptr);
+      Py_XDECREF(compiled);
+    }
+  }
+  PyErr_Clear();
+  Py_XDECREF(ns);
 }
 
 #if PY_VERSION_HEX < 0x030D0000
@@ -248,7 +252,7 @@ static PyObject* eval_source(const char* code, PyObject* ns) {
 // and the interpreter ends with the keeper, so take the lock again: the
 // shutdown then releases it as it would have. Only on that OS thread: from any
 // other thread the shutdown joins that lock instead, and a held lock would hang
-// it. Runs in a scratch namespace.
+// it.
 static void settle_threading_312() {
   static const char code[] =
       "import sys\n"
@@ -258,14 +262,7 @@ static void settle_threading_312() {
       "if lock is not None and not lock.locked() and not m._is_stopped \\\n"
       "        and m.ident == t.get_ident():\n"
       "    lock.acquire(False)\n";
-  PyObject* ns = PyDict_New();
-  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
-  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
-    PyObject* r = eval_source(code, ns);
-    Py_XDECREF(r);
-  }
-  PyErr_Clear();
-  Py_XDECREF(ns);
+  run_quietly(code);
 }
 #endif
 
@@ -305,18 +302,6 @@ bool python_finalizing() noexcept {
 #else
   return _Py_IsFinalizing();
 #endif
-}
-
-// Runs `code` in the current interpreter, in a scratch namespace; errors are dropped.
-void run_quietly(const char* code) {
-  PyObject* ns = PyDict_New();
-  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
-  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0) {
-    PyObject* r = eval_source(code, ns);
-    Py_XDECREF(r);
-  }
-  PyErr_Clear();
-  Py_XDECREF(ns);
 }
 
 }  // namespace

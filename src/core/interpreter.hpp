@@ -26,6 +26,18 @@ inline void keep_keyword_tuples_at_exit() noexcept {
   interpool_keep_keyword_tuples(forked_while_running() ? 1 : 0);
 }
 
+/// How run_quietly runs its text. Evaluated: compiled and evaluated, for the
+/// engine's own steps, since CPython's PyRun_String clears the process-wide
+/// record of a script ended by an uncaught KeyboardInterrupt (Py_RunMain then
+/// exits with status 1, not by SIGINT), and interpreters close while the
+/// program exits. AsScript: by PyRun_String, which sets that record when the
+/// text raises KeyboardInterrupt.
+enum class SourceRun { Evaluated, AsScript };
+
+/// Runs interpool's own source text in the current interpreter (its GIL held),
+/// in a scratch namespace with the builtins; its errors are dropped.
+void run_quietly(const char* code, SourceRun how = SourceRun::Evaluated) noexcept;
+
 /// The thread state attached to the calling thread, or nullptr (never fails).
 inline PyThreadState* current_thread_state() noexcept {
 #if PY_VERSION_HEX >= 0x030D0000

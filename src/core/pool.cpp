@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
-#include <cstdio>
 #include <future>
 #include <interpool/channel.hpp>
 #include <mutex>
@@ -157,7 +156,6 @@ Pool::Pool(PoolOptions options) : impl_(std::make_unique<Impl>(std::move(options
         "cannot start a Pool: Python is not running (create an interpool::Runtime first)");
   Impl& p = *impl_;
   std::size_t n = p.options_.workers ? p.options_.workers : usable_cpus();
-  constexpr std::size_t kMostWorkers = std::size_t{1} << 14;
   if (n > kMostWorkers)
     throw InterpreterError(
         "PoolOptions::workers is " + std::to_string(n) + ": a pool starts at most " +
@@ -234,6 +232,8 @@ thread_local const void* t_working_for = nullptr;
 }  // namespace
 
 bool Pool::Impl::runs_on_this_thread() const { return t_working_for == this; }
+
+bool Pool::runs_on_this_thread() const noexcept { return impl_->runs_on_this_thread(); }
 
 // ~Pool on one of its own workers (a task's completion released the pool's
 // last owner): that worker cannot join itself. The pool stops taking tasks
@@ -395,21 +395,20 @@ bool stop_left_threads(Runner& runner, Outcome& out, PyObject* interrupt_type) {
   return true;
 }
 
-// Runs a task's Completion. One that throws is reported on stderr and its
-// exception dropped: every other completion still runs, each once, and the
-// worker serves on (an exception that left a worker's thread ended it, and the
+std::atomic<CompletionErrorReporter> g_completion_error_reporter{nullptr};
+
+// Runs a task's Completion. One that throws goes to the face's reporter and
+// is dropped: every other completion still runs, each once, and the worker
+// serves on (an exception that left a worker's thread ended it, and the
 // tasks queued for it never ran).
 void complete(Completion& done, Outcome out) {
   try {
     done(std::move(out));
   } catch (const abi::__forced_unwind&) {
     throw;  // CPython ending this thread at finalization must go on
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "interpool: a task's completion threw an exception, ignored: %s\n",
-                 e.what());
   } catch (...) {
-    std::fprintf(stderr,
-                 "interpool: a task's completion threw a non-standard exception, ignored\n");
+    if (CompletionErrorReporter report = g_completion_error_reporter.load())
+      report(std::current_exception());
   }
 }
 
@@ -439,6 +438,10 @@ Outcome run_task(Runner& runner, const Call& call, Runner::Result keep = Runner:
 }
 
 }  // namespace
+
+void set_completion_error_reporter(CompletionErrorReporter report) noexcept {
+  g_completion_error_reporter.store(report);
+}
 
 void Pool::Impl::work(Worker& self) {
   struct Working {

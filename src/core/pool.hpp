@@ -2,7 +2,18 @@
 // (the control of a task, the worker).
 #pragma once
 
+#include <exception>
 #include <interpool/pool.hpp>
 
 #include "core/task_control.hpp"
 #include "core/worker.hpp"
+
+namespace interpool {
+
+/// What the engine does with an exception a task's Completion threw: it drops
+/// it (the worker and every other task go on) after handing it to the reporter
+/// a face set, which must not throw. Set once, as the face's library loads.
+using CompletionErrorReporter = void (*)(std::exception_ptr) noexcept;
+void set_completion_error_reporter(CompletionErrorReporter report) noexcept;
+
+}  // namespace interpool

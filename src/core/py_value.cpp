@@ -9,25 +9,11 @@
 #include <vector>
 
 #include "core/packed.hpp"
+#include "core/py_ref.hpp"
 
 namespace interpool {
 
-// ---------------------------------------------------------------------------
-// Small owning reference, local to this file's conversions
-// ---------------------------------------------------------------------------
-
 namespace {
-
-struct Ref {
-  PyObject* p = nullptr;
-  Ref() = default;
-  explicit Ref(PyObject* o) : p(o) {}
-  Ref(const Ref&) = delete;
-  Ref& operator=(const Ref&) = delete;
-  ~Ref() { Py_XDECREF(p); }
-  PyObject* release() { return std::exchange(p, nullptr); }
-  explicit operator bool() const { return p != nullptr; }
-};
 
 std::atomic<HandleCodec*> g_codec{nullptr};
 

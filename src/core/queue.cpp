@@ -58,6 +58,9 @@ Queue::~Queue() { queues().forget_expired(id_); }
 
 namespace {
 
+// Over a copy of the live queues (live()), not under the table's lock
+// (visit_live): dropping an item may drop the last reference to another queue
+// it carried, whose destructor takes the table's lock.
 void apply_unbound_policies(std::int64_t interp_id) {
   for (auto& q : queues().live()) {
     q->retain([&](QueueItem& item) {

@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "core/py_ref.hpp"
 #include "core/py_value.hpp"
 
 namespace interpool {
@@ -79,8 +80,10 @@ Outcome Runner::run(const Call& call, Result keep) {
   failed_in_module_code_ = false;
   PyObject* fn = resolve(call.function);
   if (!fn) return failure();
-  PyObject* args = nullptr;
-  PyObject* kwargs = nullptr;
+  // Owned by Refs: a C++ error thrown on the way (run_task makes it the
+  // task's outcome) drops them too.
+  Ref args;
+  Ref kwargs;
   {
     // One crossing: an object in two arguments arrives as one object. (Scoped:
     // the objects it holds are the call's to drop.)
@@ -91,45 +94,36 @@ Outcome Runner::run(const Call& call, Result keep) {
                       "task did not run");
       return failure();
     };
-    args = rebuild(call.args);
+    args = Ref(rebuild(call.args));
     if (!args) return not_rebuilt();
-    if (!PyTuple_Check(args)) {
-      Py_DECREF(args);
+    if (!PyTuple_Check(args.get())) {
       PyErr_SetString(PyExc_TypeError, "interpool: call arguments must be a tuple");
       return failure();
     }
     if (const Dict* d = call.kwargs.get_if<Dict>(); d && !d->items.empty()) {
-      kwargs = rebuild(call.kwargs);
-      if (!kwargs) {
-        Py_DECREF(args);
-        return not_rebuilt();
-      }
+      kwargs = Ref(rebuild(call.kwargs));
+      if (!kwargs) return not_rebuilt();
     }
   }
-  PyObject* result = PyObject_Call(fn, args, kwargs);
-  Py_DECREF(args);
-  Py_XDECREF(kwargs);
+  Ref result(PyObject_Call(fn, args.get(), kwargs.get()));
+  args = Ref();
+  kwargs = Ref();
   if (!result) return failure();
-  if (keep == Result::Discard) {
-    Py_DECREF(result);
-    return Outcome::ok(Value());
-  }
-  Outcome out;
+  if (keep == Result::Discard) return Outcome::ok(Value());
   try {
-    out = Outcome::ok(to_value(result, "the result"));
+    return Outcome::ok(to_value(result.get(), "the result"));
   } catch (const NotShareable& e) {
-    out = Outcome::failed(ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}, e});
+    return Outcome::failed(
+        ErrorInfo{"interpool", "NotShareableError", e.what(), {}, {}, {}, {}, e});
   } catch (const PythonErrorSet&) {
-    out = failure();
+    return failure();
   } catch (const std::bad_alloc&) {
     // What was converted of it so far is dropped with the converter.
     PyErr_SetString(PyExc_MemoryError,
                     "interpool: out of memory while converting the task's result to send it "
                     "back");
-    out = failure();
+    return failure();
   }
-  Py_DECREF(result);
-  return out;
 }
 
 // A borrowed reference to the function, cached for the worker's life; nullptr with an error set.

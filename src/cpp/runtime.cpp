@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <interpool/error.hpp>
 #include <interpool/pool.hpp>
 #include <interpool/runtime.hpp>
@@ -11,6 +12,7 @@
 #include <string_view>
 
 #include "core/interpreter.hpp"
+#include "core/pool.hpp"
 #include "core/watchdog.hpp"
 
 #ifndef INTERPOOL_PYTHON_HOME
@@ -54,6 +56,23 @@ PyObject* interruption_class() {
 // and use a Pool without a Runtime.
 [[maybe_unused]] const bool interruption_class_given =
     (set_interruption_class(interruption_class), true);
+
+// A Completion of the program's that threw: the engine drops the exception
+// (the worker and the other tasks go on); the program is told on stderr.
+void report_completion_error(std::exception_ptr error) noexcept {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "interpool: a task's completion threw an exception, ignored: %s\n",
+                 e.what());
+  } catch (...) {
+    std::fprintf(stderr,
+                 "interpool: a task's completion threw a non-standard exception, ignored\n");
+  }
+}
+
+[[maybe_unused]] const bool completion_error_reporter_given =
+    (set_completion_error_reporter(report_completion_error), true);
 
 }  // namespace
 

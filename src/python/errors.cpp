@@ -97,6 +97,20 @@ PyObject* broken_exception(ModuleState* st, const ErrorInfo& cause) {
 
 }  // namespace
 
+PyObject* new_exception_class(const char* name, std::initializer_list<PyObject*> bases,
+                              const char* doc) {
+  std::string qualified = std::string("interpool.") + name;
+  if (bases.size() == 1)
+    return PyErr_NewExceptionWithDoc(qualified.c_str(), doc, *bases.begin(), nullptr);
+  PyObject* tuple = PyTuple_New(static_cast<Py_ssize_t>(bases.size()));
+  if (!tuple) return nullptr;
+  Py_ssize_t i = 0;
+  for (PyObject* base : bases) PyTuple_SET_ITEM(tuple, i++, Py_NewRef(base));
+  PyObject* cls = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, tuple, nullptr);
+  Py_DECREF(tuple);
+  return cls;
+}
+
 bool ensure_futures_types(ModuleState* st) {
   if (st->BrokenInterpreterPool) return true;
   PyObject* futures = PyImport_ImportModule("concurrent.futures._base");
@@ -104,11 +118,10 @@ bool ensure_futures_types(ModuleState* st) {
   PyObject* broken_base = PyObject_GetAttrString(futures, "BrokenExecutor");
   PyObject* cancelled = PyObject_GetAttrString(futures, "CancelledError");
   Py_DECREF(futures);
-  PyObject* broken = broken_base ? PyErr_NewExceptionWithDoc(
-                                       "interpool.BrokenInterpreterPool",
-                                       "A worker could not start or its initializer failed; the "
-                                       "pool takes no more tasks.",
-                                       broken_base, nullptr)
+  PyObject* broken = broken_base ? new_exception_class("BrokenInterpreterPool", {broken_base},
+                                                       "A worker could not start or its "
+                                                       "initializer failed; the pool takes no "
+                                                       "more tasks.")
                                  : nullptr;
   Py_XDECREF(broken_base);
   if (!broken || !cancelled) {
@@ -128,8 +141,7 @@ bool ensure_queue_full(ModuleState* st) {
   PyObject* full = PyObject_GetAttrString(queue_module, "Full");
   Py_DECREF(queue_module);
   if (!full) return false;
-  st->QueueFull =
-      PyErr_NewExceptionWithDoc("interpool.QueueFull", "The queue was full.", full, nullptr);
+  st->QueueFull = new_exception_class("QueueFull", {st->QueueError, full}, "The queue was full.");
   Py_DECREF(full);
   return st->QueueFull != nullptr;
 }

@@ -5,6 +5,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <initializer_list>
 #include <interpool/error.hpp>
 #include <interpool/pool.hpp>
 #include <interpool/signal.hpp>
@@ -15,6 +16,10 @@
 
 namespace interpool::python {
 
+// A new exception class "interpool.<name>" with these bases (one or more);
+// nullptr with an error set.
+PyObject* new_exception_class(const char* name, std::initializer_list<PyObject*> bases,
+                              const char* doc);
 // BrokenInterpreterPool and CancelledError need concurrent.futures, which
 // workers seldom use: made on first need (and by the module's __getattr__).
 bool ensure_futures_types(ModuleState* st);

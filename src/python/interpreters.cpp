@@ -58,6 +58,10 @@ PyObject* mod_interp_close(PyObject* module, PyObject* arg) {
   ModuleState* st = state_of(module);
   try {
     InterpreterTable::close(id);
+  } catch (const InterpreterNotFound&) {
+    // As the program ends the extension's atexit hook closes the interpreters
+    // left open; closing one after that (a __del__ at finalization) finds it gone.
+    if (!st->exiting) return raise_engine_error(st);
   } catch (...) {
     return raise_engine_error(st);
   }

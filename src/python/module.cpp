@@ -201,16 +201,63 @@ bool script_ended_by_keyboard_interrupt() {
 // interrupted at exit). Once they are all done, the flag is set again as
 // CPython sets it: by source text whose run raises KeyboardInterrupt.
 void keep_keyboard_interrupt_exit() {
-  if (!script_ended_by_keyboard_interrupt()) return;
-  PyObject* ns = PyDict_New();
-  PyObject* builtins = ns ? PyEval_GetBuiltins() : nullptr;
-  if (builtins && PyDict_SetItemString(ns, "__builtins__", builtins) == 0)
-    Py_XDECREF(PyRun_String("raise KeyboardInterrupt", Py_file_input, ns, ns));
-  PyErr_Clear();
-  Py_XDECREF(ns);
+  if (script_ended_by_keyboard_interrupt())
+    run_quietly("raise KeyboardInterrupt", SourceRun::AsScript);
 }
 
 PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usable_cpus()); }
+
+// sys._current_frames() and sys._current_exceptions(), for the threads of the
+// calling interpreter only. CPython's walk the threads of every interpreter
+// and make objects of their frames in the caller's interpreter while the
+// others run under their own GILs: with workers running, the process crashed
+// (free(): invalid pointer) whoever asked (a stack dump on timeout, a
+// debugger). The module puts these in sys in each interpreter that imports it.
+// The calling interpreter's GIL is held: its other threads do not run.
+template <class Entry>
+PyObject* per_thread(Entry entry) {
+  PyObject* out = PyDict_New();
+  if (!out) return nullptr;
+  for (PyThreadState* t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
+       t = PyThreadState_Next(t)) {
+    PyObject* value = entry(t);  // new reference, or nullptr (none, or an error set)
+    if (!value) {
+      if (PyErr_Occurred()) break;
+      continue;
+    }
+    PyObject* key = PyLong_FromUnsignedLong(t->thread_id);
+    int r = key ? PyDict_SetItem(out, key, value) : -1;
+    Py_XDECREF(key);
+    Py_DECREF(value);
+    if (r < 0) break;
+  }
+  if (PyErr_Occurred()) Py_CLEAR(out);
+  return out;
+}
+
+PyObject* mod_current_frames(PyObject*, PyObject*) {
+  return per_thread(
+      [](PyThreadState* t) { return reinterpret_cast<PyObject*>(PyThreadState_GetFrame(t)); });
+}
+
+PyObject* mod_current_exceptions(PyObject*, PyObject*) {
+  return per_thread([](PyThreadState* t) -> PyObject* {
+    _PyErr_StackItem* item = t->exc_info;
+    while (item && (!item->exc_value || item->exc_value == Py_None)) item = item->previous_item;
+    return item ? Py_NewRef(item->exc_value) : nullptr;
+  });
+}
+
+// Puts them in sys in place of CPython's (see per_thread).
+bool keep_thread_listings_in_this_interpreter(PyObject* module) {
+  for (const char* name : {"_current_frames", "_current_exceptions"}) {
+    PyObject* fn = PyObject_GetAttrString(module, name);
+    int r = fn ? PySys_SetObject(name, fn) : -1;
+    Py_XDECREF(fn);
+    if (r < 0) return false;
+  }
+  return true;
+}
 
 PyObject* mod_worker_thread_name(PyObject*, PyObject*) {
   const std::string& name = Worker::current_thread_name();
@@ -356,6 +403,10 @@ PyMethodDef module_methods[] = {
      "raise_task_error(data, /)\n--\n\nRaises what task_error() gave, as the task's failure "
      "would be."},
     {"usable_cpus", mod_usable_cpus, METH_NOARGS, "Number of CPUs this process may use."},
+    {"_current_frames", mod_current_frames, METH_NOARGS,
+     "sys._current_frames() for this interpreter's threads (the module puts it in sys)."},
+    {"_current_exceptions", mod_current_exceptions, METH_NOARGS,
+     "sys._current_exceptions() for this interpreter's threads (the module puts it in sys)."},
     {"not_shareable_at", mod_not_shareable_at, METH_VARARGS,
      "not_shareable_at($module, exc, where, path, /)\n--\n\nThe NotShareableError exc (made "
      "from an engine error)\nat another place: where (str) and path (a tuple of int and str)."},
@@ -380,15 +431,19 @@ PyMethodDef module_methods[] = {
 // Module lifecycle
 // ---------------------------------------------------------------------------
 
-PyObject* new_exception(PyObject* module, const char* name, PyObject* base, const char* doc) {
-  std::string qualified = std::string("interpool.") + name;
-  PyObject* exc = PyErr_NewExceptionWithDoc(qualified.c_str(), doc, base, nullptr);
+PyObject* new_exception(PyObject* module, const char* name, std::initializer_list<PyObject*> bases,
+                        const char* doc) {
+  PyObject* exc = new_exception_class(name, bases, doc);
   if (!exc) return nullptr;
   if (PyModule_AddObjectRef(module, name, exc) < 0) {
     Py_DECREF(exc);
     return nullptr;
   }
   return exc;
+}
+
+PyObject* new_exception(PyObject* module, const char* name, PyObject* base, const char* doc) {
+  return new_exception(module, name, {base}, doc);
 }
 
 // The engine's Pickler class in this interpreter: interpool._byvalue.pickler(),
@@ -450,16 +505,18 @@ int module_exec(PyObject* module) {
       !(st->InterpreterNotFoundError =
             new_exception(module, "InterpreterNotFoundError", st->InterpreterError,
                           "No interpreter has this id (any more).")) ||
-      !(st->QueueEmpty =
-            new_exception(module, "QueueEmpty", queue_empty, "The queue was empty.")) ||
+      !(st->QueueError = new_exception(module, "QueueError", PyExc_RuntimeError,
+                                       "The base class of the queues' exceptions.")) ||
+      !(st->QueueEmpty = new_exception(module, "QueueEmpty", {st->QueueError, queue_empty},
+                                       "The queue was empty.")) ||
       !(st->QueueClosed =
-            new_exception(module, "QueueClosed", PyExc_Exception, "The queue is closed.")) ||
+            new_exception(module, "QueueClosed", st->QueueError, "The queue is closed.")) ||
       !(st->QueueNotFoundError =
-            new_exception(module, "QueueNotFoundError", PyExc_LookupError,
+            new_exception(module, "QueueNotFoundError", {st->QueueError, PyExc_LookupError},
                           "No live queue has this id (never created, or every reference to it "
                           "is gone).")) ||
       !(st->ItemInterpreterDestroyed =
-            new_exception(module, "ItemInterpreterDestroyed", PyExc_Exception,
+            new_exception(module, "ItemInterpreterDestroyed", st->QueueError,
                           "The interpreter that put a queue item has been closed.")) ||
       !(st->RemoteError = new_exception(module, "RemoteError", PyExc_Exception,
                                         "An exception raised in a worker, described by type_name, "
@@ -492,7 +549,10 @@ int module_exec(PyObject* module) {
     reinterpret_cast<UnboundObject*>(*slot)->code = static_cast<int>(code);
     return PyModule_AddObjectRef(module, name, *slot) == 0;
   };
-  if (PyModule_AddFunctions(module, interpreter_functions) < 0) return -1;
+  if (!keep_thread_listings_in_this_interpreter(module)) return -1;
+  if (PyModule_AddFunctions(module, interpreter_functions) < 0 ||
+      PyModule_AddIntConstant(module, "MOST_WORKERS", static_cast<long>(Pool::kMostWorkers)) < 0)
+    return -1;
   if (!make_unbound(&st->unbound, "UNBOUND", Unbound::Marker) ||
       !make_unbound(&st->unbound_error, "UNBOUND_ERROR", Unbound::Error) ||
       !make_unbound(&st->unbound_remove, "UNBOUND_REMOVE", Unbound::Remove))
@@ -523,6 +583,7 @@ int module_traverse(PyObject* module, visitproc visit, void* arg) {
   Py_VISIT(st->pools);
   Py_VISIT(st->NotShareableError);
   Py_VISIT(st->InterpreterError);
+  Py_VISIT(st->QueueError);
   Py_VISIT(st->QueueEmpty);
   Py_VISIT(st->QueueFull);
   Py_VISIT(st->QueueClosed);
@@ -551,6 +612,7 @@ int module_clear(PyObject* module) {
   Py_CLEAR(st->pools);
   Py_CLEAR(st->NotShareableError);
   Py_CLEAR(st->InterpreterError);
+  Py_CLEAR(st->QueueError);
   Py_CLEAR(st->QueueEmpty);
   Py_CLEAR(st->QueueFull);
   Py_CLEAR(st->QueueClosed);

@@ -29,6 +29,7 @@ struct ModuleState {
   PyObject* pools;   // WeakSet of this interpreter's live Pools, shut down at exit
   PyObject* NotShareableError;
   PyObject* InterpreterError;
+  PyObject* QueueError;  // the base of the queue exceptions (a RuntimeError)
   PyObject* QueueEmpty;
   PyObject* QueueFull;
   PyObject* QueueClosed;

@@ -95,11 +95,15 @@ PyObject* Task_take(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!parse_deadline(timeout, TimeoutRule::NonNegative, deadline)) return nullptr;
   TaskOutcome& task = **reinterpret_cast<TaskObject*>(self)->state;
   if (!refuse_wait_after_fork(task)) return nullptr;
+  // A taker, the sink does not get the outcome; while a signal handler runs in
+  // this thread (which may wait for the sink's reader: an executor's shutdown)
+  // it is not one, and an outcome that comes meanwhile goes to the sink.
   task.begin_take();
   WaitResult r;
-  bool waited = wait_for(task, deadline, true, r);  // false: interrupted, exception set
-  bool mine = task.end_take(waited);  // interrupted: the outcome goes to completions()
-  if (!waited) return nullptr;
+  bool waited = wait_releasing_gil([&] { return task.wait(deadline, true, true); }, r,
+                                   [&] { task.end_take(false); }, [&] { task.begin_take(); });
+  if (!waited) return nullptr;  // interrupted, exception set; the outcome went to completions()
+  bool mine = task.end_take(true);
   if (!mine) {
     if (r == WaitResult::Timeout)
       return PyErr_Format(PyExc_TimeoutError, "the task did not finish in time");
@@ -350,6 +354,10 @@ PyObject* Pool_join(PyObject* self, PyObject*) {
   Py_RETURN_NONE;
 }
 
+PyObject* Pool_runs_here(PyObject* self, PyObject*) {
+  return PyBool_FromLong(reinterpret_cast<PoolObject*>(self)->pool->runs_on_this_thread());
+}
+
 PyObject* Pool_shutdown(PyObject* self, PyObject* args, PyObject* kwargs) {
   if (!Pool_close(self, args, kwargs)) return nullptr;
   Py_DECREF(Py_None);
@@ -443,6 +451,9 @@ PyMethodDef Pool_methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "close($self, /, cancel_pending=False)\n--\n\nStop accepting tasks; do not wait."},
     {"join", Pool_join, METH_NOARGS, "Wait for every worker to end (after close)."},
+    {"runs_here", Pool_runs_here, METH_NOARGS,
+     "True on one of this pool's workers' threads (a task, or code it runs in another "
+     "interpreter)."},
     {"interrupt_all", Pool_interrupt_all, METH_NOARGS,
      "Stop every running task (they end with TaskInterrupted); returns how many."},
     {"completions", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(Pool_completions)),

@@ -156,6 +156,24 @@ TEST_F(CppRuntime, DestroyedBeforeItsPoolsShutsThemDown) {
   pool.reset();  // safe after Python is gone
 }
 
+TEST_F(CppRuntime, ACompletionThatThrowsIsReportedOnStderr) {
+  Runtime runtime;
+  Pool pool{{.workers = 1}};
+  testing::internal::CaptureStderr();
+  pool.submit(Call{{"builtins", "abs"}, Tuple{{Value(-1)}}, Dict{}},
+              [](Outcome) { throw std::runtime_error("from the completion"); });
+  pool.submit(Call{{"builtins", "abs"}, Tuple{{Value(-1)}}, Dict{}}, [](Outcome) { throw 7; });
+  EXPECT_EQ(pool.submit("builtins", "abs", -2).get(), Value(2));  // the worker serves on
+  pool.shutdown();
+  std::string said = testing::internal::GetCapturedStderr();
+  EXPECT_NE(said.find("a task's completion threw an exception, ignored: from the completion"),
+            std::string::npos)
+      << said;
+  EXPECT_NE(said.find("a task's completion threw a non-standard exception, ignored"),
+            std::string::npos)
+      << said;
+}
+
 TEST_F(CppRuntime, AThreadATaskLeftWaitingForeverHoldsNeitherThePoolNorTheEnd) {
   // The task fails; its worker is replaced without waiting for the thread (it
   // never ends), the pool's shutdown does not wait for it, and neither does

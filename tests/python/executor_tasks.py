@@ -396,6 +396,17 @@ class BadInitError(Exception):
         super().__init__(f"{a}/{b}")
 
 
+class FalseyError(Exception):
+    """An exception that is false in a boolean context."""
+
+    def __bool__(self):
+        return False
+
+
+def raise_falsey(x):
+    raise FalseyError(x)
+
+
 def _refuse_to_rebuild():
     raise ValueError("this object cannot be rebuilt")
 

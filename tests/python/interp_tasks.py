@@ -69,6 +69,20 @@ def main_has(name):
 # -- queues ------------------------------------------------------------------------
 
 
+def bind_global(name, value):
+    """Stateless (it names builtins only): Interpreter.call runs it in the
+    interpreter's __main__, as the standard library does."""
+    globals()[name] = value
+
+
+def global_named(name):
+    return globals().get(name)
+
+
+def module_of_the_call():
+    return __name__  # a global of this module: it runs here
+
+
 def put_all(q, items):
     for item in items:
         q.put(item)

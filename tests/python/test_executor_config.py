@@ -338,6 +338,19 @@ def test_max_tasks_per_child_validation(kwargs, error, message):
         interpool.Executor(1, **kwargs)
 
 
+@pytest.mark.parametrize("max_workers, error, message", [
+    (0, ValueError, "max_workers must be greater than 0"),
+    ("2", TypeError, "max_workers must be an int, not 'str'"),
+    (100_000, ValueError, r"max_workers must be at most 16384 \(each worker is a thread and an "
+                          r"interpreter\), not 100000"),
+])
+def test_max_workers_validation(max_workers, error, message):
+    # Past the engine's limit it was the engine's InterpreterError, naming a
+    # C++ option.
+    with pytest.raises(error, match=message):
+        interpool.Executor(max_workers)
+
+
 def test_max_tasks_per_worker_under_load(make_executor):
     e = make_executor(2, max_tasks_per_worker=5)
     out = list(e.map(T.count_task, range(60), chunksize=1))

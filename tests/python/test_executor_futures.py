@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 import sys
+import textwrap
 import threading
 import time
 import weakref
@@ -29,7 +31,7 @@ if HERE not in sys.path:
 
 import interpool  # noqa: E402
 import executor_tasks as T  # noqa: E402
-from support import Gates, block_in, wait_until  # noqa: E402
+from support import Gates, block_in, run_script, wait_until  # noqa: E402
 
 
 
@@ -124,6 +126,18 @@ def test_future_repr_is_that_of_every_executor(any_executor, gates):
     assert running.result(timeout=30) == "x"
 
 
+def test_an_exception_false_in_a_boolean_context_is_raised(ex):
+    # Future.result of Python 3.12 and 3.13 returned None for it.
+    fut = ex.submit(T.raise_falsey, 1)
+    with pytest.raises(T.FalseyError):
+        fut.result()
+    assert isinstance(fut.exception(), T.FalseyError)
+    with pytest.raises(T.FalseyError):
+        list(ex.map(T.raise_falsey, [1, 2]))
+    with pytest.raises(T.FalseyError):
+        list(ex.map_unordered(T.raise_falsey, [1, 2]))
+
+
 def test_done_callbacks(ex):
     seen = []
     event = threading.Event()
@@ -197,6 +211,110 @@ def test_shutdown_wait_from_a_done_callback_does_not_deadlock(make_executor):
     assert errors == []
     with pytest.raises(RuntimeError):
         e.submit(T.add, 1, 1)
+
+
+def test_shutdown_from_a_signal_handler_while_the_main_thread_waits_for_a_result():
+    # The handler ran inside result()'s wait, which had claimed the task's
+    # outcome, and waited for the result thread, which waited for that outcome:
+    # a hang. (In a child: the signal goes to the main thread once it waits.)
+    proc = run_script("""
+        import signal, sys, threading, time
+        import interpool
+
+        def work(go):
+            go.wait(30)
+            return "done"
+
+        go = interpool.Event()
+        ex = interpool.Executor(1)
+        fut = ex.submit(work, go)
+
+        def handler(*_):
+            go.set()
+            ex.shutdown()
+
+        signal.signal(signal.SIGUSR1, handler)
+        main = threading.get_ident()
+
+        def when_main_waits():
+            while True:
+                frame, names = sys._current_frames().get(main), []
+                while frame is not None:
+                    names.append(frame.f_code.co_name)
+                    frame = frame.f_back
+                if "_settle_here" in names:
+                    break
+                time.sleep(0.001)
+            signal.pthread_kill(main, signal.SIGUSR1)
+
+        threading.Thread(target=when_main_waits).start()
+        print(fut.result())
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "done\n"
+
+
+def test_a_task_that_shuts_its_executor_down_through_the_main_interpreter_is_refused(tmp_path):
+    # shutdown(wait=True) there waited for the task that called it: a hang.
+    path = tmp_path / "prog.py"
+    path.write_text(textwrap.dedent("""
+        import interpool
+        from interpool import interpreters
+
+        EX = None
+
+        def shut_down(wait):
+            try:
+                EX.shutdown(wait=wait)
+                return "shut"
+            except RuntimeError as e:
+                return str(e)
+
+        def task(wait):
+            return interpreters.get_main().call(shut_down, wait)
+
+        if __name__ == "__main__":
+            EX = interpool.Executor(1)
+            print(EX.submit(task, True).result(timeout=30))
+            try:
+                EX.submit(task, True)
+            except RuntimeError as e:
+                print(e)
+            EX = interpool.Executor(1)
+            print(EX.submit(task, False).result(timeout=30))
+    """))
+    proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=60,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("cannot wait for an executor to shut down in one of its own tasks")
+    assert lines[1:] == ["cannot schedule new futures after shutdown", "shut"]
+
+
+def test_sys_current_frames_lists_this_interpreters_threads_while_workers_run():
+    # CPython's walks every interpreter's threads and makes objects of their
+    # frames here while they run: the process crashed (free(): invalid pointer).
+    proc = run_script("""
+        import sys, threading
+        import interpool
+
+        def spin(n):
+            total = 0
+            for i in range(n):
+                total += i
+            return threading.get_ident()
+
+        with interpool.Executor(2) as ex:
+            futs = [ex.submit(spin, 2_000_000) for _ in range(4)]
+            seen = set()
+            while not all(f.done() for f in futs):
+                seen |= set(sys._current_frames())
+                sys._current_exceptions()
+            workers = {f.result() for f in futs}
+        print(threading.get_ident() in seen, seen & workers == set())
+    """, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "True True\n"
 
 
 def test_wait_and_as_completed(ex, gates):

@@ -29,6 +29,18 @@ SCRIPTS = {
         a.exec("q.put(threading.get_ident())")
         print(q.get(timeout=5) > 0)
     """,
+    "interpreter left open, closed by a __del__ at exit": """
+        from interpool import interpreters
+
+        class Holder:
+            def __del__(self):
+                self.it.close()  # interpool closed it already: not an error then
+
+        h = Holder()
+        h.it = interpreters.create()
+        h.me = h  # a cycle: collected as Python finalizes, after interpool's exit hook
+        print(True)
+    """,
     "interpreter closed after use on this thread": """
         from interpool import interpreters
         a = interpreters.create()

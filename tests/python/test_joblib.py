@@ -169,6 +169,12 @@ def test_fallback_process_runs_the_calls_that_import_numpy_in_processes():
         out = Parallel()(delayed(joblib_tasks.numpy_sum)(n) for n in range(6))
     assert [total for total, _ in out] == [n * (n - 1) // 2 for n in range(6)]
     assert os.getpid() not in {pid for _, pid in out}
+    with parallel_config(backend="interpool", n_jobs=2, fallback="process"):
+        # Only that function's batches go to processes from then on: every
+        # batch ran one function of interpool's, which all followed.
+        Parallel()(delayed(joblib_tasks.numpy_sum)(n) for n in range(3))
+        assert {pid for _, pid, _ in Parallel()(delayed(joblib_tasks.where)(i) for i in range(6))} == {
+            os.getpid()}
     with parallel_config(backend="interpool", n_jobs=2):
         with pytest.raises(interpool.IncompatibleModuleError, match="numpy"):
             Parallel()(delayed(joblib_tasks.numpy_sum)(n) for n in range(6))

@@ -281,6 +281,19 @@ def test_exec_keeps_state_between_calls(interp):
     assert interp.call(interp_tasks.main_attr, "items") == [0, 1, 2]
 
 
+def test_call_runs_a_stateless_function_of_a_module_in_main(interp):
+    # As 3.14's: a function that names builtins only crosses as its code and
+    # runs in the interpreter's __main__; one that names its module's globals
+    # runs in its module.
+    assert interp.call(interp_tasks.global_named, "__name__") == "__main__"
+    assert interp.call(interp_tasks.global_named, "spam") is None
+    interp.exec("spam = True")
+    assert interp.call(interp_tasks.global_named, "spam") is True
+    interp.call(interp_tasks.bind_global, "spam", 42)
+    interp.exec("assert spam == 42, spam")
+    assert interp.call(interp_tasks.module_of_the_call) == "interp_tasks"
+
+
 def test_exec_code_object(interp):
     code = compile("from_code = sum(range(10))", "<test>", "exec")
     interp.exec(code)
@@ -313,6 +326,39 @@ def test_exec_refuses_functions_with_arguments_or_closures(interp):
 
     with pytest.raises(ValueError, match=r"closure: it uses names of an enclosing function \(y\)"):
         interp.exec(closure)
+
+
+def _returns_after_a_side_effect():
+    global ran_anyway
+    ran_anyway = True
+    return 5
+
+
+def _returns_none_explicitly():
+    global returned_none
+    returned_none = True
+    if returned_none:
+        return None
+    return
+
+
+def test_exec_refuses_code_that_takes_arguments_or_returns_a_value_before_running_it(interp):
+    # As the standard library's exec(): a script takes nothing and returns nothing.
+    refused = {
+        "a code object with arguments": _takes_an_argument.__code__,
+        "a code object with *args": compile("def f(*a): pass", "<test>", "exec").co_consts[0],
+        "a function that returns a value": _returns_after_a_side_effect,
+        "its code object": _returns_after_a_side_effect.__code__,
+        "a lambda": lambda: 0,
+        "an expression's code": compile("1 + 1", "<test>", "eval"),
+    }
+    for what, code in refused.items():
+        with pytest.raises(ValueError, match="takes arguments|returns a value|no arguments"):
+            interp.exec(code)
+    interp.exec("ran_anyway = False")
+    assert interp.call(interp_tasks.main_attr, "ran_anyway") is False  # nothing ran
+    interp.exec(_returns_none_explicitly)  # a return of None is a script's
+    assert interp.call(interp_tasks.main_attr, "returned_none") is True
 
 
 def test_exec_refuses_code_it_cannot_run_alone():

@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import interpool
 from interpool import interpreters as I
 
 import interp_tasks
@@ -94,6 +95,28 @@ def test_get_from_an_empty_queue():
         q.get(block=False)
     with pytest.raises(queue.Empty):
         q.get(timeout=0)
+
+
+def test_the_queue_exceptions_share_queue_error_a_runtime_error(interp):
+    # As the standard library's: QueueError is a RuntimeError, and each queue
+    # exception is one, besides queue.Empty / queue.Full / LookupError.
+    assert issubclass(I.QueueError, RuntimeError)
+    q = I.create_queue(1)
+    with pytest.raises(I.QueueError):
+        q.get_nowait()
+    q.put(1)
+    with pytest.raises(RuntimeError):
+        q.put_nowait(2)
+    assert issubclass(I.QueueFull, queue.Full) and issubclass(I.QueueEmpty, queue.Empty)
+    assert issubclass(I.QueueNotFoundError, I.QueueError)
+    assert issubclass(I.QueueNotFoundError, LookupError)
+    q2 = I.create_queue(unbounditems=I.UNBOUND_ERROR)
+    interp.call(interp_tasks.put_all, q2, ["x"])
+    interp.close()
+    with pytest.raises(I.QueueError):
+        q2.get()
+    assert I.ItemInterpreterDestroyed.__mro__[1] is I.QueueError
+    assert interpool.QueueError is I.QueueError
 
 
 def test_fifo_in_one_interpreter():
@@ -553,6 +576,22 @@ def test_unbound_behaviour_with_put_nowait_in_exec(interp, mode):
     q.put("from main")
     interp.close()
     _expected(q, mode)
+
+
+@pytest.mark.parametrize("mode", ["UNBOUND_REMOVE", "UNBOUND"])
+def test_a_queue_whose_last_reference_an_unbound_item_held_ends_cleanly(interp, mode):
+    # The inner queue lives only in the item the closing interpreter put: the
+    # policy drops it while it goes over the live queues.
+    outer = I.create_queue()
+    interp.prepare_main(outer=outer)
+    interp.exec("from interpool import interpreters as I\n"
+                f"outer.put(I.create_queue(), unbounditems=I.{mode})\n")
+    assert outer.qsize() == 1
+    interp.close()
+    inner = I.create_queue()  # the queues' table is usable
+    inner.put(1)
+    assert inner.get() == 1
+    assert outer.qsize() == (0 if mode == "UNBOUND_REMOVE" else 1)
 
 
 def test_unbound_only_affects_the_closed_interpreters_items(make_interp):

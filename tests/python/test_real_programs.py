@@ -128,6 +128,63 @@ def test_fallback_runs_numpy_tasks_in_processes_and_warns_once_per_function(tmp_
     assert "__main__.uses_np" in text and "'numpy'" in text
 
 
+def test_top_level_values_computed_from_a_refused_module(tmp_path):
+    # Arithmetic, comparisons and np.__version__ at the script's top level: the
+    # worker's copy of the script failed to load (TypeError, AttributeError),
+    # and every task of the script with it. Now they load as placeholders; a
+    # value the top level needs (a test, a length) fails clearly, and with
+    # fallback="process" the tasks run in processes.
+    pytest.importorskip("numpy")
+    out, _ = run_program(tmp_path, """
+        import json
+        import os
+        import sys
+        import numpy as np
+        import interpool
+
+        EPS = np.finfo(float).eps * 10
+        NEW_NUMPY = np.__version__ >= "2"
+        SCALED = -(2 ** np.pi) / 3
+        if sys.argv[1:] == ["decide"]:
+            N = len(np.arange(3))
+
+        def pure(x):
+            return [x + 1, os.getpid()]
+
+        def uses_eps():
+            return EPS > 0
+
+        if __name__ == "__main__":
+            import subprocess
+            if sys.argv[1:] == ["decide"]:
+                out = {"pid": os.getpid()}
+                with interpool.Executor(1) as ex:
+                    e = ex.submit(pure, 1).exception()
+                    out["error"] = [type(e).__name__, str(e)]
+                with interpool.Executor(1, fallback="process") as ex:
+                    out["fallback"] = ex.submit(pure, 1).result()
+                print(json.dumps(out))
+            else:
+                with interpool.Executor(1) as ex:
+                    out = {"pid": os.getpid(), "pure": ex.submit(pure, 1).result()}
+                    e = ex.submit(uses_eps).exception()
+                    out["eps"] = [type(e).__name__, str(e)]
+                decided = subprocess.run([sys.executable, __file__, "decide"], capture_output=True,
+                                         text=True, timeout=60)
+                out["decide"] = json.loads(decided.stdout.splitlines()[-1])
+                print(json.dumps(out))
+    """)
+    assert out["pure"] == [2, out["pid"]]  # the script loaded in the worker
+    name, text = out["eps"]
+    assert name == "IncompatibleModuleError"
+    assert "cannot use numpy.finfo(...).eps * ... > ... in a worker interpreter" in text
+    decide = out["decide"]
+    name, text = decide["error"]
+    assert name == "IncompatibleModuleError"
+    assert "numpy.arange(...) (as a value your script's top level needs" in text
+    assert decide["fallback"][0] == 2 and decide["fallback"][1] != decide["pid"]
+
+
 def test_a_library_that_catches_the_refusal_still_sees_importerror(tmp_path):
     """PyYAML imports its libyaml extension in a try: and falls back to pure
     Python on ImportError. Imported by the script's top, it must still take that
@@ -550,6 +607,38 @@ def test_worker_globals_by_value_persist_as_a_scripts_do(tmp_path, how):
         print(json.dumps(out))
     """, how=how)
     assert out == [101, [1, 2, 3], 5, 10, 4, 0]
+
+
+@pytest.mark.parametrize("how", ["-c", "-"])
+def test_a_global_the_caller_changes_in_place_reaches_the_workers(tmp_path, how):
+    # The same dict, list and object, changed in place between two maps: the
+    # workers saw the first contents for ever (a wrong result, silently).
+    out, _ = run_program(tmp_path, """
+        import json
+        import types
+        import interpool
+
+        params = {"scale": 1}
+        seen = []
+        box = types.SimpleNamespace(offset=0)
+        calls = 0
+
+        def f(x):
+            global calls
+            calls += 1
+            return [x * params["scale"] + box.offset, len(seen), calls]
+
+        with interpool.Executor(1) as ex:
+            out = [list(ex.map(f, range(2)))]
+            params["scale"] = 100
+            seen.append(1)
+            box.offset = 7
+            out.append(list(ex.map(f, range(2))))
+            out.append(ex.submit(f, 1).result())
+        print(json.dumps(out))
+    """, how=how)
+    # the worker's own counter goes on: the caller's `calls` did not change
+    assert out == [[[0, 0, 1], [1, 0, 2]], [[7, 1, 3], [107, 1, 4]], [107, 1, 5]]
 
 
 @pytest.mark.parametrize("fn, args, position", [

@@ -12,8 +12,11 @@ from interpool import interpreters
 print(f"loaded as {__name__}", file=sys.stderr, flush=True)
 
 
+ANSWER = 1
+
+
 def work():
-    return 1
+    return ANSWER  # a global of the script: it runs in the script, loaded there
 
 
 interp = interpreters.create()
