@@ -135,12 +135,15 @@ def _unsent_value(name: str, value: Any, error: Exception) -> Unsent:
 class _Pickled:
     """The value of a global, pickled alone as its function is sent: the sender
     tells by its bytes that a value changed in place (the same object) since it
-    last sent it, and a receiver that already holds that version loads nothing."""
+    last sent it, and a receiver that already holds that version loads nothing.
+    Not `steady`: its pickle holds functions sent by value, whose tokens differ
+    at each send, so its bytes tell nothing (sent again when rebound only)."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "steady")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, steady: bool = True) -> None:
         self.data = data
+        self.steady = steady
 
     def __reduce__(self) -> tuple:
         return (_Pickled, (self.data,))
@@ -253,9 +256,14 @@ _SHARE_FROM = 1 << 16  # bytes of pickled function from which it crosses shared
 _tokens = itertools.count()
 
 
+_tokens_made = 0  # (another thread's sends may count here too: then a value is not steady)
+
+
 def _new_token() -> bytes:
     """A token no other sent function of this process has: this interpreter's
     sender id (random, made once) and a count."""
+    global _tokens_made  # noqa: PLW0603
+    _tokens_made += 1
     return _SENDER_ID + next(_tokens).to_bytes(8, "little")
 
 
@@ -452,7 +460,7 @@ def _version(module: str, name: str, value: Any, sent: Any) -> int:
     global _last_version  # noqa: PLW0603
     names = _versions.setdefault(module, {})
     held = names.get(name)
-    digest = hash(sent.data) if type(sent) is _Pickled else None
+    digest = hash(sent.data) if type(sent) is _Pickled and sent.steady else None
     if held is not None and held[0] is value and held[2] == digest:
         return held[1]
     _last_version += 1
@@ -513,7 +521,9 @@ class _Sender:
                                 f"{_EXTRA_HINT.replace('send it', 'send it and the functions that use it')}")
         if isinstance(obj, type):
             return obj  # by name: a class crosses as its reference, never changed in place
+        tokens = _tokens_made
         try:
-            return _Pickled(dumps(obj))
+            data = dumps(obj)
         except Exception as e:
             return _unsent_value(name, obj, e)
+        return _Pickled(data, steady=_tokens_made == tokens)

@@ -1,10 +1,10 @@
 # The compiled engine (src/python/module.cpp, src/python/shared.cpp): queues,
 # worker pools, value conversion, shared memory and synchronisation.
 import queue
-from types import FrameType
 from collections.abc import Buffer, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import BrokenExecutor
 from concurrent.futures import CancelledError as CancelledError
+from types import FrameType
 from typing import Any, Final, Generic, Literal, NoReturn, Self, SupportsIndex, TypeVar, final, overload, type_check_only
 
 from typing_extensions import disjoint_base
@@ -160,7 +160,7 @@ def task_error(exc: BaseException, /) -> tuple[str, str, str, str, bytes, str]: 
 def raise_task_error(data: tuple[str, str, str, str, bytes, str], /) -> NoReturn: ...
 def usable_cpus() -> int: ...
 def _current_frames() -> dict[int, FrameType]: ...
-def _current_exceptions() -> dict[int, BaseException]: ...
+def _current_exceptions() -> dict[int, BaseException | None]: ...
 
 MOST_WORKERS: Final[int]
 def not_shareable_at(

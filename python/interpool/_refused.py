@@ -7,7 +7,8 @@ own (numpy: "... a bad install ..."). In worker interpreters a refused import
 raises interpool.IncompatibleModuleError instead, naming the package and the way
 out; and the parent's script, loaded there for its functions, gets a placeholder
 for each of its own top-level imports that is refused, so that the tasks that do
-not use that module still run.
+not use that module still run (unless the script's top level needs a plain
+value of it, a test or a length: then it cannot load there).
 
 Workers import this module: pure Python, standard library only.
 """

@@ -46,7 +46,7 @@ except ImportError as e:  # pragma: no cover - depends on what is installed
 from . import IncompatibleModuleError, NotShareableError, _joblib_worker, _worker, usable_cpus
 from ._byvalue import dumps as _dumps
 from ._executor import Executor
-from ._functions import reference as _reference
+from ._functions import _by_name
 from ._future import _Future
 
 __all__ = ["InterpoolBackend"]
@@ -114,8 +114,7 @@ def _batch_function(calls: list) -> tuple[str, str] | None:
     functions = {id(fn): fn for fn, _, _ in calls}
     if len(functions) != 1:
         return None
-    ref = _reference(next(iter(functions.values())))
-    return (ref.module, ref.qualname) if ref.module is not None and ref.qualname is not None else None
+    return _by_name(next(iter(functions.values())))
 
 
 def _not_sent(batch: Any, error: NotShareableError) -> NotShareableError:

@@ -439,8 +439,13 @@ Outcome run_task(Runner& runner, const Call& call, Runner::Result keep = Runner:
 
 }  // namespace
 
-void set_completion_error_reporter(CompletionErrorReporter report) noexcept {
-  g_completion_error_reporter.store(report);
+void set_completion_error_reporter(CompletionErrorReporter report, bool replace) noexcept {
+  if (replace) {
+    g_completion_error_reporter.store(report);
+  } else {
+    CompletionErrorReporter none = nullptr;
+    g_completion_error_reporter.compare_exchange_strong(none, report);
+  }
 }
 
 void Pool::Impl::work(Worker& self) {

@@ -12,8 +12,10 @@ namespace interpool {
 
 /// What the engine does with an exception a task's Completion threw: it drops
 /// it (the worker and every other task go on) after handing it to the reporter
-/// a face set, which must not throw. Set once, as the face's library loads.
+/// a face set, which must not throw. Set as the face's library loads; with
+/// `replace` false, only if no face has set one (the C++ face's, in a C++
+/// program, reports its program's completions).
 using CompletionErrorReporter = void (*)(std::exception_ptr) noexcept;
-void set_completion_error_reporter(CompletionErrorReporter report) noexcept;
+void set_completion_error_reporter(CompletionErrorReporter report, bool replace = true) noexcept;
 
 }  // namespace interpool

@@ -7,9 +7,14 @@ namespace interpool {
 // ---------------------------------------------------------------------------
 
 void Completions::post(long long token, std::shared_ptr<TaskOutcome> task) {
+  // Resolved on every way out: a post that fails (out of memory) must not keep
+  // finish() from closing the channel, and its reader from ending.
+  struct Resolve {
+    Completions& sink;
+    ~Resolve() { sink.resolved(); }
+  } resolve{*this};
   Entry entry{token, std::move(task)};
   channel_.put(entry);
-  resolved();
 }
 
 void Completions::resolved() {

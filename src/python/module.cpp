@@ -9,6 +9,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <cstdio>
+#include <exception>
 #include <interpool/error.hpp>
 #include <interpool/queue.hpp>
 #include <interpool/sync.hpp>
@@ -213,13 +215,18 @@ PyObject* mod_usable_cpus(PyObject*, PyObject*) { return PyLong_FromSize_t(usabl
 // others run under their own GILs: with workers running, the process crashed
 // (free(): invalid pointer) whoever asked (a stack dump on timeout, a
 // debugger). The module puts these in sys in each interpreter that imports it.
-// The calling interpreter's GIL is held: its other threads do not run.
+// The calling interpreter's GIL is held: its other threads do not run, and a
+// thread state of it is deleted only with that GIL (PyThreadState_DeleteCurrent).
+// One may be added meanwhile by a thread without it (CPython links it at the
+// head of the list, then binds it to its thread): seen or not, it has no frame
+// yet, and until it is bound (thread id 0) it is left out.
 template <class Entry>
 PyObject* per_thread(Entry entry) {
   PyObject* out = PyDict_New();
   if (!out) return nullptr;
   for (PyThreadState* t = PyInterpreterState_ThreadHead(PyInterpreterState_Get()); t;
        t = PyThreadState_Next(t)) {
+    if (t->thread_id == 0) continue;
     PyObject* value = entry(t);  // new reference, or nullptr (none, or an error set)
     if (!value) {
       if (PyErr_Occurred()) break;
@@ -241,10 +248,12 @@ PyObject* mod_current_frames(PyObject*, PyObject*) {
 }
 
 PyObject* mod_current_exceptions(PyObject*, PyObject*) {
+  // As CPython's: each thread's exception being handled, or None.
   return per_thread([](PyThreadState* t) -> PyObject* {
     _PyErr_StackItem* item = t->exc_info;
-    while (item && (!item->exc_value || item->exc_value == Py_None)) item = item->previous_item;
-    return item ? Py_NewRef(item->exc_value) : nullptr;
+    while (item && (!item->exc_value || item->exc_value == Py_None) && item->previous_item)
+      item = item->previous_item;
+    return Py_NewRef(item && item->exc_value ? item->exc_value : Py_None);
   });
 }
 
@@ -476,11 +485,28 @@ PyObject* interruption_class() {
   return previous_interruption_class();
 }
 
+// The engine's report of a task's completion that threw: here, an outcome the
+// extension could not hand on (out of memory). No GIL is held: stderr it is.
+void report_completion_error(std::exception_ptr error) noexcept {
+  const char* what = "a non-standard exception";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    what = e.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr,
+               "interpool: a task's outcome could not be handed on (%s); its future may never "
+               "complete\n",
+               what);
+}
+
 int module_exec(PyObject* module) {
   static std::once_flag codec_once;
   std::call_once(codec_once, [] {
     set_handle_codec(HandleCodec{handle_from_object, object_from_handle, face_pickler});
     set_interruption_class(interruption_class, previous_interruption_class);
+    set_completion_error_reporter(report_completion_error, /*replace=*/false);
   });
 
   ModuleState* st = state_of(module);

@@ -317,6 +317,25 @@ def test_sys_current_frames_lists_this_interpreters_threads_while_workers_run():
     assert proc.stdout == "True True\n"
 
 
+def test_sys_current_exceptions_maps_each_thread_of_this_interpreter_as_cpython_does():
+    started, go = threading.Event(), threading.Event()
+    t = threading.Thread(target=lambda: (started.set(), go.wait(30)))
+    t.start()
+    started.wait(30)
+    try:
+        assert sys._current_exceptions is interpool._interpool._current_exceptions
+        got = sys._current_exceptions()
+        assert got[t.ident] is None and got[threading.get_ident()] is None
+        try:
+            raise ValueError("handled now")
+        except ValueError as e:
+            assert sys._current_exceptions()[threading.get_ident()] is e
+        assert set(sys._current_frames()) >= {t.ident, threading.get_ident()}
+    finally:
+        go.set()
+        t.join()
+
+
 def test_wait_and_as_completed(ex, gates):
     futures = [ex.submit(T.sleep_then, 0.05 * (i % 3), i) for i in range(12)]
     done, not_done = wait(futures, timeout=30, return_when=ALL_COMPLETED)

@@ -641,6 +641,29 @@ def test_a_global_the_caller_changes_in_place_reaches_the_workers(tmp_path, how)
     assert out == [[[0, 0, 1], [1, 0, 2]], [[7, 1, 3], [107, 1, 4]], [107, 1, 5]]
 
 
+@pytest.mark.parametrize("how", ["-c", "-"])
+def test_a_global_holding_a_function_by_value_keeps_the_workers_changes(tmp_path, how):
+    # Its pickle differs at each send (the function's token): the worker's
+    # copy was replaced at every submit, losing what the worker's tasks did.
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        def helper(x):
+            return x + 1
+
+        table = {"f": helper, "count": 0}
+
+        def bump():
+            table["count"] += 1
+            return table["f"](table["count"])
+
+        with interpool.Executor(1) as ex:
+            print(json.dumps([ex.submit(bump).result() for _ in range(4)]))
+    """, how=how)
+    assert out == [2, 3, 4, 5]
+
+
 @pytest.mark.parametrize("fn, args, position", [
     (vars, ("LOCK",), 1), (dir, ("LOCK",), 1), (eval, ("1", "LOCK"), 2), (len, ("LOCK",), 1)])
 def test_frame_builtins_number_the_arguments_as_the_user_does(interp, fn, args, position):
