@@ -15,6 +15,7 @@ pure Python, standard library only at import.
 
 from __future__ import annotations
 
+import _thread
 import itertools
 import os
 import sys
@@ -468,6 +469,12 @@ def _version(module: str, name: str, value: Any, sent: Any) -> int:
     return _last_version
 
 
+# The functions this thread is sending by value now (their ids): one met again
+# by another sender (the pickle of a global value that holds it) is a cycle
+# that separate pickles cannot express.
+_sending = _thread._local()
+
+
 class _Sender:
     def __init__(self, what: str, needs_value: Any) -> None:
         self.what = what
@@ -490,17 +497,30 @@ class _Sender:
             out: Any = _Cloudpickled(fn)
             self.sent[id(fn)] = out
             return out
+        sending = _sending.__dict__.setdefault("ids", set())
+        if id(fn) in sending:
+            import pickle
+
+            raise pickle.PicklingError(
+                f"the function {fn.__qualname__!r}, sent by value, is in a global value that a "
+                f"function sent by value names (such as a dict of functions that call each other "
+                f"through it); define those functions in a module, or pass that value as an "
+                f"argument")
         names: dict[str, tuple[int, Any]] = {}
         out = self.sent[id(fn)] = ByValue(fn, names)
         available = fn.__globals__
         module = fn.__module__ or "__main__"
         _forget_unbound(module, available)
         used = _code_parts(fn.__code__)[1]
-        for name in used:
-            if name in available:
-                value = available[name]
-                sent = self.value(name, value, used)
-                names[name] = (_version(module, name, value, sent), sent)
+        sending.add(id(fn))
+        try:
+            for name in used:
+                if name in available:
+                    value = available[name]
+                    sent = self.value(name, value, used)
+                    names[name] = (_version(module, name, value, sent), sent)
+        finally:
+            sending.discard(id(fn))
         return out
 
     def value(self, name: str, obj: Any, used: tuple[str, ...]) -> Any:

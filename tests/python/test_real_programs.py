@@ -664,6 +664,30 @@ def test_a_global_holding_a_function_by_value_keeps_the_workers_changes(tmp_path
     assert out == [2, 3, 4, 5]
 
 
+def test_functions_by_value_that_reach_each_other_through_a_global_value_fail_clearly(tmp_path):
+    # The submit never returned: each pickle of the table sent its functions
+    # again, each with the table.
+    out, _ = run_program(tmp_path, """
+        import json
+        import interpool
+
+        def even(n):
+            return True if n == 0 else TABLE["odd"](n - 1)
+
+        def odd(n):
+            return False if n == 0 else TABLE["even"](n - 1)
+
+        TABLE = {"even": even, "odd": odd}
+
+        with interpool.Executor(1) as ex:
+            e = ex.submit(even, 4).exception(timeout=60)
+        print(json.dumps([type(e).__name__, str(e)]))
+    """, how="-c", timeout=90)
+    name, text = out
+    assert name == "NotShareableError"
+    assert "the global 'TABLE' was not sent" in text and "define those functions in a module" in text
+
+
 @pytest.mark.parametrize("fn, args, position", [
     (vars, ("LOCK",), 1), (dir, ("LOCK",), 1), (eval, ("1", "LOCK"), 2), (len, ("LOCK",), 1)])
 def test_frame_builtins_number_the_arguments_as_the_user_does(interp, fn, args, position):
